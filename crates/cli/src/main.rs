@@ -1,0 +1,51 @@
+//! The `dnsight` binary: command line, config, wiring of sources, engine and sinks.
+//! Only this crate knows the config file format and the command line.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(name = "dnsight", version, about = "Per-device DNS baselines and explained alerts", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Offline: read pcap/pcapng, dnstap, Zeek dns.log or JSON lines; print a report.
+    Analyze(cmd::analyze::Args),
+    /// Print the probability that each name (one a line) is algorithmically generated.
+    ScoreNames(cmd::score_names::Args),
+    /// Generate a labeled simulated organisation's DNS traffic.
+    Simulate(cmd::simulate::Args),
+    /// Score alerts against simulator labels.
+    Eval(cmd::eval::Args),
+    /// A simulated organisation through the real pipeline.
+    Demo(cmd::demo::Args),
+    /// The protective resolver, passive sources, the engine.
+    Serve(cmd::serve::Args),
+    /// Validate a config file.
+    CheckConfig(cmd::serve::CheckConfigArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Analyze(a) => cmd::analyze::run(a),
+        Command::ScoreNames(a) => cmd::score_names::run(a),
+        Command::Simulate(a) => cmd::simulate::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::CheckConfig(a) => cmd::serve::check_config(a),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dnsight: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
