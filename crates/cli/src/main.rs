@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+#[allow(dead_code)]
+mod config;
 
 #[derive(Parser)]
 #[command(name = "dnsight", version, about = "Per-device DNS baselines and explained alerts", long_about = None)]
@@ -26,6 +28,9 @@ enum Command {
     Demo(cmd::demo::Args),
     /// The protective resolver, passive sources, the engine.
     Serve(cmd::serve::Args),
+    /// Retrain the DGA model from labeled name lists.
+    #[command(hide = true)]
+    TrainDga(cmd::train_dga::Args),
     /// Validate a config file.
     CheckConfig(cmd::serve::CheckConfigArgs),
 }
@@ -39,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::TrainDga(a) => cmd::train_dga::run(a),
         Command::CheckConfig(a) => cmd::serve::check_config(a),
     };
     match r {

@@ -7,6 +7,11 @@
 //! Invariants: readers stream in bounded memory; malformed input is counted in
 //! [`IngestStats::rejected`] and skipped, never a panic; sources never decide verdicts.
 
+pub mod dnstap;
+pub mod jsonl;
+pub mod pcap;
+pub mod zeek;
+
 use dnsight_model::DnsEvent;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -155,8 +160,13 @@ pub fn open_format(
     name: &str,
     opts: &IngestOptions,
 ) -> Result<Box<dyn EventReader>, IngestError> {
-    let _ = (input, opts);
-    Err(IngestError::Other(format!("{name}: {format:?} reader not implemented yet")))
+    match format {
+        Format::Pcap | Format::PcapNg => pcap::reader(input, name, opts),
+        Format::Dnstap => dnstap::file_reader(input, name, opts),
+        Format::ZeekTsv => zeek::tsv_reader(input, name, opts),
+        Format::ZeekJson => zeek::json_reader(input, name, opts),
+        Format::Jsonl => jsonl::reader(input, name, opts),
+    }
 }
 
 #[cfg(test)]

@@ -5,3 +5,4 @@ pub mod eval;
 pub mod score_names;
 pub mod serve;
 pub mod simulate;
+pub mod train_dga;

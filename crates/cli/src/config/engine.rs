@@ -1,0 +1,1 @@
+//! Config sections for the detection engine (stub).

@@ -1,0 +1,1 @@
+//! Lexical scoring of names: DGA probability and tunnel-likeness (stub, to be written).
