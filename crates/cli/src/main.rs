@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod summary;
 #[allow(dead_code)]
 mod config;
 

@@ -127,6 +127,11 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
 
 /// Opens a file (or `-` for stdin), unwrapping gzip, and returns a reader for its format.
 pub fn open_path(path: &Path, opts: &IngestOptions) -> Result<Box<dyn EventReader>, IngestError> {
+    open_path_detect(path, opts).map(|(_, r)| r)
+}
+
+/// Like [`open_path`], also telling which format was detected.
+pub fn open_path_detect(path: &Path, opts: &IngestOptions) -> Result<(Format, Box<dyn EventReader>), IngestError> {
     let name = path.display().to_string();
     let io_err = |e| IngestError::Io { path: name.clone(), source: e };
     let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
@@ -134,11 +139,19 @@ pub fn open_path(path: &Path, opts: &IngestOptions) -> Result<Box<dyn EventReade
     } else {
         Box::new(std::fs::File::open(path).map_err(io_err)?)
     };
-    open_reader(raw, &name, opts)
+    open_reader_detect(raw, &name, opts)
 }
 
 /// Like [`open_path`] for any byte stream; `name` is used in messages.
 pub fn open_reader(raw: Box<dyn Read + Send>, name: &str, opts: &IngestOptions) -> Result<Box<dyn EventReader>, IngestError> {
+    open_reader_detect(raw, name, opts).map(|(_, r)| r)
+}
+
+fn open_reader_detect(
+    raw: Box<dyn Read + Send>,
+    name: &str,
+    opts: &IngestOptions,
+) -> Result<(Format, Box<dyn EventReader>), IngestError> {
     let io_err = |e| IngestError::Io { path: name.to_string(), source: e };
     let mut buf = BufReader::with_capacity(256 * 1024, raw);
     let head = buf.fill_buf().map_err(io_err)?;
@@ -150,7 +163,7 @@ pub fn open_reader(raw: Box<dyn Read + Send>, name: &str, opts: &IngestOptions) 
     let mut input = input;
     let head = input.fill_buf().map_err(io_err)?.to_vec();
     let format = sniff(&head).ok_or_else(|| IngestError::UnknownFormat { path: name.to_string() })?;
-    open_format(format, input, name, opts)
+    Ok((format, open_format(format, input, name, opts)?))
 }
 
 /// Builds the reader for a known format.

@@ -1,16 +1,139 @@
+//! `dnsight analyze`: run the pipeline over files and print a report.
+
+use crate::summary::{InputReport, Summary};
+use anyhow::Context;
+use dnsight_ingest::{IngestOptions, IngestStats};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Input files (`-` for stdin); format sniffed from content, `.gz` unwrapped.
+    /// Input files (`-` for stdin): pcap, pcapng, dnstap (Frame Streams), Zeek dns.log (TSV or
+    /// JSON) or dnsight JSON lines; the format is sniffed from the content, `.gz` is unwrapped.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Write every event as a JSON line to this file (`-` for stdout).
-    #[arg(long)]
+    /// Write every event as a JSON line (dnsight's event schema) to this file (`-` = stdout).
+    #[arg(long, value_name = "FILE")]
     pub events_out: Option<PathBuf>,
+    /// Report format printed at the end (to stdout).
+    #[arg(long, value_enum, default_value = "text")]
+    pub report: ReportFormat,
+    /// Extra UDP/TCP ports to treat as DNS in captures (53 always is). Repeatable, or comma-separated.
+    #[arg(long = "dns-port", value_name = "PORT", value_delimiter = ',')]
+    pub dns_ports: Vec<u16>,
+    /// Seconds of event time after which an unanswered query is reported without a response.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub pair_timeout: u32,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let mut opts = IngestOptions { pair_timeout_secs: args.pair_timeout, ..Default::default() };
+    for p in &args.dns_ports {
+        if !opts.dns_ports.contains(p) {
+            opts.dns_ports.push(*p);
+        }
+    }
+    let mut events_out: Option<Box<dyn Write>> = match &args.events_out {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
+        Some(p) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        ))),
+    };
+    let progress = !args.no_progress && std::io::stderr().is_terminal();
+    let mut summary = Summary::default();
+    let mut total = IngestStats::default();
+    let mut inputs = Vec::new();
+    let mut failures = 0;
+    let mut batch = Vec::with_capacity(4096);
+    for path in &args.inputs {
+        let shown = path.display().to_string();
+        let (format, mut reader) = match dnsight_ingest::open_path_detect(path, &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                failures += 1;
+                eprintln!("dnsight: {e}");
+                inputs.push(InputReport { path: shown, format: "-".into(), events: 0, rejected: 0, error: Some(e.to_string()) });
+                continue;
+            }
+        };
+        let bar = progress.then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix} {human_pos} events ({per_sec}) {elapsed}")
+                    .expect("static template"),
+            );
+            b.set_prefix(shown.clone());
+            b
+        });
+        let mut error = None;
+        let mut events = 0u64;
+        loop {
+            batch.clear();
+            let more = match reader.next_batch(&mut batch) {
+                Ok(m) => m,
+                Err(e) => {
+                    // A reader error mid-file (I/O): keep what was read, report it, go on.
+                    eprintln!("dnsight: {shown}: {e}");
+                    error = Some(e.to_string());
+                    failures += 1;
+                    false
+                }
+            };
+            for ev in &batch {
+                summary.observe(ev);
+                if let Some(w) = events_out.as_mut() {
+                    serde_json::to_writer(&mut *w, ev).context("writing events")?;
+                    w.write_all(b"\n").context("writing events")?;
+                }
+            }
+            events += batch.len() as u64;
+            if let Some(b) = &bar {
+                b.set_position(events);
+            }
+            if !more {
+                break;
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let st = reader.stats();
+        inputs.push(InputReport {
+            path: shown,
+            format: format!("{format:?}").to_lowercase(),
+            events,
+            rejected: st.rejected_total(),
+            error,
+        });
+        total.merge(st);
+    }
+    if let Some(mut w) = events_out {
+        w.flush().context("writing events")?;
+    }
+    let report = summary.report(&total, inputs);
+    // With `--events-out -` the events own stdout; the report goes to stderr.
+    let events_on_stdout = args.events_out.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let mut out: Box<dyn Write> =
+        if events_on_stdout { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
+    match args.report {
+        ReportFormat::Text => out.write_all(report.render_text().as_bytes())?,
+        ReportFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    if failures > 0 && failures == args.inputs.len() {
+        anyhow::bail!("no input could be read");
+    }
+    Ok(())
 }
