@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs dnsight's test suite on a fresh Debian machine with only the Rust toolchain:
+# installs the real DNS tools the tests drive (when missing), then runs every test.
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in dig:dnsutils tshark:tshark unbound:unbound nsd:nsd dnsperf:dnsperf dnsmasq:dnsmasq \
+            iodined:iodine dns2tcpd:dns2tcp ip:iproute2; do
+  bin=${pair%%:*}; pkg=${pair##*:}
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "scripts/test.sh: installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "scripts/test.sh: missing ${need[*]} (not root or no apt-get): tests that need them will say they skipped"
+  fi
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+cargo test --workspace --all-targets "$@"
