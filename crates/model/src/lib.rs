@@ -13,6 +13,7 @@ mod event;
 mod name;
 mod rr;
 mod time;
+pub mod wire;
 
 pub use event::{escape_text, 
     Answer, DnsEvent, Flags, RData, Source, Transport, Verdict, VerdictAction,
