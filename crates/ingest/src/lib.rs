@@ -9,6 +9,7 @@
 
 pub mod dnstap;
 pub mod jsonl;
+pub mod pair;
 pub mod pcap;
 pub mod zeek;
 
