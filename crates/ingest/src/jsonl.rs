@@ -1,8 +1,245 @@
-//! jsonl source (stub, to be written)
-use crate::{EventReader, IngestError, IngestOptions};
-use std::io::BufRead;
+//! JSON-lines source: dnsight's own event schema, one [`DnsEvent`] JSON object per line (the same
+//! format `dnsight analyze --events-out` writes; see [`DnsEvent`] for the keys).
+//!
+//! Why a dedicated reader: events exported by one dnsight (or produced by another tool) can be
+//! replayed through the engine without loss. Each line is decoded independently, so a bad line
+//! costs only itself: it is counted in [`IngestStats::rejected`] by reason and skipped:
+//! - `jsonl.bad_json`: not JSON (syntax error, truncated object, invalid UTF-8);
+//! - `jsonl.bad_event`: valid JSON that is not a valid event (missing `ts`/`client`/`qname`, bad
+//!   address, unknown qtype mnemonic, ...);
+//! - `jsonl.line_too_long`: longer than [`MAX_LINE`] bytes; the line is skipped without being
+//!   buffered, so memory stays bounded whatever the input;
+//! - `jsonl.read_error`: the underlying stream failed (e.g. corrupt gzip); reading stops there.
+//!
+//! Blank lines are ignored and not counted as rejects. This module also holds [`CappedLines`],
+//! the bounded line splitter shared with the Zeek reader.
 
-pub fn reader(input: Box<dyn BufRead + Send>, name: &str, opts: &IngestOptions) -> Result<Box<dyn EventReader>, IngestError> {
-    let _ = (input, opts);
-    Err(IngestError::Other(format!("{name}: jsonl reader not implemented yet")))
+use crate::{EventReader, IngestError, IngestOptions, IngestStats};
+use dnsight_model::DnsEvent;
+use std::io::{self, BufRead};
+
+/// Longest line (in bytes, without the newline) the line-based readers accept.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Events handed out per [`EventReader::next_batch`] call.
+const BATCH: usize = 1024;
+
+/// One step of [`CappedLines`].
+pub(crate) enum Line<'a> {
+    /// A complete line without its `\n` (and without a trailing `\r`).
+    Text(&'a [u8]),
+    /// A line longer than the cap; its bytes were discarded.
+    TooLong,
+}
+
+/// Splits a byte stream into lines, never buffering more than `cap` bytes of one line.
+pub(crate) struct CappedLines {
+    input: Box<dyn BufRead + Send>,
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl CappedLines {
+    pub(crate) fn new(input: Box<dyn BufRead + Send>, cap: usize) -> Self {
+        CappedLines {
+            input,
+            buf: Vec::with_capacity(256),
+            cap,
+        }
+    }
+
+    /// The next line, or `None` at the end of input.
+    pub(crate) fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.buf.clear();
+        let mut too_long = false;
+        let mut any = false;
+        loop {
+            let avail = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                if !any {
+                    return Ok(None);
+                }
+                break;
+            }
+            any = true;
+            match memchr::memchr(b'\n', avail) {
+                Some(i) => {
+                    if !too_long {
+                        if self.buf.len() + i > self.cap {
+                            too_long = true;
+                        } else {
+                            self.buf.extend_from_slice(&avail[..i]);
+                        }
+                    }
+                    self.input.consume(i + 1);
+                    break;
+                }
+                None => {
+                    let n = avail.len();
+                    if !too_long {
+                        if self.buf.len() + n > self.cap {
+                            too_long = true;
+                            self.buf.clear();
+                        } else {
+                            self.buf.extend_from_slice(avail);
+                        }
+                    }
+                    self.input.consume(n);
+                }
+            }
+        }
+        if too_long {
+            self.buf.clear();
+            return Ok(Some(Line::TooLong));
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        Ok(Some(Line::Text(&self.buf)))
+    }
+}
+
+/// Reader for dnsight JSON lines.
+pub struct JsonlReader {
+    lines: CappedLines,
+    stats: IngestStats,
+    done: bool,
+}
+
+impl JsonlReader {
+    pub fn new(input: Box<dyn BufRead + Send>) -> Self {
+        Self::with_line_cap(input, MAX_LINE)
+    }
+
+    /// Like [`JsonlReader::new`] with a different line-length cap (bytes).
+    pub fn with_line_cap(input: Box<dyn BufRead + Send>, cap: usize) -> Self {
+        JsonlReader {
+            lines: CappedLines::new(input, cap),
+            stats: IngestStats::default(),
+            done: false,
+        }
+    }
+}
+
+/// Decodes one line; `Err` carries the reject reason.
+pub fn parse_line(line: &[u8]) -> Result<DnsEvent, &'static str> {
+    serde_json::from_slice::<DnsEvent>(line).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => "jsonl.bad_event",
+        _ => "jsonl.bad_json",
+    })
+}
+
+impl EventReader for JsonlReader {
+    fn next_batch(&mut self, out: &mut Vec<DnsEvent>) -> Result<bool, IngestError> {
+        if self.done {
+            return Ok(false);
+        }
+        let mut n = 0;
+        while n < BATCH {
+            let line = match self.lines.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    self.done = true;
+                    break;
+                }
+                Err(_) => {
+                    self.stats.reject("jsonl.read_error");
+                    self.done = true;
+                    break;
+                }
+            };
+            self.stats.records += 1;
+            let text = match line {
+                Line::TooLong => {
+                    self.stats.reject("jsonl.line_too_long");
+                    continue;
+                }
+                Line::Text(t) => t,
+            };
+            if text.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            match parse_line(text) {
+                Ok(ev) => {
+                    let s = &mut self.stats;
+                    s.queries += ev.has_query() as u64;
+                    s.responses += ev.has_response() as u64;
+                    s.messages += ev.has_query() as u64 + ev.has_response() as u64;
+                    s.events += 1;
+                    out.push(ev);
+                    n += 1;
+                }
+                Err(reason) => self.stats.reject(reason),
+            }
+        }
+        Ok(n > 0 || !self.done)
+    }
+
+    fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+}
+
+/// Opens a JSON-lines reader (see the module docs).
+pub fn reader(
+    input: Box<dyn BufRead + Send>,
+    name: &str,
+    opts: &IngestOptions,
+) -> Result<Box<dyn EventReader>, IngestError> {
+    let _ = (name, opts);
+    Ok(Box::new(JsonlReader::new(input)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dnsight_model::{Name, Ts};
+
+    fn read_all(data: &[u8], cap: usize) -> (Vec<DnsEvent>, IngestStats) {
+        let mut r = JsonlReader::with_line_cap(Box::new(io::Cursor::new(data.to_vec())), cap);
+        let mut out = Vec::new();
+        while r.next_batch(&mut out).unwrap() {}
+        (out, r.stats().clone())
+    }
+
+    #[test]
+    fn bad_lines_are_counted_and_skipped() {
+        let good = DnsEvent::new(
+            Ts(1_000_000),
+            "10.0.0.5".parse().unwrap(),
+            Name::parse("a.example").unwrap(),
+            1,
+        )
+        .to_json_line();
+        let long = format!("{{\"x\":\"{}\"}}", "a".repeat(good.len() + 50));
+        let data = format!("{good}\r\nnot json\n\n{{\"ts\":1}}\n{long}\n{{\"ts\":1,\"client\":\"10.0.0.1\",\"qname\":\"b\",\"qtype\":\"BOGUS\"}}\n\u{0}\u{1}\n{good}");
+        let (evs, st) = read_all(data.as_bytes(), good.len() + 10);
+        assert_eq!(evs.len(), 2);
+        assert_eq!(evs[1].qname.as_str(), "a.example");
+        assert_eq!(st.records, 8);
+        assert_eq!(st.rejected.get("jsonl.bad_json"), Some(&2), "{st:?}");
+        assert_eq!(st.rejected.get("jsonl.bad_event"), Some(&2));
+        assert_eq!(st.rejected.get("jsonl.line_too_long"), Some(&1));
+        assert_eq!(st.events, 2);
+    }
+
+    #[test]
+    fn capped_lines_handles_small_reads() {
+        // a BufReader with a tiny buffer forces lines to span many fill_buf calls
+        let data = b"abc\ndefghijkl\nxy".to_vec();
+        let input = io::BufReader::with_capacity(2, io::Cursor::new(data));
+        let mut l = CappedLines::new(Box::new(input), 5);
+        let mut got = Vec::new();
+        while let Some(line) = l.next_line().unwrap() {
+            got.push(match line {
+                Line::Text(t) => String::from_utf8(t.to_vec()).unwrap(),
+                Line::TooLong => "<long>".into(),
+            });
+        }
+        assert_eq!(got, ["abc", "<long>", "xy"]);
+    }
 }
