@@ -1,0 +1,219 @@
+//! The packet cache: responses stored as bytes, keyed on the normalized question.
+//!
+//! This is dnsdist's design: a hit copies the stored response and patches id, question case
+//! and TTLs (by age) — no decode, no encode, no allocation (the key and output buffers belong to
+//! the worker). The map is split in shards, each behind its own short mutex, so workers rarely
+//! meet. Keys are attacker-chosen, so the hasher is std's keyed SipHash.
+//!
+//! TTLs: positive answers live for the minimum answer TTL, negative answers (NXDOMAIN, NODATA)
+//! for min(SOA TTL, SOA MINIMUM) (RFC 2308), both clamped to `[min_ttl, max_ttl]`; SERVFAIL and
+//! answers without a usable TTL are not cached. Memory is bounded by a maximum number of entries
+//! (each at most 64 KiB, usually ~100 bytes): when a shard is full, expired entries are
+//! swept and otherwise an arbitrary entry is evicted.
+
+use crate::wire::{self, ResponseInfo};
+use smallvec::SmallVec;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub max_entries: usize,
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+    /// Upper bound for negative answers (RFC 2308 suggests at most a few hours).
+    pub max_negative_ttl: u32,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_entries: 200_000,
+            min_ttl: 0,
+            max_ttl: 86_400,
+            max_negative_ttl: 3600,
+        }
+    }
+}
+
+struct Entry {
+    resp: Box<[u8]>,
+    ttl_offsets: SmallVec<[u16; 8]>,
+    /// Seconds since the cache's epoch when stored, and when it expires.
+    stored: u32,
+    expires: u32,
+    rcode: u8,
+}
+
+struct Shard {
+    map: HashMap<Box<[u8]>, Entry, RandomState>,
+}
+
+pub struct PacketCache {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    per_shard: usize,
+    cfg: CacheConfig,
+    epoch: Instant,
+}
+
+/// What a hit produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub rcode: u8,
+}
+
+const SHARDS: usize = 64;
+
+impl PacketCache {
+    pub fn new(cfg: CacheConfig) -> PacketCache {
+        let per_shard = cfg.max_entries.div_ceil(SHARDS).max(1);
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    map: HashMap::with_hasher(RandomState::new()),
+                })
+            })
+            .collect();
+        PacketCache {
+            shards,
+            hasher: RandomState::new(),
+            per_shard,
+            cfg,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u32 {
+        self.epoch.elapsed().as_secs() as u32
+    }
+
+    fn shard(&self, key: &[u8]) -> &Mutex<Shard> {
+        let h = self.hasher.hash_one(key);
+        &self.shards[(h as usize) % SHARDS]
+    }
+
+    /// Answers from the cache into `out` if a live entry exists.
+    pub fn get(
+        &self,
+        key: &[u8],
+        query: &[u8],
+        q: &wire::Question,
+        out: &mut Vec<u8>,
+    ) -> Option<Hit> {
+        let now = self.now();
+        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        let e = shard.map.get(key)?;
+        if now >= e.expires {
+            return None;
+        }
+        wire::patch_cached(out, &e.resp, &e.ttl_offsets, now - e.stored, query, q);
+        Some(Hit { rcode: e.rcode })
+    }
+
+    /// Stores a response; returns false when it is not cacheable.
+    pub fn insert(&self, key: &[u8], resp: &[u8], info: &ResponseInfo) -> bool {
+        if info.truncated || resp.len() > u16::MAX as usize {
+            return false;
+        }
+        let Some(ttl) = info.ttl else { return false };
+        let negative = info.rcode == wire::RCODE_NXDOMAIN || info.ancount == 0;
+        let max = if negative {
+            self.cfg.max_negative_ttl.min(self.cfg.max_ttl)
+        } else {
+            self.cfg.max_ttl
+        };
+        let ttl = ttl.clamp(self.cfg.min_ttl.min(max), max);
+        if ttl == 0 {
+            return false;
+        }
+        let now = self.now();
+        let entry = Entry {
+            resp: resp.into(),
+            ttl_offsets: info.ttl_offsets.clone(),
+            stored: now,
+            expires: now.saturating_add(ttl),
+            rcode: info.rcode,
+        };
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        if shard.map.len() >= self.per_shard && !shard.map.contains_key(key) {
+            shard.map.retain(|_, e| e.expires > now);
+            if shard.map.len() >= self.per_shard {
+                if let Some(k) = shard.map.keys().next().cloned() {
+                    shard.map.remove(&k);
+                }
+            }
+        }
+        shard.map.insert(key.into(), entry);
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).map.len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn clear(&self) {
+        for s in self.shards.iter() {
+            s.lock().unwrap_or_else(|e| e.into_inner()).map.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::*;
+
+    fn q(name: &str) -> Vec<u8> {
+        let mut b = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in name.split('.') {
+            b.push(l.len() as u8);
+            b.extend_from_slice(l.as_bytes());
+        }
+        b.extend_from_slice(&[0, 0, 1, 0, 1]);
+        b
+    }
+
+    #[test]
+    fn hit_patches_and_bounds_hold() {
+        let c = PacketCache::new(CacheConfig {
+            max_entries: 64,
+            min_ttl: 0,
+            max_ttl: 100,
+            max_negative_ttl: 10,
+        });
+        let mut key = Vec::new();
+        let b = q("a.example");
+        let qq = parse_query(&b, &mut key).unwrap();
+        let mut resp = Vec::new();
+        build_answers(&mut resp, &b, &qq, 1000, &[(TYPE_A, &[1, 2, 3, 4])]);
+        let info = inspect_response(&resp).unwrap();
+        assert!(c.insert(&key, &resp, &info));
+        let mut out = Vec::new();
+        let hit = c.get(&key, &b, &qq, &mut out).unwrap();
+        assert_eq!(hit.rcode, 0);
+        assert_eq!(out, resp);
+        // SERVFAIL is not cached
+        build_empty(&mut resp, &b, &qq, RCODE_SERVFAIL);
+        assert!(!c.insert(&key, &resp, &inspect_response(&resp).unwrap()));
+        // bounded
+        for i in 0..1000 {
+            let b = q(&format!("n{i}.example"));
+            let qq = parse_query(&b, &mut key).unwrap();
+            build_answers(&mut resp, &b, &qq, 60, &[(TYPE_A, &[1, 2, 3, 4])]);
+            c.insert(&key, &resp, &inspect_response(&resp).unwrap());
+        }
+        assert!(c.len() <= 64, "{}", c.len());
+        c.clear();
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,228 @@
+//! Forwarding to upstream resolvers over UDP and TCP, with health and failover.
+//!
+//! Each exchange uses a fresh socket (a random source port chosen by the kernel) and a random
+//! id; a response is accepted only if it comes from the upstream (connected socket), carries our
+//! id, has QR set and repeats our question. Truncated answers are retried over TCP.
+//!
+//! Health: an upstream that fails is marked down and tried only after the healthy ones; a
+//! background probe (`. NS`) marks it up again when it answers. So a dead upstream costs one
+//! timeout, not one per query, and recovery needs no restart.
+
+use crate::stats::Stats;
+use crate::wire::{self, Question};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProto {
+    /// UDP with TCP fallback on truncation.
+    Udp,
+    /// TCP only.
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSpec {
+    pub addr: SocketAddr,
+    pub proto: UpstreamProto,
+}
+
+struct Upstream {
+    spec: UpstreamSpec,
+    down: AtomicBool,
+    failures: AtomicU32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("no upstream answered")]
+    AllFailed,
+    #[error("no upstreams configured")]
+    None,
+}
+
+pub struct Upstreams {
+    list: Vec<Upstream>,
+    timeout: Duration,
+    stats: Arc<Stats>,
+}
+
+/// One answered exchange.
+pub struct Answered {
+    pub response: Vec<u8>,
+    pub upstream: usize,
+}
+
+impl Upstreams {
+    pub fn new(specs: Vec<UpstreamSpec>, timeout: Duration, stats: Arc<Stats>) -> Upstreams {
+        let list = specs
+            .into_iter()
+            .map(|spec| Upstream {
+                spec,
+                down: AtomicBool::new(false),
+                failures: AtomicU32::new(0),
+            })
+            .collect();
+        Upstreams {
+            list,
+            timeout,
+            stats,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    /// (address, healthy) per upstream.
+    pub fn health(&self) -> Vec<(SocketAddr, bool)> {
+        self.list
+            .iter()
+            .map(|u| (u.spec.addr, !u.down.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Resolves a question upstream: healthy upstreams in order, then the others.
+    pub async fn query(&self, q: &Question, key: &[u8]) -> Result<Answered, UpstreamError> {
+        if self.list.is_empty() {
+            return Err(UpstreamError::None);
+        }
+        let mut order: smallvec::SmallVec<[usize; 8]> = (0..self.list.len())
+            .filter(|&i| !self.list[i].down.load(Ordering::Relaxed))
+            .collect();
+        order.extend((0..self.list.len()).filter(|&i| self.list[i].down.load(Ordering::Relaxed)));
+        let mut msg = Vec::with_capacity(64);
+        for i in order {
+            let u = &self.list[i];
+            let id: u16 = rand::random();
+            wire::build_upstream_query(&mut msg, id, q, key);
+            match self.exchange(&u.spec, &msg, id, q, key).await {
+                Some(resp) => {
+                    u.failures.store(0, Ordering::Relaxed);
+                    u.down.store(false, Ordering::Relaxed);
+                    return Ok(Answered {
+                        response: resp,
+                        upstream: i,
+                    });
+                }
+                None => {
+                    self.stats.upstream_failures.fetch_add(1, Ordering::Relaxed);
+                    u.failures.fetch_add(1, Ordering::Relaxed);
+                    if !u.down.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(upstream = %u.spec.addr, "upstream failed; marked down until a health probe succeeds");
+                    }
+                }
+            }
+        }
+        Err(UpstreamError::AllFailed)
+    }
+
+    async fn exchange(
+        &self,
+        spec: &UpstreamSpec,
+        msg: &[u8],
+        id: u16,
+        q: &Question,
+        key: &[u8],
+    ) -> Option<Vec<u8>> {
+        self.stats.upstream_queries.fetch_add(1, Ordering::Relaxed);
+        if spec.proto == UpstreamProto::Tcp {
+            return tokio::time::timeout(self.timeout, tcp_exchange(spec.addr, msg, id, q, key))
+                .await
+                .ok()
+                .flatten();
+        }
+        let resp =
+            tokio::time::timeout(self.timeout, self.udp_exchange(spec.addr, msg, id, q, key))
+                .await
+                .ok()
+                .flatten()?;
+        if resp.len() >= 3 && resp[2] & 0x02 != 0 {
+            self.stats
+                .upstream_tcp_retries
+                .fetch_add(1, Ordering::Relaxed);
+            return tokio::time::timeout(self.timeout, tcp_exchange(spec.addr, msg, id, q, key))
+                .await
+                .ok()
+                .flatten();
+        }
+        Some(resp)
+    }
+
+    async fn udp_exchange(
+        &self,
+        addr: SocketAddr,
+        msg: &[u8],
+        id: u16,
+        q: &Question,
+        key: &[u8],
+    ) -> Option<Vec<u8>> {
+        let bind: SocketAddr = if addr.is_ipv4() {
+            "0.0.0.0:0".parse().ok()?
+        } else {
+            "[::]:0".parse().ok()?
+        };
+        let sock = UdpSocket::bind(bind).await.ok()?;
+        sock.connect(addr).await.ok()?;
+        sock.send(msg).await.ok()?;
+        let mut buf = vec![0u8; 65535];
+        loop {
+            let n = sock.recv(&mut buf).await.ok()?;
+            if wire::response_matches(&buf[..n], id, key, q.qtype, q.qclass) {
+                buf.truncate(n);
+                return Some(buf);
+            }
+            self.stats
+                .upstream_mismatched
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Probes the upstreams marked down (`. NS`); marks those that answer as up again.
+    pub async fn probe_down(&self) {
+        let mut key = Vec::new();
+        let probe = [0u8, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1];
+        let Ok(q) = wire::parse_query(&probe, &mut key) else {
+            return;
+        };
+        let mut msg = Vec::new();
+        for u in &self.list {
+            if !u.down.load(Ordering::Relaxed) {
+                continue;
+            }
+            let id: u16 = rand::random();
+            wire::build_upstream_query(&mut msg, id, &q, &key);
+            if self.exchange(&u.spec, &msg, id, &q, &key).await.is_some() {
+                u.failures.store(0, Ordering::Relaxed);
+                u.down.store(false, Ordering::Relaxed);
+                tracing::info!(upstream = %u.spec.addr, "upstream answers again; marked up");
+            }
+        }
+    }
+}
+
+async fn tcp_exchange(
+    addr: SocketAddr,
+    msg: &[u8],
+    id: u16,
+    q: &Question,
+    key: &[u8],
+) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    let _ = s.set_nodelay(true);
+    let mut out = Vec::with_capacity(msg.len() + 2);
+    out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    out.extend_from_slice(msg);
+    s.write_all(&out).await.ok()?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).await.ok()?;
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).await.ok()?;
+    wire::response_matches(&buf, id, key, q.qtype, q.qclass).then_some(buf)
+}
