@@ -1,0 +1,538 @@
+//! Findings (what a detector saw, on one event) and alerts (what a person triages).
+//!
+//! Findings are deduplicated into alerts: one open alert per (kind, destination) for the
+//! destination-bearing kinds, so many devices with the same anomaly roll up into one alert that
+//! lists them (`devices`); per-device kinds (traffic change, reconnaissance, new device and the
+//! device stage of DGA) are keyed by (kind, device, destination). Repeats update `count` and
+//! `last_seen`. Several kinds on one (device, destination) raise each other's score:
+//! `combined = 1 − Π(1 − sᵢ/100)`, so a new, periodic, DGA-looking destination in a new country
+//! ends up critical even when each signal alone is medium.
+
+use compact_str::CompactString;
+use dnsight_model::Ts;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Device id: index into the engine's device table (interned client address).
+pub type DevId = u32;
+
+/// Alert kinds (the simulator's scorer matches on these exact snake_case names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    NewDestination,
+    NewCountry,
+    NewAsn,
+    TrafficChange,
+    Beaconing,
+    Dga,
+    Tunneling,
+    ThreatIntel,
+    Policy,
+    Reconnaissance,
+    NewDevice,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::NewDestination,
+        Kind::NewCountry,
+        Kind::NewAsn,
+        Kind::TrafficChange,
+        Kind::Beaconing,
+        Kind::Dga,
+        Kind::Tunneling,
+        Kind::ThreatIntel,
+        Kind::Policy,
+        Kind::Reconnaissance,
+        Kind::NewDevice,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::NewDestination => "new_destination",
+            Kind::NewCountry => "new_country",
+            Kind::NewAsn => "new_asn",
+            Kind::TrafficChange => "traffic_change",
+            Kind::Beaconing => "beaconing",
+            Kind::Dga => "dga",
+            Kind::Tunneling => "tunneling",
+            Kind::ThreatIntel => "threat_intel",
+            Kind::Policy => "policy",
+            Kind::Reconnaissance => "reconnaissance",
+            Kind::NewDevice => "new_device",
+        }
+    }
+    /// Kinds that stay per device even with a destination.
+    fn per_device(self) -> bool {
+        matches!(
+            self,
+            Kind::TrafficChange | Kind::Reconnaissance | Kind::NewDevice
+        )
+    }
+    /// Kinds that only say "new": they do not stop a destination from being learned.
+    pub fn is_novelty(self) -> bool {
+        matches!(
+            self,
+            Kind::NewDestination
+                | Kind::NewCountry
+                | Kind::NewAsn
+                | Kind::NewDevice
+                | Kind::TrafficChange
+        )
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// Score bands: critical ≥ 85, high ≥ 65, medium ≥ 40, low ≥ 20, else info.
+    pub fn from_score(s: u8) -> Severity {
+        match s {
+            85.. => Severity::Critical,
+            65.. => Severity::High,
+            40.. => Severity::Medium,
+            20.. => Severity::Low,
+            _ => Severity::Info,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Open,
+    Acknowledged,
+    Flagged,
+    Blocked,
+    Resolved,
+}
+
+/// One detector observation on one event.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub kind: Kind,
+    pub dev: DevId,
+    /// Registered domain, internal name, IP or empty.
+    pub destination: CompactString,
+    /// The detector's own score, 0..100.
+    pub score: f64,
+    /// One sentence a person understands (names already escaped by the model).
+    pub summary: String,
+    /// Structured evidence (a JSON object).
+    pub evidence: serde_json::Value,
+    /// A sample query, `qname TYPE RCODE`.
+    pub sample: Option<CompactString>,
+}
+
+/// The alert JSON contract (PRODUCT.md "Alert JSON"), plus `devices` and `device_count`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Alert {
+    pub id: String,
+    pub kind: Kind,
+    pub severity: Severity,
+    pub score: u8,
+    pub device: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub destination: String,
+    pub first_seen: Ts,
+    pub last_seen: Ts,
+    pub count: u64,
+    pub summary: String,
+    pub evidence: serde_json::Value,
+    pub status: Status,
+    /// Every device that raised it (first 100), for rolled-up alerts.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    #[serde(default)]
+    pub device_count: u32,
+    /// The alert's own (uncombined) score.
+    #[serde(default)]
+    pub own_score: f64,
+}
+
+/// Who a device is, for filling alerts.
+pub struct DeviceLabel<'a> {
+    pub ip: String,
+    pub name: Option<&'a str>,
+    pub group: Option<&'a str>,
+}
+
+const MAX_SAMPLES: usize = 5;
+const MAX_DEVICES_LISTED: usize = 100;
+
+/// Deduplicates findings into alerts and keeps track of what changed.
+#[derive(Default)]
+pub struct AlertBook {
+    alerts: Vec<Alert>,
+    /// (kind, scope key) -> alert index, for open alerts.
+    index: HashMap<(Kind, String), u32>,
+    /// (device ip, destination) -> alerts on that pair (score combination).
+    pairs: HashMap<(String, String), Vec<u32>>,
+    updated: Vec<u32>,
+    updated_flag: Vec<bool>,
+}
+
+impl AlertBook {
+    pub fn new() -> AlertBook {
+        AlertBook::default()
+    }
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+    pub fn all(&self) -> &[Alert] {
+        &self.alerts
+    }
+    fn key(kind: Kind, device: &str, destination: &str) -> (Kind, String) {
+        if destination.is_empty() || kind.per_device() {
+            (kind, format!("{device}|{destination}"))
+        } else {
+            (kind, destination.to_string())
+        }
+    }
+    fn touch(&mut self, i: u32) {
+        let iu = i as usize;
+        if self.updated_flag.len() <= iu {
+            self.updated_flag.resize(iu + 1, false);
+        }
+        if !self.updated_flag[iu] {
+            self.updated_flag[iu] = true;
+            self.updated.push(i);
+        }
+    }
+    /// Restores an alert loaded from the store.
+    pub fn restore(&mut self, a: Alert) {
+        let i = self.alerts.len() as u32;
+        if a.status == Status::Open || a.status == Status::Flagged {
+            self.index
+                .insert(Self::key(a.kind, &a.device, &a.destination), i);
+            if !a.destination.is_empty() {
+                for d in &a.devices {
+                    self.pairs
+                        .entry((d.clone(), a.destination.clone()))
+                        .or_default()
+                        .push(i);
+                }
+            }
+        }
+        self.alerts.push(a);
+    }
+    /// Folds one finding in. Returns the alert index.
+    pub fn apply(&mut self, f: &Finding, who: &DeviceLabel<'_>, ts: Ts) -> u32 {
+        let key = Self::key(f.kind, &who.ip, &f.destination);
+        let idx = match self.index.get(&key) {
+            Some(&i) => {
+                let a = &mut self.alerts[i as usize];
+                a.count += 1;
+                if ts > a.last_seen {
+                    a.last_seen = ts;
+                }
+                if f.score > a.own_score {
+                    a.own_score = f.score;
+                    a.evidence = merge_samples(std::mem::take(&mut a.evidence), f.evidence.clone());
+                    a.summary = f.summary.clone();
+                }
+                if let Some(s) = &f.sample {
+                    push_sample(&mut a.evidence, s);
+                }
+                let new_device = !a.devices.iter().any(|d| d == &who.ip);
+                if new_device {
+                    a.device_count += 1;
+                    if a.devices.len() < MAX_DEVICES_LISTED {
+                        a.devices.push(who.ip.clone());
+                    }
+                    if a.group.as_deref() != who.group {
+                        a.group = None;
+                    }
+                    if !f.destination.is_empty() {
+                        self.pairs
+                            .entry((who.ip.clone(), f.destination.to_string()))
+                            .or_default()
+                            .push(i);
+                    }
+                }
+                i
+            }
+            None => {
+                let i = self.alerts.len() as u32;
+                let mut evidence = f.evidence.clone();
+                if !evidence.is_object() {
+                    evidence = serde_json::json!({ "detail": evidence });
+                }
+                if let Some(s) = &f.sample {
+                    push_sample(&mut evidence, s);
+                }
+                let id = alert_id(f.kind, &key.1, ts);
+                self.alerts.push(Alert {
+                    id,
+                    kind: f.kind,
+                    severity: Severity::Info,
+                    score: 0,
+                    device: who.ip.clone(),
+                    device_name: who.name.map(str::to_string),
+                    group: who.group.map(str::to_string),
+                    destination: f.destination.to_string(),
+                    first_seen: ts,
+                    last_seen: ts,
+                    count: 1,
+                    summary: f.summary.clone(),
+                    evidence,
+                    status: Status::Open,
+                    devices: vec![who.ip.clone()],
+                    device_count: 1,
+                    own_score: f.score,
+                });
+                self.index.insert(key, i);
+                if !f.destination.is_empty() {
+                    self.pairs
+                        .entry((who.ip.clone(), f.destination.to_string()))
+                        .or_default()
+                        .push(i);
+                }
+                i
+            }
+        };
+        self.rescore(idx, &who.ip, &f.destination);
+        idx
+    }
+    /// Recomputes the score of `idx` and of every alert on the same (device, destination).
+    fn rescore(&mut self, idx: u32, device: &str, destination: &str) {
+        let mut group: Vec<u32> = vec![idx];
+        if !destination.is_empty() {
+            if let Some(v) = self
+                .pairs
+                .get(&(device.to_string(), destination.to_string()))
+            {
+                for &i in v {
+                    if !group.contains(&i) {
+                        group.push(i);
+                    }
+                }
+            }
+        }
+        let open: Vec<u32> = group
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.alerts[i as usize].status == Status::Open
+                    || self.alerts[i as usize].status == Status::Flagged
+            })
+            .collect();
+        let mut kinds: Vec<&'static str> = open
+            .iter()
+            .map(|&i| self.alerts[i as usize].kind.as_str())
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let combined = 100.0
+            * (1.0
+                - open
+                    .iter()
+                    .map(|&i| 1.0 - (self.alerts[i as usize].own_score / 100.0).clamp(0.0, 1.0))
+                    .product::<f64>());
+        for &i in &group {
+            let a = &mut self.alerts[i as usize];
+            let base = if open.contains(&i) {
+                combined.max(a.own_score)
+            } else {
+                a.own_score
+            };
+            let s = base.round().clamp(0.0, 100.0) as u8;
+            if s != a.score || i == idx {
+                a.score = a.score.max(s);
+                a.severity = Severity::from_score(a.score);
+                if kinds.len() > 1 {
+                    if let Some(o) = a.evidence.as_object_mut() {
+                        o.insert("related_kinds".into(), serde_json::json!(kinds));
+                    }
+                }
+                self.touch(i);
+            }
+        }
+    }
+    /// Alerts changed since the last call.
+    pub fn drain_updates(&mut self, out: &mut Vec<Alert>) {
+        for i in self.updated.drain(..) {
+            self.updated_flag[i as usize] = false;
+            out.push(self.alerts[i as usize].clone());
+        }
+    }
+    /// All alerts, most severe first (score, then last seen, then id for determinism).
+    pub fn sorted(&self) -> Vec<Alert> {
+        let mut v = self.alerts.clone();
+        sort_alerts(&mut v);
+        v
+    }
+}
+
+/// Most severe first: score, severity, count, then id.
+pub fn sort_alerts(v: &mut [Alert]) {
+    v.sort_by(|a, b| {
+        b.score
+            .cmp(&a.score)
+            .then(b.count.cmp(&a.count))
+            .then(a.id.cmp(&b.id))
+    });
+}
+
+fn push_sample(ev: &mut serde_json::Value, s: &str) {
+    if let Some(o) = ev.as_object_mut() {
+        let arr = o
+            .entry("sample_queries")
+            .or_insert_with(|| serde_json::json!([]));
+        if let Some(a) = arr.as_array_mut() {
+            if a.len() < MAX_SAMPLES && !a.iter().any(|x| x.as_str() == Some(s)) {
+                a.push(serde_json::Value::String(s.to_string()));
+            }
+        }
+    }
+}
+
+fn merge_samples(old: serde_json::Value, mut new: serde_json::Value) -> serde_json::Value {
+    if let (Some(o), Some(n)) = (old.get("sample_queries"), new.as_object_mut()) {
+        n.entry("sample_queries").or_insert_with(|| o.clone());
+    }
+    if !new.is_object() {
+        return old;
+    }
+    new
+}
+
+/// Stable id: FNV-1a of kind, scope and first-seen second, 16 hex digits.
+fn alert_id(kind: Kind, scope: &str, ts: Ts) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in kind
+        .as_str()
+        .bytes()
+        .chain([0u8])
+        .chain(scope.bytes())
+        .chain([0u8])
+        .chain(ts.secs().to_le_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn f(kind: Kind, dest: &str, score: f64) -> Finding {
+        Finding {
+            kind,
+            dev: 0,
+            destination: dest.into(),
+            score,
+            summary: format!("{kind} {dest}"),
+            evidence: serde_json::json!({}),
+            sample: Some(format!("x.{dest} A NOERROR").into()),
+        }
+    }
+    fn who(ip: &str) -> DeviceLabel<'static> {
+        DeviceLabel {
+            ip: ip.into(),
+            name: None,
+            group: Some("ws"),
+        }
+    }
+    #[test]
+    fn dedup_rollup_and_combination() {
+        let mut b = AlertBook::new();
+        let t = Ts::from_secs(1_764_000_000);
+        b.apply(
+            &f(Kind::NewDestination, "evil.example", 50.0),
+            &who("10.0.0.5"),
+            t,
+        );
+        b.apply(
+            &f(Kind::NewDestination, "evil.example", 40.0),
+            &who("10.0.0.5"),
+            t.add_secs(5),
+        );
+        b.apply(
+            &f(Kind::NewDestination, "evil.example", 40.0),
+            &who("10.0.0.6"),
+            t.add_secs(9),
+        );
+        assert_eq!(b.len(), 1, "dedup and rollup into one alert");
+        let a = &b.all()[0];
+        assert_eq!((a.count, a.device_count, a.score), (3, 2, 50));
+        assert_eq!(a.devices, vec!["10.0.0.5", "10.0.0.6"]);
+        assert_eq!(a.severity, Severity::Medium);
+        // more signals on the same (device, destination): critical
+        b.apply(
+            &f(Kind::Beaconing, "evil.example", 60.0),
+            &who("10.0.0.5"),
+            t.add_secs(60),
+        );
+        b.apply(
+            &f(Kind::Dga, "evil.example", 60.0),
+            &who("10.0.0.5"),
+            t.add_secs(60),
+        );
+        let all = b.sorted();
+        assert!(
+            all.iter().all(|a| a.severity == Severity::Critical),
+            "{all:#?}"
+        );
+        let mut up = Vec::new();
+        b.drain_updates(&mut up);
+        assert_eq!(up.len(), 3);
+        b.drain_updates(&mut up);
+        assert_eq!(up.len(), 3, "nothing new after a drain");
+        // per-device kinds are not rolled up
+        b.apply(&f(Kind::TrafficChange, "", 30.0), &who("10.0.0.5"), t);
+        b.apply(&f(Kind::TrafficChange, "", 30.0), &who("10.0.0.6"), t);
+        assert_eq!(b.len(), 5);
+        let j = serde_json::to_value(&b.all()[0]).unwrap();
+        for k in [
+            "id",
+            "kind",
+            "severity",
+            "score",
+            "device",
+            "group",
+            "destination",
+            "first_seen",
+            "last_seen",
+            "count",
+            "summary",
+            "evidence",
+            "status",
+        ] {
+            assert!(j.get(k).is_some(), "missing {k} in {j}");
+        }
+        assert_eq!(j["kind"], "new_destination");
+        assert_eq!(j["status"], "open");
+        assert_eq!(j["first_seen"], "2025-11-24T16:00:00.000000Z");
+    }
+}

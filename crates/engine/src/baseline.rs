@@ -1,0 +1,303 @@
+//! Baselines: what each device, each group and the whole organisation normally resolves.
+//!
+//! Per device: destinations (registered domains and internal host names, interned to `u32`
+//! ids) with first/last seen, count, days seen and today's count; countries and ASNs reached;
+//! an hour-of-week profile of query volume, distinct destinations and NXDOMAIN share. Per
+//! group: which destinations any member uses. Org-wide: every destination with its first
+//! sighting and prevalence (how many devices use it).
+//!
+//! **Learning and poisoning rule.** A device learns for `learn_days` of its own activity
+//! (event time since its first event; or until `learn_until`). Everything seen while learning
+//! is known. After learning, a new destination enters the device baseline as *novel*: it stays
+//! novel (and keeps updating its new_destination alert) until it has been seen on at least
+//! 2 distinct days and at least 24 hours after its first sighting, and only if no detector other
+//! than the novelty detectors (new destination/country/ASN, traffic change) raised an alert on
+//! it. A destination marked *suspect* (beaconing, DGA, tunneling, intel, policy) never becomes
+//! known by repetition; only an acknowledgement does. NXDOMAIN and unanswered names never
+//! enter baselines (they do not resolve; the DGA and reconnaissance detectors look at them).
+//!
+//! Memory: a (device, destination) entry is a `u32` key and a 24-byte [`DestEntry`] in a
+//! foldhash table (ids are ours, not attacker-chosen); measured by `examples/bench_engine.rs`.
+
+use crate::alert::DevId;
+use crate::geo::Country;
+use compact_str::CompactString;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+pub type DestId = u32;
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// Flags of a destination entry.
+pub mod flag {
+    /// Seen while the device was learning.
+    pub const LEARNED: u8 = 1;
+    /// Promoted from novel to known (benign novelty seen enough).
+    pub const KNOWN: u8 = 2;
+    /// A non-novelty detector raised an alert on it: never promoted by repetition.
+    pub const SUSPECT: u8 = 4;
+    /// Acknowledged by a person.
+    pub const ACKED: u8 = 8;
+}
+
+/// One (device, destination) baseline entry. Times are event-time seconds since the epoch,
+/// days are local day numbers since the epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestEntry {
+    pub first: u32,
+    pub last: u32,
+    pub count: u32,
+    /// Queries on `last_day`.
+    pub today: u32,
+    pub days: u16,
+    pub last_day: u16,
+    pub flags: u8,
+}
+
+impl DestEntry {
+    /// Known = part of the normal baseline (learned, promoted or acknowledged).
+    pub fn is_known(&self) -> bool {
+        self.flags & (flag::LEARNED | flag::KNOWN | flag::ACKED) != 0
+    }
+}
+
+/// Running mean/variance (exponentially weighted after `n` reaches 8).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stat {
+    pub n: u16,
+    pub mean: f32,
+    pub var: f32,
+}
+
+impl Stat {
+    pub fn push(&mut self, x: f32) {
+        self.n = self.n.saturating_add(1);
+        let w = 1.0 / f32::from(self.n.min(8));
+        let d = x - self.mean;
+        self.mean += w * d;
+        self.var = (1.0 - w) * (self.var + w * d * d);
+    }
+    pub fn sd(&self) -> f32 {
+        self.var.max(0.0).sqrt()
+    }
+}
+
+/// Per hour-of-week slot: query volume, distinct destinations, NXDOMAIN share.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Slot {
+    pub volume: Stat,
+    pub distinct: Stat,
+    pub nx_share: Stat,
+}
+
+/// The hour being accumulated for a device.
+#[derive(Clone, Debug, Default)]
+pub struct HourAcc {
+    /// Absolute local hour number (hours since the epoch in the site time zone).
+    pub hour: u32,
+    pub volume: u32,
+    pub nx: u32,
+    /// Linear-counting bitmap of destination ids (1024 bits).
+    pub bits: [u64; 16],
+    /// Bit set per metric once a traffic_change finding fired this hour.
+    pub fired: u8,
+}
+
+impl HourAcc {
+    pub fn add_dest(&mut self, id: u32) {
+        let h = (id.wrapping_mul(0x9E37_79B1) >> 22) as usize; // 10 bits
+        self.bits[h >> 6] |= 1 << (h & 63);
+    }
+    /// Linear-counting estimate of distinct destinations this hour.
+    pub fn distinct(&self) -> f32 {
+        let set: u32 = self.bits.iter().map(|w| w.count_ones()).sum();
+        let zeros = 1024 - set;
+        if zeros == 0 {
+            return 1024.0 * 7.0;
+        }
+        -1024.0 * (zeros as f32 / 1024.0).ln()
+    }
+}
+
+/// Hour-of-week profile (168 slots) plus an all-hours summary used until slots have samples.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub slots: Box<[Slot; 168]>,
+    pub all: Slot,
+    pub cur: HourAcc,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            slots: Box::new([Slot::default(); 168]),
+            all: Slot::default(),
+            cur: HourAcc::default(),
+        }
+    }
+}
+
+impl Profile {
+    /// Closes the current hour into its slot (and fills empty hours in between with zeros, up
+    /// to one week) and starts `hour`.
+    pub fn roll_to(&mut self, hour: u32) {
+        if self.cur.hour == 0 {
+            self.cur = HourAcc {
+                hour,
+                ..Default::default()
+            };
+            return;
+        }
+        if hour <= self.cur.hour {
+            return;
+        }
+        let c = &self.cur;
+        let share = if c.volume > 0 {
+            c.nx as f32 / c.volume as f32
+        } else {
+            0.0
+        };
+        let d = c.distinct();
+        let v = c.volume as f32;
+        let s = &mut self.slots[how_of(c.hour)];
+        s.volume.push(v);
+        s.distinct.push(d);
+        s.nx_share.push(share);
+        self.all.volume.push(v);
+        self.all.distinct.push(d);
+        self.all.nx_share.push(share);
+        let gap = (hour - c.hour - 1).min(168);
+        for k in 1..=gap {
+            let s = &mut self.slots[how_of(c.hour + k)];
+            s.volume.push(0.0);
+            s.distinct.push(0.0);
+            s.nx_share.push(0.0);
+            self.all.volume.push(0.0);
+            self.all.distinct.push(0.0);
+            self.all.nx_share.push(0.0);
+        }
+        self.cur = HourAcc {
+            hour,
+            ..Default::default()
+        };
+    }
+}
+
+/// Hour of week (0 = Monday 00:00 local) of an absolute local hour number (1970-01-01 was a
+/// Thursday).
+pub fn how_of(hour: u32) -> usize {
+    ((hour + 72) % 168) as usize
+}
+
+/// One device's baseline.
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub ip: IpAddr,
+    pub name: Option<CompactString>,
+    pub group: Option<CompactString>,
+    pub first_seen: u32,
+    pub last_seen: u32,
+    pub events: u64,
+    pub active_days: u16,
+    pub last_day: u16,
+    pub dests: FastMap<DestId, DestEntry>,
+    pub countries: Vec<Country>,
+    pub asns: Vec<u32>,
+    pub profile: Option<Box<Profile>>,
+    /// Destinations first seen after learning (novelty rate = stability).
+    pub novel_dests: u32,
+    /// Changed since the last save.
+    pub dirty: bool,
+}
+
+impl Device {
+    pub fn new(ip: IpAddr, now: u32) -> Device {
+        Device {
+            ip,
+            name: None,
+            group: None,
+            first_seen: now,
+            last_seen: now,
+            events: 0,
+            active_days: 0,
+            last_day: 0,
+            dests: FastMap::default(),
+            countries: Vec::new(),
+            asns: Vec::new(),
+            profile: None,
+            novel_dests: 0,
+            dirty: true,
+        }
+    }
+    /// Stability 0..1: 1 for a device that almost never resolves anything new (a server),
+    /// toward 0 for one that finds many new destinations a day (a busy workstation).
+    pub fn stability(&self) -> f64 {
+        let days = f64::from(self.active_days.max(1));
+        let rate = (self.dests.len() as f64) / days; // destinations per active day over its life
+        let novel_rate = f64::from(self.novel_dests) / days;
+        let r = rate.max(novel_rate * 3.0);
+        (1.0 - (1.0 + r).ln() / (1.0 + 300f64).ln()).clamp(0.0, 1.0)
+    }
+}
+
+/// Org-wide facts about one destination.
+#[derive(Clone, Debug, Default)]
+pub struct OrgDest {
+    pub name: CompactString,
+    pub first: u32,
+    pub last: u32,
+    /// Devices with this destination in their baseline.
+    pub devices: u32,
+    pub internal: bool,
+}
+
+/// All baselines.
+#[derive(Default)]
+pub struct Baselines {
+    pub devices: Vec<Device>,
+    pub dev_index: FastMap<IpAddr, DevId>,
+    pub dests: Vec<OrgDest>,
+    /// Destination names are attacker-influenced: keyed SipHash map.
+    pub dest_index: HashMap<CompactString, DestId>,
+    /// Group name -> destinations any member has in its baseline (value: devices).
+    pub groups: HashMap<CompactString, FastMap<DestId, u32>>,
+    /// First event of the organisation (event time seconds), 0 = none yet.
+    pub org_first: u32,
+    pub countries: FastMap<Country, u32>,
+    pub asns: FastMap<u32, u32>,
+    /// Total (device, destination) entries.
+    pub entries: u64,
+    /// Destinations not stored because a cap was reached.
+    pub dropped_dests: u64,
+}
+
+impl Baselines {
+    pub fn dest_id(&self, name: &str) -> Option<DestId> {
+        self.dest_index.get(name).copied()
+    }
+    pub fn intern_dest(&mut self, name: &str, now: u32, internal: bool) -> DestId {
+        if let Some(&i) = self.dest_index.get(name) {
+            return i;
+        }
+        let i = self.dests.len() as DestId;
+        self.dests.push(OrgDest {
+            name: name.into(),
+            first: now,
+            last: now,
+            devices: 0,
+            internal,
+        });
+        self.dest_index.insert(name.into(), i);
+        i
+    }
+    /// Fraction of known devices that have this destination in their baseline.
+    pub fn prevalence(&self, id: DestId) -> f64 {
+        let n = self.devices.len().max(1) as f64;
+        self.dests
+            .get(id as usize)
+            .map_or(0.0, |d| f64::from(d.devices) / n)
+    }
+    pub fn group_knows(&self, group: &str, id: DestId) -> bool {
+        self.groups.get(group).is_some_and(|g| g.contains_key(&id))
+    }
+}

@@ -1,0 +1,209 @@
+//! The validated engine configuration: built objects, no file format.
+//!
+//! The binary reads TOML (and flags) and builds an [`EngineConfig`]; the engine never sees the
+//! config file. Every field has a default that works out of the box, so `EngineConfig::default()`
+//! is a useful engine (no inventory, no GeoIP, no intel, RFC 1918 and ULA ranges internal).
+
+use crate::geo::Geo;
+use crate::intel::IntelSet;
+use crate::inventory::Inventory;
+use crate::net::Cidr;
+use compact_str::CompactString;
+use dnsight_model::Ts;
+use std::sync::Arc;
+
+/// One policy rule for a group (or everyone when `group` is None).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyRule {
+    /// Group this rule applies to; None = every device.
+    pub group: Option<CompactString>,
+    /// Forbidden destinations (a name matches itself and names below it).
+    pub deny: Vec<CompactString>,
+    /// When non-empty, the group may resolve only these (and names below them); internal names
+    /// are always allowed unless `allow_internal` is false.
+    pub allow_only: Vec<CompactString>,
+    pub allow_internal: bool,
+    /// Shown in the alert: why the rule exists.
+    pub reason: CompactString,
+}
+
+/// Per-detector tuning. Defaults are documented in each detector file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tuning {
+    /// Beaconing: minimum distinct timestamps before a (device, name) pair is scored.
+    pub beacon_min_events: u32,
+    /// Beaconing: score (0..1) at or above which a pair is reported.
+    pub beacon_threshold: f64,
+    /// DGA: per-name lexical probability above which a resolved, org-new name is reported.
+    pub dga_name_threshold: f64,
+    /// DGA per-device stage: distinct never-seen NXDOMAIN registered domains in 10 minutes.
+    pub dga_nx_burst: u32,
+    /// Tunneling: unique subdomains per (device, registered domain) in one hour (fast path).
+    pub tunnel_unique_per_hour: u32,
+    /// Tunneling: encoded payload bytes per (device, registered domain) per day (slow path).
+    pub tunnel_bytes_per_day: u32,
+    /// Reconnaissance: distinct PTR lookups of internal addresses in 10 minutes.
+    pub recon_ptr_burst: u32,
+    /// Reconnaissance: distinct never-seen internal names in 10 minutes.
+    pub recon_internal_burst: u32,
+    /// Traffic change: robust z-score for ordinary devices and for tight groups.
+    pub traffic_z: f64,
+    pub traffic_z_tight: f64,
+    /// Devices in more groups than rollup: roll up an alert once this many devices share it.
+    pub rollup_devices: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            beacon_min_events: 8,
+            beacon_threshold: 0.8,
+            dga_name_threshold: 0.9,
+            dga_nx_burst: 12,
+            tunnel_unique_per_hour: 100,
+            tunnel_bytes_per_day: 8192,
+            recon_ptr_burst: 32,
+            recon_internal_burst: 40,
+            traffic_z: 6.0,
+            traffic_z_tight: 3.5,
+            rollup_devices: 2,
+        }
+    }
+}
+
+/// Everything the engine needs, already parsed and validated.
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub inventory: Inventory,
+    /// Names under these suffixes are internal (east-west).
+    pub internal_suffixes: Vec<CompactString>,
+    /// Addresses in these ranges are internal.
+    pub internal_ranges: Vec<Cidr>,
+    /// Groups held to tight traffic profiles and scored higher on novelty (servers, databases).
+    pub tight_groups: Vec<CompactString>,
+    /// GeoIP databases; None switches the new_country / new_asn detectors off.
+    pub geoip: Option<Arc<Geo>>,
+    pub intel: Arc<IntelSet>,
+    pub policy: Vec<PolicyRule>,
+    /// Flag DNS-over-HTTPS resolver names and the Firefox canary (resolver bypass).
+    pub doh_bypass: bool,
+    /// Extra DoH resolver names on top of the built-in list.
+    pub doh_names: Vec<CompactString>,
+    /// Per-device learning period (of the device's own activity, event time).
+    pub learn_days: u32,
+    /// Global end of learning: before it every device learns; after it devices seen for the
+    /// first time learn for `learn_days`.
+    pub learn_until: Option<Ts>,
+    /// Site time zone as a fixed offset from UTC in minutes (hour-of-week profiles).
+    pub tz_offset_minutes: i32,
+    /// Detector names switched off.
+    pub disabled: Vec<CompactString>,
+    /// Upper bound of tracked devices (hostile traffic with spoofed sources); events beyond it
+    /// are counted and skipped.
+    pub max_devices: usize,
+    /// Upper bound of destinations kept per device baseline.
+    pub max_dests_per_device: usize,
+    pub tuning: Tuning,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("inventory_hosts", &self.inventory.len())
+            .field("internal_suffixes", &self.internal_suffixes)
+            .field("internal_ranges", &self.internal_ranges)
+            .field("tight_groups", &self.tight_groups)
+            .field("geoip", &self.geoip.is_some())
+            .field("intel_feeds", &self.intel.feeds().len())
+            .field("policy", &self.policy)
+            .field("learn_days", &self.learn_days)
+            .field("learn_until", &self.learn_until)
+            .field("tz_offset_minutes", &self.tz_offset_minutes)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+/// RFC 1918, CGNAT, loopback, link-local, ULA.
+pub fn default_internal_ranges() -> Vec<Cidr> {
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+        "::1/128",
+    ]
+    .iter()
+    .filter_map(|s| Cidr::parse(s).ok())
+    .collect()
+}
+
+/// Suffixes that are internal everywhere (RFC 6762, RFC 8375, home.arpa, common LAN suffixes).
+pub fn default_internal_suffixes() -> Vec<CompactString> {
+    [
+        "local",
+        "lan",
+        "home.arpa",
+        "internal",
+        "corp",
+        "localdomain",
+    ]
+    .iter()
+    .map(|s| CompactString::from(*s))
+    .collect()
+}
+
+/// Names of the detectors, for `disabled` validation.
+pub const DETECTOR_NAMES: &[&str] = &[
+    "new_device",
+    "new_destination",
+    "new_geo",
+    "traffic_change",
+    "beaconing",
+    "dga",
+    "tunneling",
+    "threat_intel",
+    "policy",
+    "reconnaissance",
+];
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            inventory: Inventory::new(),
+            internal_suffixes: default_internal_suffixes(),
+            internal_ranges: default_internal_ranges(),
+            tight_groups: vec![
+                "servers".into(),
+                "db".into(),
+                "database".into(),
+                "databases".into(),
+            ],
+            geoip: None,
+            intel: Arc::new(IntelSet::new()),
+            policy: Vec::new(),
+            doh_bypass: true,
+            doh_names: Vec::new(),
+            learn_days: 7,
+            learn_until: None,
+            tz_offset_minutes: 0,
+            disabled: Vec::new(),
+            max_devices: 1_000_000,
+            max_dests_per_device: 20_000,
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn is_tight_group(&self, g: &str) -> bool {
+        self.tight_groups.iter().any(|t| t.eq_ignore_ascii_case(g))
+    }
+    pub fn is_disabled(&self, detector: &str) -> bool {
+        self.disabled.iter().any(|d| d == detector)
+    }
+}

@@ -1,0 +1,74 @@
+//! The detector registry: one file per detector, each a small struct implementing
+//! [`Detector`], listed once in [`registry`].
+//!
+//! A detector sees every enriched event together with read-only baselines (taken *before*
+//! this event updates them) and writes [`Finding`]s into a caller-owned buffer. It may keep its
+//! own bounded state (windows, timestamps), evicted by event time in [`Detector::tick`].
+
+use crate::alert::Finding;
+use crate::baseline::{Baselines, Device};
+use crate::config::EngineConfig;
+use crate::enrich::Enriched;
+
+pub mod beaconing;
+pub mod dga;
+pub mod new_destination;
+pub mod new_device;
+pub mod new_geo;
+pub mod policy;
+pub mod reconnaissance;
+pub mod threat_intel;
+pub mod traffic_change;
+pub mod tunneling;
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+/// Read-only context for one event.
+pub struct Ctx<'a> {
+    pub cfg: &'a EngineConfig,
+    pub base: &'a Baselines,
+    pub dev: &'a Device,
+}
+
+/// One detector.
+pub trait Detector: Send {
+    /// The registry name (used by `disabled = [...]` in the config).
+    fn name(&self) -> &'static str;
+    fn observe(&mut self, ev: &Enriched<'_>, ctx: &Ctx<'_>, out: &mut Vec<Finding>);
+    /// Event-time housekeeping, called when event time passes a minute boundary.
+    fn tick(&mut self, _now: u32) {}
+    /// Entries of per-detector state (for stats).
+    fn state_len(&self) -> usize {
+        0
+    }
+}
+
+/// Every detector, in the order they run. Disabled ones are left out.
+pub fn registry(cfg: &EngineConfig) -> Vec<Box<dyn Detector>> {
+    let all: Vec<Box<dyn Detector>> = vec![
+        Box::new(new_device::NewDevice::default()),
+        Box::new(new_destination::NewDestination::default()),
+        Box::new(new_geo::NewGeo::default()),
+        Box::new(traffic_change::TrafficChange::default()),
+        Box::new(beaconing::Beaconing::new(&cfg.tuning)),
+        Box::new(dga::Dga::new(&cfg.tuning)),
+        Box::new(tunneling::Tunneling::new(&cfg.tuning)),
+        Box::new(threat_intel::ThreatIntel),
+        Box::new(policy::Policy::new(cfg)),
+        Box::new(reconnaissance::Reconnaissance::new(&cfg.tuning)),
+    ];
+    all.into_iter()
+        .filter(|d| !cfg.is_disabled(d.name()))
+        .collect()
+}
+
+/// Keyed hash of a name for detector state maps (names are attacker-chosen; the key is
+/// random per process, so collisions cannot be planned).
+pub(crate) fn name_hash(s: &str) -> u64 {
+    use std::hash::BuildHasher;
+    thread_local! {
+        static RS: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
+    }
+    RS.with(|r| r.hash_one(s))
+}

@@ -1,0 +1,1 @@
+//! Test helper (filled later).

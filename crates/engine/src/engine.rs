@@ -1,0 +1,466 @@
+//! The engine: enrich → detect → update baselines → dedup findings into alerts.
+//!
+//! Synchronous and deterministic: no clock (event time only), no I/O on the hot path. The only
+//! I/O is `open`/`save` of the persisted state (redb, see `store.rs`).
+
+use crate::alert::{AlertBook, DevId, DeviceLabel, Finding, Kind};
+use crate::baseline::{flag, Baselines, DestEntry, Device, Profile};
+use crate::config::EngineConfig;
+use crate::detectors::{self, Ctx, Detector};
+use crate::enrich::{self, Enriched, MAX_GEO};
+use crate::geo::GeoCache;
+use crate::intel::IntelSet;
+use crate::store::Store;
+use crate::{Alert, EngineError};
+use dnsight_model::DnsEvent;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Earliest and latest accepted event times (2000-01-01, 2100-01-01).
+const MIN_TS: i64 = 946_684_800;
+const MAX_TS: i64 = 4_102_444_800;
+
+/// Counters for reports and metrics.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct EngineStats {
+    pub events: u64,
+    /// Events skipped, by reason.
+    pub skipped: BTreeMap<String, u64>,
+    pub devices: u64,
+    pub devices_learning: u64,
+    pub destinations: u64,
+    /// (device, destination) baseline entries.
+    pub baseline_entries: u64,
+    pub findings: BTreeMap<String, u64>,
+    pub alerts: u64,
+    pub alerts_by_severity: BTreeMap<String, u64>,
+    pub first_event: Option<dnsight_model::Ts>,
+    pub last_event: Option<dnsight_model::Ts>,
+    pub geoip_lookups: u64,
+    pub intel_feeds: u64,
+    pub detectors: Vec<String>,
+    /// One-time notices, e.g. a detector that is off and why.
+    pub notices: Vec<String>,
+}
+
+/// The detection engine.
+pub struct Engine {
+    cfg: EngineConfig,
+    base: Baselines,
+    detectors: Vec<Box<dyn Detector>>,
+    book: AlertBook,
+    geo: Option<GeoCache>,
+    store: Option<Store>,
+    findings: Vec<Finding>,
+    events: u64,
+    skipped: BTreeMap<&'static str, u64>,
+    findings_by_kind: BTreeMap<&'static str, u64>,
+    first_event: Option<dnsight_model::Ts>,
+    last_event: Option<dnsight_model::Ts>,
+    last_tick: u32,
+    notices: Vec<String>,
+}
+
+impl Engine {
+    /// An in-memory engine.
+    pub fn new(cfg: EngineConfig) -> Engine {
+        let mut notices = Vec::new();
+        if cfg.geoip.is_none() && !cfg.is_disabled("new_geo") {
+            notices.push("GeoIP: no database configured (--geoip or [geoip] in the config): the new_country and new_asn detectors are off.".to_string());
+        }
+        let geo = cfg.geoip.clone().map(GeoCache::new);
+        if let Some(g) = &geo {
+            if !g.db().has_asn() {
+                notices.push("GeoIP: the database has no ASN data: new_asn is off (add a GeoLite2-ASN database).".to_string());
+            }
+        }
+        Engine {
+            detectors: detectors::registry(&cfg),
+            cfg,
+            base: Baselines::default(),
+            book: AlertBook::new(),
+            geo,
+            store: None,
+            findings: Vec::new(),
+            events: 0,
+            skipped: BTreeMap::new(),
+            findings_by_kind: BTreeMap::new(),
+            first_event: None,
+            last_event: None,
+            last_tick: 0,
+            notices,
+        }
+    }
+
+    /// An engine whose baselines and alerts persist under `state_dir` (created if missing).
+    pub fn open(cfg: EngineConfig, state_dir: &Path) -> Result<Engine, EngineError> {
+        let mut e = Engine::new(cfg);
+        let store = Store::open(state_dir)?;
+        store.load(&mut e.base, &mut e.book, &e.cfg)?;
+        let bad = store.corrupt_records.get();
+        if bad > 0 {
+            e.notices.push(format!(
+                "state: {bad} device records in {} could not be decoded and were skipped",
+                state_dir.display()
+            ));
+        }
+        e.store = Some(store);
+        Ok(e)
+    }
+
+    /// Replaces the threat-intel feeds (reload without restart).
+    pub fn set_intel(&mut self, intel: Arc<IntelSet>) {
+        self.cfg.intel = intel;
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// One-time notices (e.g. "GeoIP off"): print them once at start.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    fn skip(&mut self, reason: &'static str) {
+        *self.skipped.entry(reason).or_default() += 1;
+    }
+
+    fn is_learning(&self, d: &Device, now: u32) -> bool {
+        let own_end = d
+            .first_seen
+            .saturating_add(self.cfg.learn_days.saturating_mul(86_400));
+        match self.cfg.learn_until {
+            Some(u) => {
+                let u = u.secs().clamp(0, u32::MAX as i64) as u32;
+                now < u || (d.first_seen >= u && now < own_end)
+            }
+            None => now < own_end,
+        }
+    }
+
+    /// Feeds one event. Hot path: no I/O, no clock.
+    pub fn observe(&mut self, ev: &DnsEvent) {
+        let secs = ev.ts.secs();
+        if !(MIN_TS..MAX_TS).contains(&secs) {
+            return self.skip("timestamp_out_of_range");
+        }
+        if ev.qname.is_root() {
+            return self.skip("root_name");
+        }
+        let now = secs as u32;
+        self.events += 1;
+        if self.first_event.is_none_or(|t| ev.ts < t) {
+            self.first_event = Some(ev.ts);
+        }
+        if self.last_event.is_none_or(|t| ev.ts > t) {
+            self.last_event = Some(ev.ts);
+        }
+        if self.base.org_first == 0 {
+            self.base.org_first = now;
+        }
+        let local = i64::from(now) + i64::from(self.cfg.tz_offset_minutes) * 60;
+        let day = (local.div_euclid(86_400)).clamp(0, u16::MAX as i64) as u16;
+        let hour = (local.div_euclid(3_600)).clamp(0, u32::MAX as i64) as u32;
+
+        // device
+        let client = crate::net::canonical(ev.client);
+        let (dev, device_new) = match self.base.dev_index.get(&client) {
+            Some(&d) => (d, false),
+            None => {
+                if self.base.devices.len() >= self.cfg.max_devices {
+                    return self.skip("device_limit");
+                }
+                let id = self.base.devices.len() as DevId;
+                let mut d = Device::new(client, now);
+                let info = self.cfg.inventory.lookup(client);
+                d.name = info.name;
+                d.group = info.group;
+                self.base.devices.push(d);
+                self.base.dev_index.insert(client, id);
+                (id, true)
+            }
+        };
+        if now / 60 > self.last_tick / 60 {
+            self.last_tick = now;
+            for d in &mut self.detectors {
+                d.tick(now);
+            }
+        }
+        let learning = self.is_learning(&self.base.devices[dev as usize], now);
+
+        // enrichment
+        let qname = ev.qname.as_str();
+        let (sub, dest, internal, reverse_addr) = enrich::destination(&self.cfg, qname);
+        let mut geo = [None; MAX_GEO];
+        let mut internal_answer = false;
+        let mut ng = 0;
+        for a in &ev.answers {
+            if let Some(ip) = a.addr() {
+                if enrich::is_internal_addr(&self.cfg, ip) {
+                    internal_answer = true;
+                } else if let Some(g) = self.geo.as_mut() {
+                    if ng < MAX_GEO {
+                        geo[ng] = Some((ip, g.lookup(ip)));
+                        ng += 1;
+                    }
+                }
+            }
+        }
+        let intel = self.cfg.intel.match_event(ev);
+        let noerror = enrich::is_noerror(ev);
+        let d = &self.base.devices[dev as usize];
+        let group = d.group.clone();
+        let tight = group.as_deref().is_some_and(|g| self.cfg.is_tight_group(g));
+        let en = Enriched {
+            ev,
+            dev,
+            device_new,
+            learning,
+            now,
+            day,
+            hour,
+            dest,
+            sub,
+            dest_id: self.base.dest_id(dest),
+            internal,
+            reverse_addr,
+            noerror,
+            nx: ev.is_nxdomain(),
+            internal_answer,
+            geo,
+            intel,
+            group,
+            tight,
+        };
+
+        // profile accumulation (before detectors: traffic_change reads the current hour)
+        {
+            let d = &mut self.base.devices[dev as usize];
+            let p = d.profile.get_or_insert_with(Box::<Profile>::default);
+            p.roll_to(hour);
+            if p.cur.hour == hour {
+                p.cur.volume += 1;
+                if en.nx {
+                    p.cur.nx += 1;
+                }
+                p.cur.add_dest(
+                    en.dest_id
+                        .unwrap_or_else(|| crate::detectors::name_hash(dest) as u32),
+                );
+            }
+        }
+
+        // detectors
+        self.findings.clear();
+        {
+            let ctx = Ctx {
+                cfg: &self.cfg,
+                base: &self.base,
+                dev: &self.base.devices[dev as usize],
+            };
+            for det in &mut self.detectors {
+                det.observe(&en, &ctx, &mut self.findings);
+            }
+        }
+        let traffic_fired: u8 = self
+            .findings
+            .iter()
+            .filter(|f| f.kind == Kind::TrafficChange)
+            .map(|f| {
+                f.evidence
+                    .get("metric_bit")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0) as u8
+            })
+            .fold(0, |a, b| a | b);
+
+        // baseline update
+        let enters_baseline =
+            noerror && (en.resolved() || internal) && reverse_addr.is_none() && !net_reverse(dest);
+        let dest_id = if enters_baseline {
+            Some(self.base.intern_dest(dest, now, internal))
+        } else {
+            None
+        };
+        {
+            let base = &mut self.base;
+            let d = &mut base.devices[dev as usize];
+            d.events += 1;
+            d.last_seen = d.last_seen.max(now);
+            d.dirty = true;
+            if let Some(p) = d.profile.as_mut() {
+                p.cur.fired |= traffic_fired;
+            }
+            if d.last_day != day {
+                d.last_day = day;
+                d.active_days = d.active_days.saturating_add(1);
+            }
+            if let Some(id) = dest_id {
+                let od = &mut base.dests[id as usize];
+                od.last = od.last.max(now);
+                let full = d.dests.len() >= self.cfg.max_dests_per_device;
+                match d.dests.get_mut(&id) {
+                    Some(e) => {
+                        e.count = e.count.saturating_add(1);
+                        e.last = e.last.max(now);
+                        if e.last_day != day {
+                            e.last_day = day;
+                            e.days = e.days.saturating_add(1);
+                            e.today = 0;
+                        }
+                        e.today = e.today.saturating_add(1);
+                        if learning {
+                            e.flags |= flag::LEARNED;
+                        } else if !e.is_known()
+                            && e.flags & flag::SUSPECT == 0
+                            && e.days >= 2
+                            && now.saturating_sub(e.first) >= 86_400
+                        {
+                            e.flags |= flag::KNOWN;
+                        }
+                    }
+                    None if full => base.dropped_dests += 1,
+                    None => {
+                        d.dests.insert(
+                            id,
+                            DestEntry {
+                                first: now,
+                                last: now,
+                                count: 1,
+                                today: 1,
+                                days: 1,
+                                last_day: day,
+                                flags: if learning { flag::LEARNED } else { 0 },
+                            },
+                        );
+                        base.entries += 1;
+                        od.devices += 1;
+                        if !learning {
+                            d.novel_dests += 1;
+                        }
+                        if let Some(g) = &d.group {
+                            *base
+                                .groups
+                                .entry(g.clone())
+                                .or_default()
+                                .entry(id)
+                                .or_default() += 1;
+                        }
+                    }
+                }
+            }
+            for (_, gi) in en.geo.iter().flatten() {
+                if let Some(c) = gi.country {
+                    if !d.countries.contains(&c) && d.countries.len() < 64 {
+                        d.countries.push(c);
+                        *base.countries.entry(c).or_default() += 1;
+                    }
+                }
+                if let Some(a) = gi.asn {
+                    if !d.asns.contains(&a) && d.asns.len() < 256 {
+                        d.asns.push(a);
+                        *base.asns.entry(a).or_default() += 1;
+                    }
+                }
+            }
+        }
+
+        // alerts
+        if !self.findings.is_empty() {
+            let findings = std::mem::take(&mut self.findings);
+            for f in &findings {
+                *self.findings_by_kind.entry(f.kind.as_str()).or_default() += 1;
+                let d = &self.base.devices[f.dev as usize];
+                let who = DeviceLabel {
+                    ip: d.ip.to_string(),
+                    name: d.name.as_deref(),
+                    group: d.group.as_deref(),
+                };
+                self.book.apply(f, &who, ev.ts);
+                if !f.kind.is_novelty() && !f.destination.is_empty() {
+                    if let Some(id) = self.base.dest_id(&f.destination) {
+                        if let Some(e) = self.base.devices[f.dev as usize].dests.get_mut(&id) {
+                            e.flags |= flag::SUSPECT;
+                            e.flags &= !flag::KNOWN;
+                        }
+                    }
+                }
+            }
+            self.findings = findings;
+        }
+    }
+
+    /// Alerts new or changed since the last call.
+    pub fn drain_updates(&mut self, out: &mut Vec<Alert>) {
+        self.book.drain_updates(out);
+    }
+
+    /// All alerts, most severe first.
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.book.sorted()
+    }
+
+    /// Persists baselines and alerts atomically (one redb transaction). No-op in memory.
+    pub fn save(&mut self) -> Result<(), EngineError> {
+        match &self.store {
+            Some(s) => s.save(&mut self.base, &self.book),
+            None => Ok(()),
+        }
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let mut by_sev = BTreeMap::new();
+        for a in self.book.all() {
+            *by_sev.entry(a.severity.as_str().to_string()).or_default() += 1;
+        }
+        let last = self
+            .last_event
+            .map_or(0, |t| t.secs().clamp(0, u32::MAX as i64) as u32);
+        EngineStats {
+            events: self.events,
+            skipped: self
+                .skipped
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            devices: self.base.devices.len() as u64,
+            devices_learning: self
+                .base
+                .devices
+                .iter()
+                .filter(|d| self.is_learning(d, last))
+                .count() as u64,
+            destinations: self.base.dests.len() as u64,
+            baseline_entries: self.base.entries,
+            findings: self
+                .findings_by_kind
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            alerts: self.book.len() as u64,
+            alerts_by_severity: by_sev,
+            first_event: self.first_event,
+            last_event: self.last_event,
+            geoip_lookups: self.geo.as_ref().map_or(0, |g| g.lookups),
+            intel_feeds: self.cfg.intel.feeds().len() as u64,
+            detectors: self
+                .detectors
+                .iter()
+                .map(|d| d.name().to_string())
+                .collect(),
+            notices: self.notices.clone(),
+        }
+    }
+
+    /// Read access for tests and tools.
+    pub fn baselines(&self) -> &Baselines {
+        &self.base
+    }
+}
+
+fn net_reverse(dest: &str) -> bool {
+    dest == "in-addr.arpa" || dest == "ip6.arpa"
+}

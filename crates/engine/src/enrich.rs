@@ -1,0 +1,169 @@
+//! Enrichment: everything the detectors want to know about one event, computed once.
+//!
+//! Device identity (interned id, inventory name and group), event time in the site time zone
+//! (day, hour, hour of week), the destination (registered domain via the public suffix list
+//! including its private section, or the full name for internal names, or the reverse zone for
+//! PTR lookups), internal vs external (configured suffixes and ranges), GeoIP of answer
+//! addresses, and threat-intel matches. Borrowing from the event: no allocation on the common
+//! path.
+
+use crate::alert::DevId;
+use crate::baseline::DestId;
+use crate::config::EngineConfig;
+use crate::geo::GeoInfo;
+use crate::intel::IntelHit;
+use crate::net;
+use dnsight_model::{DnsEvent, RCODE_NOERROR};
+use std::net::IpAddr;
+
+/// Up to this many answer addresses are geolocated per event.
+pub const MAX_GEO: usize = 4;
+
+/// One event plus everything derived from it.
+#[derive(Debug)]
+pub struct Enriched<'a> {
+    pub ev: &'a DnsEvent,
+    pub dev: DevId,
+    /// First event ever of this client address.
+    pub device_new: bool,
+    /// The device is in its learning period.
+    pub learning: bool,
+    /// Event time, seconds since the epoch.
+    pub now: u32,
+    /// Local day number and absolute local hour number.
+    pub day: u16,
+    pub hour: u32,
+    /// Registered domain, internal host name, or `in-addr.arpa`/`ip6.arpa`.
+    pub dest: &'a str,
+    /// The part of the qname left of `dest` (empty when qname == dest).
+    pub sub: &'a str,
+    /// Org-wide id of `dest` when it was seen before.
+    pub dest_id: Option<DestId>,
+    /// The name is internal (configured suffix, single label, or reverse of an internal range).
+    pub internal: bool,
+    /// For PTR-style names, the address asked about.
+    pub reverse_addr: Option<IpAddr>,
+    /// NOERROR response.
+    pub noerror: bool,
+    /// NXDOMAIN response.
+    pub nx: bool,
+    /// Some answer address is in an internal range.
+    pub internal_answer: bool,
+    pub geo: [Option<(IpAddr, GeoInfo)>; MAX_GEO],
+    pub intel: Option<IntelHit>,
+    /// The device's group, if any.
+    pub group: Option<compact_str::CompactString>,
+    /// The device's group is held tight (servers, databases).
+    pub tight: bool,
+}
+
+impl Enriched<'_> {
+    /// `qname TYPE RCODE`, for sample queries in evidence.
+    pub fn sample(&self) -> compact_str::CompactString {
+        let rc = match self.ev.rcode {
+            Some(r) => dnsight_model::rcode_to_str(r),
+            None => "NORESPONSE".into(),
+        };
+        compact_str::format_compact!(
+            "{} {} {}",
+            self.ev.qname.as_str(),
+            dnsight_model::rtype_to_str(self.ev.qtype),
+            rc
+        )
+    }
+    pub fn resolved(&self) -> bool {
+        self.noerror && !self.ev.answers.is_empty()
+    }
+}
+
+/// Splits a qname into (subdomain part, destination, internal, reverse address).
+pub fn destination<'a>(
+    cfg: &EngineConfig,
+    qname: &'a str,
+) -> (&'a str, &'a str, bool, Option<IpAddr>) {
+    if net::is_reverse_name(qname) {
+        let zone = if qname.ends_with("ip6.arpa") {
+            "ip6.arpa"
+        } else {
+            "in-addr.arpa"
+        };
+        let addr = net::reverse_name_addr(qname);
+        let internal = addr.is_some_and(|a| is_internal_addr(cfg, a));
+        let start = qname.len() - zone.len();
+        let sub = qname[..start].trim_end_matches('.');
+        return (sub, &qname[start..], internal, addr);
+    }
+    for s in &cfg.internal_suffixes {
+        if is_under(qname, s) {
+            return ("", qname, true, None);
+        }
+    }
+    if !qname.contains('.') {
+        return ("", qname, true, None); // single label: a LAN host name
+    }
+    let reg = psl::domain_str(qname).unwrap_or(qname);
+    // psl returns a suffix of the input; find it by length
+    let start = qname.len() - reg.len();
+    let sub = qname[..start].trim_end_matches('.');
+    (sub, &qname[start..], false, None)
+}
+
+/// `name` equals `suffix` or ends with `.suffix`.
+pub fn is_under(name: &str, suffix: &str) -> bool {
+    name == suffix
+        || (name.len() > suffix.len()
+            && name.ends_with(suffix)
+            && name.as_bytes()[name.len() - suffix.len() - 1] == b'.')
+}
+
+pub fn is_internal_addr(cfg: &EngineConfig, ip: IpAddr) -> bool {
+    cfg.internal_ranges.iter().any(|c| c.contains(ip))
+}
+
+pub fn is_noerror(ev: &DnsEvent) -> bool {
+    ev.rcode == Some(RCODE_NOERROR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn destinations() {
+        let mut cfg = EngineConfig::default();
+        cfg.internal_suffixes.push("corp.example".into());
+        assert_eq!(
+            destination(&cfg, "www.example.co.uk"),
+            ("www", "example.co.uk", false, None)
+        );
+        assert_eq!(
+            destination(&cfg, "a.b.github.io"),
+            ("a", "b.github.io", false, None),
+            "private PSL section"
+        );
+        assert_eq!(
+            destination(&cfg, "db1.corp.example"),
+            ("", "db1.corp.example", true, None)
+        );
+        assert_eq!(destination(&cfg, "printer"), ("", "printer", true, None));
+        assert_eq!(
+            destination(&cfg, "example.com"),
+            ("", "example.com", false, None)
+        );
+        let (sub, d, int, a) = destination(&cfg, "5.0.0.10.in-addr.arpa");
+        assert_eq!(
+            (sub, d, int, a),
+            (
+                "5.0.0.10",
+                "in-addr.arpa",
+                true,
+                Some("10.0.0.5".parse().unwrap())
+            )
+        );
+        assert!(!destination(&cfg, "8.8.8.8.in-addr.arpa").2);
+        // hostile bytes stay escaped and never panic
+        let n = dnsight_model::Name::from_labels([&b"\x00<x>"[..], b"evil", b"com"]);
+        let (sub, d, _, _) = destination(&cfg, n.as_str());
+        assert_eq!(d, "evil.com");
+        assert_eq!(sub, "\\000<x>");
+    }
+}

@@ -1,0 +1,394 @@
+//! Persisted state: baselines and alerts in one redb file under the state directory.
+//!
+//! Tables are keyed so the state could be partitioned by device across machines: `devices`
+//! (16-byte client address → compact binary record with the device's destinations by name),
+//! `dests` (org-wide destination name → first seen, internal), `alerts` (id → alert JSON) and
+//! `meta`. `save` writes everything changed in one write transaction: redb commits are atomic
+//! and durable, so a crash or `kill -9` mid-save leaves the previous committed state (the loss
+//! bound is "events since the last save"). Detector windows (beacon timestamps, bursts) are
+//! not persisted; they rebuild within their window. Records are versioned; a record that fails
+//! to decode is counted and skipped, never a panic.
+
+use crate::alert::{Alert, AlertBook};
+use crate::baseline::{Baselines, DestEntry, Device, Profile, Slot, Stat};
+use crate::config::EngineConfig;
+use crate::EngineError;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::Path;
+
+const DEVICES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("devices");
+const DESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("dests");
+const ALERTS: TableDefinition<&str, &str> = TableDefinition::new("alerts");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const VERSION: u8 = 1;
+
+/// File name of the state database inside the state directory.
+pub const STATE_FILE: &str = "engine.redb";
+
+pub struct Store {
+    db: Database,
+    /// Org destinations already written (they are append-only).
+    saved_dests: std::cell::Cell<usize>,
+    /// Records skipped at load because they did not decode.
+    pub corrupt_records: std::cell::Cell<u64>,
+}
+
+fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> EngineError {
+    move |e| EngineError::Store(format!("{what}: {e}"))
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, EngineError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            EngineError::Store(format!(
+                "cannot create state directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(STATE_FILE);
+        let db = Database::create(&path).map_err(|e| {
+            EngineError::Store(format!("cannot open state {}: {e}", path.display()))
+        })?;
+        let tx = db.begin_write().map_err(err("begin"))?;
+        {
+            tx.open_table(DEVICES).map_err(err("devices table"))?;
+            tx.open_table(DESTS).map_err(err("dests table"))?;
+            tx.open_table(ALERTS).map_err(err("alerts table"))?;
+            tx.open_table(META).map_err(err("meta table"))?;
+        }
+        tx.commit().map_err(err("commit"))?;
+        Ok(Store {
+            db,
+            saved_dests: std::cell::Cell::new(0),
+            corrupt_records: std::cell::Cell::new(0),
+        })
+    }
+
+    /// Loads everything into empty baselines and alert book.
+    pub fn load(
+        &self,
+        base: &mut Baselines,
+        book: &mut AlertBook,
+        cfg: &EngineConfig,
+    ) -> Result<(), EngineError> {
+        let rx = self.db.begin_read().map_err(err("begin read"))?;
+        let meta = rx.open_table(META).map_err(err("meta"))?;
+        if let Some(v) = meta.get("org_first").map_err(err("meta get"))? {
+            let b = v.value();
+            if b.len() == 4 {
+                base.org_first = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        let dests = rx.open_table(DESTS).map_err(err("dests"))?;
+        for r in dests.iter().map_err(err("dests iter"))? {
+            let (k, v) = r.map_err(err("dests read"))?;
+            let v = v.value();
+            if v.len() < 9 {
+                continue;
+            }
+            let id = base.intern_dest(k.value(), rd32(v, 0), v[8] != 0);
+            base.dests[id as usize].last = rd32(v, 4);
+        }
+        self.saved_dests.set(base.dests.len());
+        let devices = rx.open_table(DEVICES).map_err(err("devices"))?;
+        for r in devices.iter().map_err(err("devices iter"))? {
+            let (k, v) = r.map_err(err("devices read"))?;
+            let Some(ip) = key_ip(k.value()) else {
+                continue;
+            };
+            let mut d = Device::new(ip, 0);
+            let info = cfg.inventory.lookup(ip);
+            d.name = info.name;
+            d.group = info.group;
+            if decode_device(v.value(), &mut d, base).is_none() {
+                self.corrupt_records.set(self.corrupt_records.get() + 1);
+                continue;
+            }
+            d.dirty = false;
+            let id = base.devices.len() as u32;
+            base.entries += d.dests.len() as u64;
+            for (&did, _) in d.dests.iter() {
+                base.dests[did as usize].devices += 1;
+                if let Some(g) = &d.group {
+                    *base
+                        .groups
+                        .entry(g.clone())
+                        .or_default()
+                        .entry(did)
+                        .or_default() += 1;
+                }
+            }
+            for c in &d.countries {
+                *base.countries.entry(*c).or_default() += 1;
+            }
+            for a in &d.asns {
+                *base.asns.entry(*a).or_default() += 1;
+            }
+            base.dev_index.insert(ip, id);
+            base.devices.push(d);
+        }
+        let alerts = rx.open_table(ALERTS).map_err(err("alerts"))?;
+        let mut v: Vec<Alert> = Vec::new();
+        for r in alerts.iter().map_err(err("alerts iter"))? {
+            let (_, j) = r.map_err(err("alerts read"))?;
+            if let Ok(a) = serde_json::from_str::<Alert>(j.value()) {
+                v.push(a);
+            }
+        }
+        v.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
+        for a in v {
+            book.restore(a);
+        }
+        Ok(())
+    }
+
+    /// Writes changed devices, new destinations and all alerts in one transaction.
+    pub fn save(&self, base: &mut Baselines, book: &AlertBook) -> Result<(), EngineError> {
+        let tx = self.db.begin_write().map_err(err("begin write"))?;
+        {
+            let mut meta = tx.open_table(META).map_err(err("meta"))?;
+            meta.insert("org_first", &base.org_first.to_le_bytes()[..])
+                .map_err(err("meta put"))?;
+            let mut dt = tx.open_table(DESTS).map_err(err("dests"))?;
+            let mut buf = Vec::with_capacity(9);
+            for od in &base.dests[self.saved_dests.get().min(base.dests.len())..] {
+                buf.clear();
+                buf.extend_from_slice(&od.first.to_le_bytes());
+                buf.extend_from_slice(&od.last.to_le_bytes());
+                buf.push(u8::from(od.internal));
+                dt.insert(od.name.as_str(), &buf[..])
+                    .map_err(err("dests put"))?;
+            }
+            let mut devt = tx.open_table(DEVICES).map_err(err("devices"))?;
+            let mut buf = Vec::new();
+            for d in base.devices.iter().filter(|d| d.dirty) {
+                buf.clear();
+                encode_device(d, base, &mut buf);
+                devt.insert(&ip_key(d.ip)[..], &buf[..])
+                    .map_err(err("devices put"))?;
+            }
+            let mut at = tx.open_table(ALERTS).map_err(err("alerts"))?;
+            for a in book.all() {
+                let j = serde_json::to_string(a).map_err(err("alert json"))?;
+                at.insert(a.id.as_str(), j.as_str())
+                    .map_err(err("alerts put"))?;
+            }
+        }
+        tx.commit().map_err(err("commit"))?;
+        self.saved_dests.set(base.dests.len());
+        for d in &mut base.devices {
+            d.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+fn ip_key(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+fn key_ip(k: &[u8]) -> Option<IpAddr> {
+    let b: [u8; 16] = k.try_into().ok()?;
+    Some(crate::net::canonical(IpAddr::V6(Ipv6Addr::from(b))))
+}
+
+fn rd32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn put_stat(out: &mut Vec<u8>, s: &Stat) {
+    out.extend_from_slice(&s.n.to_le_bytes());
+    out.extend_from_slice(&s.mean.to_le_bytes());
+    out.extend_from_slice(&s.var.to_le_bytes());
+}
+
+fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
+    out.push(VERSION);
+    out.extend_from_slice(&d.first_seen.to_le_bytes());
+    out.extend_from_slice(&d.last_seen.to_le_bytes());
+    out.extend_from_slice(&d.events.to_le_bytes());
+    out.extend_from_slice(&d.active_days.to_le_bytes());
+    out.extend_from_slice(&d.last_day.to_le_bytes());
+    out.extend_from_slice(&d.novel_dests.to_le_bytes());
+    out.push(d.countries.len().min(255) as u8);
+    for c in d.countries.iter().take(255) {
+        out.extend_from_slice(c);
+    }
+    out.extend_from_slice(&(d.asns.len().min(65535) as u16).to_le_bytes());
+    for a in d.asns.iter().take(65535) {
+        out.extend_from_slice(&a.to_le_bytes());
+    }
+    match &d.profile {
+        None => out.push(0),
+        Some(p) => {
+            out.push(1);
+            for s in p.slots.iter().chain(std::iter::once(&p.all)) {
+                put_stat(out, &s.volume);
+                put_stat(out, &s.distinct);
+                put_stat(out, &s.nx_share);
+            }
+            out.extend_from_slice(&p.cur.hour.to_le_bytes());
+            out.extend_from_slice(&p.cur.volume.to_le_bytes());
+            out.extend_from_slice(&p.cur.nx.to_le_bytes());
+            for w in p.cur.bits {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+            out.push(p.cur.fired);
+        }
+    }
+    out.extend_from_slice(&(d.dests.len() as u32).to_le_bytes());
+    let mut ids: Vec<(&u32, &DestEntry)> = d.dests.iter().collect();
+    ids.sort_unstable_by_key(|(k, _)| **k);
+    for (&id, e) in ids {
+        let name = base.dests[id as usize].name.as_bytes();
+        let n = name.len().min(u16::MAX as usize);
+        out.extend_from_slice(&(n as u16).to_le_bytes());
+        out.extend_from_slice(&name[..n]);
+        for v in [e.first, e.last, e.count, e.today] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&e.days.to_le_bytes());
+        out.extend_from_slice(&e.last_day.to_le_bytes());
+        out.push(e.flags);
+    }
+}
+
+/// A cursor that fails (None) instead of panicking on short input.
+struct Rd<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Rd<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.b.len() < n {
+            return None;
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Some(h)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|s| s[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|s| u16::from_le_bytes([s[0], s[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
+    }
+    fn f32(&mut self) -> Option<f32> {
+        self.u32().map(f32::from_bits)
+    }
+    fn stat(&mut self) -> Option<Stat> {
+        Some(Stat {
+            n: self.u16()?,
+            mean: self.f32()?,
+            var: self.f32()?,
+        })
+    }
+}
+
+fn decode_device(b: &[u8], d: &mut Device, base: &mut Baselines) -> Option<()> {
+    let mut r = Rd { b };
+    if r.u8()? != VERSION {
+        return None;
+    }
+    d.first_seen = r.u32()?;
+    d.last_seen = r.u32()?;
+    d.events = r.u64()?;
+    d.active_days = r.u16()?;
+    d.last_day = r.u16()?;
+    d.novel_dests = r.u32()?;
+    for _ in 0..r.u8()? {
+        let c = r.take(2)?;
+        d.countries.push([c[0], c[1]]);
+    }
+    for _ in 0..r.u16()? {
+        d.asns.push(r.u32()?);
+    }
+    if r.u8()? == 1 {
+        let mut p = Profile::default();
+        for i in 0..169 {
+            let s = Slot {
+                volume: r.stat()?,
+                distinct: r.stat()?,
+                nx_share: r.stat()?,
+            };
+            if i < 168 {
+                p.slots[i] = s;
+            } else {
+                p.all = s;
+            }
+        }
+        p.cur.hour = r.u32()?;
+        p.cur.volume = r.u32()?;
+        p.cur.nx = r.u32()?;
+        for w in p.cur.bits.iter_mut() {
+            *w = r.u64()?;
+        }
+        p.cur.fired = r.u8()?;
+        d.profile = Some(Box::new(p));
+    }
+    let n = r.u32()?;
+    for _ in 0..n {
+        let l = r.u16()? as usize;
+        let name = std::str::from_utf8(r.take(l)?).ok()?;
+        let e = DestEntry {
+            first: r.u32()?,
+            last: r.u32()?,
+            count: r.u32()?,
+            today: r.u32()?,
+            days: r.u16()?,
+            last_day: r.u16()?,
+            flags: r.u8()?,
+        };
+        let id = base.intern_dest(name, e.first, false);
+        d.dests.insert(id, e);
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn truncated_records_do_not_panic() {
+        let mut base = Baselines::default();
+        let mut d = Device::new("10.0.0.1".parse().unwrap(), 5);
+        d.countries.push(*b"US");
+        d.profile = Some(Box::default());
+        let id = base.intern_dest("example.com", 5, false);
+        d.dests.insert(
+            id,
+            DestEntry {
+                first: 5,
+                last: 6,
+                count: 2,
+                today: 2,
+                days: 1,
+                last_day: 0,
+                flags: 1,
+            },
+        );
+        let mut buf = Vec::new();
+        encode_device(&d, &base, &mut buf);
+        let mut back = Device::new(d.ip, 0);
+        assert!(decode_device(&buf, &mut back, &mut base).is_some());
+        assert_eq!(back.dests.get(&id), d.dests.get(&id));
+        assert_eq!(back.countries, d.countries);
+        for cut in 0..buf.len() {
+            let mut x = Device::new(d.ip, 0);
+            assert!(decode_device(&buf[..cut], &mut x, &mut base).is_none());
+        }
+    }
+}
