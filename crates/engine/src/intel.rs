@@ -143,7 +143,7 @@ impl IntelSet {
                     }
                     match line.strip_prefix("||") {
                         Some(r) => Entry::domain(r.split(['^', '$', '/']).next().unwrap_or("")),
-                        None => Entry::Bad,
+                        None => Entry::domain(line), // plain domains mixed into adblock lists
                     }
                 }
                 Format::Ip => match Cidr::parse(line.split_whitespace().next().unwrap_or("")) {

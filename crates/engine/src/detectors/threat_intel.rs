@@ -1,22 +1,109 @@
-//! Threat intel (placeholder).
+//! **threat_intel**: the qname, any CNAME in the answer chain, or any answer address is on a
+//! threat-intel feed (attacker infrastructure).
+//!
+//! Why: a listed indicator is the strongest single signal there is, and it needs no baseline,
+//! so this fires from the first event, learning or not. Matching the CNAME chain catches a
+//! benign-looking name that points into listed infrastructure; matching answer addresses
+//! catches fresh domains on known-bad hosting. The evidence names the feed, the indicator and
+//! what matched. A resolved answer (the device got an address) scores higher than a blocked or
+//! failed lookup.
+//!
+//! Known false positives: stale or over-broad feeds (shared hosting IPs, parked domains,
+//! sinkholes). Feeds carry an expiry; answer-address matches score a little lower than names.
 
 use super::{Ctx, Detector};
-use crate::alert::Finding;
+use crate::alert::{Finding, Kind};
 use crate::enrich::Enriched;
+use serde_json::json;
 
 #[derive(Default)]
 pub struct ThreatIntel;
-
-impl ThreatIntel {
-    #[allow(dead_code)]
-    pub fn new(_t: &crate::config::Tuning) -> Self {
-        ThreatIntel
-    }
-}
 
 impl Detector for ThreatIntel {
     fn name(&self) -> &'static str {
         "threat_intel"
     }
-    fn observe(&mut self, _ev: &Enriched<'_>, _ctx: &Ctx<'_>, _out: &mut Vec<Finding>) {}
+    fn observe(&mut self, ev: &Enriched<'_>, _ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+        let Some(hit) = &ev.intel else { return };
+        let mut score: f64 = if hit.matched_on == "answer" {
+            70.0
+        } else {
+            75.0
+        };
+        if ev.resolved() {
+            score += 10.0;
+        }
+        let how = match hit.matched_on {
+            "qname" => format!("resolved {}", ev.ev.qname.as_str()),
+            "cname" => format!(
+                "resolved {} whose CNAME chain leads to {}",
+                ev.ev.qname.as_str(),
+                hit.observed
+            ),
+            _ => format!("resolved {} to {}", ev.ev.qname.as_str(), hit.observed),
+        };
+        out.push(Finding {
+            kind: Kind::ThreatIntel,
+            dev: ev.dev,
+            destination: ev.dest.into(),
+            score,
+            summary: format!(
+                "{} {how}, listed as {} on threat feed {}.",
+                ev.ev.client, hit.indicator, hit.feed
+            ),
+            evidence: json!({
+                "feed": hit.feed.as_str(),
+                "indicator": hit.indicator.as_str(),
+                "matched_on": hit.matched_on,
+                "observed": hit.observed.as_str(),
+                "resolved": ev.resolved(),
+            }),
+            sample: Some(ev.sample()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::intel::{Format, IntelSet};
+
+    #[test]
+    fn qname_cname_and_answer_matches_from_the_first_event() {
+        let mut cfg = cfg();
+        let mut s = IntelSet::new();
+        s.add_feed(
+            "c2-feed",
+            "||c2.example^\nevilcdn.example\n",
+            Format::Auto,
+            None,
+        );
+        s.add_feed("bad-ips", "198.51.100.0/24\n", Format::Ip, None);
+        cfg.intel = std::sync::Arc::new(s);
+        let e = run(
+            cfg,
+            "
+            +0 10.0.0.5 beacon.c2.example A NOERROR 203.0.113.9       # qname under a listed domain
+            +5s 10.0.0.5 beacon.c2.example A NOERROR 203.0.113.9      # repeat: same alert
+            +5s 10.0.0.6 www.innocent.example A NOERROR cname:x.evilcdn.example 203.0.113.10
+            +5s 10.0.0.7 fresh.example A NOERROR 198.51.100.77        # answer on an IP list
+            +5s 10.0.0.7 c2.example A NXDOMAIN                        # not resolved: lower score
+            +5s 10.0.0.8 www.example.com A NOERROR 93.184.216.34      # clean
+            ",
+        );
+        assert_alerts(
+            &e,
+            Some("threat_intel"),
+            "threat_intel critical 10.0.0.5+1 c2.example x3
+             threat_intel critical 10.0.0.6 innocent.example x1
+             threat_intel high 10.0.0.7 fresh.example x1",
+        );
+        let a = e
+            .alerts()
+            .into_iter()
+            .find(|a| a.destination == "innocent.example")
+            .unwrap();
+        assert_eq!(a.evidence["matched_on"], "cname");
+        assert_eq!(a.evidence["feed"], "c2-feed");
+    }
 }
