@@ -18,6 +18,7 @@ pub mod events;
 pub mod policy;
 pub mod server;
 pub mod stats;
+pub mod tls;
 pub mod upstream;
 pub mod wire;
 
@@ -61,6 +62,21 @@ pub struct ResolverConfig {
     pub tcp_idle_timeout: Duration,
     pub max_tcp_connections: usize,
     pub event_queue: usize,
+    /// DNS-over-TLS listeners (need `tls`).
+    pub dot_listen: Vec<SocketAddr>,
+    /// DNS-over-HTTPS listeners (need `tls`), serving `doh_path`.
+    pub doh_listen: Vec<SocketAddr>,
+    pub doh_path: String,
+    /// Certificate chain and private key (PEM) for DoT/DoH listeners.
+    pub tls: Option<TlsFiles>,
+    /// Extra CA (PEM) trusted for DoT/DoH upstreams.
+    pub upstream_ca: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Default for ResolverConfig {
@@ -84,6 +100,11 @@ impl Default for ResolverConfig {
             tcp_idle_timeout: Duration::from_secs(10),
             max_tcp_connections: 512,
             event_queue: 65_536,
+            dot_listen: Vec::new(),
+            doh_listen: Vec::new(),
+            doh_path: "/dns-query".into(),
+            tls: None,
+            upstream_ca: None,
         }
     }
 }
@@ -97,6 +118,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Policy(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("upstreams: {0}")]
+    Upstream(String),
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -111,6 +136,8 @@ pub struct Resolver {
     stop: Arc<AtomicBool>,
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
+    dot_addrs: Vec<SocketAddr>,
+    doh_addrs: Vec<SocketAddr>,
     spec: Mutex<(PolicySpec, Vec<Option<std::time::SystemTime>>)>,
 }
 
@@ -165,7 +192,9 @@ impl Resolver {
                 cfg.upstreams.clone(),
                 cfg.upstream_timeout,
                 stats.clone(),
-            ),
+                cfg.upstream_ca.as_deref(),
+            )
+            .map_err(Error::Upstream)?,
             rate: acl::RateLimiter::new(
                 cfg.rate_limit_qps,
                 cfg.rate_limit_burst,
@@ -198,21 +227,11 @@ impl Resolver {
         let mut workers = Vec::new();
         let mut udp_addrs = Vec::new();
         let mut tcp_addrs = Vec::new();
+        let mut dot_addrs = Vec::new();
+        let mut doh_addrs = Vec::new();
         for &want in &cfg.listen {
-            // UDP: the first socket fixes the port (port 0 → the kernel's choice), the others share it
-            let first = reuseport_udp(want).map_err(|e| Error::Listen {
-                addr: want,
-                source: e,
-            })?;
-            let addr = first.local_addr().map_err(|e| Error::Listen {
-                addr: want,
-                source: e,
-            })?;
+            let (addr, socks, listener) = bind_pair(want, nworkers, &rt)?;
             udp_addrs.push(addr);
-            let mut socks = vec![first];
-            for _ in 1..nworkers {
-                socks.push(reuseport_udp(addr).map_err(|e| Error::Listen { addr, source: e })?);
-            }
             for (i, sock) in socks.into_iter().enumerate() {
                 let (core, stop, handle) = (core.clone(), stop.clone(), rt.handle().clone());
                 let h = std::thread::Builder::new()
@@ -221,18 +240,7 @@ impl Resolver {
                     .map_err(Error::Runtime)?;
                 workers.push(h);
             }
-            // TCP on the same address and port
-            let tcp_addr = SocketAddr::new(addr.ip(), addr.port());
-            let listener = rt
-                .block_on(tokio::net::TcpListener::bind(tcp_addr))
-                .map_err(|e| Error::Listen {
-                    addr: tcp_addr,
-                    source: e,
-                })?;
-            tcp_addrs.push(listener.local_addr().map_err(|e| Error::Listen {
-                addr: tcp_addr,
-                source: e,
-            })?);
+            tcp_addrs.push(addr);
             let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_tcp_connections.max(1)));
             rt.spawn(tcp_accept(
                 core.clone(),
@@ -240,6 +248,57 @@ impl Resolver {
                 limit,
                 cfg.tcp_idle_timeout,
             ));
+        }
+        // encrypted listeners
+        if !cfg.dot_listen.is_empty() || !cfg.doh_listen.is_empty() {
+            let files = cfg
+                .tls
+                .as_ref()
+                .ok_or_else(|| Error::Tls("DoT/DoH listeners need a certificate and key".into()))?;
+            let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_tcp_connections.max(1)));
+            for &want in &cfg.dot_listen {
+                let tls =
+                    tls::server_config(&files.cert, &files.key, &[b"dot"]).map_err(Error::Tls)?;
+                let l = rt
+                    .block_on(tokio::net::TcpListener::bind(want))
+                    .map_err(|e| Error::Listen {
+                        addr: want,
+                        source: e,
+                    })?;
+                dot_addrs.push(l.local_addr().map_err(|e| Error::Listen {
+                    addr: want,
+                    source: e,
+                })?);
+                rt.spawn(tls::dot_accept(
+                    core.clone(),
+                    l,
+                    tls,
+                    limit.clone(),
+                    cfg.tcp_idle_timeout,
+                ));
+            }
+            for &want in &cfg.doh_listen {
+                let tls = tls::server_config(&files.cert, &files.key, &[b"http/1.1"])
+                    .map_err(Error::Tls)?;
+                let l = rt
+                    .block_on(tokio::net::TcpListener::bind(want))
+                    .map_err(|e| Error::Listen {
+                        addr: want,
+                        source: e,
+                    })?;
+                doh_addrs.push(l.local_addr().map_err(|e| Error::Listen {
+                    addr: want,
+                    source: e,
+                })?);
+                rt.spawn(tls::doh_accept(
+                    core.clone(),
+                    l,
+                    tls,
+                    limit.clone(),
+                    cfg.tcp_idle_timeout,
+                    Arc::from(cfg.doh_path.as_str()),
+                ));
+            }
         }
         // health probes
         {
@@ -261,6 +320,8 @@ impl Resolver {
             stop,
             udp_addrs,
             tcp_addrs,
+            dot_addrs,
+            doh_addrs,
             spec: Mutex::new((cfg.policy.clone(), mtimes)),
         };
         Ok(r)
@@ -271,6 +332,12 @@ impl Resolver {
     }
     pub fn tcp_addrs(&self) -> &[SocketAddr] {
         &self.tcp_addrs
+    }
+    pub fn dot_addrs(&self) -> &[SocketAddr] {
+        &self.dot_addrs
+    }
+    pub fn doh_addrs(&self) -> &[SocketAddr] {
+        &self.doh_addrs
     }
     pub fn stats(&self) -> StatsSnapshot {
         self.core.stats.snapshot()
@@ -381,6 +448,40 @@ impl Resolver {
             let _ = c.join();
         }
         stats.snapshot()
+    }
+}
+
+/// Binds `nworkers` SO_REUSEPORT UDP sockets and a TCP listener on the same address. With port
+/// 0 the kernel picks the UDP port, which may be taken for TCP: then another port is tried.
+fn bind_pair(
+    want: SocketAddr,
+    nworkers: usize,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(SocketAddr, Vec<UdpSocket>, tokio::net::TcpListener), Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let err = |e| Error::Listen {
+            addr: want,
+            source: e,
+        };
+        let first = reuseport_udp(want).map_err(err)?;
+        let addr = first.local_addr().map_err(err)?;
+        let mut socks = vec![first];
+        for _ in 1..nworkers.max(1) {
+            socks.push(reuseport_udp(addr).map_err(|e| Error::Listen { addr, source: e })?);
+        }
+        match rt.block_on(tokio::net::TcpListener::bind(addr)) {
+            Ok(l) => return Ok((addr, socks, l)),
+            Err(e)
+                if want.port() == 0
+                    && attempt < 20
+                    && e.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                continue
+            }
+            Err(e) => return Err(Error::Listen { addr, source: e }),
+        }
     }
 }
 

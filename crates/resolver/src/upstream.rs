@@ -23,16 +23,41 @@ pub enum UpstreamProto {
     Udp,
     /// TCP only.
     Tcp,
+    /// DNS over TLS (RFC 7858).
+    Dot,
+    /// DNS over HTTPS (RFC 8484), HTTP/1.1 POST.
+    Doh,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamSpec {
     pub addr: SocketAddr,
     pub proto: UpstreamProto,
+    /// Name the TLS certificate must carry (DoT/DoH); default: the address.
+    pub tls_name: Option<String>,
+    /// DoH path (default `/dns-query`).
+    pub path: Option<String>,
+}
+
+impl UpstreamSpec {
+    pub fn udp(addr: SocketAddr) -> UpstreamSpec {
+        UpstreamSpec {
+            addr,
+            proto: UpstreamProto::Udp,
+            tls_name: None,
+            path: None,
+        }
+    }
+    fn tls_name(&self) -> String {
+        self.tls_name
+            .clone()
+            .unwrap_or_else(|| self.addr.ip().to_string())
+    }
 }
 
 struct Upstream {
     spec: UpstreamSpec,
+    pool: Option<crate::tls::TlsPool>,
     down: AtomicBool,
     failures: AtomicU32,
 }
@@ -58,20 +83,45 @@ pub struct Answered {
 }
 
 impl Upstreams {
-    pub fn new(specs: Vec<UpstreamSpec>, timeout: Duration, stats: Arc<Stats>) -> Upstreams {
-        let list = specs
-            .into_iter()
-            .map(|spec| Upstream {
+    /// `ca_file`: an extra CA (PEM) trusted for DoT/DoH upstreams besides the web PKI roots.
+    pub fn new(
+        specs: Vec<UpstreamSpec>,
+        timeout: Duration,
+        stats: Arc<Stats>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Upstreams, String> {
+        let mut list = Vec::new();
+        let mut dot_cfg = None;
+        let mut doh_cfg = None;
+        for spec in specs {
+            let pool = match spec.proto {
+                UpstreamProto::Dot | UpstreamProto::Doh => {
+                    let (slot, alpn): (&mut Option<_>, &[&[u8]]) =
+                        if spec.proto == UpstreamProto::Dot {
+                            (&mut dot_cfg, &[b"dot"])
+                        } else {
+                            (&mut doh_cfg, &[b"http/1.1"])
+                        };
+                    if slot.is_none() {
+                        *slot = Some(crate::tls::client_config(ca_file, alpn)?);
+                    }
+                    let cfg = slot.clone().expect("set above");
+                    Some(crate::tls::TlsPool::new(spec.addr, &spec.tls_name(), cfg)?)
+                }
+                _ => None,
+            };
+            list.push(Upstream {
                 spec,
+                pool,
                 down: AtomicBool::new(false),
                 failures: AtomicU32::new(0),
-            })
-            .collect();
-        Upstreams {
+            });
+        }
+        Ok(Upstreams {
             list,
             timeout,
             stats,
-        }
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -102,7 +152,7 @@ impl Upstreams {
             let u = &self.list[i];
             let id: u16 = rand::random();
             wire::build_upstream_query(&mut msg, id, q, key);
-            match self.exchange(&u.spec, &msg, id, q, key).await {
+            match self.exchange(u, &msg, id, q, key).await {
                 Some(resp) => {
                     u.failures.store(0, Ordering::Relaxed);
                     u.down.store(false, Ordering::Relaxed);
@@ -125,18 +175,40 @@ impl Upstreams {
 
     async fn exchange(
         &self,
-        spec: &UpstreamSpec,
+        u: &Upstream,
         msg: &[u8],
         id: u16,
         q: &Question,
         key: &[u8],
     ) -> Option<Vec<u8>> {
         self.stats.upstream_queries.fetch_add(1, Ordering::Relaxed);
-        if spec.proto == UpstreamProto::Tcp {
-            return tokio::time::timeout(self.timeout, tcp_exchange(spec.addr, msg, id, q, key))
+        let spec = &u.spec;
+        match (spec.proto, &u.pool) {
+            (UpstreamProto::Tcp, _) => {
+                return tokio::time::timeout(self.timeout, tcp_exchange(spec.addr, msg, id, q, key))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            (UpstreamProto::Dot, Some(pool)) => {
+                let r = tokio::time::timeout(self.timeout, pool.dot_exchange(msg))
+                    .await
+                    .ok()
+                    .flatten()?;
+                return wire::response_matches(&r, id, key, q.qtype, q.qclass).then_some(r);
+            }
+            (UpstreamProto::Doh, Some(pool)) => {
+                let path = spec.path.as_deref().unwrap_or("/dns-query");
+                let r = tokio::time::timeout(
+                    self.timeout,
+                    pool.doh_exchange(&spec.tls_name(), path, msg),
+                )
                 .await
                 .ok()
-                .flatten();
+                .flatten()?;
+                return wire::response_matches(&r, id, key, q.qtype, q.qclass).then_some(r);
+            }
+            _ => {}
         }
         let resp =
             tokio::time::timeout(self.timeout, self.udp_exchange(spec.addr, msg, id, q, key))
@@ -198,7 +270,7 @@ impl Upstreams {
             }
             let id: u16 = rand::random();
             wire::build_upstream_query(&mut msg, id, &q, &key);
-            if self.exchange(&u.spec, &msg, id, &q, &key).await.is_some() {
+            if self.exchange(u, &msg, id, &q, &key).await.is_some() {
                 u.failures.store(0, Ordering::Relaxed);
                 u.down.store(false, Ordering::Relaxed);
                 tracing::info!(upstream = %u.spec.addr, "upstream answers again; marked up");

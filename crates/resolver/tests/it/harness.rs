@@ -1,7 +1,7 @@
 //! Test harness: an nsd upstream, a resolver with a collecting sink, and a tiny DNS client.
 
 use dnsight_model::DnsEvent;
-use dnsight_resolver::{wire, EventSink, Resolver, ResolverConfig, UpstreamProto, UpstreamSpec};
+use dnsight_resolver::{wire, EventSink, Resolver, ResolverConfig, UpstreamSpec};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -136,10 +136,7 @@ pub fn base_config(upstreams: &[SocketAddr]) -> ResolverConfig {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         upstreams: upstreams
             .iter()
-            .map(|&addr| UpstreamSpec {
-                addr,
-                proto: UpstreamProto::Udp,
-            })
+            .map(|&addr| UpstreamSpec::udp(addr))
             .collect(),
         upstream_timeout: Duration::from_millis(700),
         health_interval: Duration::from_millis(100),
