@@ -1,16 +1,112 @@
-//! DGA (placeholder).
+//! **dga**: algorithmically generated domain names, in two stages.
+//!
+//! 1. *Per name* (lexical): a resolved name whose registered domain the organisation has never
+//!    had in any baseline and whose lexical DGA probability (`crate::dga`, the trained model;
+//!    a small built-in heuristic if the embedded model cannot be decoded) is above the
+//!    threshold (the stricter of `dga_name_threshold` and the model's 0.1 %-FP threshold).
+//!    Alone this is medium at most; it combines with novelty, beaconing and new-country
+//!    signals on the same destination.
+//! 2. *Per device* (behavioural, like Sentinel's per-client NXDOMAIN rule): in a sliding
+//!    10–20 minute window, the number of distinct never-seen registered domains that do not
+//!    exist (NXDOMAIN). At `dga_nx_burst` (default 12) names — and above three times the
+//!    device's own normal for such a window — it fires if their mean lexical probability is
+//!    ≥ 0.5 (random-looking families); at twice the burst it fires regardless of how the
+//!    names look, which catches dictionary families (suppobox, matsnu: word pairs that no
+//!    character model flags).
+//!
+//! Known false positives: typo bursts and broken search-domain configurations (many NXDOMAINs
+//! but the names are internal or known — excluded), antivirus/reputation lookups encoding
+//! hashes in labels (they resolve and are common across devices), spam filters' DNSBL queries
+//! (reverse names; excluded). Windows that fired never raise the device's own normal.
 
-use super::{Ctx, Detector};
-use crate::alert::Finding;
+use super::{name_hash, Ctx, Detector};
+use crate::alert::{DevId, Finding, Kind};
+use crate::config::Tuning;
 use crate::enrich::Enriched;
+use compact_str::CompactString;
+use dnsight_model::Name;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+const WINDOW: u32 = 600;
+
+fn model() -> Option<&'static crate::dga::Model> {
+    static M: OnceLock<Option<crate::dga::Model>> = OnceLock::new();
+    M.get_or_init(|| crate::dga::Model::decode(crate::dga::MODEL_BYTES).ok())
+        .as_ref()
+}
+
+/// Lexical probability (0..1) that a name is generated.
+pub fn name_score(n: &Name) -> f64 {
+    match model() {
+        Some(m) => m.score(n),
+        None => heuristic(n),
+    }
+}
+
+/// Fallback when no model is available: entropy, length, vowels and digits of the
+/// registered-domain label.
+fn heuristic(n: &Name) -> f64 {
+    let s = n.as_str();
+    let reg = psl::domain_str(s).unwrap_or(s);
+    let label = reg.split('.').next().unwrap_or("");
+    let b = label.as_bytes();
+    if b.len() < 6 {
+        return 0.05;
+    }
+    let mut counts = [0u32; 256];
+    for &c in b {
+        counts[c as usize] += 1;
+    }
+    let len = b.len() as f64;
+    let h: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / len;
+            -p * p.log2()
+        })
+        .sum();
+    let vowels = b.iter().filter(|c| b"aeiou".contains(c)).count() as f64 / len;
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count() as f64 / len;
+    let x = 1.6 * (h - 3.2) + 0.15 * (len - 10.0) - 6.0 * (vowels - 0.3) + 3.0 * digits;
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn threshold(t: &Tuning) -> f64 {
+    let m = model().map_or(0.0, |m| f64::from(m.threshold_0_1pct));
+    t.dga_name_threshold.max(m).min(0.999)
+}
 
 #[derive(Default)]
-pub struct Dga;
+struct Win {
+    bucket: u32,
+    cur: HashSet<u64, foldhash::fast::FixedState>,
+    cur_prob: f64,
+    prev_n: u32,
+    prev_prob: f64,
+    fired_bucket: u32,
+    normal: f64,
+    samples: Vec<CompactString>,
+    last: u32,
+}
+
+pub struct Dga {
+    devs: HashMap<DevId, Win, foldhash::fast::FixedState>,
+    burst: u32,
+    name_threshold: f64,
+    last_sweep: u32,
+}
 
 impl Dga {
-    #[allow(dead_code)]
-    pub fn new(_t: &crate::config::Tuning) -> Self {
-        Dga
+    pub fn new(t: &Tuning) -> Dga {
+        Dga {
+            devs: HashMap::default(),
+            burst: t.dga_nx_burst.max(2),
+            name_threshold: threshold(t),
+            last_sweep: 0,
+        }
     }
 }
 
@@ -18,5 +114,213 @@ impl Detector for Dga {
     fn name(&self) -> &'static str {
         "dga"
     }
-    fn observe(&mut self, _ev: &Enriched<'_>, _ctx: &Ctx<'_>, _out: &mut Vec<Finding>) {}
+    fn state_len(&self) -> usize {
+        self.devs.len()
+    }
+    fn tick(&mut self, now: u32) {
+        if now.saturating_sub(self.last_sweep) >= 3600 {
+            self.last_sweep = now;
+            self.devs
+                .retain(|_, w| now.saturating_sub(w.last) < 2 * WINDOW);
+        }
+    }
+    fn observe(&mut self, ev: &Enriched<'_>, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+        if ev.internal
+            || ev.reverse_addr.is_some()
+            || ev.dest == "in-addr.arpa"
+            || ev.dest == "ip6.arpa"
+        {
+            return;
+        }
+        let org_known = ev
+            .dest_id
+            .and_then(|id| ctx.base.dests.get(id as usize))
+            .is_some_and(|o| o.devices > 0);
+        if org_known {
+            return;
+        }
+        if ev.nx {
+            self.device_stage(ev, out);
+        } else if ev.resolved() {
+            let p = name_score(&ev.ev.qname);
+            if p < self.name_threshold {
+                return;
+            }
+            let recent_burst = self
+                .devs
+                .get(&ev.dev)
+                .is_some_and(|w| w.fired_bucket + 1 >= ev.now / WINDOW && w.fired_bucket > 0);
+            let mut score = 30.0
+                + 30.0
+                    * ((p - self.name_threshold) / (1.0 - self.name_threshold).max(1e-6))
+                        .clamp(0.0, 1.0);
+            if recent_burst {
+                score += 20.0;
+            }
+            out.push(Finding {
+                kind: Kind::Dga,
+                dev: ev.dev,
+                destination: ev.dest.into(),
+                score,
+                summary: format!("{} resolved {}, a never-seen name that looks algorithmically generated (p={p:.3}).", ev.ev.client, ev.ev.qname.as_str()),
+                evidence: json!({
+                    "stage": "name",
+                    "qname": ev.ev.qname.as_str(),
+                    "probability": (p * 1000.0).round() / 1000.0,
+                    "threshold": (self.name_threshold * 1000.0).round() / 1000.0,
+                    "model": if model().is_some() { "embedded" } else { "heuristic" },
+                    "after_nxdomain_burst": recent_burst,
+                }),
+                sample: Some(ev.sample()),
+            });
+        }
+    }
+}
+
+impl Dga {
+    fn device_stage(&mut self, ev: &Enriched<'_>, out: &mut Vec<Finding>) {
+        let bucket = ev.now / WINDOW;
+        let w = self.devs.entry(ev.dev).or_default();
+        w.last = ev.now;
+        if bucket != w.bucket {
+            let fired = w.fired_bucket == w.bucket && w.bucket != 0;
+            let (n, p) = if bucket == w.bucket + 1 {
+                (w.cur.len() as u32, w.cur_prob)
+            } else {
+                (0, 0.0)
+            };
+            if !fired && w.bucket != 0 {
+                w.normal = 0.8 * w.normal + 0.2 * f64::from(w.cur.len() as u32);
+            }
+            w.prev_n = n;
+            w.prev_prob = p;
+            w.cur.clear();
+            w.cur_prob = 0.0;
+            w.samples.clear();
+            w.bucket = bucket;
+        }
+        let h = name_hash(ev.dest);
+        if w.cur.len() >= 4096 || !w.cur.insert(h) {
+            return;
+        }
+        let p = name_score(&ev.ev.qname);
+        w.cur_prob += p;
+        if w.samples.len() < 5 {
+            w.samples.push(ev.ev.qname.as_str().into());
+        }
+        let n = w.cur.len() as u32 + w.prev_n;
+        let mean = (w.cur_prob + w.prev_prob) / f64::from(n.max(1));
+        let need = f64::from(self.burst).max(3.0 * w.normal + f64::from(self.burst));
+        if f64::from(n) < need {
+            return;
+        }
+        let dictionary = mean < 0.5;
+        if dictionary && f64::from(n) < 2.0 * need {
+            return;
+        }
+        w.fired_bucket = bucket;
+        let over = f64::from(n) - need;
+        let score = if dictionary {
+            45.0 + over.min(25.0)
+        } else {
+            55.0 + over.min(25.0) + 10.0 * mean
+        };
+        let style = if dictionary {
+            "dictionary-style (word-like names)"
+        } else {
+            "random-looking"
+        };
+        out.push(Finding {
+            kind: Kind::Dga,
+            dev: ev.dev,
+            destination: "".into(),
+            score: score.min(90.0),
+            summary: format!("{} looked up {n} never-seen domains that do not exist within minutes, {style}: typical of a domain-generation algorithm.", ev.ev.client),
+            evidence: json!({
+                "stage": "device",
+                "nxdomain_domains_in_window": n,
+                "window_s": 2 * WINDOW,
+                "mean_probability": (mean * 1000.0).round() / 1000.0,
+                "device_normal_per_window": (w.normal * 10.0).round() / 10.0,
+                "threshold": need,
+                "style": if dictionary { "dictionary" } else { "random" },
+                "examples": w.samples,
+            }),
+            sample: Some(ev.sample()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+
+    #[test]
+    fn a_burst_of_random_nxdomains_fires_the_device_stage_typos_do_not() {
+        let e = run(
+            cfg(),
+            "
+            +0 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            +1d 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            # a handful of typos: nothing
+            +10s x4 10.0.0.6 wwww{i}.exmaple.com A NXDOMAIN
+            # the infected host: random names under .com/.net, none exist
+            +2s x30 10.0.0.5 {r}x{r}.com A NXDOMAIN
+            ",
+        );
+        let got = lines(&e, Some("dga"));
+        assert!(
+            got.starts_with("dga high 10.0.0.5 - x")
+                || got.starts_with("dga critical 10.0.0.5 - x"),
+            "{got}"
+        );
+        assert_eq!(got.lines().count(), 1, "{got}");
+        let a = e
+            .alerts()
+            .into_iter()
+            .find(|a| a.kind.as_str() == "dga")
+            .unwrap();
+        assert_eq!(a.evidence["style"], "random");
+        assert!(
+            a.count >= 10,
+            "every further name updates the alert: {}",
+            a.count
+        );
+    }
+
+    #[test]
+    fn dictionary_families_are_caught_by_volume_alone() {
+        let e = run(
+            cfg(),
+            "
+            +0 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            +1d 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            +3s x30 10.0.0.5 followstation{i}.net A NXDOMAIN
+            ",
+        );
+        let got = lines(&e, Some("dga"));
+        assert!(
+            got.starts_with("dga ") && got.contains(" 10.0.0.5 - x"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn a_resolving_random_name_new_to_the_org_scores_per_name() {
+        let e = run(
+            cfg(),
+            "
+            +0 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            +1d 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            +1m 10.0.0.5 xkqzvbwpthrj.com A NOERROR 203.0.113.77
+            +1m 10.0.0.5 wikipedia.org A NOERROR 198.51.100.1
+            ",
+        );
+        let got = lines(&e, Some("dga"));
+        assert!(
+            got.contains("dga ") && got.contains("xkqzvbwpthrj.com"),
+            "{got}"
+        );
+        assert!(!got.contains("wikipedia"), "{got}");
+    }
 }

@@ -6,7 +6,7 @@
 //! +30s 10.0.0.5 a1b2.example A NXDOMAIN      advance, then one event
 //! +1m 10.0.0.5 www.example.com A NOERROR 93.184.216.34 cname:edge.cdn.example
 //! +300s~20s x12 10.0.0.5 c2.example A NOERROR 198.51.100.7   12 events, 300 s apart ± 20 s
-//! +2s x40 10.0.0.5 {r}.example A NXDOMAIN    {r}: pseudo-random 12-letter label, {i}: index
+//! +2s x40 10.0.0.5 {r}.example A NXDOMAIN    {r}: 12 pseudo-random letters (each), {i}: index
 //! ```
 //! Time steps: `+N` with `s`, `m`, `h`, `d` (no unit = seconds). Answers: IP addresses,
 //! `cname:NAME`, `ptr:NAME`, `txt:TEXT`, `ttl:N` (applies to following answers).
