@@ -155,10 +155,8 @@ impl GeoCache {
 }
 
 fn slot_of(ip: IpAddr) -> usize {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = foldhash::fast::FixedState::with_seed(0x9e37).build_hasher();
-    ip.hash(&mut h);
-    (h.finish() as usize) % CACHE
+    use std::hash::BuildHasher;
+    (foldhash::fast::FixedState::with_seed(0x9e37).hash_one(ip) as usize) % CACHE
 }
 
 fn code(c: &str) -> Option<Country> {

@@ -47,9 +47,9 @@ pub trait Detector: Send {
 /// Every detector, in the order they run. Disabled ones are left out.
 pub fn registry(cfg: &EngineConfig) -> Vec<Box<dyn Detector>> {
     let all: Vec<Box<dyn Detector>> = vec![
-        Box::new(new_device::NewDevice::default()),
-        Box::new(new_destination::NewDestination::default()),
-        Box::new(new_geo::NewGeo::default()),
+        Box::new(new_device::NewDevice),
+        Box::new(new_destination::NewDestination),
+        Box::new(new_geo::NewGeo),
         Box::new(traffic_change::TrafficChange::default()),
         Box::new(beaconing::Beaconing::new(&cfg.tuning)),
         Box::new(dga::Dga::new(&cfg.tuning)),

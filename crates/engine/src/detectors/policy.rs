@@ -96,7 +96,7 @@ impl Detector for Policy {
                 );
                 return;
             }
-            if !r.allow_only.is_empty() && !ev.reverse_addr.is_some() {
+            if !r.allow_only.is_empty() && ev.reverse_addr.is_none() {
                 let allowed = r.allow_only.iter().any(|a| is_under(q, a))
                     || (r.allow_internal && ev.internal);
                 if !allowed {

@@ -1,16 +1,53 @@
-//! Reconnaissance (placeholder).
+//! **reconnaissance**: a device maps the internal network through DNS — bursts of PTR
+//! lookups over internal ranges (reverse sweeps, `nmap -sL`, BloodHound-style discovery) or of
+//! internal host names nobody in the organisation ever resolved (brute-forcing east-west
+//! names).
+//!
+//! Rule: per device, distinct items in a sliding 10–20 minute window (two tumbling 10-minute
+//! buckets): `recon_ptr_burst` (32) distinct internal addresses looked up by PTR, or
+//! `recon_internal_burst` (40) distinct internal names the organisation has never had in a
+//! baseline (the latter only after the device's learning period, when "never seen" means
+//! something). PTR sweeps need no baseline. Every further item in the window updates the alert.
+//!
+//! Known false positives: monitoring and inventory systems (they sweep on a schedule:
+//! acknowledge them), mail and log servers resolving many client addresses, IPAM tools.
 
 use super::{Ctx, Detector};
-use crate::alert::Finding;
+use crate::alert::{DevId, Finding, Kind};
+use crate::config::Tuning;
 use crate::enrich::Enriched;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+
+const WINDOW: u32 = 600;
 
 #[derive(Default)]
-pub struct Reconnaissance;
+struct Win {
+    bucket: u32,
+    ptr: HashSet<u64, foldhash::fast::FixedState>,
+    ptr_prev: u32,
+    names: HashSet<u64, foldhash::fast::FixedState>,
+    names_prev: u32,
+    lo: Option<std::net::IpAddr>,
+    hi: Option<std::net::IpAddr>,
+    last: u32,
+}
+
+pub struct Reconnaissance {
+    devs: HashMap<DevId, Win, foldhash::fast::FixedState>,
+    ptr_burst: u32,
+    name_burst: u32,
+    last_sweep: u32,
+}
 
 impl Reconnaissance {
-    #[allow(dead_code)]
-    pub fn new(_t: &crate::config::Tuning) -> Self {
-        Reconnaissance
+    pub fn new(t: &Tuning) -> Reconnaissance {
+        Reconnaissance {
+            devs: HashMap::default(),
+            ptr_burst: t.recon_ptr_burst.max(2),
+            name_burst: t.recon_internal_burst.max(2),
+            last_sweep: 0,
+        }
     }
 }
 
@@ -18,5 +55,145 @@ impl Detector for Reconnaissance {
     fn name(&self) -> &'static str {
         "reconnaissance"
     }
-    fn observe(&mut self, _ev: &Enriched<'_>, _ctx: &Ctx<'_>, _out: &mut Vec<Finding>) {}
+    fn state_len(&self) -> usize {
+        self.devs.len()
+    }
+    fn tick(&mut self, now: u32) {
+        if now.saturating_sub(self.last_sweep) >= 3600 {
+            self.last_sweep = now;
+            self.devs
+                .retain(|_, w| now.saturating_sub(w.last) < 2 * WINDOW);
+        }
+    }
+    fn observe(&mut self, ev: &Enriched<'_>, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+        if !ev.internal {
+            return;
+        }
+        let ptr = ev.ev.qtype == 12 && ev.reverse_addr.is_some();
+        let new_name = !ptr
+            && ev.reverse_addr.is_none()
+            && !ev.learning
+            && ev
+                .dest_id
+                .and_then(|id| ctx.base.dests.get(id as usize))
+                .is_none_or(|o| o.devices == 0);
+        if !ptr && !new_name {
+            return;
+        }
+        let bucket = ev.now / WINDOW;
+        let w = self.devs.entry(ev.dev).or_default();
+        w.last = ev.now;
+        if w.bucket != bucket {
+            let adjacent = bucket == w.bucket + 1;
+            w.ptr_prev = if adjacent { w.ptr.len() as u32 } else { 0 };
+            w.names_prev = if adjacent { w.names.len() as u32 } else { 0 };
+            w.ptr.clear();
+            w.names.clear();
+            w.bucket = bucket;
+            if !adjacent {
+                w.lo = None;
+                w.hi = None;
+            }
+        }
+        let h = super::name_hash(ev.ev.qname.as_str());
+        let (n, thr, what) = if ptr {
+            if w.ptr.len() >= 8192 || !w.ptr.insert(h) {
+                return;
+            }
+            let a = ev.reverse_addr;
+            if w.lo.is_none() || a < w.lo {
+                w.lo = a;
+            }
+            if w.hi.is_none() || a > w.hi {
+                w.hi = a;
+            }
+            (w.ptr.len() as u32 + w.ptr_prev, self.ptr_burst, "ptr_sweep")
+        } else {
+            if w.names.len() >= 8192 || !w.names.insert(h) {
+                return;
+            }
+            (
+                w.names.len() as u32 + w.names_prev,
+                self.name_burst,
+                "internal_names",
+            )
+        };
+        if n < thr {
+            return;
+        }
+        let mut score = 50.0 + f64::from(n - thr).min(30.0);
+        if ev.tight {
+            score += 10.0;
+        }
+        let summary = if ptr {
+            format!(
+                "{} looked up {n} internal addresses by PTR within minutes ({} .. {}): a reverse-DNS sweep of the network.",
+                ev.ev.client,
+                w.lo.map(|a| a.to_string()).unwrap_or_default(),
+                w.hi.map(|a| a.to_string()).unwrap_or_default()
+            )
+        } else {
+            format!("{} tried {n} internal host names that no device ever resolved, within minutes: east-west name discovery.", ev.ev.client)
+        };
+        out.push(Finding {
+            kind: Kind::Reconnaissance,
+            dev: ev.dev,
+            destination: "".into(),
+            score,
+            summary,
+            evidence: json!({
+                "pattern": what,
+                "distinct_in_window": n,
+                "threshold": thr,
+                "window_s": 2 * WINDOW,
+                "lowest_address": if ptr { w.lo.map(|a| a.to_string()) } else { None },
+                "highest_address": if ptr { w.hi.map(|a| a.to_string()) } else { None },
+            }),
+            sample: Some(ev.sample()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+
+    #[test]
+    fn a_ptr_sweep_over_an_internal_subnet() {
+        let e = run(
+            cfg(),
+            "
+            +0 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            # mail server style: a few PTRs of external clients: nothing
+            +1s x5 10.0.0.6 {i}.113.0.203.in-addr.arpa PTR NOERROR ptr:mail.example.net
+            # the sweep: 10.0.3.1 .. 10.0.3.60
+            +200ms x60 10.0.0.5 {i}.3.0.10.in-addr.arpa PTR NXDOMAIN
+            ",
+        );
+        let got = lines(&e, Some("reconnaissance"));
+        assert!(
+            got.starts_with("reconnaissance high 10.0.0.5 - x29"),
+            "{got}"
+        );
+        let a = &e.alerts()[0];
+        assert!(a.summary.contains("reverse-DNS sweep"), "{}", a.summary);
+    }
+
+    #[test]
+    fn guessing_internal_names_after_learning() {
+        let mut c = cfg();
+        c.internal_suffixes.push("corp.example".into());
+        let e = run(
+            c,
+            "
+            +0 10.0.0.5 fileserver.corp.example A NOERROR 10.0.5.5
+            +0 10.0.0.7 fileserver.corp.example A NOERROR 10.0.5.5
+            +1d 10.0.0.5 fileserver.corp.example A NOERROR 10.0.5.5     # known: fine
+            +1s x45 10.0.0.5 {r}.corp.example A NXDOMAIN                # brute force
+            +1s x10 10.0.0.7 {r}.corp.example A NXDOMAIN                # a few typos: fine
+            ",
+        );
+        let got = lines(&e, Some("reconnaissance"));
+        assert_eq!(got, "reconnaissance medium 10.0.0.5 - x6\n");
+    }
 }

@@ -8,7 +8,7 @@
 //! +300s~20s x12 10.0.0.5 c2.example A NOERROR 198.51.100.7   12 events, 300 s apart ± 20 s
 //! +2s x40 10.0.0.5 {r}.example A NXDOMAIN    {r}: 12 pseudo-random letters (each), {i}: index
 //! ```
-//! Time steps: `+N` with `s`, `m`, `h`, `d` (no unit = seconds). Answers: IP addresses,
+//! Time steps: `+N` with `ms`, `s`, `m`, `h`, `d` (no unit = seconds). Answers: IP addresses,
 //! `cname:NAME`, `ptr:NAME`, `txt:TEXT`, `ttl:N` (applies to following answers).
 //! Jitter and `{r}` come from a fixed-seed generator: fixtures are deterministic.
 
@@ -32,6 +32,12 @@ impl Lcg {
 }
 
 fn dur(s: &str) -> i64 {
+    if let Some(ms) = s.strip_suffix("ms") {
+        return ms
+            .parse::<f64>()
+            .map(|v| (v * 1e3) as i64)
+            .unwrap_or_else(|_| panic!("bad duration {s:?}"));
+    }
     let (n, mul) = match s.as_bytes().last() {
         Some(b's') => (&s[..s.len() - 1], 1),
         Some(b'm') => (&s[..s.len() - 1], 60),

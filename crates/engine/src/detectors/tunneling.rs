@@ -139,7 +139,7 @@ impl Detector for Tunneling {
     }
     fn observe(&mut self, ev: &Enriched<'_>, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let odd = matches!(ev.ev.qtype, 10 | 16 | 5 | 65399) || ev.ev.qtype >= 65280;
-        if ev.sub.len() < 8 && !(odd && !ev.sub.is_empty()) {
+        if ev.sub.is_empty() || (ev.sub.len() < 8 && !odd) {
             return;
         }
         if ev.reverse_addr.is_some()
