@@ -20,6 +20,10 @@
 //! baseline `−20`; used by half the devices `−25` (or by 5+ devices and 20 % `−15`); internal
 //! names `−20`. Evidence: interval median/MAD/skew, an interval histogram, the TTL.
 //!
+//! While a device learns, pairs are tracked but not reported (prevalence and novelty are not
+//! known yet); a beacon that runs through the learning period is reported once learning ends,
+//! damped as "learned" — learning on a compromised network is the known limit of baselines.
+//!
 //! Known false positives: update checks, NTP, mail polling, monitoring agents, IoT heartbeats.
 //! They are usually old and common in the organisation, which is exactly what damps them.
 
@@ -201,7 +205,7 @@ impl Detector for Beaconing {
             let Some(s) = score_times(&t.times) else {
                 continue;
             };
-            if pushed || s.score < self.threshold || s.median < 2.0 {
+            if pushed || ev.learning || s.score < self.threshold || s.median < 2.0 {
                 continue;
             }
             t.reported = t.reported.saturating_add(1);

@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use dnsight_model::{Answer, DnsEvent, Name, RData, Ts};
 
 /// Monday 2026-11-02T00:00:00Z.
-pub const START: i64 = 1_762_041_600;
+pub const START: i64 = 1_793_577_600;
 
 struct Lcg(u64);
 impl Lcg {
