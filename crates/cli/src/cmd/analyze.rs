@@ -33,6 +33,8 @@ pub struct Args {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    #[command(flatten)]
+    pub engine: crate::config::engine::EngineFlags,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -49,6 +51,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         ))),
     };
+    let (engine_cfg, state_dir) = crate::config::engine::build(&args.engine)?;
+    let mut engine = match &state_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating state directory {}", dir.display()))?;
+            dnsight_engine::Engine::open(engine_cfg, dir)
+                .with_context(|| format!("opening state in {}", dir.display()))?
+        }
+        None => dnsight_engine::Engine::new(engine_cfg),
+    };
+    for n in engine.notices() {
+        eprintln!("dnsight: note: {n}");
+    }
     let progress = !args.no_progress && std::io::stderr().is_terminal();
     let mut summary = Summary::default();
     let mut total = IngestStats::default();
@@ -91,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             for ev in &batch {
                 summary.observe(ev);
+                engine.observe(ev);
                 if let Some(w) = events_out.as_mut() {
                     serde_json::to_writer(&mut *w, ev).context("writing events")?;
                     w.write_all(b"\n").context("writing events")?;
@@ -120,20 +135,51 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(mut w) = events_out {
         w.flush().context("writing events")?;
     }
+    if state_dir.is_some() {
+        engine.save().context("saving state")?;
+    }
+    let alerts = engine.alerts();
+    let engine_stats = engine.stats();
+    if let Some(p) = &args.engine.alerts_out {
+        write_alerts(p, &alerts)?;
+    }
     let report = summary.report(&total, inputs);
     // With `--events-out -` the events own stdout; the report goes to stderr.
-    let events_on_stdout = args.events_out.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let events_on_stdout = args.events_out.as_deref().is_some_and(|p| p.as_os_str() == "-")
+        || args.engine.alerts_out.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let mut out: Box<dyn Write> =
         if events_on_stdout { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
     match args.report {
-        ReportFormat::Text => out.write_all(report.render_text().as_bytes())?,
+        ReportFormat::Text => {
+            out.write_all(report.render_text().as_bytes())?;
+            out.write_all(b"\n")?;
+            out.write_all(dnsight_engine::render_text_report(&alerts, &engine_stats).as_bytes())?;
+        }
         ReportFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
+            let full = serde_json::json!({ "ingest": report, "engine": engine_stats, "alerts": alerts });
+            serde_json::to_writer_pretty(&mut out, &full)?;
             out.write_all(b"\n")?;
         }
     }
     if failures > 0 && failures == args.inputs.len() {
         anyhow::bail!("no input could be read");
     }
+    Ok(())
+}
+
+/// Writes alerts as JSON lines (the alert contract), most severe first.
+fn write_alerts(path: &std::path::Path, alerts: &[dnsight_engine::Alert]) -> anyhow::Result<()> {
+    let mut w: Box<dyn Write> = if path.as_os_str() == "-" {
+        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ))
+    };
+    for a in alerts {
+        serde_json::to_writer(&mut w, a).context("writing alerts")?;
+        w.write_all(b"\n").context("writing alerts")?;
+    }
+    w.flush().context("writing alerts")?;
     Ok(())
 }
