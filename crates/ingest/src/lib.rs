@@ -7,10 +7,14 @@
 //! Invariants: readers stream in bounded memory; malformed input is counted in
 //! [`IngestStats::rejected`] and skipped, never a panic; sources never decide verdicts.
 
+pub mod defrag;
 pub mod dnstap;
 pub mod jsonl;
+pub mod net;
 pub mod pair;
 pub mod pcap;
+pub mod pcap_writer;
+pub mod tcp;
 pub mod zeek;
 
 use dnsight_model::DnsEvent;

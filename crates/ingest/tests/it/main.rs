@@ -1,0 +1,4 @@
+//! Integration tests of dnsight-ingest: one test binary, one module per source.
+
+mod capture;
+mod corpus;
