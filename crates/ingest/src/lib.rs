@@ -10,6 +10,7 @@
 pub mod defrag;
 pub mod dnstap;
 pub mod jsonl;
+pub mod live;
 pub mod net;
 pub mod pair;
 pub mod pcap;
