@@ -128,12 +128,22 @@ impl DomainSet {
     pub fn memory(&self) -> usize {
         self.entries.capacity() * 8 + self.tags.capacity() * 4 + self.index.capacity() * 4
     }
-    fn find(&self, h: u64) -> Option<u32> {
+    /// The tag of an entry with hash `h` (low bits clear) whose kind is in `kinds` (bit mask
+    /// of kinds). All kinds of one name sit next to each other, so one bucket scan serves all.
+    fn find(&self, h: u64, kinds: u8) -> Option<u32> {
         let b = (h >> (64 - self.bits)) as usize;
         let (lo, hi) = (self.index[b] as usize, self.index[b + 1] as usize);
         let slice = &self.entries[lo..hi];
-        let i = slice.iter().position(|&e| e == h)?;
-        Some(self.tags.get(lo + i).copied().unwrap_or(0))
+        let start = slice.partition_point(|&e| e < h);
+        for (k, &e) in slice[start..].iter().enumerate() {
+            if e & !3 != h {
+                break;
+            }
+            if kinds & (1 << (e & 3)) != 0 {
+                return Some(self.tags.get(lo + start + k).copied().unwrap_or(0));
+            }
+        }
+        None
     }
     /// Looks a lowercased wire name up: the full name against exact and subtree rules, every
     /// proper parent (not the root) against subtree and wildcard rules. Returns the tag of the
@@ -143,24 +153,17 @@ impl DomainSet {
             return None;
         }
         let mut i = 0;
-        let mut first = true;
+        let mut kinds = (1 << KIND_EXACT) | (1 << KIND_SUBTREE);
         for _ in 0..128 {
             let len = *wire.get(i)? as usize;
             if len == 0 {
                 return None;
             }
             let h = DomainSetBuilder::hash(self.seed, &wire[i..]);
-            if first {
-                if let Some(t) = self.find(h | KIND_EXACT) {
-                    return Some(t);
-                }
-            } else if let Some(t) = self.find(h | KIND_WILDCARD) {
+            if let Some(t) = self.find(h, kinds) {
                 return Some(t);
             }
-            if let Some(t) = self.find(h | KIND_SUBTREE) {
-                return Some(t);
-            }
-            first = false;
+            kinds = (1 << KIND_WILDCARD) | (1 << KIND_SUBTREE);
             i += 1 + len;
         }
         None
