@@ -15,7 +15,8 @@
 //! scratch buffer; the only allocations are the [`Name`]s longer than the inline size and the
 //! answer vector of the event itself.
 //!
-//! The encoder ([`encode_query`], [`encode_response`]) writes uncompressed messages; it is used by
+//! The encoder ([`encode_query`], [`encode_response`]) writes names uncompressed, except answer
+//! owner names equal to the question name, which point back to it (as servers do); it is used by
 //! the simulator's pcap output and by tests (encode → decode round trips).
 
 use crate::event::{Answer, Flags, RData};
@@ -160,8 +161,22 @@ impl Message {
 #[derive(Debug, Default)]
 pub struct Decoder {
     labels: Vec<(u16, u8)>,
-    scratch: String,
+    /// Label positions of the first question's name (answers usually point back to it).
+    qlabels: Vec<(u16, u8)>,
+    scratch: Vec<u8>,
 }
+
+/// Bytes that appear in a name's presentation form unchanged (after ASCII lowercasing).
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    t
+};
 
 /// Decodes one message with a temporary [`Decoder`] (convenience; reuse a `Decoder` in loops).
 pub fn decode(msg: &[u8]) -> Result<Message, WireError> {
@@ -215,20 +230,15 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, WireError> {
 }
 
 /// Appends one raw label, lowercased and escaped exactly as [`Name`] does, to `out`.
-#[inline]
-fn push_label(out: &mut String, label: &[u8]) {
+fn push_label_bytes(out: &mut Vec<u8>, label: &[u8]) {
     for &b in label {
         let b = b.to_ascii_lowercase();
         if !(0x21..=0x7e).contains(&b) {
-            out.push('\\');
-            out.push((b'0' + b / 100) as char);
-            out.push((b'0' + (b / 10) % 10) as char);
-            out.push((b'0' + b % 10) as char);
+            out.extend_from_slice(&[b'\\', b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10]);
         } else if matches!(b, b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$') {
-            out.push('\\');
-            out.push(b as char);
+            out.extend_from_slice(&[b'\\', b]);
         } else {
-            out.push(b as char);
+            out.push(b);
         }
     }
 }
@@ -253,7 +263,8 @@ impl Decoder {
     pub fn new() -> Decoder {
         Decoder {
             labels: Vec::with_capacity(32),
-            scratch: String::with_capacity(256),
+            qlabels: Vec::with_capacity(32),
+            scratch: Vec::with_capacity(256),
         }
     }
 
@@ -313,12 +324,19 @@ impl Decoder {
         self.scratch.clear();
         for (i, &(start, len)) in self.labels.iter().enumerate() {
             if i > 0 {
-                self.scratch.push('.');
+                self.scratch.push(b'.');
             }
             let s = start as usize;
-            push_label(&mut self.scratch, &msg[s..s + len as usize]);
+            let label = &msg[s..s + len as usize];
+            if label.iter().all(|&b| PLAIN[b as usize]) {
+                self.scratch
+                    .extend(label.iter().map(|b| b.to_ascii_lowercase()));
+            } else {
+                push_label_bytes(&mut self.scratch, label);
+            }
         }
-        Name::from_canonical(&self.scratch)
+        // only printable ASCII was written, so this never fails
+        Name::from_canonical(std::str::from_utf8(&self.scratch).unwrap_or("."))
     }
 
     /// Reads a name at `pos`; returns it and the offset after it.
@@ -345,8 +363,10 @@ impl Decoder {
             partial: None,
         };
         let mut pos = HEADER_LEN;
+        self.qlabels.clear();
         if header.qdcount > 0 {
             let (name, next) = self.read_name(msg, pos)?;
+            self.qlabels.extend_from_slice(&self.labels);
             out.qname = name;
             out.qtype = get16(msg, next)?;
             out.qclass = get16(msg, next + 2)?;
@@ -375,7 +395,12 @@ impl Decoder {
             }
         }
         for i in 0..h.ancount {
-            let (name, next) = self.read_name(msg, pos)?;
+            let next = self.read_labels(msg, pos)?;
+            let name = if !self.qlabels.is_empty() && self.labels == self.qlabels {
+                out.qname.clone()
+            } else {
+                self.labels_to_name(msg)
+            };
             let rtype = get16(msg, next)?;
             let ttl = get32(msg, next + 4)?;
             let rdlen = get16(msg, next + 8)? as usize;
@@ -650,8 +675,13 @@ fn encode_response_inner(
     encode_name(out, &q.name)?;
     out.extend_from_slice(&q.qtype.to_be_bytes());
     out.extend_from_slice(&q.qclass.to_be_bytes());
+    // the question name sits at offset 12 of the message: answers for it point there
     for a in answers {
-        encode_name(out, &a.name)?;
+        if a.name == q.name {
+            out.extend_from_slice(&[0xc0, HEADER_LEN as u8]);
+        } else {
+            encode_name(out, &a.name)?;
+        }
         out.extend_from_slice(&a.rtype.to_be_bytes());
         out.extend_from_slice(&1u16.to_be_bytes());
         out.extend_from_slice(&a.ttl.to_be_bytes());
