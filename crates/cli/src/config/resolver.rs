@@ -1,1 +1,677 @@
-//! Config sections for the resolver (stub).
+//! Config sections for `dnsight serve`: `[resolver]` (listeners, upstreams, ACL, limits),
+//! `[resolver.cache]`, `[resolver.rate_limit]`, `[resolver.blocking]` with `[[resolver.blocking.list]]`
+//! and `[[resolver.blocking.group]]`, and `[[source]]` (passive sources run beside the resolver).
+//!
+//! Two phases, like every section: raw serde structs with `deny_unknown_fields` (a typo is an
+//! error that names the key) → a validated [`ServeSettings`] holding a
+//! [`dnsight_resolver::ResolverConfig`]. Errors name the file, the key and the fix. Relative
+//! paths in the file are relative to the file's directory; paths from flags to the working
+//! directory. Command-line flags override the file.
+
+use anyhow::{anyhow, bail, Context};
+use dnsight_resolver::{
+    BlockAnswer, CacheConfig, Cidr, GroupSpec, ListRole, ListSpec, ResolverConfig, UpstreamProto,
+    UpstreamSpec,
+};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Top-level sections this module owns.
+pub const SECTIONS: &[&str] = &["resolver", "source"];
+
+/// `[resolver]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolverRaw {
+    /// UDP+TCP listen addresses, `ADDR:PORT` (default `127.0.0.1:5353`).
+    pub listen: Option<Vec<String>>,
+    /// Upstream resolvers: `ADDR:PORT` or `ADDR` (UDP with TCP fallback), `tcp://ADDR:PORT`.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    pub upstream_timeout_ms: Option<u64>,
+    pub health_interval_secs: Option<u64>,
+    /// Who may query (CIDR blocks). Default: loopback and private ranges.
+    pub acl: Option<Vec<String>>,
+    /// Answer ANY with a single HINFO (RFC 8482). Default true.
+    pub minimal_any: Option<bool>,
+    pub max_query_size: Option<usize>,
+    /// UDP worker threads per listener (0 = one per CPU).
+    pub udp_workers: Option<usize>,
+    pub tcp_idle_timeout_secs: Option<u64>,
+    pub max_tcp_connections: Option<usize>,
+    /// Capacity of the queue between the resolver and the analysis (events beyond are dropped
+    /// and counted, never waited for).
+    pub event_queue: Option<usize>,
+    /// Decode answers into events (costs a copy per query). Default true.
+    pub event_answers: Option<bool>,
+    /// Seconds between stats log lines (0 = only at shutdown). Default 300.
+    pub stats_interval_secs: Option<u64>,
+    /// DNS-over-TLS listeners, `ADDR:PORT` (need tls_cert and tls_key).
+    #[serde(default)]
+    pub dot_listen: Vec<String>,
+    /// DNS-over-HTTPS listeners, `ADDR:PORT` (need tls_cert and tls_key).
+    #[serde(default)]
+    pub doh_listen: Vec<String>,
+    /// DoH path (default `/dns-query`).
+    pub doh_path: Option<String>,
+    /// Certificate chain (PEM) for DoT/DoH listeners.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for DoT/DoH listeners.
+    pub tls_key: Option<PathBuf>,
+    /// Extra CA certificate (PEM) trusted for tls:// and https:// upstreams.
+    pub upstream_ca: Option<PathBuf>,
+    #[serde(default)]
+    pub cache: CacheRaw,
+    #[serde(default)]
+    pub rate_limit: RateLimitRaw,
+    #[serde(default)]
+    pub blocking: BlockingRaw,
+}
+
+/// `[resolver.cache]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRaw {
+    pub max_entries: Option<usize>,
+    pub min_ttl: Option<u32>,
+    pub max_ttl: Option<u32>,
+    pub max_negative_ttl: Option<u32>,
+}
+
+/// `[resolver.rate_limit]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRaw {
+    /// Queries per second per client address (0 = off). Default 1000.
+    pub qps: Option<u32>,
+    pub burst: Option<u32>,
+    /// Clients never limited. Default loopback.
+    pub exempt: Option<Vec<String>>,
+}
+
+/// `[resolver.blocking]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockingRaw {
+    /// `nxdomain` (default), `nodata`, `null` (0.0.0.0 / ::), `sinkhole`, `refused`.
+    pub answer: Option<String>,
+    pub sinkhole_v4: Option<String>,
+    pub sinkhole_v6: Option<String>,
+    /// TTL of synthesised block answers (default 60).
+    pub ttl: Option<u32>,
+    /// Seconds between checks of list files for changes (0 = only on SIGHUP). Default 30.
+    pub poll_interval_secs: Option<u64>,
+    #[serde(default)]
+    pub list: Vec<ListRaw>,
+    #[serde(default)]
+    pub group: Vec<GroupRaw>,
+}
+
+/// `[[resolver.blocking.list]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRaw {
+    pub path: PathBuf,
+    /// Shown in verdicts and referenced by groups (default: the file name).
+    pub name: Option<String>,
+    /// `block` (default) or `allow`.
+    pub role: Option<String>,
+}
+
+/// `[[resolver.blocking.group]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRaw {
+    pub name: String,
+    /// Client CIDR blocks in this group (`default` matches everyone else).
+    #[serde(default)]
+    pub clients: Vec<String>,
+    /// List names applied to this group (default: all lists).
+    pub lists: Option<Vec<String>>,
+    pub answer: Option<String>,
+}
+
+/// `[[source]]`: passive sources run in the same process.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRaw {
+    /// `dnstap` (listen = `unix:/path` or `tcp:ADDR:PORT`), `zeek` or `jsonl` (path: a file
+    /// that is followed as it grows).
+    pub kind: String,
+    pub listen: Option<String>,
+    pub path: Option<PathBuf>,
+}
+
+/// A validated passive source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    DnstapUnix(PathBuf),
+    DnstapTcp(SocketAddr),
+    Tail { kind: String, path: PathBuf },
+}
+
+/// The resolver's sections, raw.
+#[derive(Debug, Default)]
+pub struct ServeSections {
+    pub resolver: ResolverRaw,
+    pub sources: Vec<SourceRaw>,
+}
+
+/// Everything `serve` needs besides the engine.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub resolver: ResolverConfig,
+    pub stats_interval: Duration,
+    pub sources: Vec<SourceConfig>,
+}
+
+/// Command-line overrides.
+#[derive(Debug, Default, Clone)]
+pub struct ServeOverrides {
+    pub listen: Vec<String>,
+    pub upstreams: Vec<String>,
+    pub blocklists: Vec<PathBuf>,
+}
+
+/// Checks that every top-level key of the file belongs to some section owner.
+pub fn check_top_level(text: &str, file: &Path, known: &[&[&str]]) -> anyhow::Result<()> {
+    let table: toml::Table =
+        toml::from_str(text).with_context(|| format!("{}: not valid TOML", file.display()))?;
+    let all: Vec<&str> = known.iter().flat_map(|k| k.iter().copied()).collect();
+    for k in table.keys() {
+        if !all.contains(&k.as_str()) {
+            bail!(
+                "{}: unknown section `{k}`; valid top-level sections are: {}",
+                file.display(),
+                all.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Picks the resolver's sections out of a config file.
+pub fn parse_sections(text: &str, file: &Path) -> anyhow::Result<ServeSections> {
+    let table: toml::Table =
+        toml::from_str(text).with_context(|| format!("{}: not valid TOML", file.display()))?;
+    let mut s = ServeSections::default();
+    if let Some(v) = table.get("resolver").cloned() {
+        s.resolver = v
+            .try_into()
+            .map_err(|e| anyhow!("{}: [resolver]: {e}", file.display()))?;
+    }
+    if let Some(v) = table.get("source").cloned() {
+        s.sources = v.try_into().map_err(|e| {
+            anyhow!(
+                "{}: [[source]]: {e} (each needs `kind`, and `listen` or `path`)",
+                file.display()
+            )
+        })?;
+    }
+    Ok(s)
+}
+
+fn parse_addr(s: &str, default_port: u16) -> Option<SocketAddr> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    s.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, default_port))
+}
+
+/// `ADDR:PORT` for a listener.
+pub fn parse_listen(s: &str, key: &str) -> anyhow::Result<SocketAddr> {
+    s.trim().parse().map_err(|_| anyhow!("{key}: {s:?} is not ADDR:PORT; use e.g. 127.0.0.1:5353 or [::1]:5353 (port 53 needs CAP_NET_BIND_SERVICE)"))
+}
+
+/// `ADDR[:PORT]` (UDP with TCP fallback), `tcp://ADDR[:PORT]`, `tls://ADDR[:PORT][#NAME]`
+/// (DoT, port 853) or `https://ADDR[:PORT][/PATH][#NAME]` (DoH, port 443, path /dns-query).
+/// NAME is the name the upstream's certificate must carry (default: the address).
+pub fn parse_upstream(s: &str, key: &str) -> anyhow::Result<UpstreamSpec> {
+    let fix = "use ADDR[:PORT] (UDP, TCP on truncation), tcp://ADDR[:PORT], tls://ADDR[:PORT]#NAME or https://ADDR[:PORT]/dns-query#NAME";
+    let (proto, rest, port) = if let Some(r) = s.strip_prefix("tcp://") {
+        (UpstreamProto::Tcp, r, 53)
+    } else if let Some(r) = s.strip_prefix("udp://") {
+        (UpstreamProto::Udp, r, 53)
+    } else if let Some(r) = s.strip_prefix("tls://") {
+        (UpstreamProto::Dot, r, 853)
+    } else if let Some(r) = s.strip_prefix("https://") {
+        (UpstreamProto::Doh, r, 443)
+    } else if s.contains("://") {
+        bail!("{key}: {s:?}: unsupported scheme; {fix}");
+    } else {
+        (UpstreamProto::Udp, s, 53)
+    };
+    let (rest, tls_name) = match rest.split_once('#') {
+        Some((r, n)) if !n.is_empty() => (r, Some(n.to_string())),
+        Some(_) => bail!("{key}: {s:?}: empty name after #; {fix}"),
+        None => (rest, None),
+    };
+    if tls_name.is_some() && matches!(proto, UpstreamProto::Udp | UpstreamProto::Tcp) {
+        bail!("{key}: {s:?}: #NAME only applies to tls:// and https:// upstreams");
+    }
+    let (hostport, path) = match (proto, rest.find('/')) {
+        (UpstreamProto::Doh, Some(i)) => (&rest[..i], Some(rest[i..].to_string())),
+        (_, Some(_)) => bail!("{key}: {s:?}: unexpected path; {fix}"),
+        (_, None) => (rest, None),
+    };
+    let addr = parse_addr(hostport, port).ok_or_else(|| anyhow!("{key}: {s:?}: {hostport:?} is not an IP address with an optional port (names need a bootstrap resolver: give the address and the name as #NAME); {fix}"))?;
+    Ok(UpstreamSpec {
+        addr,
+        proto,
+        tls_name,
+        path,
+    })
+}
+
+fn parse_cidrs(v: &[String], key: &str) -> anyhow::Result<Vec<Cidr>> {
+    v.iter()
+        .map(|s| s.parse::<Cidr>().map_err(|e| anyhow!("{key}: {e}")))
+        .collect()
+}
+
+fn parse_answer(
+    s: &str,
+    key: &str,
+    v4: Option<std::net::Ipv4Addr>,
+    v6: Option<std::net::Ipv6Addr>,
+) -> anyhow::Result<BlockAnswer> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "nxdomain" => BlockAnswer::NxDomain,
+        "nodata" => BlockAnswer::NoData,
+        "null" | "zero" => BlockAnswer::Null,
+        "refused" => BlockAnswer::Refused,
+        "sinkhole" => {
+            if v4.is_none() && v6.is_none() {
+                bail!("{key} = \"sinkhole\" needs [resolver.blocking] sinkhole_v4 and/or sinkhole_v6 addresses");
+            }
+            BlockAnswer::Sinkhole { v4, v6 }
+        }
+        other => bail!("{key}: unknown block answer {other:?}; use nxdomain, nodata, null, sinkhole or refused"),
+    })
+}
+
+fn rel(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Validates the raw sections (+ overrides) into settings. Does not read list files (the
+/// resolver loads them at start, so `check-config` reports missing lists separately).
+pub fn validate(
+    s: ServeSections,
+    file: &Path,
+    base_dir: &Path,
+    o: &ServeOverrides,
+) -> anyhow::Result<ServeSettings> {
+    let f = file.display();
+    let r = s.resolver;
+    let mut cfg = ResolverConfig::default();
+    let listen: Vec<String> = if !o.listen.is_empty() {
+        o.listen.clone()
+    } else {
+        r.listen.unwrap_or_default()
+    };
+    if !listen.is_empty() {
+        cfg.listen = listen
+            .iter()
+            .map(|l| parse_listen(l, &format!("{f}: [resolver] listen")))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    let ups: Vec<String> = if !o.upstreams.is_empty() {
+        o.upstreams.clone()
+    } else {
+        r.upstreams
+    };
+    cfg.upstreams = ups
+        .iter()
+        .map(|u| parse_upstream(u, &format!("{f}: [resolver] upstreams")))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(ms) = r.upstream_timeout_ms {
+        if ms == 0 || ms > 30_000 {
+            bail!("{f}: [resolver] upstream_timeout_ms = {ms}: use 1..=30000");
+        }
+        cfg.upstream_timeout = Duration::from_millis(ms);
+    }
+    cfg.dot_listen = r
+        .dot_listen
+        .iter()
+        .map(|l| parse_listen(l, &format!("{f}: [resolver] dot_listen")))
+        .collect::<anyhow::Result<_>>()?;
+    cfg.doh_listen = r
+        .doh_listen
+        .iter()
+        .map(|l| parse_listen(l, &format!("{f}: [resolver] doh_listen")))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(p) = r.doh_path {
+        if !p.starts_with('/') {
+            bail!("{f}: [resolver] doh_path = {p:?}: must start with /, e.g. \"/dns-query\"");
+        }
+        cfg.doh_path = p;
+    }
+    match (r.tls_cert, r.tls_key) {
+        (Some(c), Some(k)) => {
+            cfg.tls = Some(dnsight_resolver::TlsFiles {
+                cert: rel(base_dir, &c),
+                key: rel(base_dir, &k),
+            })
+        }
+        (None, None) => {
+            if !cfg.dot_listen.is_empty() || !cfg.doh_listen.is_empty() {
+                bail!("{f}: [resolver] dot_listen/doh_listen need tls_cert = \"cert.pem\" and tls_key = \"key.pem\"");
+            }
+        }
+        _ => bail!("{f}: [resolver] tls_cert and tls_key go together: set both"),
+    }
+    cfg.upstream_ca = r.upstream_ca.map(|p| rel(base_dir, &p));
+    if let Some(s) = r.health_interval_secs {
+        cfg.health_interval = Duration::from_secs(s.max(1));
+    }
+    if let Some(acl) = r.acl {
+        cfg.rules.acl = parse_cidrs(&acl, &format!("{f}: [resolver] acl"))?;
+        if cfg.rules.acl.iter().any(|c| c.prefix == 0) {
+            tracing::warn!("{f}: [resolver] acl contains a /0 block: this is an open resolver");
+        }
+    }
+    if let Some(b) = r.minimal_any {
+        cfg.rules.minimal_any = b;
+    }
+    if let Some(n) = r.max_query_size {
+        if !(12..=65535).contains(&n) {
+            bail!("{f}: [resolver] max_query_size = {n}: use 12..=65535");
+        }
+        cfg.rules.max_query_size = n;
+    }
+    if let Some(b) = r.event_answers {
+        cfg.rules.event_answers = b;
+    }
+    if let Some(n) = r.udp_workers {
+        cfg.udp_workers = n.min(256);
+    }
+    if let Some(s) = r.tcp_idle_timeout_secs {
+        cfg.tcp_idle_timeout = Duration::from_secs(s.clamp(1, 3600));
+    }
+    if let Some(n) = r.max_tcp_connections {
+        cfg.max_tcp_connections = n.max(1);
+    }
+    if let Some(n) = r.event_queue {
+        if n == 0 {
+            bail!("{f}: [resolver] event_queue = 0: the queue needs room for at least one event (default 65536)");
+        }
+        cfg.event_queue = n;
+    }
+    let c = r.cache;
+    let d = CacheConfig::default();
+    cfg.cache = CacheConfig {
+        max_entries: c.max_entries.unwrap_or(d.max_entries),
+        min_ttl: c.min_ttl.unwrap_or(d.min_ttl),
+        max_ttl: c.max_ttl.unwrap_or(d.max_ttl),
+        max_negative_ttl: c.max_negative_ttl.unwrap_or(d.max_negative_ttl),
+    };
+    if cfg.cache.min_ttl > cfg.cache.max_ttl {
+        bail!(
+            "{f}: [resolver.cache] min_ttl ({}) is larger than max_ttl ({})",
+            cfg.cache.min_ttl,
+            cfg.cache.max_ttl
+        );
+    }
+    let rl = r.rate_limit;
+    if let Some(q) = rl.qps {
+        cfg.rate_limit_qps = q;
+        cfg.rate_limit_burst = q.saturating_mul(2);
+    }
+    if let Some(b) = rl.burst {
+        cfg.rate_limit_burst = b;
+    }
+    if let Some(e) = rl.exempt {
+        cfg.rate_limit_exempt = parse_cidrs(&e, &format!("{f}: [resolver.rate_limit] exempt"))?;
+    }
+    let b = r.blocking;
+    let v4 = b
+        .sinkhole_v4
+        .as_deref()
+        .map(|s| {
+            s.parse().map_err(|_| {
+                anyhow!("{f}: [resolver.blocking] sinkhole_v4 = {s:?} is not an IPv4 address")
+            })
+        })
+        .transpose()?;
+    let v6 = b
+        .sinkhole_v6
+        .as_deref()
+        .map(|s| {
+            s.parse().map_err(|_| {
+                anyhow!("{f}: [resolver.blocking] sinkhole_v6 = {s:?} is not an IPv6 address")
+            })
+        })
+        .transpose()?;
+    if let Some(a) = &b.answer {
+        cfg.policy.default_answer =
+            parse_answer(a, &format!("{f}: [resolver.blocking] answer"), v4, v6)?;
+    }
+    if let Some(t) = b.ttl {
+        cfg.policy.block_ttl = t;
+    }
+    let poll = Duration::from_secs(b.poll_interval_secs.unwrap_or(30));
+    cfg.list_poll_interval = poll;
+    let mut names = Vec::new();
+    for (i, l) in b.list.iter().enumerate() {
+        let path = rel(base_dir, &l.path);
+        let name = l
+            .name
+            .clone()
+            .unwrap_or_else(|| dnsight_resolver::policy::list_name(&path));
+        if names.contains(&name) {
+            bail!("{f}: [[resolver.blocking.list]] #{}: duplicate list name {name:?}; give each list a distinct `name`", i + 1);
+        }
+        let role = match l.role.as_deref().unwrap_or("block") {
+            "block" => ListRole::Block,
+            "allow" => ListRole::Allow,
+            other => bail!("{f}: [[resolver.blocking.list]] {name:?}: role = {other:?}; use \"block\" or \"allow\""),
+        };
+        names.push(name.clone());
+        cfg.policy.lists.push(ListSpec { name, path, role });
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    for p in &o.blocklists {
+        let path = cwd.join(p);
+        let mut name = dnsight_resolver::policy::list_name(&path);
+        while names.contains(&name) {
+            name.push('\'');
+        }
+        names.push(name.clone());
+        cfg.policy.lists.push(ListSpec {
+            name,
+            path,
+            role: ListRole::Block,
+        });
+    }
+    for g in &b.group {
+        let key = format!("{f}: [[resolver.blocking.group]] {:?}", g.name);
+        if g.name != "default" && g.clients.is_empty() {
+            bail!("{key}: `clients` is empty; list CIDR blocks, e.g. clients = [\"10.9.0.0/16\"]");
+        }
+        if let Some(ls) = &g.lists {
+            for l in ls {
+                if !names.contains(l) {
+                    bail!(
+                        "{key}: lists: no list named {l:?}; known lists: {}",
+                        names.join(", ")
+                    );
+                }
+            }
+        }
+        let answer = g
+            .answer
+            .as_deref()
+            .map(|a| parse_answer(a, &format!("{key} answer"), v4, v6))
+            .transpose()?;
+        cfg.policy.groups.push(GroupSpec {
+            name: g.name.clone(),
+            clients: parse_cidrs(&g.clients, &format!("{key} clients"))?,
+            lists: g.lists.clone(),
+            answer,
+        });
+    }
+    let mut sources = Vec::new();
+    for (i, src) in s.sources.iter().enumerate() {
+        let key = format!("{f}: [[source]] #{}", i + 1);
+        sources.push(match src.kind.as_str() {
+            "dnstap" => {
+                let l = src.listen.as_deref().ok_or_else(|| anyhow!("{key}: kind = \"dnstap\" needs listen = \"unix:/path/to.sock\" or \"tcp:127.0.0.1:6000\""))?;
+                if let Some(p) = l.strip_prefix("unix:") {
+                    SourceConfig::DnstapUnix(rel(base_dir, Path::new(p)))
+                } else if let Some(a) = l.strip_prefix("tcp:") {
+                    SourceConfig::DnstapTcp(parse_listen(a, &format!("{key} listen"))?)
+                } else {
+                    bail!("{key}: listen = {l:?}: prefix it with unix: or tcp:");
+                }
+            }
+            k @ ("zeek" | "jsonl") => {
+                let p = src.path.as_ref().ok_or_else(|| anyhow!("{key}: kind = {k:?} needs path = \"...\""))?;
+                SourceConfig::Tail { kind: k.to_string(), path: rel(base_dir, p) }
+            }
+            other => bail!("{key}: unknown kind {other:?}; use dnstap, zeek or jsonl"),
+        });
+    }
+    Ok(ServeSettings {
+        resolver: cfg,
+        stats_interval: Duration::from_secs(r.stats_interval_secs.unwrap_or(300)),
+        sources,
+    })
+}
+
+/// Reads the file (if any) and applies the overrides.
+pub fn load(file: Option<&Path>, o: &ServeOverrides) -> anyhow::Result<ServeSettings> {
+    match file {
+        Some(p) => {
+            let b = std::fs::read(p)
+                .with_context(|| format!("cannot read config file {}", p.display()))?;
+            let text = String::from_utf8_lossy(&b);
+            let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+            validate(parse_sections(&text, p)?, p, &base, o)
+        }
+        None => validate(
+            ServeSections::default(),
+            Path::new("<flags>"),
+            Path::new("."),
+            o,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    }
+
+    #[test]
+    fn serve_example_parses_and_lists_load() {
+        let p = examples_dir().join("serve.toml");
+        let s = load(Some(&p), &ServeOverrides::default()).unwrap();
+        let r = &s.resolver;
+        assert_eq!(
+            r.listen,
+            vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(r.upstreams.len(), 2);
+        assert_eq!(r.upstreams[1].proto, UpstreamProto::Tcp);
+        assert!(r.policy.lists.len() >= 2);
+        let policy = r.policy.build().unwrap();
+        assert!(policy.total_rules() > 0);
+        assert_eq!(policy.groups.len(), 2);
+        assert_eq!(s.sources.len(), 1);
+    }
+
+    #[test]
+    fn every_example_config_passes_the_top_level_check() {
+        for e in std::fs::read_dir(examples_dir()).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                check_top_level(&text, &p, &[SECTIONS, super::super::engine::SECTIONS]).unwrap();
+                let s = parse_sections(&text, &p).unwrap();
+                validate(s, &p, p.parent().unwrap(), &ServeOverrides::default()).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let o = ServeOverrides {
+            listen: vec!["127.0.0.1:5390".into()],
+            upstreams: vec!["127.0.0.1:5300".into(), "tcp://[::1]:53".into()],
+            blocklists: vec!["x.txt".into()],
+        };
+        let s = load(None, &o).unwrap();
+        assert_eq!(s.resolver.listen[0].port(), 5390);
+        assert_eq!(s.resolver.upstreams[1].addr, "[::1]:53".parse().unwrap());
+        assert_eq!(s.resolver.policy.lists[0].name, "x.txt");
+        let u = parse_upstream("https://9.9.9.9/dns-query#dns.quad9.net", "k").unwrap();
+        assert_eq!(
+            (
+                u.proto,
+                u.addr.port(),
+                u.path.as_deref(),
+                u.tls_name.as_deref()
+            ),
+            (
+                UpstreamProto::Doh,
+                443,
+                Some("/dns-query"),
+                Some("dns.quad9.net")
+            )
+        );
+        let u = parse_upstream("tls://[2620:fe::fe]#dns.quad9.net", "k").unwrap();
+        assert_eq!((u.proto, u.addr.port()), (UpstreamProto::Dot, 853));
+        assert!(parse_upstream("9.9.9.9#x", "k").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        let f = Path::new("x.toml");
+        let err = |t: &str| {
+            let r = parse_sections(t, f)
+                .and_then(|s| validate(s, f, Path::new("."), &ServeOverrides::default()));
+            format!("{:#}", r.unwrap_err())
+        };
+        let e = err("[resolver]\nlisten_on = [\"1.2.3.4:53\"]\n");
+        assert!(e.contains("listen_on") && e.contains("[resolver]"), "{e}");
+        let e = err("[resolver]\nlisten = [\"localhost\"]\n");
+        assert!(e.contains("listen") && e.contains("127.0.0.1:5353"), "{e}");
+        let e = err("[resolver]\nupstreams = [\"https://dns.example/q\"]\n");
+        assert!(e.contains("bootstrap") && e.contains("#NAME"), "{e}");
+        let e = err("[resolver]\nupstreams = [\"quic://9.9.9.9\"]\n");
+        assert!(e.contains("unsupported scheme"), "{e}");
+        let e = err("[resolver]\ndot_listen = [\"127.0.0.1:853\"]\n");
+        assert!(e.contains("tls_cert"), "{e}");
+        let e = err("[resolver.blocking]\nanswer = \"sinkhole\"\n");
+        assert!(e.contains("sinkhole_v4"), "{e}");
+        let e = err("[resolver]\nacl = [\"10.0.0.0/40\"]\n");
+        assert!(e.contains("acl") && e.contains("prefix"), "{e}");
+        let e = err("[[resolver.blocking.list]]\npath = \"a.txt\"\n[[resolver.blocking.group]]\nname = \"kids\"\nclients = [\"10.0.0.0/8\"]\nlists = [\"b\"]\n");
+        assert!(
+            e.contains("no list named \"b\"") && e.contains("a.txt"),
+            "{e}"
+        );
+        let e = err("[[source]]\nkind = \"dnstap\"\n");
+        assert!(e.contains("unix:"), "{e}");
+        let e = format!(
+            "{:#}",
+            check_top_level("[resolvr]\n", f, &[SECTIONS]).unwrap_err()
+        );
+        assert!(e.contains("resolvr") && e.contains("resolver"), "{e}");
+    }
+}

@@ -1,0 +1,97 @@
+#!/bin/bash
+# dnsight against the peer lab in ../shared/bench (read its README first): starts the lab's
+# authoritative nsd and peers in the lab's private network namespace, starts dnsight variants
+# beside them (forwarding to the same nsd, pinned to the same CPU as the peers), runs
+# bench.sh cells and prints the summary. Nothing is copied from the lab; it is driven.
+#
+#   bench/dnsight-bench.sh start        # lab peers + dnsight variants
+#   bench/dnsight-bench.sh run [CELLS]  # measured cells (default: the set in docs/performance.md)
+#   bench/dnsight-bench.sh summary      # Markdown tables (lab's summarize.py)
+#   bench/dnsight-bench.sh stop
+#
+# Variants (ports inside the lab namespace):
+#   dnsight      5390  defaults, events go to the analysis consumer (no file)
+#   dnsight-log  5391  + every query written as a JSON-lines event (run/logs/dnsight-log.log)
+#   dnsight-block 5392 + a 1,000,000-domain block list (the lab's 100k list + 900k synthetic)
+# Env: BIN (default target/release/dnsight), LAB_WORK (default /tmp/dnsight-lab-E), REPS (3),
+# QUIET (machine-quiet threshold %, default 10 here: other engineers share the box).
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LABDIR=${LABDIR:-$(cd "$ROOT/../shared/bench" && pwd)}
+export LAB_WORK=${LAB_WORK:-/tmp/dnsight-lab-E}
+export QUIET=${QUIET:-10}
+BIN=${BIN:-$ROOT/target/release/dnsight}
+R=$LAB_WORK/run D=$LAB_WORK/data
+PEERS=${PEERS:-"nsd unbound unbound-log unbound-block dnsmasq dnsmasq-log"}
+REPS=${REPS:-3}
+CPU_FWD=${CPU_FWD:-0}
+
+ready() {  # port: poll with dig until it answers (bounded)
+  for _ in $(seq 100); do
+    "$LABDIR/lab.sh" exec dig +time=1 +tries=1 +short -p "$1" @127.0.0.1 h00001.lab.test A 2>/dev/null | grep -q '^127\.' && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+big_list() {  # 1M domains: the lab's 100k block list + 900k synthetic names
+  [ -s "$D/block-1m.txt" ] && return
+  { cat "$D/blocklist.txt"; python3 -c '
+import random
+r = random.Random(7)
+for i in range(900000):
+    print(f"{r.getrandbits(40):x}-{i}.blk{r.randrange(5000)}.example")
+'; } > "$D/block-1m.txt"
+}
+
+start_one() {  # name port args...
+  local n=$1 p=$2; shift 2
+  if [ -s "$R/$n.pid" ] && kill -0 "$(cat "$R/$n.pid")" 2>/dev/null; then echo "$n already running"; return; fi
+  ( exec "$LABDIR/lab.sh" exec taskset -c "$CPU_FWD" "$BIN" serve --listen "127.0.0.1:$p" --upstream 127.0.0.1:5300 "$@" ) \
+    </dev/null >"$R/logs/$n.out" 2>&1 &
+  echo $! > "$R/$n.pid"
+  if ready "$p"; then echo "$n ready on 127.0.0.1:$p (pid $(cat "$R/$n.pid"))"; else echo "$n not answering; see $R/logs/$n.out" >&2; tail -5 "$R/logs/$n.out" >&2; fi
+}
+
+stop_one() {
+  local n=$1 pid
+  [ -s "$R/$n.pid" ] || return 0
+  pid=$(cat "$R/$n.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    echo "stopped $n (pid $pid): $(grep -ho 'dnsight serve: queries=.*' "$R/logs/$n.out" | tail -1 | cut -c1-200)"
+  fi
+  rm -f "$R/$n.pid"
+}
+
+cell() {  # label port workload mode
+  local pid=""
+  case $1 in dnsight*) pid=$(cat "$R/$1.pid") ;; esac
+  "$LABDIR/bench.sh" "$1" "$2" "$3" "$4" "$REPS" $pid
+}
+
+case ${1:-} in
+  start)
+    "$LABDIR/lab.sh" start $PEERS
+    mkdir -p "$R/logs"; big_list
+    start_one dnsight 5390
+    start_one dnsight-log 5391 --events-out "$R/logs/dnsight-log.log"
+    start_one dnsight-block 5392 --blocklist "$D/block-1m.txt" ;;
+  stop)
+    for n in dnsight dnsight-log dnsight-block; do stop_one $n; done
+    "$LABDIR/lab.sh" stop ;;
+  run)
+    shift
+    cells=${*:-"dnsight:5390:hit:max unbound:5301:hit:max dnsight-log:5391:hit:max unbound-log:5302:hit:max dnsmasq:5311:hit:max dnsmasq-log:5312:hit:max
+      dnsight-log:5391:mixed:max unbound-log:5302:mixed:max
+      dnsight-block:5392:mixblock:max unbound-block:5303:mixblock:max
+      dnsight-log:5391:hit:rate:50000 unbound-log:5302:hit:rate:50000"}
+    for c in $cells; do
+      IFS=: read -r label port wl mode rate <<<"$c"
+      [ -n "$rate" ] && mode="$mode:$rate"
+      echo "== $label $wl $mode"; cell "$label" "$port" "$wl" "$mode" | tail -2
+    done ;;
+  summary) python3 "$LABDIR/summarize.py" ;;
+  *) sed -n 2,20p "$0"; exit 2 ;;
+esac
