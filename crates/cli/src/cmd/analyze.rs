@@ -51,6 +51,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         ))),
     };
+    if let Some(p) = &args.engine.config {
+        // A typo in a section name is an error, whichever part of dnsight owns the section.
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+        crate::config::resolver::check_top_level(
+            &text,
+            p,
+            &[crate::config::resolver::SECTIONS, crate::config::engine::SECTIONS],
+        )?;
+    }
     let (engine_cfg, state_dir) = crate::config::engine::build(&args.engine)?;
     let mut engine = match &state_dir {
         Some(dir) => {
