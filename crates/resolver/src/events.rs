@@ -40,8 +40,12 @@ pub struct QueryRecord {
 /// Receives the resolver's events on the consumer thread.
 pub trait EventSink: Send {
     fn event(&mut self, ev: &DnsEvent);
-    /// Called when the queue runs empty and at shutdown.
+    /// Called when the queue runs empty.
     fn flush(&mut self) {}
+    /// Called once at shutdown, after the last event (default: flush).
+    fn close(&mut self) {
+        self.flush();
+    }
 }
 
 /// Discards events.
@@ -73,6 +77,11 @@ impl EventSink for Tee {
     fn flush(&mut self) {
         for s in &mut self.0 {
             s.flush();
+        }
+    }
+    fn close(&mut self) {
+        for s in &mut self.0 {
+            s.close();
         }
     }
 }
@@ -154,5 +163,5 @@ pub fn consume(rx: Receiver<QueryRecord>, mut sink: Box<dyn EventSink>, stats: A
         sink.event(&ev);
         stats.events_out.fetch_add(1, Ordering::Relaxed);
     }
-    sink.flush();
+    sink.close();
 }

@@ -117,7 +117,8 @@ impl Core {
                 SmallVec::from_slice(&response[..response.len().min(wire::HEADER_LEN)])
             };
         self.events.push(QueryRecord {
-            ts_us: now_us(),
+            // event time is when the query arrived
+            ts_us: now_us() - rtt_us.unwrap_or(0) as i64,
             client: peer.client,
             server: peer.server,
             transport: peer.transport,

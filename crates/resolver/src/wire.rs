@@ -456,6 +456,9 @@ pub fn patch_cached(
     out[0..2].copy_from_slice(&q.id.to_be_bytes());
     // RD from the client, as a real resolver would echo it
     out[2] = (out[2] & !0x01) | ((q.flags >> 8) as u8 & 0x01);
+    // we are a recursive service, not the authority: RA on, AA off
+    out[2] &= !0x04;
+    out[3] |= 0x80;
     let qn = &query[HEADER_LEN..q.qname_end];
     if out.len() >= HEADER_LEN + qn.len() {
         out[HEADER_LEN..HEADER_LEN + qn.len()].copy_from_slice(qn);

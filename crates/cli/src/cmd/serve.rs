@@ -9,14 +9,19 @@
 use crate::config::resolver::{self as rcfg, ServeOverrides};
 use anyhow::Context;
 use dnsight_resolver::{EventSink, JsonlSink, Resolver, Tee};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// TOML config file (see examples/serve.toml). Flags override it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    /// Detection settings (`--config` is shared: its resolver sections are read here too,
+    /// see examples/serve.toml; `--state DIR` persists baselines and alerts).
+    #[command(flatten)]
+    pub engine: crate::config::engine::EngineFlags,
+    /// Do not run the detection engine (resolver and event log only).
+    #[arg(long)]
+    pub no_analysis: bool,
     /// UDP+TCP listen address (repeatable). Default 127.0.0.1:5353; port 53 needs
     /// CAP_NET_BIND_SERVICE.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -27,9 +32,6 @@ pub struct Args {
     /// Block list file: hosts, plain domains, wildcards, adblock or RPZ (repeatable).
     #[arg(long, value_name = "FILE")]
     pub blocklist: Vec<PathBuf>,
-    /// Directory for persisted state (baselines, alerts).
-    #[arg(long, value_name = "DIR")]
-    pub state: Option<PathBuf>,
     /// Address for the web UI and API.
     #[arg(long, value_name = "ADDR:PORT")]
     pub ui: Option<String>,
@@ -44,6 +46,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -72,11 +75,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         upstreams: args.upstream.clone(),
         blocklists: args.blocklist.clone(),
     };
-    let settings = rcfg::load(args.config.as_deref(), &o)?;
+    let settings = rcfg::load(args.engine.config.as_deref(), &o)?;
     if settings.resolver.upstreams.is_empty() {
         anyhow::bail!("no upstream resolver: pass --upstream ADDR:PORT (e.g. --upstream 9.9.9.9) or set upstreams = [...] in [resolver]");
     }
-    if let Some(dir) = &args.state {
+    if let Some(dir) = &args.engine.state {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating --state directory {}", dir.display()))?;
     }
@@ -92,6 +95,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(p) = &args.events_out {
         sinks.push(open_events_out(p)?);
+    }
+    if !args.no_analysis {
+        sinks.push(Box::new(EngineSink::open(&args.engine)?));
     }
     let sink: Box<dyn EventSink> = Box::new(Tee(sinks));
     let t0 = Instant::now();
@@ -113,6 +119,89 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(stats = %stats, "dnsight serve: stopped");
     eprintln!("dnsight serve: {stats}");
     Ok(())
+}
+
+/// Feeds the detection engine on the resolver's event thread: observes every event, writes
+/// new or changed alerts (JSON lines to `--alerts-out`, a log line each), saves state every
+/// minute of wall time and at shutdown.
+struct EngineSink {
+    engine: dnsight_engine::Engine,
+    alerts: Vec<dnsight_engine::Alert>,
+    out: Option<Box<dyn std::io::Write + Send>>,
+    last_save: Instant,
+    persistent: bool,
+}
+
+impl EngineSink {
+    fn open(flags: &crate::config::engine::EngineFlags) -> anyhow::Result<EngineSink> {
+        let (cfg, state) = crate::config::engine::build(flags)?;
+        let engine = match &state {
+            Some(dir) => dnsight_engine::Engine::open(cfg, dir)
+                .with_context(|| format!("opening state in {}", dir.display()))?,
+            None => dnsight_engine::Engine::new(cfg),
+        };
+        for n in engine.notices() {
+            tracing::info!("{n}");
+        }
+        let out: Option<Box<dyn std::io::Write + Send>> = match &flags.alerts_out {
+            None => None,
+            Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
+            Some(p) => Some(Box::new(std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("opening --alerts-out {}", p.display()))?,
+            ))),
+        };
+        Ok(EngineSink {
+            engine,
+            alerts: Vec::new(),
+            out,
+            last_save: Instant::now(),
+            persistent: state.is_some(),
+        })
+    }
+
+    fn emit(&mut self) {
+        self.engine.drain_updates(&mut self.alerts);
+        for a in self.alerts.drain(..) {
+            tracing::warn!(kind = ?a.kind, severity = ?a.severity, device = %a.device, destination = %a.destination, count = a.count, "alert: {}", a.summary);
+            if let Some(w) = &mut self.out {
+                let _ = serde_json::to_writer(&mut *w, &a);
+                let _ = w.write_all(b"\n");
+            }
+        }
+        if let Some(w) = &mut self.out {
+            let _ = w.flush();
+        }
+    }
+
+    fn save(&mut self) {
+        if self.persistent {
+            if let Err(e) = self.engine.save() {
+                tracing::error!(error = %e, "saving engine state failed");
+            }
+        }
+        self.last_save = Instant::now();
+    }
+}
+
+impl EventSink for EngineSink {
+    fn event(&mut self, ev: &dnsight_model::DnsEvent) {
+        self.engine.observe(ev);
+    }
+    fn flush(&mut self) {
+        self.emit();
+        if self.last_save.elapsed() >= std::time::Duration::from_secs(60) {
+            self.save();
+        }
+    }
+    fn close(&mut self) {
+        self.emit();
+        self.save();
+        tracing::info!(stats = ?self.engine.stats(), "engine stopped");
+    }
 }
 
 #[derive(clap::Args)]
