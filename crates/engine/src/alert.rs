@@ -145,6 +145,25 @@ pub struct Finding {
     pub evidence: serde_json::Value,
     /// A sample query, `qname TYPE RCODE`.
     pub sample: Option<CompactString>,
+    /// A repeat of an open alert: only count and last-seen are updated (cheap; built by
+    /// [`Finding::repeat`] when `AlertBook::is_open` says the alert exists).
+    pub repeat: bool,
+}
+
+impl Finding {
+    /// A cheap repeat of an already open alert.
+    pub fn repeat(kind: Kind, dev: DevId, destination: &str) -> Finding {
+        Finding {
+            kind,
+            dev,
+            destination: destination.into(),
+            score: 0.0,
+            summary: String::new(),
+            evidence: serde_json::Value::Null,
+            sample: None,
+            repeat: true,
+        }
+    }
 }
 
 /// The alert JSON contract (PRODUCT.md "Alert JSON"), plus `devices` and `device_count`.
@@ -176,24 +195,32 @@ pub struct Alert {
     pub own_score: f64,
 }
 
-/// Who a device is, for filling alerts.
-pub struct DeviceLabel<'a> {
-    pub ip: String,
+/// Who raised a finding, for filling alerts.
+pub struct DeviceRef<'a> {
+    pub id: DevId,
+    pub ip: std::net::IpAddr,
     pub name: Option<&'a str>,
     pub group: Option<&'a str>,
 }
 
 const MAX_SAMPLES: usize = 5;
 const MAX_DEVICES_LISTED: usize = 100;
+/// Device slot of rolled-up alert keys.
+const ROLLED: DevId = DevId::MAX;
 
-/// Deduplicates findings into alerts and keeps track of what changed.
+type Key = (Kind, DevId, CompactString);
+
+/// Deduplicates findings into alerts and keeps track of what changed. Keys hold
+/// attacker-influenced names: std's keyed SipHash.
 #[derive(Default)]
 pub struct AlertBook {
     alerts: Vec<Alert>,
-    /// (kind, scope key) -> alert index, for open alerts.
-    index: HashMap<(Kind, String), u32>,
-    /// (device ip, destination) -> alerts on that pair (score combination).
-    pairs: HashMap<(String, String), Vec<u32>>,
+    /// Device ids of each alert (parallel to `alerts`), for membership tests.
+    dev_ids: Vec<Vec<DevId>>,
+    /// (kind, device or ROLLED, destination) -> alert index, for open alerts.
+    index: HashMap<Key, u32>,
+    /// (device, destination) -> alerts on that pair (score combination).
+    pairs: HashMap<(DevId, CompactString), smallvec::SmallVec<[u32; 2]>>,
     updated: Vec<u32>,
     updated_flag: Vec<bool>,
 }
@@ -211,11 +238,19 @@ impl AlertBook {
     pub fn all(&self) -> &[Alert] {
         &self.alerts
     }
-    fn key(kind: Kind, device: &str, destination: &str) -> (Kind, String) {
+    fn key(kind: Kind, dev: DevId, destination: &str) -> Key {
         if destination.is_empty() || kind.per_device() {
-            (kind, format!("{device}|{destination}"))
+            (kind, dev, destination.into())
         } else {
-            (kind, destination.to_string())
+            (kind, ROLLED, destination.into())
+        }
+    }
+    /// Is an alert of this kind open for this device and destination? Detectors use it to send
+    /// cheap [`Finding::repeat`]s instead of building summaries and evidence again.
+    pub fn is_open(&self, kind: Kind, dev: DevId, destination: &str) -> bool {
+        match self.index.get(&Self::key(kind, dev, destination)) {
+            Some(&i) => self.dev_ids[i as usize].contains(&dev),
+            None => false,
         }
     }
     fn touch(&mut self, i: u32) {
@@ -228,59 +263,68 @@ impl AlertBook {
             self.updated.push(i);
         }
     }
-    /// Restores an alert loaded from the store.
-    pub fn restore(&mut self, a: Alert) {
+    /// Restores an alert loaded from the store; `dev_of` maps a device address to its id.
+    pub fn restore(&mut self, a: Alert, dev_of: impl Fn(&str) -> Option<DevId>) {
         let i = self.alerts.len() as u32;
+        let ids: Vec<DevId> = a.devices.iter().filter_map(|d| dev_of(d)).collect();
         if a.status == Status::Open || a.status == Status::Flagged {
-            self.index
-                .insert(Self::key(a.kind, &a.device, &a.destination), i);
-            if !a.destination.is_empty() {
-                for d in &a.devices {
-                    self.pairs
-                        .entry((d.clone(), a.destination.clone()))
-                        .or_default()
-                        .push(i);
+            if let Some(&first) = ids.first() {
+                self.index
+                    .insert(Self::key(a.kind, first, &a.destination), i);
+                if !a.destination.is_empty() {
+                    for &d in &ids {
+                        self.pairs
+                            .entry((d, a.destination.as_str().into()))
+                            .or_default()
+                            .push(i);
+                    }
                 }
             }
         }
         self.alerts.push(a);
+        self.dev_ids.push(ids);
     }
-    /// Folds one finding in. Returns the alert index.
-    pub fn apply(&mut self, f: &Finding, who: &DeviceLabel<'_>, ts: Ts) -> u32 {
-        let key = Self::key(f.kind, &who.ip, &f.destination);
-        let idx = match self.index.get(&key) {
+    /// Folds one finding in. Returns the alert index (None for a repeat without an alert).
+    pub fn apply(&mut self, f: &Finding, who: &DeviceRef<'_>, ts: Ts) -> Option<u32> {
+        let key = Self::key(f.kind, who.id, &f.destination);
+        let (idx, rescore) = match self.index.get(&key) {
             Some(&i) => {
-                let a = &mut self.alerts[i as usize];
+                let iu = i as usize;
+                let a = &mut self.alerts[iu];
                 a.count += 1;
                 if ts > a.last_seen {
                     a.last_seen = ts;
                 }
-                if f.score > a.own_score {
+                let mut rescore = false;
+                if !f.repeat && f.score > a.own_score {
                     a.own_score = f.score;
                     a.evidence = merge_samples(std::mem::take(&mut a.evidence), f.evidence.clone());
                     a.summary = f.summary.clone();
+                    rescore = true;
                 }
                 if let Some(s) = &f.sample {
                     push_sample(&mut a.evidence, s);
                 }
-                let new_device = !a.devices.iter().any(|d| d == &who.ip);
-                if new_device {
+                if !self.dev_ids[iu].contains(&who.id) {
+                    self.dev_ids[iu].push(who.id);
                     a.device_count += 1;
                     if a.devices.len() < MAX_DEVICES_LISTED {
-                        a.devices.push(who.ip.clone());
+                        a.devices.push(who.ip.to_string());
                     }
                     if a.group.as_deref() != who.group {
                         a.group = None;
                     }
                     if !f.destination.is_empty() {
                         self.pairs
-                            .entry((who.ip.clone(), f.destination.to_string()))
+                            .entry((who.id, f.destination.clone()))
                             .or_default()
                             .push(i);
                     }
+                    rescore = true;
                 }
-                i
+                (i, rescore)
             }
+            None if f.repeat => return None,
             None => {
                 let i = self.alerts.len() as u32;
                 let mut evidence = f.evidence.clone();
@@ -290,13 +334,19 @@ impl AlertBook {
                 if let Some(s) = &f.sample {
                     push_sample(&mut evidence, s);
                 }
-                let id = alert_id(f.kind, &key.1, ts);
+                let ip = who.ip.to_string();
+                let scope = if key.1 == ROLLED {
+                    f.destination.to_string()
+                } else {
+                    format!("{ip}|{}", f.destination)
+                };
+                let id = alert_id(f.kind, &scope, ts);
                 self.alerts.push(Alert {
                     id,
                     kind: f.kind,
                     severity: Severity::Info,
                     score: 0,
-                    device: who.ip.clone(),
+                    device: ip.clone(),
                     device_name: who.name.map(str::to_string),
                     group: who.group.map(str::to_string),
                     destination: f.destination.to_string(),
@@ -306,31 +356,33 @@ impl AlertBook {
                     summary: f.summary.clone(),
                     evidence,
                     status: Status::Open,
-                    devices: vec![who.ip.clone()],
+                    devices: vec![ip],
                     device_count: 1,
                     own_score: f.score,
                 });
+                self.dev_ids.push(vec![who.id]);
                 self.index.insert(key, i);
                 if !f.destination.is_empty() {
                     self.pairs
-                        .entry((who.ip.clone(), f.destination.to_string()))
+                        .entry((who.id, f.destination.clone()))
                         .or_default()
                         .push(i);
                 }
-                i
+                (i, true)
             }
         };
-        self.rescore(idx, &who.ip, &f.destination);
-        idx
+        if rescore {
+            self.rescore(idx, who.id, &f.destination);
+        } else {
+            self.touch(idx);
+        }
+        Some(idx)
     }
     /// Recomputes the score of `idx` and of every alert on the same (device, destination).
-    fn rescore(&mut self, idx: u32, device: &str, destination: &str) {
-        let mut group: Vec<u32> = vec![idx];
+    fn rescore(&mut self, idx: u32, dev: DevId, destination: &CompactString) {
+        let mut group: smallvec::SmallVec<[u32; 4]> = smallvec::smallvec![idx];
         if !destination.is_empty() {
-            if let Some(v) = self
-                .pairs
-                .get(&(device.to_string(), destination.to_string()))
-            {
+            if let Some(v) = self.pairs.get(&(dev, destination.clone())) {
                 for &i in v {
                     if !group.contains(&i) {
                         group.push(i);
@@ -338,13 +390,11 @@ impl AlertBook {
                 }
             }
         }
-        let open: Vec<u32> = group
+        let is_open = |a: &Alert| a.status == Status::Open || a.status == Status::Flagged;
+        let open: smallvec::SmallVec<[u32; 4]> = group
             .iter()
             .copied()
-            .filter(|&i| {
-                self.alerts[i as usize].status == Status::Open
-                    || self.alerts[i as usize].status == Status::Flagged
-            })
+            .filter(|&i| is_open(&self.alerts[i as usize]))
             .collect();
         let mut kinds: Vec<&'static str> = open
             .iter()
@@ -455,11 +505,18 @@ mod tests {
             summary: format!("{kind} {dest}"),
             evidence: serde_json::json!({}),
             sample: Some(format!("x.{dest} A NOERROR").into()),
+            repeat: false,
         }
     }
-    fn who(ip: &str) -> DeviceLabel<'static> {
-        DeviceLabel {
-            ip: ip.into(),
+    fn who(ip: &str) -> DeviceRef<'static> {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        let id = match ip {
+            std::net::IpAddr::V4(a) => u32::from(a) & 0xff,
+            std::net::IpAddr::V6(_) => 0,
+        };
+        DeviceRef {
+            id,
+            ip,
             name: None,
             group: Some("ws"),
         }
@@ -513,6 +570,33 @@ mod tests {
         b.apply(&f(Kind::TrafficChange, "", 30.0), &who("10.0.0.5"), t);
         b.apply(&f(Kind::TrafficChange, "", 30.0), &who("10.0.0.6"), t);
         assert_eq!(b.len(), 5);
+        // cheap repeats: only for open alerts, and they only count
+        assert!(b.is_open(Kind::NewDestination, 5, "evil.example"));
+        assert!(
+            !b.is_open(Kind::NewDestination, 7, "evil.example"),
+            "device 7 is not on it"
+        );
+        assert!(!b.is_open(Kind::Tunneling, 5, "evil.example"));
+        let before = b.all()[0].clone();
+        b.apply(
+            &Finding::repeat(Kind::NewDestination, 5, "evil.example"),
+            &who("10.0.0.5"),
+            t.add_secs(99),
+        )
+        .unwrap();
+        let after = &b.all()[0];
+        assert_eq!(
+            (after.count, after.score, &after.summary),
+            (before.count + 1, before.score, &before.summary)
+        );
+        assert_eq!(after.last_seen, t.add_secs(99));
+        assert!(b
+            .apply(
+                &Finding::repeat(Kind::Policy, 5, "x.example"),
+                &who("10.0.0.5"),
+                t
+            )
+            .is_none());
         let j = serde_json::to_value(&b.all()[0]).unwrap();
         for k in [
             "id",

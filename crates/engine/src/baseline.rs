@@ -120,11 +120,11 @@ impl HourAcc {
 }
 
 /// Hour-of-week profile (168 slots) plus an all-hours summary used until slots have samples.
+/// Boxed and touched once an hour; the running hour ([`HourAcc`]) lives inline in [`Device`].
 #[derive(Clone, Debug)]
 pub struct Profile {
     pub slots: Box<[Slot; 168]>,
     pub all: Slot,
-    pub cur: HourAcc,
 }
 
 impl Default for Profile {
@@ -132,26 +132,14 @@ impl Default for Profile {
         Profile {
             slots: Box::new([Slot::default(); 168]),
             all: Slot::default(),
-            cur: HourAcc::default(),
         }
     }
 }
 
 impl Profile {
-    /// Closes the current hour into its slot (and fills empty hours in between with zeros, up
-    /// to one week) and starts `hour`.
-    pub fn roll_to(&mut self, hour: u32) {
-        if self.cur.hour == 0 {
-            self.cur = HourAcc {
-                hour,
-                ..Default::default()
-            };
-            return;
-        }
-        if hour <= self.cur.hour {
-            return;
-        }
-        let c = &self.cur;
+    /// Closes hour `c` into its slot and fills the empty hours up to `next` (at most a week)
+    /// with zeros.
+    pub fn close(&mut self, c: &HourAcc, next: u32) {
         let share = if c.volume > 0 {
             c.nx as f32 / c.volume as f32
         } else {
@@ -166,7 +154,7 @@ impl Profile {
         self.all.volume.push(v);
         self.all.distinct.push(d);
         self.all.nx_share.push(share);
-        let gap = (hour - c.hour - 1).min(168);
+        let gap = next.saturating_sub(c.hour + 1).min(168);
         for k in 1..=gap {
             let s = &mut self.slots[how_of(c.hour + k)];
             s.volume.push(0.0);
@@ -176,10 +164,6 @@ impl Profile {
             self.all.distinct.push(0.0);
             self.all.nx_share.push(0.0);
         }
-        self.cur = HourAcc {
-            hour,
-            ..Default::default()
-        };
     }
 }
 
@@ -203,6 +187,8 @@ pub struct Device {
     pub dests: FastMap<DestId, DestEntry>,
     pub countries: Vec<Country>,
     pub asns: Vec<u32>,
+    /// The hour being accumulated (inline: touched on every event).
+    pub cur: HourAcc,
     pub profile: Option<Box<Profile>>,
     /// Destinations first seen after learning (novelty rate = stability).
     pub novel_dests: u32,
@@ -224,10 +210,28 @@ impl Device {
             dests: FastMap::default(),
             countries: Vec::new(),
             asns: Vec::new(),
+            cur: HourAcc::default(),
             profile: None,
             novel_dests: 0,
             dirty: true,
         }
+    }
+    /// Moves the running hour to `hour`, closing the previous one into the profile.
+    pub fn roll_to(&mut self, hour: u32) {
+        if self.cur.hour == 0 {
+            self.cur.hour = hour;
+            return;
+        }
+        if hour <= self.cur.hour {
+            return;
+        }
+        self.profile
+            .get_or_insert_with(Box::default)
+            .close(&self.cur, hour);
+        self.cur = HourAcc {
+            hour,
+            ..Default::default()
+        };
     }
     /// Stability 0..1: 1 for a device that almost never resolves anything new (a server),
     /// toward 0 for one that finds many new destinations a day (a busy workstation).

@@ -3,8 +3,8 @@
 //! Synchronous and deterministic: no clock (event time only), no I/O on the hot path. The only
 //! I/O is `open`/`save` of the persisted state (redb, see `store.rs`).
 
-use crate::alert::{AlertBook, DevId, DeviceLabel, Finding, Kind};
-use crate::baseline::{flag, Baselines, DestEntry, Device, Profile};
+use crate::alert::{AlertBook, DevId, DeviceRef, Finding};
+use crate::baseline::{flag, Baselines, DestEntry, Device};
 use crate::config::EngineConfig;
 use crate::detectors::{self, Ctx, Detector};
 use crate::enrich::{self, Enriched, MAX_GEO};
@@ -212,6 +212,7 @@ impl Engine {
         let intel = self.cfg.intel.match_event(ev);
         let noerror = enrich::is_noerror(ev);
         let d = &self.base.devices[dev as usize];
+        let dest_id = self.base.dest_id(dest);
         let group = d.group.clone();
         let tight = group.as_deref().is_some_and(|g| self.cfg.is_tight_group(g));
         let en = Enriched {
@@ -224,7 +225,8 @@ impl Engine {
             hour,
             dest,
             sub,
-            dest_id: self.base.dest_id(dest),
+            dest_id,
+            entry: dest_id.and_then(|id| d.dests.get(&id).copied()),
             internal,
             reverse_addr,
             noerror,
@@ -239,14 +241,13 @@ impl Engine {
         // profile accumulation (before detectors: traffic_change reads the current hour)
         {
             let d = &mut self.base.devices[dev as usize];
-            let p = d.profile.get_or_insert_with(Box::<Profile>::default);
-            p.roll_to(hour);
-            if p.cur.hour == hour {
-                p.cur.volume += 1;
+            d.roll_to(hour);
+            if d.cur.hour == hour {
+                d.cur.volume += 1;
                 if en.nx {
-                    p.cur.nx += 1;
+                    d.cur.nx += 1;
                 }
-                p.cur.add_dest(
+                d.cur.add_dest(
                     en.dest_id
                         .unwrap_or_else(|| crate::detectors::name_hash(dest) as u32),
                 );
@@ -260,22 +261,12 @@ impl Engine {
                 cfg: &self.cfg,
                 base: &self.base,
                 dev: &self.base.devices[dev as usize],
+                book: &self.book,
             };
             for det in &mut self.detectors {
                 det.observe(&en, &ctx, &mut self.findings);
             }
         }
-        let traffic_fired: u8 = self
-            .findings
-            .iter()
-            .filter(|f| f.kind == Kind::TrafficChange)
-            .map(|f| {
-                f.evidence
-                    .get("metric_bit")
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0) as u8
-            })
-            .fold(0, |a, b| a | b);
 
         // baseline update
         let enters_baseline =
@@ -291,9 +282,6 @@ impl Engine {
             d.events += 1;
             d.last_seen = d.last_seen.max(now);
             d.dirty = true;
-            if let Some(p) = d.profile.as_mut() {
-                p.cur.fired |= traffic_fired;
-            }
             if d.last_day != day {
                 d.last_day = day;
                 d.active_days = d.active_days.saturating_add(1);
@@ -374,13 +362,14 @@ impl Engine {
             for f in &findings {
                 *self.findings_by_kind.entry(f.kind.as_str()).or_default() += 1;
                 let d = &self.base.devices[f.dev as usize];
-                let who = DeviceLabel {
-                    ip: d.ip.to_string(),
+                let who = DeviceRef {
+                    id: f.dev,
+                    ip: d.ip,
                     name: d.name.as_deref(),
                     group: d.group.as_deref(),
                 };
                 self.book.apply(f, &who, ev.ts);
-                if !f.kind.is_novelty() && !f.destination.is_empty() {
+                if !f.repeat && !f.kind.is_novelty() && !f.destination.is_empty() {
                     if let Some(id) = self.base.dest_id(&f.destination) {
                         if let Some(e) = self.base.devices[f.dev as usize].dests.get_mut(&id) {
                             e.flags |= flag::SUSPECT;

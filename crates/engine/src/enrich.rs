@@ -39,6 +39,8 @@ pub struct Enriched<'a> {
     pub sub: &'a str,
     /// Org-wide id of `dest` when it was seen before.
     pub dest_id: Option<DestId>,
+    /// The device's baseline entry for `dest` before this event (copied).
+    pub entry: Option<crate::baseline::DestEntry>,
     /// The name is internal (configured suffix, single label, or reverse of an internal range).
     pub internal: bool,
     /// For PTR-style names, the address asked about.

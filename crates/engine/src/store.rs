@@ -21,7 +21,7 @@ const DEVICES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("devices");
 const DESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("dests");
 const ALERTS: TableDefinition<&str, &str> = TableDefinition::new("alerts");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// File name of the state database inside the state directory.
 pub const STATE_FILE: &str = "engine.redb";
@@ -138,7 +138,11 @@ impl Store {
         }
         v.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
         for a in v {
-            book.restore(a);
+            book.restore(a, |ip| {
+                ip.parse::<IpAddr>()
+                    .ok()
+                    .and_then(|ip| base.dev_index.get(&crate::net::canonical(ip)).copied())
+            });
         }
         Ok(())
     }
@@ -232,15 +236,15 @@ fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
                 put_stat(out, &s.distinct);
                 put_stat(out, &s.nx_share);
             }
-            out.extend_from_slice(&p.cur.hour.to_le_bytes());
-            out.extend_from_slice(&p.cur.volume.to_le_bytes());
-            out.extend_from_slice(&p.cur.nx.to_le_bytes());
-            for w in p.cur.bits {
-                out.extend_from_slice(&w.to_le_bytes());
-            }
-            out.push(p.cur.fired);
         }
     }
+    out.extend_from_slice(&d.cur.hour.to_le_bytes());
+    out.extend_from_slice(&d.cur.volume.to_le_bytes());
+    out.extend_from_slice(&d.cur.nx.to_le_bytes());
+    for w in d.cur.bits {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out.push(d.cur.fired);
     out.extend_from_slice(&(d.dests.len() as u32).to_le_bytes());
     let mut ids: Vec<(&u32, &DestEntry)> = d.dests.iter().collect();
     ids.sort_unstable_by_key(|(k, _)| **k);
@@ -330,15 +334,15 @@ fn decode_device(b: &[u8], d: &mut Device, base: &mut Baselines) -> Option<()> {
                 p.all = s;
             }
         }
-        p.cur.hour = r.u32()?;
-        p.cur.volume = r.u32()?;
-        p.cur.nx = r.u32()?;
-        for w in p.cur.bits.iter_mut() {
-            *w = r.u64()?;
-        }
-        p.cur.fired = r.u8()?;
         d.profile = Some(Box::new(p));
     }
+    d.cur.hour = r.u32()?;
+    d.cur.volume = r.u32()?;
+    d.cur.nx = r.u32()?;
+    for w in d.cur.bits.iter_mut() {
+        *w = r.u64()?;
+    }
+    d.cur.fired = r.u8()?;
     let n = r.u32()?;
     for _ in 0..n {
         let l = r.u16()? as usize;

@@ -4,7 +4,7 @@
 //! How (RITA's timestamp score, adapted to DNS, per device and per name): keep the last 64
 //! distinct query times of each (device, qname) and (device, registered domain) pair. Once a
 //! pair has `beacon_min_events` (default 8) timestamps, score the inter-arrival times every 4
-//! new ones:
+//! new ones (every 25 % more for long-lived pairs):
 //! - regularity = mean of `1 − |Bowley skew|` (skew taken as 0 when the IQR is under 2 s) and
 //!   `(median − MAD) / median` — jitter of a few percent barely lowers it;
 //! - DNS caching quantises intervals to multiples of max(period, TTL) and hides some beats: the
@@ -42,7 +42,9 @@ const IDLE: u32 = 86_400;
 #[derive(Default)]
 struct Track {
     times: SmallVec<[u32; 6]>,
-    since_eval: u8,
+    /// Distinct timestamps ever added, and the count at which to score next.
+    total: u32,
+    next_eval: u32,
     reported: u16,
     min_ttl: u32,
     last: u32,
@@ -169,6 +171,15 @@ impl Detector for Beaconing {
         if ev.reverse_addr.is_some() {
             return;
         }
+        // a destination this device learned and that a fifth of the organisation uses would at
+        // most be an info alert: not worth tracking
+        if ev
+            .entry
+            .is_some_and(|e| e.flags & crate::baseline::flag::LEARNED != 0)
+            && ev.dest_id.is_some_and(|id| ctx.base.prevalence(id) >= 0.2)
+        {
+            return;
+        }
         let qname = ev.ev.qname.as_str();
         let ttl = ev.ev.answers.iter().map(|a| a.ttl).min().unwrap_or(0);
         let mut keys: SmallVec<[(u64, bool); 2]> = SmallVec::new();
@@ -195,13 +206,13 @@ impl Detector for Beaconing {
                 t.times.drain(..MAX_TIMES / 4);
             }
             t.times.push(ev.now);
-            t.since_eval = t.since_eval.saturating_add(1);
-            if t.times.len() < self.min_events
-                || t.since_eval < 4 && t.times.len() != self.min_events
-            {
+            t.total = t.total.saturating_add(1);
+            if t.times.len() < self.min_events || t.total < t.next_eval {
                 continue;
             }
-            t.since_eval = 0;
+            // score at min_events, then every 4 new beats, spacing out (+25 %) for long-lived
+            // pairs so that a chatty pair costs O(log n) evaluations
+            t.next_eval = t.total + (t.total / 4).max(4);
             let Some(s) = score_times(&t.times) else {
                 continue;
             };
@@ -211,7 +222,7 @@ impl Detector for Beaconing {
             t.reported = t.reported.saturating_add(1);
             let n = t.times.len();
             let min_ttl = t.min_ttl;
-            let entry = ev.dest_id.and_then(|id| ctx.dev.dests.get(&id));
+            let entry = ev.entry.as_ref();
             let od = ev.dest_id.and_then(|id| ctx.base.dests.get(id as usize));
             let mut score = 40.0
                 + 40.0
@@ -266,6 +277,7 @@ impl Detector for Beaconing {
                     "org_devices_using": devices,
                 }),
                 sample: Some(ev.sample()),
+                repeat: false,
             });
             pushed = true; // one finding per event is enough; keep updating the other track
         }
@@ -359,23 +371,25 @@ mod tests {
     }
 
     #[test]
-    fn a_periodic_destination_the_whole_org_learned_is_damped() {
-        let e = run(
-            cfg(),
-            "
-            +0 x10 10.0.0.5 time.vendor.example A NOERROR 198.51.100.123
-            +0 10.0.0.6 time.vendor.example A NOERROR 198.51.100.123
-            +0 10.0.0.7 time.vendor.example A NOERROR 198.51.100.123
-            +1d 10.0.0.6 time.vendor.example A NOERROR 198.51.100.123
-            +600s x12 10.0.0.5 time.vendor.example A NOERROR 198.51.100.123
-            ",
-        );
-        // periodic, but learned by this device and used by every device: info only
-        // (evaluated at the 8th and 12th distinct timestamp)
+    fn periodic_destinations_the_org_learned_are_damped_or_not_tracked() {
+        let learn = "
+            +0 10.0.0.5 time.vendor.example A NOERROR 198.51.100.123
+            +0 10.0.0.5 ntp.common.example A NOERROR 198.51.100.124
+            +0 10.0.0.6 ntp.common.example A NOERROR 198.51.100.124
+            +0 10.0.0.7 ntp.common.example A NOERROR 198.51.100.124
+            +0 10.0.0.8 www.example.com A NOERROR 93.184.216.34
+            +0 10.0.0.9 www.example.com A NOERROR 93.184.216.34
+            +0 10.0.0.10 www.example.com A NOERROR 93.184.216.34
+        ";
+        // learned by this device only (1 of 6 devices): tracked, but damped to low
+        let e = run(cfg(), &format!("{learn}\n+1d 10.0.0.6 www.example.com A NOERROR 93.184.216.34\n+600s x12 10.0.0.5 time.vendor.example A NOERROR 198.51.100.123\n"));
         assert_alerts(
             &e,
             Some("beaconing"),
-            "beaconing info 10.0.0.5 vendor.example x2",
+            "beaconing low 10.0.0.5 vendor.example x2",
         );
+        // learned and used by half the organisation: not even tracked
+        let e = run(cfg(), &format!("{learn}\n+1d 10.0.0.6 www.example.com A NOERROR 93.184.216.34\n+600s x12 10.0.0.5 ntp.common.example A NOERROR 198.51.100.124\n"));
+        assert_alerts(&e, Some("beaconing"), "");
     }
 }

@@ -5,7 +5,7 @@
 //! this event updates them) and writes [`Finding`]s into a caller-owned buffer. It may keep its
 //! own bounded state (windows, timestamps), evicted by event time in [`Detector::tick`].
 
-use crate::alert::Finding;
+use crate::alert::{AlertBook, Finding, Kind};
 use crate::baseline::{Baselines, Device};
 use crate::config::EngineConfig;
 use crate::enrich::Enriched;
@@ -29,6 +29,16 @@ pub struct Ctx<'a> {
     pub cfg: &'a EngineConfig,
     pub base: &'a Baselines,
     pub dev: &'a Device,
+    pub book: &'a AlertBook,
+}
+
+impl Ctx<'_> {
+    /// A cheap repeat finding when this (kind, device, destination) alert is already open.
+    pub fn repeat(&self, kind: Kind, ev: &Enriched<'_>, destination: &str) -> Option<Finding> {
+        self.book
+            .is_open(kind, ev.dev, destination)
+            .then(|| Finding::repeat(kind, ev.dev, destination))
+    }
 }
 
 /// One detector.
@@ -63,12 +73,11 @@ pub fn registry(cfg: &EngineConfig) -> Vec<Box<dyn Detector>> {
         .collect()
 }
 
-/// Keyed hash of a name for detector state maps (names are attacker-chosen; the key is
-/// random per process, so collisions cannot be planned).
+/// Hash of a name for detector state keys and counting bitmaps. Seeded but fixed, so that
+/// replaying the same events gives the same alerts (determinism beats per-process random
+/// keys here: colliding names could only merge two tracks, never slow a map down, because
+/// the maps are keyed by these 64-bit values and rehash them).
 pub(crate) fn name_hash(s: &str) -> u64 {
     use std::hash::BuildHasher;
-    thread_local! {
-        static RS: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
-    }
-    RS.with(|r| r.hash_one(s))
+    foldhash::quality::FixedState::with_seed(0x6a09_e667_f3bc_c908).hash_one(s)
 }

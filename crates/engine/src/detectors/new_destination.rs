@@ -41,9 +41,15 @@ impl Detector for NewDestination {
         {
             return;
         }
-        let entry = ev.dest_id.and_then(|id| ctx.dev.dests.get(&id));
+        let entry = ev.entry.as_ref();
         if entry.is_some_and(|e| e.is_known()) {
             return;
+        }
+        if entry.is_some() {
+            if let Some(r) = ctx.repeat(Kind::NewDestination, ev, ev.dest) {
+                out.push(r);
+                return;
+            }
         }
         let od = ev.dest_id.and_then(|id| ctx.base.dests.get(id as usize));
         let s = ctx.dev.stability();
@@ -125,6 +131,7 @@ impl Detector for NewDestination {
                 "tight_group": ev.tight,
             }),
             sample: Some(ev.sample()),
+            repeat: false,
         });
     }
 }

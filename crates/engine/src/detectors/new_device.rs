@@ -65,6 +65,7 @@ impl Detector for NewDevice {
                 "known_devices": ctx.base.devices.len().saturating_sub(1),
             }),
             sample: Some(ev.sample()),
+            repeat: false,
         });
     }
 }

@@ -79,6 +79,7 @@ impl Detector for NewGeo {
                             "device_stability": (s * 100.0).round() / 100.0,
                         }),
                         sample: Some(ev.sample()),
+                        repeat: false,
                     });
                 }
             }
@@ -108,6 +109,7 @@ impl Detector for NewGeo {
                         summary: format!("{who} reached network AS{a} for the first time ({} → {ip}).", ev.ev.qname.as_str()),
                         evidence: json!({ "asn": a, "address": ip.to_string(), "device_asns": ctx.dev.asns.len(), "org_devices_in_asn": org }),
                         sample: Some(ev.sample()),
+                        repeat: false,
                     });
                     return;
                 }

@@ -67,6 +67,10 @@ impl Detector for Policy {
         let q = ev.ev.qname.as_str();
         let group = ev.group.as_deref();
         let mut push = |score: f64, rule: &str, reason: &str, summary: String| {
+            if ctx.book.is_open(Kind::Policy, ev.dev, ev.dest) {
+                out.push(Finding::repeat(Kind::Policy, ev.dev, ev.dest));
+                return;
+            }
             out.push(Finding {
                 kind: Kind::Policy,
                 dev: ev.dev,
@@ -75,6 +79,7 @@ impl Detector for Policy {
                 summary,
                 evidence: json!({ "rule": rule, "reason": reason, "group": group, "qname": q }),
                 sample: Some(ev.sample()),
+                repeat: false,
             });
         };
         for r in &ctx.cfg.policy {
@@ -125,10 +130,7 @@ impl Detector for Policy {
             }
         }
         if ev.internal_answer && !ev.internal && ev.resolved() {
-            let learned = ev
-                .dest_id
-                .and_then(|id| ctx.dev.dests.get(&id))
-                .is_some_and(|e| e.is_known());
+            let learned = ev.entry.is_some_and(|e| e.is_known());
             let addr = ev
                 .ev
                 .answers

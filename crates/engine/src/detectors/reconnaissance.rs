@@ -121,6 +121,13 @@ impl Detector for Reconnaissance {
         if n < thr {
             return;
         }
+        // a full finding (re-scored) every 8 items over the threshold, cheap repeats between
+        if (n - thr) % 8 != 0 {
+            if let Some(r) = ctx.repeat(Kind::Reconnaissance, ev, "") {
+                out.push(r);
+                return;
+            }
+        }
         let mut score = 50.0 + f64::from(n - thr).min(30.0);
         if ev.tight {
             score += 10.0;
@@ -150,6 +157,7 @@ impl Detector for Reconnaissance {
                 "highest_address": if ptr { w.hi.map(|a| a.to_string()) } else { None },
             }),
             sample: Some(ev.sample()),
+            repeat: false,
         });
     }
 }

@@ -23,8 +23,12 @@ impl Detector for ThreatIntel {
     fn name(&self) -> &'static str {
         "threat_intel"
     }
-    fn observe(&mut self, ev: &Enriched<'_>, _ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    fn observe(&mut self, ev: &Enriched<'_>, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let Some(hit) = &ev.intel else { return };
+        if let Some(r) = ctx.repeat(Kind::ThreatIntel, ev, ev.dest) {
+            out.push(r);
+            return;
+        }
         let mut score: f64 = if hit.matched_on == "answer" {
             70.0
         } else {
@@ -59,6 +63,7 @@ impl Detector for ThreatIntel {
                 "resolved": ev.resolved(),
             }),
             sample: Some(ev.sample()),
+            repeat: false,
         });
     }
 }

@@ -71,9 +71,9 @@ impl Detector for TrafficChange {
         if ev.learning {
             return;
         }
-        self.pair_rate(ev, ctx, out);
+        self.pair_rate(ev, out);
         let Some(p) = &ctx.dev.profile else { return };
-        if p.all.volume.n < 24 || p.cur.hour != ev.hour {
+        if p.all.volume.n < 24 || ctx.dev.cur.hour != ev.hour {
             return;
         }
         let how = how_of(ev.hour);
@@ -83,7 +83,7 @@ impl Detector for TrafficChange {
         } else {
             ctx.cfg.tuning.traffic_z
         };
-        let cur = &p.cur;
+        let cur = &ctx.dev.cur;
         let distinct = f64::from(cur.distinct());
         let share = if cur.volume > 0 {
             f64::from(cur.nx) / f64::from(cur.volume)
@@ -168,17 +168,15 @@ impl Detector for TrafficChange {
                     "tight_group": ev.tight,
                 }),
                 sample: Some(ev.sample()),
+                repeat: false,
             });
         }
     }
 }
 
 impl TrafficChange {
-    fn pair_rate(&mut self, ev: &Enriched<'_>, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-        let Some(id) = ev.dest_id else { return };
-        let Some(e) = ctx.dev.dests.get(&id) else {
-            return;
-        };
+    fn pair_rate(&mut self, ev: &Enriched<'_>, out: &mut Vec<Finding>) {
+        let Some(e) = ev.entry else { return };
         if !e.is_known() || e.days < 3 {
             return;
         }
@@ -204,6 +202,7 @@ impl TrafficChange {
             summary: format!("{} queried {} {today} times today; over {} days it averaged {avg:.0} a day.", ev.ev.client, ev.dest, e.days),
             evidence: json!({ "metric": "pair daily rate", "today": today, "average_per_day": (avg * 10.0).round() / 10.0, "days_seen": e.days, "first_seen": dnsight_model::Ts::from_secs(i64::from(e.first)) }),
             sample: Some(ev.sample()),
+            repeat: false,
         });
     }
 }

@@ -208,6 +208,12 @@ impl Detector for Tunneling {
         if slow {
             t.fired_day = ev.day;
         }
+        if !first {
+            if let Some(r) = ctx.repeat(Kind::Tunneling, ev, ev.dest) {
+                out.push(r);
+                return;
+            }
+        }
         let odd_share = f64::from(t.odd_types) / f64::from(t.queries.max(1));
         let mut score = if fast { 60.0 } else { 50.0 };
         if odd_share >= 0.5 {
@@ -250,6 +256,7 @@ impl Detector for Tunneling {
                 "org_devices_using": devices,
             }),
             sample: Some(ev.sample()),
+            repeat: false,
         });
     }
 }
