@@ -105,9 +105,9 @@ impl Defrag {
         data: &[u8],
         stats: &mut IngestStats,
     ) -> Option<Vec<u8>> {
-        if ts > self.now {
-            self.now = ts;
-        }
+        // the current packet's time, not the newest ever seen: one corrupt timestamp far in
+        // the future must not expire everything that follows it
+        self.now = ts;
         // expire old datagrams
         while let Some(&(t, k, seq)) = self.order.front() {
             if t.0.saturating_add(TIMEOUT_SECS * Ts::MICROS_PER_SEC) > self.now.0 {

@@ -4,7 +4,7 @@
 //! the transport 5-tuple (client address and port, server address and port, transport) plus
 //! the DNS id, and the question name must agree (a response with no question matches on the
 //! rest). Time is *event time*: a query still unanswered `pair_timeout_secs` after it was sent
-//! — measured against the newest timestamp seen — is emitted without a response; a response
+//! — measured against the time of the message being processed — is emitted without a response; a response
 //! whose query was never seen (or already timed out) is emitted on its own; [`Pairer::flush`]
 //! emits whatever is pending at the end of input.
 //!
@@ -297,9 +297,9 @@ impl Pairer {
     /// Moves event time forward to `now` and emits the queries that timed out. Called by
     /// `push`; call it directly when time passes without messages (e.g. a live capture idle).
     pub fn advance(&mut self, now: Ts, stats: &mut IngestStats, out: &mut Vec<DnsEvent>) {
-        if now > self.now {
-            self.now = now;
-        }
+        // the current packet's time, not the newest ever seen: one corrupt timestamp far in
+        // the future must not expire everything that follows it
+        self.now = now;
         while let Some(&(ts, key, seq)) = self.order.front() {
             if ts.0.saturating_add(self.timeout_us) > self.now.0 {
                 break;
@@ -516,6 +516,39 @@ mod tests {
         assert_eq!(out.len(), 1);
         // the looped message's header was valid, so it counts as a response seen
         assert_eq!((st.queries, st.responses), (2, 2));
+    }
+
+    #[test]
+    fn one_corrupt_future_timestamp_does_not_break_later_pairing() {
+        let (mut p, mut st, mut out) = (pairer(), IngestStats::default(), Vec::new());
+        p.push(
+            &info(0, "10.0.0.5", 5000, "10.0.0.1", 53),
+            &q(1, "a.example"),
+            &mut st,
+            &mut out,
+        );
+        // a packet stamped years ahead: the pending query times out, but only that one
+        p.push(
+            &info(100_000_000_000, "10.0.0.6", 5000, "10.0.0.1", 53),
+            &q(2, "b.example"),
+            &mut st,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        p.push(
+            &info(10, "10.0.0.7", 5000, "10.0.0.1", 53),
+            &q(3, "c.example"),
+            &mut st,
+            &mut out,
+        );
+        p.push(
+            &info(12, "10.0.0.1", 53, "10.0.0.7", 5000),
+            &r(3, "c.example", 0),
+            &mut st,
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out[1].has_query() && out[1].has_response());
     }
 
     #[test]

@@ -98,9 +98,9 @@ impl TcpReassembler {
         stats: &mut IngestStats,
         emit: &mut Emit<'_>,
     ) {
-        if ts > self.now {
-            self.now = ts;
-        }
+        // the current packet's time, not the newest ever seen: one corrupt timestamp far in
+        // the future must not expire everything that follows it
+        self.now = ts;
         self.expire(stats, emit);
         if flags & RST != 0 {
             if let Some(mut s) = self.flows.remove(&key) {
