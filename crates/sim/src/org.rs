@@ -22,7 +22,7 @@ impl Group {
         match self {
             Group::Workstation => "workstations",
             Group::Server => "servers",
-            Group::Database => "databases",
+            Group::Database => "db",
             Group::Iot => "iot",
             Group::DomainController => "domain-controllers",
             Group::Mail => "mail",

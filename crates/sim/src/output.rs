@@ -2,7 +2,6 @@
 //! writer, when available), and the operator's files: `inventory.csv`, `dnsight.toml`,
 //! `intel.txt`, plus `labels.json` for the scorer.
 
-use crate::org::Group;
 use crate::world::INTERNAL_SUFFIX;
 use crate::Simulation;
 use dnsight_model::{rcode_to_str, rtype_to_str, DnsEvent, Flags, RData, Transport};
@@ -167,43 +166,57 @@ pub fn intel_txt(sim: &Simulation) -> String {
     s
 }
 
-/// `dnsight.toml`: groups, internal suffixes and policy a real operator would configure.
+/// `dnsight.toml`: what a real operator would configure (the engine's config sections): the
+/// learning cut-off, internal suffixes, CIDR groups, policy rules, GeoIP and the intel feed.
 pub fn config_toml(sim: &Simulation) -> String {
-    let _ = Group::Server;
+    let geo = match &sim.cfg.geoip {
+        Some(p) => {
+            let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+            format!("databases = [{:?}]", p.display().to_string())
+        }
+        None => {
+            "# databases = [\"/path/to/country.mmdb\"]   # simulated without a database".to_string()
+        }
+    };
     format!(
         r#"# dnsight configuration for the simulated organisation (written by `dnsight simulate`).
+# Relative paths are relative to this file.
 
-[site]
+[detection]
+learn_until = "{learn}"   # the simulated learning period (normal traffic only) ends here
 timezone = "UTC"
-internal_suffixes = ["{INTERNAL_SUFFIX}", "in-addr.arpa"]
-internal_networks = ["10.0.0.0/8", "fd00::/8"]
+internal_suffixes = ["{INTERNAL_SUFFIX}"]
+doh_bypass = true
+doh_names = ["use-application-dns.net", "dns.google", "cloudflare-dns.com", "mozilla.cloudflare-dns.com", "dns.quad9.net"]
+
+[[detection.policy]]
+group = "servers"
+deny = ["deb.debian.org", "security.debian.org", "pypi.org", "files.pythonhosted.org", "registry.npmjs.org"]
+reason = "servers must use mirror.{INTERNAL_SUFFIX} and pypi-mirror.{INTERNAL_SUFFIX}, not public repositories"
+
+[[detection.policy]]
+group = "db"
+allow_only = ["{INTERNAL_SUFFIX}", "10.in-addr.arpa"]
+reason = "database hosts may only reach internal services"
 
 [inventory]
 file = "inventory.csv"
 
-[intel]
-files = ["intel.txt"]
+[inventory.groups]
+workstations = ["10.1.0.0/16", "fd00:c0:1::/48"]
+servers = ["10.2.0.0/24"]
+db = ["10.3.0.0/24"]
+iot = ["10.4.0.0/16"]
 
-[baseline]
-learn_days = {learn}
+[geoip]
+{geo}
 
-# Servers must use the local mirror, never the public package repositories.
-[[policy.deny]]
-group = "servers"
-destinations = ["deb.debian.org", "security.debian.org", "pypi.org", "files.pythonhosted.org", "registry.npmjs.org"]
-reason = "servers must use mirror.{INTERNAL_SUFFIX} / pypi-mirror.{INTERNAL_SUFFIX}"
-
-# Databases may only reach internal names.
-[[policy.allow_only]]
-group = "databases"
-destinations = ["{INTERNAL_SUFFIX}", "in-addr.arpa"]
-reason = "databases have no business on the Internet"
-
-# Resolver bypass via DNS over HTTPS.
-[policy.doh]
-names = ["use-application-dns.net", "dns.google", "cloudflare-dns.com", "mozilla.cloudflare-dns.com", "dns.quad9.net", "doh.opendns.com"]
+[[intel]]
+name = "sim-feed"
+file = "intel.txt"
+format = "auto"
 "#,
-        learn = sim.cfg.learn_days
+        learn = sim.labels.learn_until
     )
 }
 
@@ -218,16 +231,66 @@ pub fn write_operator_files(sim: &Simulation, dir: &std::path::Path) -> std::io:
     Ok(())
 }
 
-/// pcap output: not available until the project's wire encoder and pcap writer land.
+/// pcap output: each event becomes a query packet (client to resolver) at its time and a
+/// response packet at time + rtt, Ethernet/IPv4-or-IPv6/UDP, written with the project's pcap
+/// writer and wire encoder. Answers the encoder cannot express (e.g. HTTPS parameters in text
+/// form) are left out of the response; events it cannot encode at all are counted in `skipped`.
 pub struct PcapOut<'a, W: Write> {
-    _w: &'a mut W,
+    w: dnsight_ingest::pcap_writer::PcapWriter<&'a mut W>,
+    buf: Vec<u8>,
+    pub skipped: u64,
 }
 
 impl<'a, W: Write> PcapOut<'a, W> {
-    pub fn new(w: &'a mut W) -> Self {
-        PcapOut { _w: w }
+    pub fn new(w: &'a mut W) -> std::io::Result<Self> {
+        Ok(PcapOut {
+            w: dnsight_ingest::pcap_writer::PcapWriter::new(w, 1)?,
+            buf: Vec::with_capacity(1500),
+            skipped: 0,
+        })
     }
-    pub fn write(&mut self, _e: &DnsEvent) -> std::io::Result<()> {
-        Err(std::io::Error::other("pcap output is not available yet (needs the DNS wire encoder); use --format jsonl or zeek"))
+
+    pub fn write(&mut self, e: &DnsEvent) -> std::io::Result<()> {
+        use dnsight_model::wire::{encode_query, encode_response, Question};
+        use std::net::SocketAddr;
+        let q = Question {
+            name: e.qname.clone(),
+            qtype: e.qtype,
+            qclass: e.qclass,
+        };
+        let client = SocketAddr::new(e.client, e.client_port);
+        let server = SocketAddr::new(e.server, 53);
+        if client.is_ipv4() != server.is_ipv4() {
+            self.skipped += 1;
+            return Ok(());
+        }
+        self.buf.clear();
+        if encode_query(&mut self.buf, e.id, Flags(Flags::RD), &q).is_err() {
+            self.skipped += 1;
+            return Ok(());
+        }
+        let frame = dnsight_ingest::pcap_writer::ethernet_udp(client, server, &self.buf);
+        self.w.write_packet(e.ts, &frame)?;
+        let Some(rcode) = e.rcode else { return Ok(()) };
+        self.buf.clear();
+        if encode_response(&mut self.buf, e.id, e.flags, rcode, &q, &e.answers).is_err() {
+            let kept: Vec<_> = e
+                .answers
+                .iter()
+                .filter(|a| !matches!(a.data, RData::Text(_)) || a.rtype == 16 || a.rtype == 15)
+                .cloned()
+                .collect();
+            self.buf.clear();
+            if encode_response(&mut self.buf, e.id, e.flags, rcode, &q, &kept).is_err() {
+                self.buf.clear();
+                if encode_response(&mut self.buf, e.id, e.flags, rcode, &q, &[]).is_err() {
+                    self.skipped += 1;
+                    return Ok(());
+                }
+            }
+        }
+        let frame = dnsight_ingest::pcap_writer::ethernet_udp(server, client, &self.buf);
+        let rtt = e.rtt_us.unwrap_or(500) as i64;
+        self.w.write_packet(dnsight_model::Ts(e.ts.0 + rtt), &frame)
     }
 }

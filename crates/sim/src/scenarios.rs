@@ -748,10 +748,14 @@ impl Planner<'_> {
             })
             .map(|d| d.idx)
             .collect();
-        let chosen: Vec<usize> = ws
-            .into_iter()
+        let mut chosen: Vec<usize> = ws
+            .iter()
+            .copied()
             .filter(|_| self.rng.random_bool(0.8))
             .collect();
+        if chosen.is_empty() {
+            chosen.extend(ws.first());
+        }
         for d in &chosen {
             let from = t0 + self.rng.random_range(0..4 * HOUR_US);
             for (n, p) in names.iter().zip([1800u32, 900, 3600]) {

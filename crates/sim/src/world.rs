@@ -462,6 +462,18 @@ pub fn hex<R: Rng>(rng: &mut R, n: usize) -> String {
 
 /// Builds a name from generator-made text (always valid); never panics.
 pub fn nm(s: &str) -> Name {
+    let simple = !s.is_empty()
+        && s.len() <= 253
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+        && !s.contains("..")
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
+        && s.split('.').all(|l| l.len() <= 63);
+    if simple {
+        return Name::from_canonical(s);
+    }
     Name::parse(s).unwrap_or_else(|_| Name::parse_lenient(s))
 }
 
