@@ -1,0 +1,3 @@
+//! Integration tests of the `dnsight` binary (one test binary for the crate).
+mod eval;
+mod simulate;
