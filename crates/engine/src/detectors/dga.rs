@@ -222,7 +222,7 @@ impl Dga {
         w.fired_bucket = bucket;
         let over = f64::from(n) - need;
         // a full finding (re-scored) every 8 names over the threshold, cheap repeats between
-        if (over as u32) % 8 != 0 {
+        if !(over as u32).is_multiple_of(8) {
             if let Some(r) = ctx.repeat(Kind::Dga, ev, "") {
                 out.push(r);
                 return;

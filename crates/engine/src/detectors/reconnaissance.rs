@@ -122,7 +122,7 @@ impl Detector for Reconnaissance {
             return;
         }
         // a full finding (re-scored) every 8 items over the threshold, cheap repeats between
-        if (n - thr) % 8 != 0 {
+        if !(n - thr).is_multiple_of(8) {
             if let Some(r) = ctx.repeat(Kind::Reconnaissance, ev, "") {
                 out.push(r);
                 return;
