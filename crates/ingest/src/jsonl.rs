@@ -32,11 +32,14 @@ pub(crate) enum Line<'a> {
     TooLong,
 }
 
-/// Splits a byte stream into lines, never buffering more than `cap` bytes of one line.
+/// Splits a byte stream into lines, never buffering more than `cap` bytes of one line. A line
+/// that lies whole in the reader's buffer is returned in place (no copy).
 pub(crate) struct CappedLines {
     input: Box<dyn BufRead + Send>,
     buf: Vec<u8>,
     cap: usize,
+    /// Bytes of the input buffer handed out by the previous call, consumed at the next one.
+    pending: usize,
 }
 
 impl CappedLines {
@@ -45,11 +48,36 @@ impl CappedLines {
             input,
             buf: Vec::with_capacity(256),
             cap,
+            pending: 0,
         }
     }
 
     /// The next line, or `None` at the end of input.
     pub(crate) fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        if self.pending > 0 {
+            self.input.consume(std::mem::take(&mut self.pending));
+        }
+        // fast path: the whole line is already buffered
+        let found = loop {
+            match self.input.fill_buf() {
+                Ok([]) => return Ok(None),
+                Ok(b) => break memchr::memchr(b'\n', b).filter(|&i| i <= self.cap),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        if let Some(i) = found {
+            self.pending = i + 1;
+            // the data is still buffered: this fill_buf does no I/O
+            let avail = self.input.fill_buf()?;
+            let line = &avail[..i.min(avail.len())];
+            return Ok(Some(Line::Text(line.strip_suffix(b"\r").unwrap_or(line))));
+        }
+        self.slow_line()
+    }
+
+    /// A line spread over several buffer fills (or too long): copied into `buf`, capped.
+    fn slow_line(&mut self) -> io::Result<Option<Line<'_>>> {
         self.buf.clear();
         let mut too_long = false;
         let mut any = false;

@@ -68,8 +68,83 @@ struct Rec<'a> {
     ra: bool,
     z: u8,
     opcode: u8,
-    answers: Vec<Cow<'a, [u8]>>,
-    ttls: Vec<Option<f64>>,
+    answers: AnswerSrc<'a>,
+}
+
+/// Where a line's answers come from: TSV keeps the raw fields and splits them lazily (no
+/// allocation per line), JSON has them as arrays.
+#[derive(Default)]
+enum AnswerSrc<'a> {
+    #[default]
+    None,
+    Tsv {
+        answers: &'a [u8],
+        ttls: &'a [u8],
+        sep: &'a [u8],
+    },
+    Json {
+        answers: Vec<Cow<'a, [u8]>>,
+        ttls: Vec<Option<f64>>,
+    },
+}
+
+impl AnswerSrc<'_> {
+    /// Calls `f(answer, ttl seconds)` for each answer (at most [`MAX_ANSWERS`]).
+    fn for_each(&self, mut f: impl FnMut(&[u8], Option<f64>)) {
+        match self {
+            AnswerSrc::None => {}
+            AnswerSrc::Tsv { answers, ttls, sep } => {
+                let mut t = Fields::new(ttls, sep);
+                for a in Fields::new(answers, sep).take(MAX_ANSWERS) {
+                    let ttl = t
+                        .next()
+                        .and_then(parse_epoch)
+                        .map(|us| us.0 as f64 / 1e6);
+                    f(&unescape(a), ttl);
+                }
+            }
+            AnswerSrc::Json { answers, ttls } => {
+                for (i, a) in answers.iter().take(MAX_ANSWERS).enumerate() {
+                    f(a, ttls.get(i).copied().flatten());
+                }
+            }
+        }
+    }
+}
+
+/// Splits on a separator of one or more bytes without allocating.
+struct Fields<'a> {
+    rest: Option<&'a [u8]>,
+    sep: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn new(s: &'a [u8], sep: &'a [u8]) -> Self {
+        Fields { rest: Some(s), sep }
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let r = self.rest?;
+        let found = match self.sep.len() {
+            0 => None,
+            // fields are short: a plain scan beats memchr's setup cost
+            1 => r.iter().position(|&b| b == self.sep[0]),
+            _ => memchr::memmem::find(r, self.sep),
+        };
+        match found {
+            Some(i) => {
+                self.rest = Some(&r[i + self.sep.len()..]);
+                Some(&r[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(r)
+            }
+        }
+    }
 }
 
 /// Decodes Zeek's escapes: `\xNN` → the byte, `\\` → `\`; anything else literally.
@@ -113,6 +188,25 @@ fn hexval(c: u8) -> Option<u8> {
 
 /// A name from raw bytes as Zeek prints them: labels separated by `.`, empty labels dropped.
 fn name_from_bytes(raw: &[u8]) -> Name {
+    // fast path: bytes that are already canonical once ASCII-lowercased (the common case)
+    let plain = |b: u8| {
+        (0x21..=0x7e).contains(&b) && !matches!(b, b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$')
+    };
+    let mut prev = b'.';
+    let mut ok = !raw.is_empty() && raw.len() <= 255;
+    for &b in raw {
+        ok &= plain(b) && !(b == b'.' && prev == b'.');
+        prev = b;
+    }
+    if ok && prev != b'.' {
+        let mut buf = [0u8; 255];
+        let buf = &mut buf[..raw.len()];
+        buf.copy_from_slice(raw);
+        buf.make_ascii_lowercase();
+        if let Ok(s) = std::str::from_utf8(buf) {
+            return Name::from_canonical(s);
+        }
+    }
     Name::from_labels(raw.split(|&b| b == b'.').filter(|l| !l.is_empty()))
 }
 
@@ -147,15 +241,43 @@ fn parse_epoch(s: &[u8]) -> Option<Ts> {
     (v.is_finite() && v.abs() < 1e13).then(|| Ts::from_secs_f64(v))
 }
 
-fn parse_num<T: std::str::FromStr>(s: &[u8]) -> Option<T> {
-    std::str::from_utf8(s).ok()?.parse().ok()
+/// A decimal count that fits in `T` (Zeek writes plain digits).
+fn parse_count<T: TryFrom<u64>>(s: &[u8]) -> Option<T> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    T::try_from(v).ok()
 }
 
 fn parse_bool(s: &[u8]) -> bool {
     matches!(s, b"T" | b"t" | b"true" | b"1")
 }
 
+/// Dotted-quad IPv4 without going through `str` (the common case in logs).
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut out = [0u8; 4];
+    let mut parts = s.split(|&b| b == b'.');
+    for o in &mut out {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+            return None;
+        }
+        *o = parse_count::<u8>(p)?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(out))
+}
+
 fn parse_ip(s: &[u8]) -> Option<IpAddr> {
+    if s.len() <= 15 && !s.is_empty() && s[0].is_ascii_digit() && !s.contains(&b':') {
+        return parse_ipv4(s).map(IpAddr::V4);
+    }
     let s = std::str::from_utf8(s).ok()?;
     // Zeek never logs zone ids, but tolerate `fe80::1%eth0`
     let s = s.split('%').next().unwrap_or(s);
@@ -165,17 +287,11 @@ fn parse_ip(s: &[u8]) -> Option<IpAddr> {
 /// Turns Zeek's answer strings into answers (see the module docs).
 fn build_answers(qname: &Name, qtype: Option<u16>, rec: &Rec) -> Vec<Answer> {
     let mut owner = qname.clone();
-    let mut out = Vec::with_capacity(rec.answers.len().min(MAX_ANSWERS));
-    for (i, a) in rec.answers.iter().take(MAX_ANSWERS).enumerate() {
-        let ttl = rec
-            .ttls
-            .get(i)
-            .copied()
-            .flatten()
-            .map_or(0, |t| t.clamp(0.0, u32::MAX as f64) as u32);
-        let a: &[u8] = a;
+    let mut out = Vec::new();
+    rec.answers.for_each(|a, ttl| {
+        let ttl = ttl.map_or(0, |t| t.clamp(0.0, u32::MAX as f64) as u32);
         if a.is_empty() {
-            continue;
+            return;
         }
         if let Some(ip) = parse_ip(a) {
             let rtype = if ip.is_ipv4() { 1 } else { 28 };
@@ -187,28 +303,29 @@ fn build_answers(qname: &Name, qtype: Option<u16>, rec: &Rec) -> Vec<Answer> {
             });
         } else if !a.iter().any(|b| b.is_ascii_whitespace()) {
             let target = name_from_bytes(a);
-            let rtype = match qtype {
-                Some(t @ (2 | 12 | 39)) => t,
-                Some(t @ (15 | 33)) => {
-                    // MX/SRV: Zeek logs only the target name
+            match qtype {
+                // MX/SRV: Zeek logs only the target name
+                Some(t @ (15 | 33)) => out.push(Answer {
+                    name: owner.clone(),
+                    rtype: t,
+                    ttl,
+                    data: RData::Text(escape_text(target.as_str())),
+                }),
+                Some(t @ (2 | 12 | 39)) => out.push(Answer {
+                    name: owner.clone(),
+                    rtype: t,
+                    ttl,
+                    data: RData::Name(target),
+                }),
+                _ => {
+                    let next = target.clone();
                     out.push(Answer {
-                        name: owner.clone(),
-                        rtype: t,
+                        name: std::mem::replace(&mut owner, next),
+                        rtype: 5,
                         ttl,
-                        data: RData::Text(escape_text(target.as_str())),
+                        data: RData::Name(target),
                     });
-                    continue;
                 }
-                _ => 5,
-            };
-            out.push(Answer {
-                name: owner.clone(),
-                rtype,
-                ttl,
-                data: RData::Name(target.clone()),
-            });
-            if rtype == 5 {
-                owner = target;
             }
         } else {
             let text = String::from_utf8_lossy(a);
@@ -225,7 +342,7 @@ fn build_answers(qname: &Name, qtype: Option<u16>, rec: &Rec) -> Vec<Answer> {
                 data: RData::Text(escape_text(&text)),
             });
         }
-    }
+    });
     out
 }
 
@@ -389,30 +506,6 @@ impl Default for TsvHeader {
     }
 }
 
-fn split<'a>(s: &'a [u8], sep: &'a [u8]) -> Box<dyn Iterator<Item = &'a [u8]> + 'a> {
-    if sep.len() == 1 {
-        let c = sep[0];
-        Box::new(s.split(move |&b| b == c))
-    } else if sep.is_empty() {
-        Box::new(std::iter::once(s))
-    } else {
-        let mut rest = Some(s);
-        Box::new(std::iter::from_fn(move || {
-            let r = rest?;
-            match memchr::memmem::find(r, sep) {
-                Some(i) => {
-                    rest = Some(&r[i + sep.len()..]);
-                    Some(&r[..i])
-                }
-                None => {
-                    rest = None;
-                    Some(r)
-                }
-            }
-        }))
-    }
-}
-
 impl TsvHeader {
     /// Applies a `#` line. A `#separator` line starts a new log (resets the other directives).
     fn directive(&mut self, line: &[u8]) {
@@ -429,7 +522,7 @@ impl TsvHeader {
             return;
         }
         let sep = self.sep.clone();
-        let mut parts = split(line, &sep);
+        let mut parts = Fields::new(line, &sep);
         let key = parts.next().unwrap_or(b"");
         let value = || line.get(key.len() + sep.len()..).unwrap_or(b"");
         match key {
@@ -447,7 +540,7 @@ impl TsvHeader {
         let mut n = 0;
         let mut answers_raw: Option<&[u8]> = None;
         let mut ttls_raw: Option<&[u8]> = None;
-        for field in split(line, &self.sep) {
+        for field in Fields::new(line, &self.sep) {
             let col = *cols.get(n).ok_or("zeek.bad_field_count")?;
             n += 1;
             if col == Col::Other || field == self.unset.as_slice() {
@@ -460,23 +553,23 @@ impl TsvHeader {
             match col {
                 Col::Ts => rec.ts = Some(parse_epoch(field).ok_or("zeek.bad_ts")?),
                 Col::OrigH => rec.client = Some(parse_ip(field).ok_or("zeek.bad_addr")?),
-                Col::OrigP => rec.client_port = parse_num(field).unwrap_or(0),
+                Col::OrigP => rec.client_port = parse_count(field).unwrap_or(0),
                 Col::RespH => rec.server = parse_ip(field),
-                Col::RespP => rec.server_port = parse_num(field).unwrap_or(0),
+                Col::RespP => rec.server_port = parse_count(field).unwrap_or(0),
                 Col::Proto => rec.transport = transport(field),
-                Col::TransId => rec.id = parse_num(field).unwrap_or(0),
-                Col::Rtt => rec.rtt = parse_num(field),
+                Col::TransId => rec.id = parse_count(field).unwrap_or(0),
+                Col::Rtt => rec.rtt = parse_epoch(field).map(|us| us.0 as f64 / 1e6),
                 Col::Query => rec.query = Some(Cow::Borrowed(if empty { b"" } else { field })),
-                Col::Qclass => rec.qclass = parse_num(field),
-                Col::Qtype => rec.qtype = parse_num(field),
-                Col::Rcode => rec.rcode = parse_num(field),
+                Col::Qclass => rec.qclass = parse_count(field),
+                Col::Qtype => rec.qtype = parse_count(field),
+                Col::Rcode => rec.rcode = parse_count(field),
                 Col::RcodeName => rec.rcode_name = Some(Cow::Borrowed(field)),
                 Col::Aa => rec.aa = parse_bool(field),
                 Col::Tc => rec.tc = parse_bool(field),
                 Col::Rd => rec.rd = parse_bool(field),
                 Col::Ra => rec.ra = parse_bool(field),
-                Col::Z => rec.z = parse_num(field).unwrap_or(0),
-                Col::Opcode => rec.opcode = parse_num(field).unwrap_or(0),
+                Col::Z => rec.z = parse_count(field).unwrap_or(0),
+                Col::Opcode => rec.opcode = parse_count(field).unwrap_or(0),
                 Col::Answers if !empty => answers_raw = Some(field),
                 Col::Ttls if !empty => ttls_raw = Some(field),
                 _ => {}
@@ -485,17 +578,12 @@ impl TsvHeader {
         if n != cols.len() {
             return Err("zeek.bad_field_count");
         }
-        if let Some(a) = answers_raw {
-            rec.answers = split(a, &self.set_sep)
-                .take(MAX_ANSWERS)
-                .map(unescape)
-                .collect();
-        }
-        if let Some(t) = ttls_raw {
-            rec.ttls = split(t, &self.set_sep)
-                .take(MAX_ANSWERS)
-                .map(parse_num::<f64>)
-                .collect();
+        if let Some(answers) = answers_raw {
+            rec.answers = AnswerSrc::Tsv {
+                answers,
+                ttls: ttls_raw.unwrap_or(b""),
+                sep: &self.set_sep,
+            };
         }
         Ok(rec)
     }
@@ -703,20 +791,22 @@ fn parse_json_line(line: &[u8]) -> Result<Rec<'_>, &'static str> {
     rec.ra = j.ra.as_ref().is_some_and(JNum::as_bool);
     rec.z = j.z.as_ref().and_then(JNum::as_u16).unwrap_or(0) as u8;
     rec.opcode = j.opcode.as_ref().and_then(JNum::as_u16).unwrap_or(0) as u8;
-    rec.answers = j
-        .answers
-        .unwrap_or_default()
-        .into_iter()
-        .take(MAX_ANSWERS)
-        .map(|a| Cow::Owned(unescape(a.as_bytes()).into_owned()))
-        .collect();
-    rec.ttls = j
-        .ttls
-        .unwrap_or_default()
-        .iter()
-        .take(MAX_ANSWERS)
-        .map(JNum::as_f64)
-        .collect();
+    rec.answers = AnswerSrc::Json {
+        answers: j
+            .answers
+            .unwrap_or_default()
+            .into_iter()
+            .take(MAX_ANSWERS)
+            .map(|a| Cow::Owned(unescape(a.as_bytes()).into_owned()))
+            .collect(),
+        ttls: j
+            .ttls
+            .unwrap_or_default()
+            .iter()
+            .take(MAX_ANSWERS)
+            .map(JNum::as_f64)
+            .collect(),
+    };
     Ok(rec)
 }
 
@@ -920,6 +1010,33 @@ mod tests {
         assert_eq!(evs[2].rcode, None);
         assert_eq!(r.stats().rejected.get("zeek.bad_ts"), Some(&1));
         assert_eq!(r.stats().rejected.get("zeek.bad_json"), Some(&1));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_name_path_matches_label_path(raw in proptest::collection::vec(proptest::prop_oneof![0x20u8..0x80, proptest::strategy::Just(b'.'), 0u8..=255], 0..80)) {
+            let slow = Name::from_labels(raw.split(|&b| b == b'.').filter(|l| !l.is_empty()));
+            proptest::prop_assert_eq!(name_from_bytes(&raw), slow);
+        }
+    }
+
+    #[test]
+    fn ipv4_fast_path_agrees_with_std() {
+        for t in [
+            "1.2.3.4",
+            "255.255.255.255",
+            "0.0.0.0",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1..2.3",
+            "1.2.3.",
+            "a.b.c.d",
+            "12345",
+        ] {
+            assert_eq!(parse_ip(t.as_bytes()), t.parse::<IpAddr>().ok(), "{t}");
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ fn event(i: u32, label: Vec<u8>, v6: bool, rcode: Option<u16>) -> DnsEvent {
             data: RData::Text(escape_text("\"quoted\" \u{1} <b>")),
         });
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         e.verdict = Some(Verdict {
             action: VerdictAction::Blocked,
             rule: Some("blocklist:ads.txt".into()),

@@ -205,3 +205,99 @@ fn gzip_json_log_is_sniffed() {
         Some("192.168.1.20".parse().unwrap())
     );
 }
+
+mod randomized {
+    //! Stable-Rust stand-in for the cargo-fuzz target `zeek_log`: lines assembled from Zeek-ish
+    //! tokens (directives, escapes, unset/empty markers, addresses, numbers, separators).
+    use dnsight_ingest::zeek::{ZeekJsonReader, ZeekTsvReader};
+    use dnsight_ingest::EventReader;
+    use proptest::prelude::*;
+
+    const TOKENS: &[&str] = &[
+        "#separator \\x09",
+        "#separator |",
+        "#set_separator\t,",
+        "#set_separator\t",
+        "#empty_field\t(empty)",
+        "#unset_field\t-",
+        "#fields\tts\tid.orig_h\tquery\tqtype\trcode\tanswers\tTTLs",
+        "#fields\tts\tid.orig_h\tid.orig_p\tquery\tAA\tZ\topcode\trtt",
+        "#close",
+        "\t",
+        "|",
+        ",",
+        "-",
+        "(empty)",
+        "1700000000.123456",
+        "XXXXXXXXXX.XXXXXX",
+        "1e300",
+        "-5",
+        "10.0.0.1",
+        "::1",
+        "fe80::1%eth0",
+        "256.1.1.1",
+        "a.b.example",
+        "\\x00",
+        "\\x2e",
+        "\\x",
+        "\\\\",
+        ".",
+        "..",
+        "T",
+        "F",
+        "65536",
+        "99999999999999999999",
+        "TXT 5 hi",
+        "RRSIG 1 x",
+        "\u{0}",
+        "\u{7f}",
+        "é",
+        "{",
+        "}",
+        "\"ts\":",
+        "\"id.orig_h\":\"10.0.0.2\"",
+        "\"query\":",
+        "\"answers\":[\"1.2.3.4\",\"x\"]",
+        "\"TTLs\":[1e999,-1,\"x\"]",
+        "\"ts\":\"2024-01-01T00:00:00Z\"",
+        ":",
+        "[",
+        "]",
+        "null",
+        "true",
+    ];
+
+    fn doc(lines: &[Vec<prop::sample::Index>]) -> Vec<u8> {
+        let mut s = String::new();
+        for l in lines {
+            for t in l {
+                s.push_str(TOKENS[t.index(TOKENS.len())]);
+            }
+            s.push('\n');
+        }
+        s.into_bytes()
+    }
+
+    fn check(mut r: Box<dyn EventReader>) -> Result<(), TestCaseError> {
+        let mut out = Vec::new();
+        while r.next_batch(&mut out).unwrap() {}
+        prop_assert_eq!(r.stats().events as usize, out.len());
+        for e in &out {
+            prop_assert!(e.qname.as_str().bytes().all(|c| (0x21..=0x7e).contains(&c)));
+            for a in &e.answers {
+                prop_assert!(a.name.as_str().bytes().all(|c| (0x21..=0x7e).contains(&c)));
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+        #[test]
+        fn token_soup_never_panics(lines in proptest::collection::vec(proptest::collection::vec(any::<prop::sample::Index>(), 0..24), 0..12)) {
+            let b = doc(&lines);
+            check(Box::new(ZeekTsvReader::new(Box::new(std::io::Cursor::new(b.clone())))))?;
+            check(Box::new(ZeekJsonReader::new(Box::new(std::io::Cursor::new(b)))))?;
+        }
+    }
+}
