@@ -1,0 +1,622 @@
+//! Feature extraction for the lexical models: the registered-domain split, the character
+//! alphabet, per-label statistics and n-gram features.
+//!
+//! Names arrive in dnsight's escaped presentation form (`\DDD`, `\.`); an escape sequence counts
+//! as one "other" character, so hostile bytes are features, never errors. Everything here works
+//! on fixed-size stack buffers: long labels are truncated for the n-gram part (their full length
+//! still counts), so cost is bounded whatever the input.
+
+use dnsight_model::Name;
+use serde::Serialize;
+
+/// Alphabet size: `a-z`, `0-9`, `-`, "other" (escaped bytes, `_`, anything else), boundary.
+pub const ALPHA: usize = 39;
+/// Symbol for any character outside `a-z0-9-`.
+pub const OTHER: u8 = 37;
+/// Start/end-of-label symbol for n-grams.
+pub const BOUNDARY: u8 = 38;
+/// At most this many symbols of a label are used for n-grams and character statistics.
+pub const MAXS: usize = 64;
+/// Number of DGA model inputs.
+pub const NF: usize = 17;
+/// Number of tunnel model inputs.
+pub const NTF: usize = 10;
+/// At most this many subdomain symbols are examined for the tunnel score.
+const MAX_SUB: usize = 256;
+
+/// Maps one (lowercased) byte to its symbol.
+#[inline]
+pub fn sym(b: u8) -> u8 {
+    match b {
+        b'a'..=b'z' => b - b'a',
+        b'A'..=b'Z' => b - b'A',
+        b'0'..=b'9' => 26 + (b - b'0'),
+        b'-' => 36,
+        _ => OTHER,
+    }
+}
+
+#[inline]
+fn is_vowel(s: u8) -> bool {
+    // a e i o u y
+    matches!(s, 0 | 4 | 8 | 14 | 20 | 24)
+}
+#[inline]
+fn is_digit(s: u8) -> bool {
+    (26..36).contains(&s)
+}
+#[inline]
+fn is_letter(s: u8) -> bool {
+    s < 26
+}
+
+/// A name split around its public suffix. All parts are slices of the escaped presentation text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split<'a> {
+    /// Labels left of the registered domain, dot-joined ("" when there are none).
+    pub subdomain: &'a str,
+    /// The label just left of the public suffix ("" when the name is only a suffix).
+    pub label: &'a str,
+    /// The public suffix (`com`, `co.uk`, `duckdns.org`, or the last label when unknown).
+    pub suffix: &'a str,
+    /// Whether the suffix is on the public suffix list (ICANN or private section).
+    pub suffix_known: bool,
+}
+
+/// Splits a name into subdomain, registered label and public suffix. `None` for the root.
+pub fn split(name: &Name) -> Option<Split<'_>> {
+    split_str(name.as_str())
+}
+
+/// [`split`] on presentation text (already lowercased).
+pub fn split_str(s: &str) -> Option<Split<'_>> {
+    if s.is_empty() || s == "." {
+        return None;
+    }
+    let s = s
+        .strip_suffix('.')
+        .filter(|t| !t.is_empty() && !t.ends_with('\\'))
+        .unwrap_or(s);
+    let b = s.as_bytes();
+    // the last 8 unescaped dot positions (ring buffer)
+    let mut dots = [0usize; 8];
+    let mut nd = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'.' => {
+                dots[nd % 8] = i;
+                nd += 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    let dot_from_end = |k: usize| -> Option<usize> {
+        // k-th unescaped dot from the end (1-based)
+        if k == 0 || k > nd || k > 8 {
+            None
+        } else {
+            Some(dots[(nd - k) % 8])
+        }
+    };
+    let (k, known) = match psl::suffix(b) {
+        Some(suf) => {
+            let sb = suf.as_bytes();
+            let k = if sb.contains(&b'\\') || sb.is_empty() {
+                1
+            } else {
+                sb.iter().filter(|&&c| c == b'.').count() + 1
+            };
+            (k, suf.is_known())
+        }
+        None => (1, false),
+    };
+    let suffix_start = match dot_from_end(k) {
+        Some(d) => d + 1,
+        None => {
+            if k > nd {
+                // the whole name is (at most) a suffix
+                return Some(Split {
+                    subdomain: "",
+                    label: "",
+                    suffix: s,
+                    suffix_known: known,
+                });
+            }
+            // more than 8 suffix labels: treat the last label as the suffix
+            dot_from_end(1).map(|d| d + 1).unwrap_or(0)
+        }
+    };
+    let suffix = &s[suffix_start..];
+    if suffix_start == 0 {
+        return Some(Split {
+            subdomain: "",
+            label: "",
+            suffix,
+            suffix_known: known,
+        });
+    }
+    let label_end = suffix_start - 1;
+    let label_start = match dot_from_end(k + 1) {
+        Some(d) if d < label_end => d + 1,
+        _ => {
+            if nd > k && k + 1 > 8 {
+                // cannot locate: scan back for the previous unescaped dot
+                prev_dot(b, label_end).map(|d| d + 1).unwrap_or(0)
+            } else {
+                0
+            }
+        }
+    };
+    let label = &s[label_start..label_end];
+    let subdomain = if label_start > 0 {
+        &s[..label_start - 1]
+    } else {
+        ""
+    };
+    Some(Split {
+        subdomain,
+        label,
+        suffix,
+        suffix_known: known,
+    })
+}
+
+fn prev_dot(b: &[u8], end: usize) -> Option<usize> {
+    // an unescaped dot before `end`; scan forward to respect escapes
+    let mut last = None;
+    let mut i = 0;
+    while i < end {
+        match b[i] {
+            b'\\' => i += 2,
+            b'.' => {
+                last = Some(i);
+                i += 1
+            }
+            _ => i += 1,
+        }
+    }
+    last
+}
+
+/// Decodes one escaped presentation label into symbols. Returns (stored, total) symbol counts;
+/// only the first `out.len()` symbols are stored.
+pub fn label_syms(label: &str, out: &mut [u8]) -> (usize, usize) {
+    let b = label.as_bytes();
+    let mut n = 0usize;
+    let mut total = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        let s = if b[i] == b'\\' {
+            if i + 3 < b.len()
+                && b[i + 1].is_ascii_digit()
+                && b[i + 2].is_ascii_digit()
+                && b[i + 3].is_ascii_digit()
+            {
+                let v = (b[i + 1] - b'0') as u32 * 100
+                    + (b[i + 2] - b'0') as u32 * 10
+                    + (b[i + 3] - b'0') as u32;
+                i += 4;
+                if v <= 255 {
+                    sym(v as u8)
+                } else {
+                    OTHER
+                }
+            } else if i + 1 < b.len() {
+                let c = b[i + 1];
+                i += 2;
+                sym(c)
+            } else {
+                i += 1;
+                OTHER
+            }
+        } else {
+            let c = b[i];
+            i += 1;
+            sym(c)
+        };
+        if n < out.len() {
+            out[n] = s;
+            n += 1;
+        }
+        total += 1;
+    }
+    (n, total)
+}
+
+/// Character statistics of a symbol sequence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LabelStats {
+    pub len: u32,
+    pub entropy: f64,
+    pub digit_ratio: f64,
+    pub vowel_ratio: f64,
+    pub other_ratio: f64,
+    pub max_consonant_run: u32,
+    pub max_digit_run: u32,
+    pub hyphens: u32,
+    pub unique_ratio: f64,
+    pub hex_only: bool,
+    /// Letter/digit alternations per character.
+    pub switches: f64,
+}
+
+/// Accumulates character statistics over one or more labels.
+struct StatsAcc {
+    counts: [u16; ALPHA],
+    n: u32,
+    digits: u32,
+    vowels: u32,
+    letters: u32,
+    other: u32,
+    hyph: u32,
+    cons_run: u32,
+    max_cons: u32,
+    dig_run: u32,
+    max_dig: u32,
+    switches: u32,
+    hex_only: bool,
+}
+
+impl StatsAcc {
+    fn new() -> Self {
+        StatsAcc {
+            counts: [0; ALPHA],
+            n: 0,
+            digits: 0,
+            vowels: 0,
+            letters: 0,
+            other: 0,
+            hyph: 0,
+            cons_run: 0,
+            max_cons: 0,
+            dig_run: 0,
+            max_dig: 0,
+            switches: 0,
+            hex_only: true,
+        }
+    }
+    fn label(&mut self, syms: &[u8]) {
+        let mut prev: Option<u8> = None;
+        self.cons_run = 0;
+        self.dig_run = 0;
+        for &s in syms {
+            self.counts[s as usize] = self.counts[s as usize].saturating_add(1);
+            self.n += 1;
+            if is_digit(s) {
+                self.digits += 1;
+                self.dig_run += 1;
+                self.max_dig = self.max_dig.max(self.dig_run);
+                self.cons_run = 0;
+            } else {
+                self.dig_run = 0;
+            }
+            if is_letter(s) {
+                self.letters += 1;
+                if is_vowel(s) {
+                    self.vowels += 1;
+                    self.cons_run = 0;
+                } else {
+                    self.cons_run += 1;
+                    self.max_cons = self.max_cons.max(self.cons_run);
+                }
+                if s > 5 {
+                    self.hex_only = false;
+                }
+            } else if !is_digit(s) {
+                self.cons_run = 0;
+                self.hex_only = false;
+                if s == 36 {
+                    self.hyph += 1;
+                } else {
+                    self.other += 1;
+                }
+            }
+            if let Some(p) = prev {
+                if (is_digit(p) && is_letter(s)) || (is_letter(p) && is_digit(s)) {
+                    self.switches += 1;
+                }
+            }
+            prev = Some(s);
+        }
+    }
+    fn finish(&self, total_len: usize) -> LabelStats {
+        let n = self.n.max(1) as f64;
+        let mut ent = 0.0;
+        let mut uniq = 0u32;
+        for &c in &self.counts {
+            if c > 0 {
+                uniq += 1;
+                let p = c as f64 / n;
+                ent -= p * p.log2();
+            }
+        }
+        LabelStats {
+            len: total_len.min(u32::MAX as usize) as u32,
+            entropy: ent,
+            digit_ratio: self.digits as f64 / n,
+            vowel_ratio: self.vowels as f64 / self.letters.max(1) as f64,
+            other_ratio: self.other as f64 / n,
+            max_consonant_run: self.max_cons,
+            max_digit_run: self.max_dig,
+            hyphens: self.hyph,
+            unique_ratio: uniq as f64 / n,
+            hex_only: self.hex_only && self.n > 0,
+            switches: self.switches as f64 / n,
+        }
+    }
+}
+
+/// Statistics of one label's symbols.
+pub fn stats(syms: &[u8], total_len: usize) -> LabelStats {
+    let mut a = StatsAcc::new();
+    a.label(syms);
+    a.finish(total_len)
+}
+
+/// Index of trigram (a, b, c).
+#[inline]
+pub fn tri_idx(a: u8, b: u8, c: u8) -> usize {
+    (a as usize * ALPHA + b as usize) * ALPHA + c as usize
+}
+/// Index of bigram (a, b).
+#[inline]
+pub fn bi_idx(a: u8, b: u8) -> usize {
+    a as usize * ALPHA + b as usize
+}
+
+/// Source of n-gram log-probabilities: the embedded tables at run time, leave-one-out counts
+/// during training.
+pub trait NgramLm {
+    /// (log P_dga(c|ab) − log P_benign(c|ab), log P_benign(c|ab)) for trigram index `i`.
+    fn tri(&self, i: usize) -> (f32, f32);
+    /// log P_dga(b|a) − log P_benign(b|a) for bigram index `i`.
+    fn bi(&self, i: usize) -> f32;
+}
+
+/// N-gram summary of one label.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NgramSummary {
+    pub n_tri: u32,
+    pub tri_llr_sum: f64,
+    pub tri_benign_sum: f64,
+    pub tri_llr_pos: u32,
+    pub n_bi: u32,
+    pub bi_llr_sum: f64,
+}
+
+/// Walks the boundary-padded trigrams (`^ab`, ..., `yz$`) and bigrams of a label.
+pub fn ngrams<L: NgramLm + ?Sized>(syms: &[u8], lm: &L, acc: &mut NgramSummary) {
+    if syms.is_empty() {
+        return;
+    }
+    let n = syms.len();
+    let at = |i: isize| -> u8 {
+        if i < 0 || i as usize >= n {
+            BOUNDARY
+        } else {
+            syms[i as usize]
+        }
+    };
+    // trigrams (x[i-1], x[i], x[i+1]) for i in 0..n, with x[-1] = x[n] = boundary
+    for i in 0..n as isize {
+        let (llr, lp) = lm.tri(tri_idx(at(i - 1), at(i), at(i + 1)));
+        acc.n_tri += 1;
+        acc.tri_llr_sum += llr as f64;
+        acc.tri_benign_sum += lp as f64;
+        if llr > 0.0 {
+            acc.tri_llr_pos += 1;
+        }
+    }
+    for i in -1..n as isize {
+        acc.bi_llr_sum += lm.bi(bi_idx(at(i), at(i + 1))) as f64;
+        acc.n_bi += 1;
+    }
+}
+
+/// Features of a name's registered-domain label, the inputs of the DGA model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct NameFeatures {
+    /// Character statistics of the registered-domain label.
+    #[serde(flatten)]
+    pub stats: LabelStats,
+    /// Mean per-character log-likelihood ratio, DGA vs benign trigram models (> 0: DGA-like).
+    pub ngram_llr: f64,
+    /// Mean per-character log-probability under the benign trigram model (nats; higher = more
+    /// word-like).
+    pub benign_ll: f64,
+    /// Mean bigram log-likelihood ratio (DGA vs benign).
+    pub bigram_llr: f64,
+    /// Share of trigrams more likely under the DGA model.
+    pub dga_trigram_share: f64,
+    /// −ln of the TLD's share among popular registered domains (higher = rarer).
+    pub tld_rarity: f64,
+    /// Whether the public suffix is on the public suffix list.
+    pub suffix_known: bool,
+    /// Labels left of the registered domain (informational; not a model input).
+    pub subdomain_labels: u32,
+}
+
+impl NameFeatures {
+    /// The model's input vector (order fixed by the model file).
+    pub fn to_array(&self) -> [f32; NF] {
+        let s = &self.stats;
+        [
+            s.len.min(255) as f32,
+            s.entropy as f32,
+            s.digit_ratio as f32,
+            s.vowel_ratio as f32,
+            s.max_consonant_run.min(255) as f32,
+            s.max_digit_run.min(255) as f32,
+            s.hyphens.min(255) as f32,
+            s.unique_ratio as f32,
+            s.hex_only as u8 as f32,
+            s.switches as f32,
+            self.ngram_llr as f32,
+            self.benign_ll as f32,
+            self.bigram_llr as f32,
+            self.dga_trigram_share as f32,
+            self.tld_rarity as f32,
+            self.suffix_known as u8 as f32,
+            s.other_ratio as f32,
+        ]
+    }
+
+    /// Human names of the model inputs, in [`NameFeatures::to_array`] order.
+    pub const NAMES: [&'static str; NF] = [
+        "len",
+        "entropy",
+        "digit_ratio",
+        "vowel_ratio",
+        "max_consonant_run",
+        "max_digit_run",
+        "hyphens",
+        "unique_ratio",
+        "hex_only",
+        "switches",
+        "ngram_llr",
+        "benign_ll",
+        "bigram_llr",
+        "dga_trigram_share",
+        "tld_rarity",
+        "suffix_known",
+        "other_ratio",
+    ];
+}
+
+/// Computes the DGA features of a registered-domain label.
+pub fn label_features<L: NgramLm + ?Sized>(
+    label: &str,
+    lm: &L,
+    tld_rarity: f64,
+    suffix_known: bool,
+    subdomain_labels: u32,
+) -> NameFeatures {
+    let mut buf = [0u8; MAXS];
+    let (n, total) = label_syms(label, &mut buf);
+    let syms = &buf[..n];
+    let stats = stats(syms, total);
+    let mut ng = NgramSummary::default();
+    ngrams(syms, lm, &mut ng);
+    let nt = ng.n_tri.max(1) as f64;
+    NameFeatures {
+        stats,
+        ngram_llr: ng.tri_llr_sum / nt,
+        benign_ll: ng.tri_benign_sum / nt,
+        bigram_llr: ng.bi_llr_sum / ng.n_bi.max(1) as f64,
+        dga_trigram_share: ng.tri_llr_pos as f64 / nt,
+        tld_rarity,
+        suffix_known,
+        subdomain_labels,
+    }
+}
+
+/// Features of the subdomain part (labels left of the registered domain), the inputs of the
+/// tunnel model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TunnelFeatures {
+    /// Characters in the subdomain part, dots excluded (escapes count as one).
+    pub chars: u32,
+    pub labels: u32,
+    pub max_label_len: u32,
+    /// Mean surprise per character under the benign trigram model, in bits.
+    pub bits_per_char: f64,
+    /// Shannon entropy of the subdomain's characters, bits.
+    pub entropy: f64,
+    pub digit_ratio: f64,
+    pub other_ratio: f64,
+    /// Mean trigram log-likelihood ratio DGA vs benign.
+    pub ngram_llr: f64,
+    pub unique_ratio: f64,
+    pub switches: f64,
+}
+
+impl TunnelFeatures {
+    /// The tunnel model's input vector.
+    pub fn to_array(&self) -> [f32; NTF] {
+        [
+            (1.0 + self.chars as f32).ln(),
+            self.labels.min(255) as f32,
+            (1.0 + self.max_label_len as f32).ln(),
+            self.bits_per_char as f32,
+            self.entropy as f32,
+            self.digit_ratio as f32,
+            self.other_ratio as f32,
+            self.ngram_llr as f32,
+            self.unique_ratio as f32,
+            self.switches as f32,
+        ]
+    }
+    pub const NAMES: [&'static str; NTF] = [
+        "ln_chars",
+        "labels",
+        "ln_max_label_len",
+        "bits_per_char",
+        "entropy",
+        "digit_ratio",
+        "other_ratio",
+        "ngram_llr",
+        "unique_ratio",
+        "switches",
+    ];
+}
+
+/// Computes the tunnel features of a subdomain string (escaped presentation, dot-separated).
+pub fn subdomain_features<L: NgramLm + ?Sized>(sub: &str, lm: &L) -> TunnelFeatures {
+    if sub.is_empty() {
+        return TunnelFeatures::default();
+    }
+    let b = sub.as_bytes();
+    let mut acc = StatsAcc::new();
+    let mut ng = NgramSummary::default();
+    let mut labels = 0u32;
+    let mut max_label = 0u32;
+    let mut chars = 0usize;
+    let mut examined = 0usize;
+    let mut start = 0usize;
+    let mut i = 0usize;
+    let mut buf = [0u8; MAXS];
+    loop {
+        let at_end = i >= b.len();
+        if at_end || b[i] == b'.' {
+            let label = &sub[start..i.min(b.len())];
+            if !label.is_empty() {
+                labels += 1;
+                let (n, total) = label_syms(label, &mut buf);
+                chars += total;
+                max_label = max_label.max(total.min(u32::MAX as usize) as u32);
+                if examined < MAX_SUB {
+                    let take = n.min(MAX_SUB - examined);
+                    examined += take;
+                    acc.label(&buf[..take]);
+                    ngrams(&buf[..take], lm, &mut ng);
+                }
+            }
+            if at_end {
+                break;
+            }
+            i += 1;
+            start = i;
+        } else if b[i] == b'\\' {
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    let st = acc.finish(chars);
+    let nt = ng.n_tri.max(1) as f64;
+    TunnelFeatures {
+        chars: chars.min(u32::MAX as usize) as u32,
+        labels,
+        max_label_len: max_label,
+        bits_per_char: -ng.tri_benign_sum / nt / std::f64::consts::LN_2,
+        entropy: st.entropy,
+        digit_ratio: st.digit_ratio,
+        other_ratio: st.other_ratio,
+        ngram_llr: ng.tri_llr_sum / nt,
+        unique_ratio: st.unique_ratio,
+        switches: st.switches,
+    }
+}

@@ -1,0 +1,364 @@
+//! The model file: format, decoding, and evaluation (n-gram tables, TLD table, boosted trees,
+//! tunnel logistic regression).
+//!
+//! Format (little endian), written by [`Model::encode`]:
+//! `DNSDGA01`, u32 alphabet, u32 n_features, u32 n_tunnel_features, u32 depth, u32 n_trees,
+//! f32 base score, f32 threshold (0.1% FP), f32 threshold (1% FP),
+//! i16 trigram LLR[alpha³], i16 trigram benign log-prob[alpha³], i16 bigram LLR[alpha²]
+//! (all in milli-nats), u32 n_tlds + (u8 len, bytes, f32 rarity)*, f32 unknown-TLD rarity,
+//! trees (per tree: (u8 feature, f32 threshold) per inner node, f32 per leaf), and the tunnel
+//! model (f32 mean[n], f32 scale[n], f32 weight[n], f32 bias).
+//! Decoding validates every length, so a corrupt file is an error, never a panic.
+
+#![allow(clippy::needless_range_loop)] // index-parallel numeric arrays
+
+use super::features::{
+    label_features, split, subdomain_features, NameFeatures, NgramLm, TunnelFeatures, ALPHA, NF,
+    NTF,
+};
+use dnsight_model::Name;
+
+const MAGIC: &[u8; 8] = b"DNSDGA01";
+/// Fixed-point scale of the n-gram tables (milli-nats).
+pub const TABLE_SCALE: f32 = 1000.0;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ModelError {
+    #[error("not a dnsight DGA model (bad magic)")]
+    BadMagic,
+    #[error("model file truncated")]
+    Truncated,
+    #[error("model file has unexpected dimensions: {0}")]
+    Dimensions(&'static str),
+    #[error("model file has trailing bytes")]
+    Trailing,
+}
+
+/// One depth-`d` regression tree stored as a complete binary tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tree {
+    /// Inner nodes in breadth-first order: (feature index, threshold); `x[f] <= t` goes left.
+    pub nodes: Vec<(u8, f32)>,
+    /// 2^depth leaf values (already multiplied by the learning rate).
+    pub leaves: Vec<f32>,
+}
+
+impl Tree {
+    #[inline]
+    fn eval(&self, x: &[f32]) -> f32 {
+        let inner = self.nodes.len();
+        let mut i = 0usize;
+        while i < inner {
+            let (f, t) = self.nodes[i];
+            let v = x.get(f as usize).copied().unwrap_or(0.0);
+            i = 2 * i + 1 + (v > t) as usize;
+        }
+        self.leaves.get(i - inner).copied().unwrap_or(0.0)
+    }
+}
+
+/// Logistic regression over standardized tunnel features.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TunnelModel {
+    pub mean: [f32; NTF],
+    pub scale: [f32; NTF],
+    pub weight: [f32; NTF],
+    pub bias: f32,
+}
+
+impl TunnelModel {
+    pub fn logit(&self, x: &[f32; NTF]) -> f32 {
+        let mut z = self.bias;
+        for i in 0..NTF {
+            z += self.weight[i] * (x[i] - self.mean[i]) / self.scale[i];
+        }
+        z
+    }
+}
+
+/// A decoded DGA + tunnel model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub depth: u32,
+    pub base: f32,
+    pub threshold_0_1pct: f32,
+    pub threshold_1pct: f32,
+    /// log P_dga(c|ab) − log P_benign(c|ab), nats.
+    pub tri_llr: Vec<f32>,
+    /// log P_benign(c|ab), nats.
+    pub tri_benign: Vec<f32>,
+    /// log P_dga(b|a) − log P_benign(b|a), nats.
+    pub bi_llr: Vec<f32>,
+    /// Public suffix → rarity (−ln share among benign registered domains), sorted by suffix.
+    pub tlds: Vec<(Box<str>, f32)>,
+    pub tld_unknown: f32,
+    pub trees: Vec<Tree>,
+    pub tunnel: TunnelModel,
+}
+
+impl NgramLm for Model {
+    #[inline]
+    fn tri(&self, i: usize) -> (f32, f32) {
+        (self.tri_llr[i], self.tri_benign[i])
+    }
+    #[inline]
+    fn bi(&self, i: usize) -> f32 {
+        self.bi_llr[i]
+    }
+}
+
+#[inline]
+fn sigmoid(z: f32) -> f64 {
+    1.0 / (1.0 + (-(z as f64)).exp())
+}
+
+impl Model {
+    /// Rarity of a public suffix.
+    pub fn tld_rarity(&self, suffix: &str) -> f32 {
+        match self.tlds.binary_search_by(|(k, _)| (**k).cmp(suffix)) {
+            Ok(i) => self.tlds[i].1,
+            Err(_) => self.tld_unknown,
+        }
+    }
+
+    /// Raw boosted-tree output (log-odds) for a feature vector.
+    pub fn logit(&self, x: &[f32; NF]) -> f32 {
+        let mut z = self.base;
+        for t in &self.trees {
+            z += t.eval(x);
+        }
+        z
+    }
+
+    /// Probability for a feature vector.
+    pub fn prob(&self, x: &[f32; NF]) -> f64 {
+        sigmoid(self.logit(x))
+    }
+
+    pub fn features(&self, name: &Name) -> NameFeatures {
+        let Some(sp) = split(name) else {
+            return NameFeatures::default();
+        };
+        if sp.label.is_empty() {
+            return NameFeatures::default();
+        }
+        let sub_labels = if sp.subdomain.is_empty() {
+            0
+        } else {
+            Name::from_canonical(sp.subdomain).label_count() as u32
+        };
+        label_features(
+            sp.label,
+            self,
+            self.tld_rarity(sp.suffix) as f64,
+            sp.suffix_known,
+            sub_labels,
+        )
+    }
+
+    pub fn score(&self, name: &Name) -> f64 {
+        let Some(sp) = split(name) else { return 0.0 };
+        if sp.label.is_empty() {
+            return 0.0;
+        }
+        let f = label_features(
+            sp.label,
+            self,
+            self.tld_rarity(sp.suffix) as f64,
+            sp.suffix_known,
+            0,
+        );
+        self.prob(&f.to_array())
+    }
+
+    pub fn tunnel_features(&self, name: &Name) -> TunnelFeatures {
+        match split(name) {
+            Some(sp) => subdomain_features(sp.subdomain, self),
+            None => TunnelFeatures::default(),
+        }
+    }
+
+    pub fn tunnel_score(&self, name: &Name) -> f64 {
+        let Some(sp) = split(name) else { return 0.0 };
+        if sp.subdomain.is_empty() {
+            return 0.0;
+        }
+        let f = subdomain_features(sp.subdomain, self);
+        sigmoid(self.tunnel.logit(&f.to_array()))
+    }
+
+    /// Serialises the model (see the module docs for the format).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Vec::with_capacity(300_000);
+        o.extend_from_slice(MAGIC);
+        for v in [
+            ALPHA as u32,
+            NF as u32,
+            NTF as u32,
+            self.depth,
+            self.trees.len() as u32,
+        ] {
+            o.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [self.base, self.threshold_0_1pct, self.threshold_1pct] {
+            o.extend_from_slice(&v.to_le_bytes());
+        }
+        for table in [&self.tri_llr, &self.tri_benign, &self.bi_llr] {
+            for &v in table.iter() {
+                let q = (v * TABLE_SCALE)
+                    .round()
+                    .clamp(i16::MIN as f32, i16::MAX as f32) as i16;
+                o.extend_from_slice(&q.to_le_bytes());
+            }
+        }
+        o.extend_from_slice(&(self.tlds.len() as u32).to_le_bytes());
+        for (k, v) in &self.tlds {
+            let kb = &k.as_bytes()[..k.len().min(255)];
+            o.push(kb.len() as u8);
+            o.extend_from_slice(kb);
+            o.extend_from_slice(&v.to_le_bytes());
+        }
+        o.extend_from_slice(&self.tld_unknown.to_le_bytes());
+        for t in &self.trees {
+            for &(f, th) in &t.nodes {
+                o.push(f);
+                o.extend_from_slice(&th.to_le_bytes());
+            }
+            for &l in &t.leaves {
+                o.extend_from_slice(&l.to_le_bytes());
+            }
+        }
+        let tm = &self.tunnel;
+        for arr in [&tm.mean, &tm.scale, &tm.weight] {
+            for &v in arr.iter() {
+                o.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        o.extend_from_slice(&tm.bias.to_le_bytes());
+        o
+    }
+
+    /// Decodes and validates a model file.
+    pub fn decode(b: &[u8]) -> Result<Model, ModelError> {
+        let mut r = Reader { b, pos: 0 };
+        if r.take(8)? != MAGIC {
+            return Err(ModelError::BadMagic);
+        }
+        if r.u32()? as usize != ALPHA {
+            return Err(ModelError::Dimensions("alphabet"));
+        }
+        if r.u32()? as usize != NF {
+            return Err(ModelError::Dimensions("feature count"));
+        }
+        if r.u32()? as usize != NTF {
+            return Err(ModelError::Dimensions("tunnel feature count"));
+        }
+        let depth = r.u32()?;
+        if !(1..=8).contains(&depth) {
+            return Err(ModelError::Dimensions("tree depth"));
+        }
+        let ntrees = r.u32()? as usize;
+        if ntrees > 100_000 {
+            return Err(ModelError::Dimensions("tree count"));
+        }
+        let base = r.f32()?;
+        let threshold_0_1pct = r.f32()?;
+        let threshold_1pct = r.f32()?;
+        let mut table = |n: usize| -> Result<Vec<f32>, ModelError> {
+            let raw = r.take(n * 2)?;
+            Ok(raw
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / TABLE_SCALE)
+                .collect())
+        };
+        let tri_llr = table(ALPHA * ALPHA * ALPHA)?;
+        let tri_benign = table(ALPHA * ALPHA * ALPHA)?;
+        let bi_llr = table(ALPHA * ALPHA)?;
+        let ntld = r.u32()? as usize;
+        if ntld > 100_000 {
+            return Err(ModelError::Dimensions("suffix count"));
+        }
+        let mut tlds = Vec::with_capacity(ntld);
+        for _ in 0..ntld {
+            let len = r.take(1)?[0] as usize;
+            let k = String::from_utf8_lossy(r.take(len)?)
+                .into_owned()
+                .into_boxed_str();
+            let v = r.f32()?;
+            tlds.push((k, v));
+        }
+        if !tlds.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err(ModelError::Dimensions("suffix table not sorted"));
+        }
+        let tld_unknown = r.f32()?;
+        let inner = (1usize << depth) - 1;
+        let mut trees = Vec::with_capacity(ntrees);
+        for _ in 0..ntrees {
+            let mut nodes = Vec::with_capacity(inner);
+            for _ in 0..inner {
+                let f = r.take(1)?[0];
+                if f as usize >= NF {
+                    return Err(ModelError::Dimensions("tree feature index"));
+                }
+                nodes.push((f, r.f32()?));
+            }
+            let mut leaves = Vec::with_capacity(inner + 1);
+            for _ in 0..=inner {
+                leaves.push(r.f32()?);
+            }
+            trees.push(Tree { nodes, leaves });
+        }
+        let mut tunnel = TunnelModel::default();
+        for i in 0..NTF {
+            tunnel.mean[i] = r.f32()?;
+        }
+        for i in 0..NTF {
+            tunnel.scale[i] = r.f32()?;
+            if tunnel.scale[i].is_nan() || tunnel.scale[i] <= 0.0 {
+                return Err(ModelError::Dimensions("tunnel scale"));
+            }
+        }
+        for i in 0..NTF {
+            tunnel.weight[i] = r.f32()?;
+        }
+        tunnel.bias = r.f32()?;
+        if r.pos != b.len() {
+            return Err(ModelError::Trailing);
+        }
+        Ok(Model {
+            depth,
+            base,
+            threshold_0_1pct,
+            threshold_1pct,
+            tri_llr,
+            tri_benign,
+            bi_llr,
+            tlds,
+            tld_unknown,
+            trees,
+            tunnel,
+        })
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ModelError> {
+        let end = self.pos.checked_add(n).ok_or(ModelError::Truncated)?;
+        let s = self.b.get(self.pos..end).ok_or(ModelError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32, ModelError> {
+        let s = self.take(4)?;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn f32(&mut self) -> Result<f32, ModelError> {
+        let s = self.take(4)?;
+        Ok(f32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+}
