@@ -116,6 +116,13 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
     if text.starts_with(b"#separator") || text.starts_with(b"#fields") {
         return Some(Format::ZeekTsv);
     }
+    // Zeek logs may start with comment lines (e.g. Zeek's own test baselines, `### BTest ...`)
+    if text.starts_with(b"#") {
+        let has = |k: &[u8]| text.windows(k.len()).any(|w| w == k);
+        if has(b"\n#separator") || has(b"\n#fields") {
+            return Some(Format::ZeekTsv);
+        }
+    }
     if text.starts_with(b"{") {
         let line_end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
         let line = &text[..line_end];
@@ -198,6 +205,7 @@ mod tests {
         assert_eq!(sniff(b"#separator \\x09\n"), Some(Format::ZeekTsv));
         assert_eq!(sniff(b"{\"ts\":1,\"qname\":\"a\"}"), Some(Format::Jsonl));
         assert_eq!(sniff(b"{\"ts\":1,\"id.orig_h\":\"a\",\"query\":\"x\"}"), Some(Format::ZeekJson));
+        assert_eq!(sniff(b"### BTest baseline\n#separator \\x09\n"), Some(Format::ZeekTsv));
         assert_eq!(sniff(b"hello"), None);
     }
 }

@@ -2,4 +2,7 @@
 
 mod capture;
 mod corpus;
+mod dnstap;
+mod jsonl;
 mod live;
+mod zeek;
