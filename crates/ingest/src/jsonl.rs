@@ -40,6 +40,9 @@ pub(crate) struct CappedLines {
     cap: usize,
     /// Bytes of the input buffer handed out by the previous call, consumed at the next one.
     pending: usize,
+    /// The last line ended exactly where the buffered input ended: the next line needs a read,
+    /// which may block on a live (followed) file.
+    drained: bool,
 }
 
 impl CappedLines {
@@ -49,6 +52,7 @@ impl CappedLines {
             buf: Vec::with_capacity(256),
             cap,
             pending: 0,
+            drained: false,
         }
     }
 
@@ -61,13 +65,18 @@ impl CappedLines {
         let found = loop {
             match self.input.fill_buf() {
                 Ok([]) => return Ok(None),
-                Ok(b) => break memchr::memchr(b'\n', b).filter(|&i| i <= self.cap),
+                Ok(b) => {
+                    break memchr::memchr(b'\n', b)
+                        .filter(|&i| i <= self.cap)
+                        .map(|i| (i, b.len()))
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         };
-        if let Some(i) = found {
+        if let Some((i, len)) = found {
             self.pending = i + 1;
+            self.drained = i + 1 == len;
             // the data is still buffered: this fill_buf does no I/O
             let avail = self.input.fill_buf()?;
             let line = &avail[..i.min(avail.len())];
@@ -91,6 +100,7 @@ impl CappedLines {
                 if !any {
                     return Ok(None);
                 }
+                self.drained = true;
                 break;
             }
             any = true;
@@ -103,6 +113,7 @@ impl CappedLines {
                             self.buf.extend_from_slice(&avail[..i]);
                         }
                     }
+                    self.drained = i + 1 == avail.len();
                     self.input.consume(i + 1);
                     break;
                 }
@@ -128,6 +139,12 @@ impl CappedLines {
             self.buf.pop();
         }
         Ok(Some(Line::Text(&self.buf)))
+    }
+
+    /// True when the previous line used up all buffered input (see the field docs). Readers end
+    /// a batch there, so a followed file delivers what it has instead of waiting for a full batch.
+    pub(crate) fn drained(&self) -> bool {
+        self.drained
     }
 }
 
@@ -167,7 +184,7 @@ impl EventReader for JsonlReader {
             return Ok(false);
         }
         let mut n = 0;
-        while n < BATCH {
+        while n < BATCH && !(n > 0 && self.lines.drained()) {
             let line = match self.lines.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => {

@@ -9,6 +9,7 @@
 
 pub mod defrag;
 pub mod dnstap;
+pub mod follow;
 pub mod jsonl;
 pub mod live;
 pub mod net;

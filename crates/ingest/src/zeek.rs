@@ -96,10 +96,7 @@ impl AnswerSrc<'_> {
             AnswerSrc::Tsv { answers, ttls, sep } => {
                 let mut t = Fields::new(ttls, sep);
                 for a in Fields::new(answers, sep).take(MAX_ANSWERS) {
-                    let ttl = t
-                        .next()
-                        .and_then(parse_epoch)
-                        .map(|us| us.0 as f64 / 1e6);
+                    let ttl = t.next().and_then(parse_epoch).map(|us| us.0 as f64 / 1e6);
                     f(&unescape(a), ttl);
                 }
             }
@@ -614,7 +611,7 @@ impl EventReader for ZeekTsvReader {
             return Ok(false);
         }
         let mut n = 0;
-        while n < BATCH {
+        while n < BATCH && !(n > 0 && self.lines.drained()) {
             let line = match self.lines.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => {
@@ -833,7 +830,7 @@ impl EventReader for ZeekJsonReader {
             return Ok(false);
         }
         let mut n = 0;
-        while n < BATCH {
+        while n < BATCH && !(n > 0 && self.lines.drained()) {
             let line = match self.lines.next_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => {
