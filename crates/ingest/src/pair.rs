@@ -115,12 +115,26 @@ impl Pairer {
         } else {
             stats.queries += 1;
         }
-        match self.decoder.decode(dns) {
-            Ok(msg) => {
+        self.advance(pkt.ts, stats, out);
+        // a response to a pending query: let the decoder compare the question name with the
+        // query's instead of building it again
+        let expected = if header.is_response() {
+            self.table
+                .get(&response_key(pkt, header.id))
+                .map(|p| &p.event.qname)
+        } else {
+            None
+        };
+        match self.decoder.decode_expecting(dns, expected) {
+            Ok((msg, qname_matched)) => {
                 if let Some(e) = msg.partial {
                     stats.reject(e.reason());
                 }
-                self.pair(pkt, msg, stats, out);
+                if msg.is_response() {
+                    self.response(pkt, msg, qname_matched, stats, out)
+                } else {
+                    self.query(pkt, msg, stats, out)
+                }
             }
             Err(e) => stats.reject(e.reason()),
         }
@@ -155,7 +169,7 @@ impl Pairer {
     ) {
         self.advance(pkt.ts, stats, out);
         if msg.is_response() {
-            self.response(pkt, msg, stats, out)
+            self.response(pkt, msg, false, stats, out)
         } else {
             self.query(pkt, msg, stats, out)
         }
@@ -237,28 +251,29 @@ impl Pairer {
         }
     }
 
+    /// `qname_matched`: the decoder found the question name equal to the pending query's and
+    /// left `msg.qname` unset (see `Decoder::decode_expecting`).
     fn response(
         &mut self,
         pkt: &PacketInfo,
-        msg: Message,
+        mut msg: Message,
+        qname_matched: bool,
         stats: &mut IngestStats,
         out: &mut Vec<DnsEvent>,
     ) {
-        let key = Key {
-            client: pkt.dst,
-            server: pkt.src,
-            client_port: pkt.dst_port,
-            server_port: pkt.src_port,
-            transport: pkt.transport,
-            id: msg.id(),
-        };
+        let key = response_key(pkt, msg.id());
         let matches = match self.table.get(&key) {
             Some(p) => {
                 msg.header.qdcount == 0
-                    || (p.event.qname == msg.qname && p.event.qtype == msg.qtype)
+                    || ((qname_matched || p.event.qname == msg.qname) && p.event.qtype == msg.qtype)
             }
             None => false,
         };
+        if !matches && qname_matched {
+            if let Some(p) = self.table.get(&key) {
+                msg.qname = p.event.qname.clone();
+            }
+        }
         if matches {
             if let Some(p) = self.table.remove(&key) {
                 let mut e = p.event;
@@ -326,6 +341,18 @@ impl Pairer {
         for (_, p) in self.table.drain() {
             emit(p.event, stats, out);
         }
+    }
+}
+
+/// The table key of the query a response answers.
+fn response_key(pkt: &PacketInfo, id: u16) -> Key {
+    Key {
+        client: pkt.dst,
+        server: pkt.src,
+        client_port: pkt.dst_port,
+        server_port: pkt.src_port,
+        transport: pkt.transport,
+        id,
     }
 }
 
@@ -549,6 +576,36 @@ mod tests {
         );
         assert_eq!(out.len(), 2);
         assert!(out[1].has_query() && out[1].has_response());
+    }
+
+    #[test]
+    fn same_name_other_type_does_not_pair_but_keeps_its_name() {
+        let (mut p, mut st, mut out) = (pairer(), IngestStats::default(), Vec::new());
+        let mut aaaa = Vec::new();
+        encode_query(
+            &mut aaaa,
+            1,
+            Flags(Flags::RD),
+            &Question::new(Name::parse("Long-Name.Example.Com").unwrap(), 28),
+        )
+        .unwrap();
+        p.push(
+            &info(0, "10.0.0.5", 5000, "10.0.0.1", 53),
+            &aaaa,
+            &mut st,
+            &mut out,
+        );
+        p.push(
+            &info(1, "10.0.0.1", 53, "10.0.0.5", 5000),
+            &r(1, "long-name.example.com", 0),
+            &mut st,
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].has_query());
+        assert_eq!(out[0].qname.as_str(), "long-name.example.com");
+        assert_eq!(out[0].qtype, 1);
+        assert_eq!(out[0].answers[0].name.as_str(), "long-name.example.com");
     }
 
     #[test]

@@ -317,11 +317,13 @@ impl Decoder {
     }
 
     /// Builds a [`Name`] from the labels last read.
-    fn labels_to_name(&mut self, msg: &[u8]) -> Name {
-        if self.labels.is_empty() {
-            return Name::root();
-        }
+    /// Writes the presentation text of the labels last read into `self.scratch`.
+    fn labels_to_scratch(&mut self, msg: &[u8]) {
         self.scratch.clear();
+        if self.labels.is_empty() {
+            self.scratch.push(b'.');
+            return;
+        }
         for (i, &(start, len)) in self.labels.iter().enumerate() {
             if i > 0 {
                 self.scratch.push(b'.');
@@ -335,8 +337,20 @@ impl Decoder {
                 push_label_bytes(&mut self.scratch, label);
             }
         }
+    }
+
+    fn scratch_name(&self) -> Name {
         // only printable ASCII was written, so this never fails
         Name::from_canonical(std::str::from_utf8(&self.scratch).unwrap_or("."))
+    }
+
+    /// Builds a [`Name`] from the labels last read.
+    fn labels_to_name(&mut self, msg: &[u8]) -> Name {
+        if self.labels.is_empty() {
+            return Name::root();
+        }
+        self.labels_to_scratch(msg);
+        self.scratch_name()
     }
 
     /// Reads a name at `pos`; returns it and the offset after it.
@@ -348,6 +362,18 @@ impl Decoder {
     /// Decodes a whole message. Errors only when the header or the first question cannot be
     /// decoded; later problems are reported in [`Message::partial`].
     pub fn decode(&mut self, msg: &[u8]) -> Result<Message, WireError> {
+        self.decode_expecting(msg, None).map(|(m, _)| m)
+    }
+
+    /// Like [`Decoder::decode`], for a caller that already holds the name the first question
+    /// probably has (a response to a known query): when the question's name equals `expected`
+    /// it is not built again — [`Message::qname`] is left as the root and the flag returned is
+    /// true. Saves an allocation per paired response.
+    pub fn decode_expecting(
+        &mut self,
+        msg: &[u8],
+        expected: Option<&Name>,
+    ) -> Result<(Message, bool), WireError> {
         let header = Header::decode(msg)?;
         // DNS messages never exceed 65535 bytes; anything longer is cut (offsets stay < 2^16).
         let msg = &msg[..msg.len().min(u16::MAX as usize)];
@@ -364,21 +390,27 @@ impl Decoder {
         };
         let mut pos = HEADER_LEN;
         self.qlabels.clear();
+        let mut matched = false;
         if header.qdcount > 0 {
-            let (name, next) = self.read_name(msg, pos)?;
+            let next = self.read_labels(msg, pos)?;
             self.qlabels.extend_from_slice(&self.labels);
-            out.qname = name;
+            self.labels_to_scratch(msg);
+            match expected {
+                Some(e) if e.as_str().as_bytes() == self.scratch.as_slice() => matched = true,
+                _ => out.qname = self.scratch_name(),
+            }
             out.qtype = get16(msg, next)?;
             out.qclass = get16(msg, next + 2)?;
             pos = next + 4;
         }
-        if let Err(e) = self.decode_rest(msg, pos, &mut out) {
+        let qname = if matched { expected } else { None };
+        if let Err(e) = self.decode_rest(msg, pos, &mut out, qname) {
             out.partial = Some(e);
         }
         if let Some(e) = out.edns {
             out.rcode |= (e.ext_rcode as u16) << 4;
         }
-        Ok(out)
+        Ok((out, matched))
     }
 
     fn decode_rest(
@@ -386,6 +418,7 @@ impl Decoder {
         msg: &[u8],
         mut pos: usize,
         out: &mut Message,
+        qname: Option<&Name>,
     ) -> Result<(), WireError> {
         let h = out.header;
         for _ in 1..h.qdcount {
@@ -397,7 +430,7 @@ impl Decoder {
         for i in 0..h.ancount {
             let next = self.read_labels(msg, pos)?;
             let name = if !self.qlabels.is_empty() && self.labels == self.qlabels {
-                out.qname.clone()
+                qname.unwrap_or(&out.qname).clone()
             } else {
                 self.labels_to_name(msg)
             };
@@ -870,6 +903,29 @@ mod tests {
         assert_eq!(m.rcode, 3);
         assert_eq!(m.answers, answers);
         assert_eq!(m.header.flags, Flags(Flags::QR | Flags::RD | Flags::RA));
+    }
+
+    #[test]
+    fn decode_expecting_skips_building_a_known_name() {
+        let q = Question::new(name("a-rather-long-name.example.com"), 1);
+        let ans = [Answer {
+            name: q.name.clone(),
+            rtype: 1,
+            ttl: 5,
+            data: RData::Addr("192.0.2.9".parse().unwrap()),
+        }];
+        let mut b = Vec::new();
+        encode_response(&mut b, 3, Flags(0), 0, &q, &ans).unwrap();
+        let mut d = Decoder::new();
+        let (m, matched) = d.decode_expecting(&b, Some(&q.name)).unwrap();
+        assert!(matched);
+        assert!(m.qname.is_root());
+        assert_eq!(m.answers, ans);
+        let (m, matched) = d
+            .decode_expecting(&b, Some(&name("other.example")))
+            .unwrap();
+        assert!(!matched);
+        assert_eq!(m.qname, q.name);
     }
 
     #[test]

@@ -138,7 +138,7 @@ fn tshark_counts(p: &Path) -> Result<Counts, String> {
         .arg(p)
         .args([
             "-Y",
-            "dns && (udp.port==53 || tcp.port==53) && !icmp && !icmpv6",
+            "dns && (udp.port==53 || tcp.port==53)",
             "-T",
             "fields",
             "-e",
