@@ -40,6 +40,8 @@ pub struct AlertView {
     pub kind: String,
     pub severity: String,
     pub device: String,
+    /// Every device of a roll-up alert (the optional `devices` array), plus `device`.
+    pub devices: Vec<String>,
     pub group: String,
     pub destination: String,
     pub first_seen: Ts,
@@ -60,8 +62,21 @@ impl AlertView {
         if !SEVERITIES.contains(&sev.as_str()) {
             sev = "info".into();
         }
+        let mut devices: Vec<String> = v
+            .get("devices")
+            .and_then(|d| d.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !s("device").is_empty() {
+            devices.push(s("device"));
+        }
         Some(AlertView {
             kind,
+            devices,
             severity: sev,
             device: s("device"),
             group: s("group"),
@@ -95,7 +110,7 @@ fn dest_match(a: &str, dests: &[String]) -> bool {
 
 fn device_match(a: &AlertView, s: &ScenarioLabel) -> bool {
     s.devices.is_empty()
-        || s.devices.iter().any(|d| d == &a.device)
+        || s.devices.iter().any(|d| a.devices.contains(d))
         || (a.device.is_empty() && !s.group.is_empty() && a.group == s.group)
 }
 
@@ -122,6 +137,10 @@ pub struct ScenarioResult {
     pub benign: bool,
     pub device_names: Vec<String>,
     pub detected: bool,
+    /// Detected by an alert of the scenario's primary kind (the first expected kind, e.g.
+    /// `beaconing` for a beacon), not only by a side effect such as `new_destination`.
+    pub primary_detected: bool,
+    pub primary_time_to_detect_secs: Option<i64>,
     pub alerts: u64,
     /// Seconds from the scenario start to the first matching alert (0 if it was already open).
     pub time_to_detect_secs: Option<i64>,
@@ -178,6 +197,8 @@ pub fn score(labels: &Labels, alerts: &[Value]) -> EvalReport {
             benign: s.benign,
             device_names: s.device_names.iter().take(3).cloned().collect(),
             detected: false,
+            primary_detected: false,
+            primary_time_to_detect_secs: None,
             alerts: 0,
             time_to_detect_secs: None,
             matched_kinds: BTreeSet::new(),
@@ -214,6 +235,11 @@ pub fn score(labels: &Labels, alerts: &[Value]) -> EvalReport {
                 r.detected = true;
                 let ttd = (a.first_seen.0 - s.start.0).max(0) / 1_000_000;
                 r.time_to_detect_secs = Some(r.time_to_detect_secs.map_or(ttd, |t| t.min(ttd)));
+                if s.expected_kinds.first() == Some(&a.kind) {
+                    r.primary_detected = true;
+                    r.primary_time_to_detect_secs =
+                        Some(r.primary_time_to_detect_secs.map_or(ttd, |t| t.min(ttd)));
+                }
             }
         }
         if attack {
@@ -345,10 +371,10 @@ pub fn render(r: &EvalReport) -> String {
         "alerts first seen during learning: {}\n\n",
         line(&r.learning_alerts_by_severity)
     ));
-    o.push_str("| scenario | kind | device | detected | time to detect | alerts | matched kinds | max severity |\n|---|---|---|---|---|---|---|---|\n");
+    o.push_str("| scenario | kind | device | detected | time to detect | own detector | alerts | matched kinds | max severity |\n|---|---|---|---|---|---|---|---|---|\n");
     for s in &r.scenarios {
         o.push_str(&format!(
-            "| {} | {}{} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {}{} | {} | {} | {} | {} | {} | {} | {} |\n",
             s.id,
             s.kind,
             if s.benign { " (benign)" } else { "" },
@@ -367,6 +393,13 @@ pub fn render(r: &EvalReport) -> String {
             s.time_to_detect_secs
                 .map(fmt_secs)
                 .unwrap_or_else(|| "-".into()),
+            if s.benign {
+                "-"
+            } else if s.primary_detected {
+                "yes"
+            } else {
+                "no"
+            },
             s.alerts,
             s.matched_kinds
                 .iter()
@@ -375,6 +408,147 @@ pub fn render(r: &EvalReport) -> String {
                 .join(" "),
             s.max_severity.clone().unwrap_or_else(|| "-".into())
         ));
+    }
+    o
+}
+
+/// One scored run, for [`render_summary`].
+pub struct Run<'a> {
+    pub labels: &'a Labels,
+    pub report: &'a EvalReport,
+}
+
+fn median(v: &mut [i64]) -> Option<i64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    Some(v[v.len() / 2])
+}
+
+/// Markdown tables over several runs: per run, per scenario kind, misses, confounders and false
+/// alerts by kind.
+pub fn render_summary(runs: &[Run]) -> String {
+    let mut o = String::new();
+    o.push_str("| run | devices x days (learning) | recall | false alerts / device-day (info, low, medium, high, critical) | medium+ / device-day | confounder alerts high+critical |\n|---|---|---|---|---|---|\n");
+    for r in runs {
+        let p = r.report;
+        let per: Vec<String> = SEVERITIES
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:.3}",
+                    p.false_alerts_per_device_day
+                        .get(*s)
+                        .copied()
+                        .unwrap_or(0.0)
+                )
+            })
+            .collect();
+        let ch = p
+            .confounder_alerts_by_severity
+            .get("high")
+            .copied()
+            .unwrap_or(0)
+            + p.confounder_alerts_by_severity
+                .get("critical")
+                .copied()
+                .unwrap_or(0);
+        o.push_str(&format!(
+            "| seed {} | {} x {} ({}) | {}/{} | {} | {:.3} | {} |\n",
+            r.labels.seed,
+            r.labels.devices,
+            r.labels.days,
+            r.labels.learn_days,
+            p.detected,
+            p.attacks,
+            per.join(", "),
+            p.false_medium_plus_per_device_day,
+            ch
+        ));
+    }
+    // per scenario kind
+    #[allow(clippy::type_complexity)]
+    let mut kinds: BTreeMap<
+        String,
+        (u32, u32, Vec<i64>, BTreeSet<String>, u32, Vec<i64>, String),
+    > = BTreeMap::new();
+    let mut misses = Vec::new();
+    let mut conf: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut fk: BTreeMap<String, u64> = BTreeMap::new();
+    let mut dd = 0.0;
+    for r in runs {
+        dd += r.report.device_days;
+        for (k, v) in &r.report.false_alerts_by_kind {
+            *fk.entry(k.clone()).or_default() += v;
+        }
+        for (s, l) in r.report.scenarios.iter().zip(&r.labels.scenarios) {
+            if s.benign {
+                let c = conf.entry(s.kind.clone()).or_default();
+                if let Some(m) = &s.max_severity {
+                    *c.entry(m.clone()).or_default() += 1;
+                }
+                *c.entry("alerts".into()).or_default() += s.alerts;
+                continue;
+            }
+            let e = kinds.entry(s.kind.clone()).or_default();
+            e.1 += 1;
+            e.6 = l.expected_kinds.first().cloned().unwrap_or_default();
+            if s.primary_detected {
+                e.4 += 1;
+                e.5.extend(s.primary_time_to_detect_secs);
+            }
+            if s.detected {
+                e.0 += 1;
+                e.2.extend(s.time_to_detect_secs);
+                e.3.extend(s.matched_kinds.iter().cloned());
+            } else {
+                misses.push(format!(
+                    "- seed {} ({} devices): `{}` on {} — {}",
+                    r.labels.seed,
+                    r.labels.devices,
+                    s.id,
+                    l.device_names.join(" "),
+                    l.description
+                ));
+            }
+        }
+    }
+    o.push_str("\n| scenario kind | detected (any matching alert) | median / slowest time to detect | by its own detector | median time (own detector) | alert kinds that matched |\n|---|---|---|---|---|---|\n");
+    for (k, (det, n, ttd, mk, pdet, pttd, pk)) in kinds.iter_mut() {
+        let slow = ttd.iter().max().copied();
+        o.push_str(&format!(
+            "| {k} | {det}/{n} | {} / {} | {pdet}/{n} (`{pk}`) | {} | {} |\n",
+            median(ttd).map(fmt_secs).unwrap_or_else(|| "-".into()),
+            slow.map(fmt_secs).unwrap_or_else(|| "-".into()),
+            median(pttd).map(fmt_secs).unwrap_or_else(|| "-".into()),
+            mk.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    o.push_str("\n**Missed scenarios**\n\n");
+    if misses.is_empty() {
+        o.push_str("none\n");
+    } else {
+        for m in misses {
+            o.push_str(&m);
+            o.push('\n');
+        }
+    }
+    o.push_str("\n| benign confounder | runs with alerts at max severity (info, low, medium, high, critical) | matching alerts |\n|---|---|---|\n");
+    for (k, c) in &conf {
+        let sev: Vec<String> = SEVERITIES
+            .iter()
+            .map(|s| c.get(*s).copied().unwrap_or(0).to_string())
+            .collect();
+        o.push_str(&format!(
+            "| {k} | {} | {} |\n",
+            sev.join(", "),
+            c.get("alerts").copied().unwrap_or(0)
+        ));
+    }
+    o.push_str(&format!("\n| false alerts by kind (all runs, {dd:.0} device-days) | count | per device-day |\n|---|---|---|\n"));
+    for (k, v) in &fk {
+        o.push_str(&format!("| {k} | {v} | {:.3} |\n", *v as f64 / dd.max(1.0)));
     }
     o
 }

@@ -754,7 +754,14 @@ impl Planner<'_> {
             .filter(|_| self.rng.random_bool(0.8))
             .collect();
         if chosen.is_empty() {
-            chosen.extend(ws.first());
+            // tiny organisations: every workstation is busy with an attack; take one anyway
+            chosen.extend(
+                self.org
+                    .devices
+                    .iter()
+                    .find(|d| d.group == Group::Workstation)
+                    .map(|d| d.idx),
+            );
         }
         for d in &chosen {
             let from = t0 + self.rng.random_range(0..4 * HOUR_US);

@@ -8,40 +8,66 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// labels.json written by `dnsight simulate`.
-    #[arg(long)]
-    pub labels: PathBuf,
+    /// labels.json written by `dnsight simulate`. Repeat together with --alerts to score several
+    /// runs (paired by position): the output is then a summary over the runs.
+    #[arg(long, required = true)]
+    pub labels: Vec<PathBuf>,
     /// Alerts as JSON lines (`dnsight analyze --alerts-out`) or a JSON array.
-    #[arg(long)]
-    pub alerts: PathBuf,
+    #[arg(long, required = true)]
+    pub alerts: Vec<PathBuf>,
     /// Print the full report as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let lt = std::fs::read_to_string(&a.labels)
-        .with_context(|| format!("reading {}", a.labels.display()))?;
-    let labels: dnsight_sim::Labels = serde_json::from_str(&lt).with_context(|| {
-        format!(
-            "{}: not a labels.json written by `dnsight simulate`",
-            a.labels.display()
-        )
-    })?;
-    let at = std::fs::read_to_string(&a.alerts)
-        .with_context(|| format!("reading {}", a.alerts.display()))?;
-    let alerts = eval::parse_alerts(&at);
-    let report = eval::score(&labels, &alerts);
-    if report.alerts_unparsable > 0 {
-        eprintln!(
-            "dnsight eval: note: {} alert lines were not usable (not JSON, or no kind/first_seen)",
-            report.alerts_unparsable
+    if a.labels.len() != a.alerts.len() {
+        anyhow::bail!(
+            "give one --alerts file for each --labels file ({} labels, {} alerts)",
+            a.labels.len(),
+            a.alerts.len()
         );
     }
+    let mut scored = Vec::new();
+    for (lp, ap) in a.labels.iter().zip(&a.alerts) {
+        let lt =
+            std::fs::read_to_string(lp).with_context(|| format!("reading {}", lp.display()))?;
+        let labels: dnsight_sim::Labels = serde_json::from_str(&lt).with_context(|| {
+            format!(
+                "{}: not a labels.json written by `dnsight simulate`",
+                lp.display()
+            )
+        })?;
+        let at =
+            std::fs::read_to_string(ap).with_context(|| format!("reading {}", ap.display()))?;
+        let report = eval::score(&labels, &eval::parse_alerts(&at));
+        if report.alerts_unparsable > 0 {
+            eprintln!(
+                "dnsight eval: note: {}: {} alert lines were not usable (not JSON, or no kind/first_seen)",
+                ap.display(),
+                report.alerts_unparsable
+            );
+        }
+        scored.push((labels, report));
+    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        if scored.len() == 1 {
+            println!("{}", serde_json::to_string_pretty(&scored[0].1)?);
+        } else {
+            let v: Vec<&eval::EvalReport> = scored.iter().map(|(_, r)| r).collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+    } else if scored.len() == 1 {
+        print!("{}", eval::render(&scored[0].1));
     } else {
-        print!("{}", eval::render(&report));
+        let runs: Vec<eval::Run> = scored
+            .iter()
+            .map(|(l, r)| eval::Run {
+                labels: l,
+                report: r,
+            })
+            .collect();
+        print!("{}", eval::render_summary(&runs));
     }
     Ok(())
 }

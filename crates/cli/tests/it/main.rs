@@ -1,3 +1,4 @@
 //! Integration tests of the `dnsight` binary (one test binary for the crate).
+mod demo;
 mod eval;
 mod simulate;
