@@ -36,6 +36,13 @@ pub struct Args {
     /// Print alerts of at least this severity (info, low, medium, high, critical); all are counted.
     #[arg(long, default_value = "medium")]
     pub min_severity: String,
+    /// Also serve the protective resolver here, so you can `dig @127.0.0.1 -p 5300 example.com`:
+    /// your queries join the simulated traffic (at the current simulated time). `off` to skip.
+    #[arg(long, default_value = "127.0.0.1:5300")]
+    pub listen: String,
+    /// Upstream resolver for `--listen` (default: the first nameserver in /etc/resolv.conf).
+    #[arg(long)]
+    pub upstream: Option<std::net::SocketAddr>,
     /// Where to write the demo's config, inventory, intel feed and labels (default: a new
     /// directory under the system temp dir).
     #[arg(long)]
@@ -47,6 +54,102 @@ fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
+}
+
+/// Hands the resolver's events to the demo loop (dropped when the loop falls behind).
+struct ChanSink(std::sync::mpsc::SyncSender<dnsight_model::DnsEvent>);
+
+impl dnsight_resolver::EventSink for ChanSink {
+    fn event(&mut self, ev: &dnsight_model::DnsEvent) {
+        let _ = self.0.try_send(ev.clone());
+    }
+}
+
+fn system_upstream() -> Option<std::net::SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .next()
+}
+
+/// Starts the resolver when asked; failures are notes, not errors (the demo works without it).
+fn start_resolver(
+    a: &Args,
+    out: &mut impl Write,
+) -> std::io::Result<
+    Option<(
+        dnsight_resolver::Resolver,
+        std::sync::mpsc::Receiver<dnsight_model::DnsEvent>,
+    )>,
+> {
+    if a.listen.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let listen: std::net::SocketAddr = match a.listen.parse() {
+        Ok(l) => l,
+        Err(_) => {
+            writeln!(
+                out,
+                "  resolver: --listen {:?} is not an address:port; running without it",
+                a.listen
+            )?;
+            return Ok(None);
+        }
+    };
+    let Some(up) = a.upstream.or_else(system_upstream) else {
+        writeln!(
+            out,
+            "  resolver: no upstream (give --upstream IP:53); running without it"
+        )?;
+        return Ok(None);
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
+    let cfg = dnsight_resolver::ResolverConfig {
+        listen: vec![listen],
+        upstreams: vec![dnsight_resolver::UpstreamSpec::udp(up)],
+        udp_workers: 1,
+        ..Default::default()
+    };
+    match dnsight_resolver::Resolver::start(cfg, Box::new(ChanSink(tx))) {
+        Ok(r) => {
+            let addr = r.udp_addrs().first().copied().unwrap_or(listen);
+            writeln!(
+                out,
+                "  resolver: serving on {addr} (upstream {up}); try: dig @{} -p {} example.com",
+                addr.ip(),
+                addr.port()
+            )?;
+            Ok(Some((r, rx)))
+        }
+        Err(e) => {
+            writeln!(out, "  resolver: not started ({e}); running without it")?;
+            Ok(None)
+        }
+    }
+}
+
+/// Feeds queries that reached the demo's resolver to the engine, at simulated time `now`.
+fn drain_resolver(
+    rx: &std::sync::mpsc::Receiver<dnsight_model::DnsEvent>,
+    now: dnsight_model::Ts,
+    engine: &mut Engine,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    while let Ok(mut r) = rx.try_recv() {
+        // your query joins the simulated timeline at the current simulated time
+        r.ts = now;
+        writeln!(
+            out,
+            "[{}] (you)    {} asked for {}",
+            hhmm(r.ts),
+            r.client,
+            clean(r.qname.as_str())
+        )?;
+        engine.observe(&r);
+    }
+    out.flush()
 }
 
 fn hhmm(ts: dnsight_model::Ts) -> String {
@@ -143,6 +246,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         during_learning
     )?;
 
+    let resolver = start_resolver(&a, &mut out)?;
+
     // 2. live: the next day, paced from 08:00
     let live_day = sim.day(a.history_days);
     let live_from = sim.labels.learn_until.0 + 8 * 3_600_000_000;
@@ -198,18 +303,26 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     for e in &live_day {
         if e.ts.0 > live_from && a.speed > 0.0 {
             let due = start + Duration::from_secs_f64((e.ts.0 - live_from) as f64 / 1e6 / a.speed);
-            let now = Instant::now();
-            if due > now + Duration::from_millis(20) {
-                print_updates(&mut engine, &mut out, &mut updates)?;
+            loop {
+                let now = Instant::now();
                 let until = deadline.map_or(due, |d| d.min(due));
-                if until > now {
-                    std::thread::sleep(until - now);
+                if until <= now + Duration::from_millis(20) {
+                    break;
                 }
+                print_updates(&mut engine, &mut out, &mut updates)?;
+                if let Some((_, rx)) = &resolver {
+                    drain_resolver(rx, e.ts, &mut engine, &mut out)?;
+                }
+                // short naps keep the resolver's events flowing in while we wait
+                std::thread::sleep((until - now).min(Duration::from_millis(200)));
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             stopped = true;
             break;
+        }
+        if let Some((_, rx)) = &resolver {
+            drain_resolver(rx, e.ts, &mut engine, &mut out)?;
         }
         engine.observe(e);
         if last_drain.elapsed() > Duration::from_millis(200) {
@@ -219,6 +332,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     print_updates(&mut engine, &mut out, &mut updates)?;
     drop(print_updates);
+    if let Some((r, _)) = resolver {
+        let st = r.shutdown();
+        writeln!(out, "resolver: {st:?}")?;
+    }
     let st = engine.stats();
     writeln!(
         out,
