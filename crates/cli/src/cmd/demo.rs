@@ -331,7 +331,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     print_updates(&mut engine, &mut out, &mut updates)?;
-    drop(print_updates);
     if let Some((r, _)) = resolver {
         let st = r.shutdown();
         writeln!(out, "resolver: {st:?}")?;

@@ -79,7 +79,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Format::Zeek => {
             let open = sim.labels.start.to_rfc3339();
             w.write_all(
-                output::zeek_header(&open.replace('T', "-").replace(':', "-")[..19]).as_bytes(),
+                output::zeek_header(open.replace(['T', ':'], "-").get(..19).unwrap_or("-"))
+                    .as_bytes(),
             )?;
             let mut n = 0u64;
             let st = sim.run(|e| {
@@ -91,7 +92,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             writeln!(
                 w,
                 "#close\t{}",
-                &close.replace('T', "-").replace(':', "-")[..19]
+                close.replace(['T', ':'], "-").get(..19).unwrap_or("-")
             )?;
             st
         }
