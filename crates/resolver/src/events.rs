@@ -89,23 +89,53 @@ impl EventSink for Tee {
 /// The producer side held by workers.
 #[derive(Clone)]
 pub struct EventQueue {
-    tx: Sender<QueryRecord>,
+    tx: Sender<Item>,
     stats: Arc<Stats>,
 }
 
 impl EventQueue {
-    pub fn new(capacity: usize, stats: Arc<Stats>) -> (EventQueue, Receiver<QueryRecord>) {
+    pub fn new(capacity: usize, stats: Arc<Stats>) -> (EventQueue, Receiver<Item>) {
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
         (EventQueue { tx, stats }, rx)
     }
     /// Never blocks: a full queue drops the record and counts it.
     pub fn push(&self, r: QueryRecord) {
-        match self.tx.try_send(r) {
+        match self.tx.try_send(Item::Record(r)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.stats.events_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// What travels through the queue: the resolver's own compact records, or whole events from
+/// passive sources running in the same process (dnstap, ...).
+#[derive(Debug)]
+pub enum Item {
+    Record(QueryRecord),
+    Events(Vec<DnsEvent>),
+}
+
+/// Lets passive sources feed events into the same consumer (and so the same engine).
+#[derive(Clone)]
+pub struct Injector {
+    tx: Sender<Item>,
+}
+
+impl EventQueue {
+    pub fn injector(&self) -> Injector {
+        Injector {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl Injector {
+    /// Blocks while the queue is full (backpressure for passive sources, whose senders drop on
+    /// their side); returns false once the resolver has shut down.
+    pub fn send(&self, batch: Vec<DnsEvent>) -> bool {
+        batch.is_empty() || self.tx.send(Item::Events(batch)).is_ok()
     }
 }
 
@@ -146,7 +176,7 @@ pub fn to_event(r: &QueryRecord) -> DnsEvent {
 }
 
 /// Runs the consumer until every producer is gone.
-pub fn consume(rx: Receiver<QueryRecord>, mut sink: Box<dyn EventSink>, stats: Arc<Stats>) {
+pub fn consume(rx: Receiver<Item>, mut sink: Box<dyn EventSink>, stats: Arc<Stats>) {
     loop {
         let r = match rx.try_recv() {
             Ok(r) => r,
@@ -159,9 +189,21 @@ pub fn consume(rx: Receiver<QueryRecord>, mut sink: Box<dyn EventSink>, stats: A
             }
             Err(crossbeam_channel::TryRecvError::Disconnected) => break,
         };
-        let ev = to_event(&r);
-        sink.event(&ev);
-        stats.events_out.fetch_add(1, Ordering::Relaxed);
+        match r {
+            Item::Record(r) => {
+                let ev = to_event(&r);
+                sink.event(&ev);
+                stats.events_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Item::Events(evs) => {
+                for ev in &evs {
+                    sink.event(ev);
+                }
+                stats
+                    .source_events
+                    .fetch_add(evs.len() as u64, Ordering::Relaxed);
+            }
+        }
     }
     sink.close();
 }

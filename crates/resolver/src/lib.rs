@@ -339,6 +339,10 @@ impl Resolver {
     pub fn doh_addrs(&self) -> &[SocketAddr] {
         &self.doh_addrs
     }
+    /// A handle for passive sources to feed events to the same sink.
+    pub fn injector(&self) -> events::Injector {
+        self.core.events.injector()
+    }
     pub fn stats(&self) -> StatsSnapshot {
         self.core.stats.snapshot()
     }

@@ -58,6 +58,7 @@ counters! {
     tcp_timeouts: "TCP connections closed for idleness or half-open.",
     events_out: "Events delivered to the sink.",
     events_dropped: "Events dropped because the queue was full.",
+    source_events: "Events from passive sources (dnstap, ...) delivered to the sink.",
     list_reloads: "Successful policy reloads.",
     list_reload_errors: "Failed policy reloads (old policy kept).",
 }

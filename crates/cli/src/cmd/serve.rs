@@ -86,12 +86,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(ui) = &args.ui {
         tracing::warn!(ui = %ui, "the web UI is not part of this build yet; --ui is ignored");
     }
-    if !settings.sources.is_empty() {
-        tracing::warn!(
-            n = settings.sources.len(),
-            "[[source]] entries are validated but not started by this build yet"
-        );
-    }
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(p) = &args.events_out {
         sinks.push(open_events_out(p)?);
@@ -113,12 +107,77 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         startup_ms = t0.elapsed().as_millis() as u64,
         "dnsight serve: resolver ready"
     );
+    let sources = start_sources(&settings.sources, &r)?;
     r.run_until_signal(poll, settings.stats_interval)
         .context("waiting for signals")?;
+    // passive sources first: they hold handles to the event queue
+    for (h, t) in sources {
+        h.shutdown();
+        let _ = t.join();
+    }
     let stats = r.shutdown();
     tracing::info!(stats = %stats, "dnsight serve: stopped");
     eprintln!("dnsight serve: {stats}");
     Ok(())
+}
+
+type SourceHandle = (
+    dnsight_ingest::dnstap::ShutdownHandle,
+    std::thread::JoinHandle<()>,
+);
+
+/// Starts the configured passive sources; their events join the resolver's own on the way to
+/// the engine.
+fn start_sources(cfg: &[rcfg::SourceConfig], r: &Resolver) -> anyhow::Result<Vec<SourceHandle>> {
+    use dnsight_ingest::EventReader;
+    let mut out = Vec::new();
+    for s in cfg {
+        let opts = dnsight_ingest::dnstap::ListenOptions::default();
+        let listener = match s {
+            rcfg::SourceConfig::DnstapUnix(p) => {
+                // a stale socket file from a previous run would make bind fail
+                if std::fs::symlink_metadata(p)
+                    .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+                {
+                    let _ = std::fs::remove_file(p);
+                }
+                dnsight_ingest::dnstap::listen_unix(p, &opts)
+                    .with_context(|| format!("dnstap source on {}", p.display()))?
+            }
+            rcfg::SourceConfig::DnstapTcp(a) => dnsight_ingest::dnstap::listen_tcp(a, &opts)
+                .with_context(|| format!("dnstap source on {a}"))?,
+            rcfg::SourceConfig::Tail { kind, path } => {
+                tracing::warn!(kind = %kind, path = %path.display(), "following a growing {kind} file is not supported by this build yet; source skipped");
+                continue;
+            }
+        };
+        tracing::info!(source = ?s, "dnstap source listening");
+        let handle = listener.shutdown_handle();
+        let inj = r.injector();
+        let mut listener = listener;
+        let t = std::thread::Builder::new()
+            .name("dnsight-dnstap".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(1024);
+                loop {
+                    batch.clear();
+                    match listener.next_batch(&mut batch) {
+                        Ok(more) => {
+                            if !inj.send(std::mem::take(&mut batch)) || !more {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "dnstap source");
+                            break;
+                        }
+                    }
+                }
+                tracing::info!(stats = ?listener.stats(), "dnstap source stopped");
+            })?;
+        out.push((handle, t));
+    }
+    Ok(out)
 }
 
 /// Feeds the detection engine on the resolver's event thread: observes every event, writes
