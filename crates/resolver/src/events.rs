@@ -112,6 +112,7 @@ impl EventQueue {
 /// What travels through the queue: the resolver's own compact records, or whole events from
 /// passive sources running in the same process (dnstap, ...).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // records are the hot path: no box per query
 pub enum Item {
     Record(QueryRecord),
     Events(Vec<DnsEvent>),

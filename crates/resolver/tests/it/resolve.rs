@@ -250,13 +250,35 @@ fn upstream_failover_and_recovery() {
     // the dead one comes back: the health probe marks it up
     let revived = start_nsd(Some(dead_port)).unwrap();
     eventually("revived upstream marked up", || r.upstream_health()[0].1);
+    let first = nsd.addr;
     drop(nsd);
+    // nsd's server process may outlive the main one for a moment
+    eventually("old upstream silent", || {
+        udp_query(
+            first,
+            &format!("www.{ZONE}"),
+            1,
+            false,
+            Duration::from_millis(100),
+        )
+        .is_none()
+    });
     // now only the revived one works
     assert_eq!(
         addrs(&udp_query(a, &format!("x.ads.{ZONE}"), 1, false, T).unwrap()),
         vec!["192.0.2.67"]
     );
     drop(revived);
+    eventually("revived upstream silent", || {
+        udp_query(
+            dead,
+            &format!("www.{ZONE}"),
+            1,
+            false,
+            Duration::from_millis(100),
+        )
+        .is_none()
+    });
     // nobody answers: SERVFAIL, not silence
     let resp = udp_query(
         a,
