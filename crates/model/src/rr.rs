@@ -37,7 +37,7 @@ pub fn rtype_from_str(s: &str) -> Option<u16> {
     if let Some((n, _)) = RTYPES.iter().find(|(_, m)| m.eq_ignore_ascii_case(s)) {
         return Some(*n);
     }
-    let digits = if s.len() > 4 && s[..4].eq_ignore_ascii_case("TYPE") { &s[4..] } else { s };
+    let digits = if s.len() > 4 && s.as_bytes()[..4].eq_ignore_ascii_case(b"TYPE") { &s[4..] } else { s };
     digits.parse().ok()
 }
 
@@ -55,7 +55,7 @@ pub fn rcode_from_str(s: &str) -> Option<u16> {
     if let Some((n, _)) = RCODES.iter().find(|(_, m)| m.eq_ignore_ascii_case(s)) {
         return Some(*n);
     }
-    let digits = if s.len() > 5 && s[..5].eq_ignore_ascii_case("RCODE") { &s[5..] } else { s };
+    let digits = if s.len() > 5 && s.as_bytes()[..5].eq_ignore_ascii_case(b"RCODE") { &s[5..] } else { s };
     digits.parse().ok()
 }
 
@@ -72,5 +72,8 @@ mod tests {
         assert_eq!(rtype_from_str("bogus"), None);
         assert_eq!(rcode_from_str("nxdomain"), Some(3));
         assert_eq!(rcode_to_str(42), "RCODE42");
+        // multi-byte characters where a prefix would be sliced (found by fuzzing the Zeek reader)
+        assert_eq!(rtype_from_str("TXT\u{e9}\u{e9}x"), None);
+        assert_eq!(rcode_from_str("RCOD\u{e9}1"), None);
     }
 }
