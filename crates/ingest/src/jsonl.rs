@@ -273,6 +273,14 @@ mod tests {
     }
 
     #[test]
+    fn multibyte_mnemonics_are_bad_events_not_panics() {
+        let data = "{\"ts\":1,\"client\":\"10.0.0.1\",\"qname\":\"a\",\"qtype\":\"TYP\u{e9}1\"}\n{\"ts\":1,\"client\":\"10.0.0.1\",\"qname\":\"a\",\"rcode\":\"RCOD\u{e9}\"}\n";
+        let (evs, st) = read_all(data.as_bytes(), MAX_LINE);
+        assert!(evs.is_empty());
+        assert_eq!(st.rejected.get("jsonl.bad_event"), Some(&2), "{st:?}");
+    }
+
+    #[test]
     fn capped_lines_handles_small_reads() {
         // a BufReader with a tiny buffer forces lines to span many fill_buf calls
         let data = b"abc\ndefghijkl\nxy".to_vec();

@@ -1037,6 +1037,16 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_regressions() {
+        // a TXT-like answer with multi-byte text right after the mnemonic used to panic in
+        // rtype_from_str (fuzz artifact crash-d4a2ae88)
+        let text = format!("{HEADER}1.0\tC\t10.0.0.1\t1\t10.0.0.2\t53\tudp\t1\t-\ta.example\t1\tC\t16\tTXT\t0\tNOERROR\tF\tF\tT\tT\t0\tTXT\u{e9}\u{e9} rs=1\t1.0\tF\t0\tquery\n");
+        let (evs, st) = tsv(&text);
+        assert_eq!((evs.len(), st.rejected_total()), (1, 0));
+        assert_eq!(evs[0].answers[0].rtype, 0);
+    }
+
+    #[test]
     fn epoch_parsing_is_exact() {
         assert_eq!(
             parse_epoch(b"1610645203.325590"),
