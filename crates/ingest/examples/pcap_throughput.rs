@@ -1,5 +1,5 @@
 //! Throughput of the capture path: writes a capture of plain UDP DNS (queries and responses
-//! from many clients) with the project's pcap writer, then reads it back through the real
+//! from 1000 clients) with the project's pcap writer, then reads it back through the real
 //! reader on one thread and prints packets per second. Also times the wire decoder alone.
 //!
 //! `cargo run --release -p dnsight-ingest --example pcap_throughput -- [PACKETS] [FILE]`
@@ -46,11 +46,11 @@ fn main() {
         let mut q = Vec::new();
         let mut r = Vec::new();
         for i in 0..packets / 2 {
+            // 1000 clients on 10.0.0.0/22, ephemeral ports cycling
             let client: SocketAddr = format!(
-                "10.{}.{}.{}:{}",
-                (i >> 16) & 0xff,
-                (i >> 8) & 0xff,
-                i & 0xff,
+                "10.0.{}.{}:{}",
+                (i / 250) % 4,
+                i % 250 + 1,
                 1024 + (i % 60000)
             )
             .parse()
