@@ -19,6 +19,9 @@ pub const MAX_FLOWS: usize = 16_384;
 pub const IDLE_SECS: i64 = 120;
 pub const MAX_OOO_BYTES: usize = 256 * 1024;
 pub const MAX_OOO_SEGMENTS: usize = 64;
+/// Bytes buffered across all streams; beyond it the least recently active streams are
+/// dropped (`tcp.memory_evicted`).
+pub const MAX_TOTAL_BYTES: usize = 64 << 20;
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
@@ -57,6 +60,12 @@ pub struct TcpReassembler {
     seq: u64,
     now: Ts,
     max_flows: usize,
+    /// Bytes buffered by all streams (buffer capacity + queued segments).
+    bytes: usize,
+}
+
+fn usage(s: &Stream) -> usize {
+    s.buf.capacity() + s.ooo_bytes
 }
 
 impl Default for TcpReassembler {
@@ -69,6 +78,7 @@ impl TcpReassembler {
     pub fn new() -> TcpReassembler {
         TcpReassembler {
             flows: HashMap::default(),
+            bytes: 0,
             order: VecDeque::new(),
             seq: 0,
             now: Ts(i64::MIN),
@@ -84,6 +94,18 @@ impl TcpReassembler {
 
     pub fn flows(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Bytes buffered by all streams.
+    pub fn buffered_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Removes a stream other than the one being fed, keeping the byte count right.
+    fn remove_other(&mut self, k: &FlowKey) -> Option<Stream> {
+        let s = self.flows.remove(k)?;
+        self.bytes = self.bytes.saturating_sub(usage(&s));
+        Some(s)
     }
 
     /// Feeds one segment. `flags` is the TCP flags byte.
@@ -102,6 +124,34 @@ impl TcpReassembler {
         // the future must not expire everything that follows it
         self.now = ts;
         self.expire(stats, emit);
+        let before = self.flows.get(&key).map(usage).unwrap_or(0);
+        self.segment_inner(ts, key, seq, flags, payload, stats, emit);
+        let after = self.flows.get(&key).map(usage).unwrap_or(0);
+        self.bytes = (self.bytes + after).saturating_sub(before);
+        while self.bytes > MAX_TOTAL_BYTES {
+            let Some((k, sq)) = self.order.pop_front() else {
+                break;
+            };
+            if self.flows.get(&k).is_some_and(|s| s.seq == sq) {
+                if let Some(mut s) = self.remove_other(&k) {
+                    stats.reject("tcp.memory_evicted");
+                    Self::finish(&k, &mut s, ts, stats, emit);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn segment_inner(
+        &mut self,
+        ts: Ts,
+        key: FlowKey,
+        seq: u32,
+        flags: u8,
+        payload: &[u8],
+        stats: &mut IngestStats,
+        emit: &mut Emit<'_>,
+    ) {
         if flags & RST != 0 {
             if let Some(mut s) = self.flows.remove(&key) {
                 let fresh = payload_at(&s, seq, payload);
@@ -119,7 +169,7 @@ impl TcpReassembler {
                     break;
                 };
                 if self.flows.get(&k).is_some_and(|s| s.seq == sq) {
-                    if let Some(mut s) = self.flows.remove(&k) {
+                    if let Some(mut s) = self.remove_other(&k) {
                         stats.reject("tcp.flow_evicted");
                         Self::finish(&k, &mut s, ts, stats, emit);
                     }
@@ -307,7 +357,7 @@ impl TcpReassembler {
                         break;
                     }
                     self.order.pop_front();
-                    if let Some(mut s) = self.flows.remove(&k) {
+                    if let Some(mut s) = self.remove_other(&k) {
                         let last = s.last;
                         Self::finish(&k, &mut s, last, stats, emit);
                     }
@@ -330,6 +380,7 @@ impl TcpReassembler {
             }
         }
         self.order.clear();
+        self.bytes = 0;
     }
 }
 
@@ -440,6 +491,35 @@ mod tests {
         let (a, b) = stream.split_at(4);
         let (got, _) = run(&[(u32::MAX - 1, 0, a), ((u32::MAX - 1).wrapping_add(4), 0, b)]);
         assert_eq!(got, vec![b"wrapping".to_vec()]);
+    }
+
+    #[test]
+    fn total_memory_is_capped() {
+        let mut r = TcpReassembler::new();
+        let mut st = IngestStats::default();
+        let chunk = vec![0x41u8; 60_000];
+        for p in 0..2000u16 {
+            let k = FlowKey {
+                src_port: 1000 + p,
+                ..key()
+            };
+            // a length prefix announcing 65535 bytes, then part of them: buffered, never whole
+            let mut seg = vec![0xff, 0xff];
+            seg.extend_from_slice(&chunk);
+            r.segment(
+                Ts(0),
+                k,
+                1,
+                0,
+                &seg,
+                &mut st,
+                &mut |_: &mut IngestStats, _: &FlowKey, _: Ts, _: &[u8]| {},
+            );
+            assert!(r.buffered_bytes() <= MAX_TOTAL_BYTES);
+        }
+        assert!(st.rejected["tcp.memory_evicted"] > 0);
+        let total: usize = r.flows.values().map(usage).sum();
+        assert_eq!(total, r.buffered_bytes());
     }
 
     #[test]
