@@ -655,21 +655,50 @@ impl EventReader for ZeekTsvReader {
 // ---------------------------------------------------------------------------------------------
 // JSON
 
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum JTs<'a> {
-    Num(f64),
-    #[serde(borrow)]
-    Text(Cow<'a, str>),
-}
-
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
+/// A JSON scalar Zeek may write for a number, a time or a flag. Deserialised by hand: serde's
+/// untagged enums buffer every value first and made this reader several times slower.
 enum JNum<'a> {
     Num(f64),
-    #[serde(borrow)]
     Text(Cow<'a, str>),
     Bool(bool),
+    Null,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for JNum<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = JNum<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, string, boolean or null")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(JNum::Num(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(JNum::Num(v as f64))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(JNum::Num(v as f64))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(JNum::Bool(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(JNum::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(JNum::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(JNum::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(JNum::Null)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 impl JNum<'_> {
@@ -678,6 +707,7 @@ impl JNum<'_> {
             JNum::Num(v) => Some(*v),
             JNum::Text(t) => t.trim().parse().ok(),
             JNum::Bool(b) => Some(*b as u8 as f64),
+            JNum::Null => None,
         }
     }
     fn as_u16(&self) -> Option<u16> {
@@ -690,6 +720,7 @@ impl JNum<'_> {
             JNum::Bool(b) => *b,
             JNum::Num(v) => *v != 0.0,
             JNum::Text(t) => parse_bool(t.as_bytes()),
+            JNum::Null => false,
         }
     }
 }
@@ -697,7 +728,7 @@ impl JNum<'_> {
 #[derive(serde::Deserialize)]
 struct JRec<'a> {
     #[serde(borrow)]
-    ts: Option<JTs<'a>>,
+    ts: Option<JNum<'a>>,
     #[serde(rename = "id.orig_h", borrow)]
     orig_h: Option<Cow<'a, str>>,
     #[serde(rename = "id.orig_p", borrow)]
@@ -740,14 +771,14 @@ struct JRec<'a> {
     ttls: Option<Vec<JNum<'a>>>,
 }
 
-fn json_ts(t: &JTs) -> Option<Ts> {
+fn json_ts(t: &JNum) -> Option<Ts> {
     match t {
-        JTs::Num(v) if v.is_finite() && v.abs() > 1e11 && v.abs() < 1e16 => {
+        JNum::Num(v) if v.is_finite() && v.abs() > 1e11 && v.abs() < 1e16 => {
             Some(Ts((v * 1000.0).round() as i64))
         }
-        JTs::Num(v) if v.is_finite() && v.abs() <= 1e11 => Some(Ts::from_secs_f64(*v)),
-        JTs::Num(_) => None,
-        JTs::Text(s) => Ts::parse(s).or_else(|| parse_epoch(s.as_bytes())),
+        JNum::Num(v) if v.is_finite() && v.abs() <= 1e11 => Some(Ts::from_secs_f64(*v)),
+        JNum::Text(s) => Ts::parse(s).or_else(|| parse_epoch(s.as_bytes())),
+        _ => None,
     }
 }
 
