@@ -380,6 +380,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn write_read_roundtrip(
+            frames in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 1..300), 0..20),
+            types in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..3),
+            kind in 1u32..=5,
+        ) {
+            let mut w = Writer::new(Vec::new(), DNSTAP_CONTENT_TYPE).unwrap();
+            for f in &frames {
+                w.write_frame(f).unwrap();
+            }
+            let bytes = w.finish().unwrap();
+            let mut r = reader(bytes, 1 << 20);
+            proptest::prop_assert_eq!(r.next_control().unwrap(), Control::new(CONTROL_START, Some(DNSTAP_CONTENT_TYPE)));
+            for f in &frames {
+                proptest::prop_assert_eq!(r.next_frame().unwrap(), Some(Frame::Data(f.as_slice())));
+            }
+            proptest::prop_assert_eq!(r.next_control().unwrap().kind, CONTROL_STOP);
+            proptest::prop_assert_eq!(r.next_frame().unwrap(), None);
+            let c = Control { kind, content_types: types };
+            let enc = c.encode();
+            proptest::prop_assert_eq!(Control::decode(&enc[8..]).unwrap(), c);
+        }
+    }
+
     #[test]
     fn hostile_control_frames() {
         let cases: Vec<(Vec<u8>, &str)> = vec![
