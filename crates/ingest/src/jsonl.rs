@@ -15,7 +15,7 @@
 //! the bounded line splitter shared with the Zeek reader.
 
 use crate::{EventReader, IngestError, IngestOptions, IngestStats};
-use dnsight_model::DnsEvent;
+use dnsight_model::{DnsEvent, Source};
 use std::io::{self, BufRead};
 
 /// Longest line (in bytes, without the newline) the line-based readers accept.
@@ -170,12 +170,17 @@ impl JsonlReader {
     }
 }
 
-/// Decodes one line; `Err` carries the reject reason.
+/// Decodes one line; `Err` carries the reject reason. A line without a `source` key is marked
+/// [`Source::Jsonl`] (the schema's default would claim `pcap`).
 pub fn parse_line(line: &[u8]) -> Result<DnsEvent, &'static str> {
-    serde_json::from_slice::<DnsEvent>(line).map_err(|e| match e.classify() {
+    let mut ev = serde_json::from_slice::<DnsEvent>(line).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => "jsonl.bad_event",
         _ => "jsonl.bad_json",
-    })
+    })?;
+    if memchr::memmem::find(line, b"\"source\"").is_none() {
+        ev.source = Source::Jsonl;
+    }
+    Ok(ev)
 }
 
 impl EventReader for JsonlReader {
@@ -278,6 +283,14 @@ mod tests {
         let (evs, st) = read_all(data.as_bytes(), MAX_LINE);
         assert!(evs.is_empty());
         assert_eq!(st.rejected.get("jsonl.bad_event"), Some(&2), "{st:?}");
+    }
+
+    #[test]
+    fn source_defaults_to_jsonl() {
+        let data = b"{\"ts\":1,\"client\":\"10.0.0.1\",\"qname\":\"a\"}\n{\"ts\":1,\"client\":\"10.0.0.1\",\"qname\":\"a\",\"source\":\"dnstap\"}\n";
+        let (evs, _) = read_all(data, MAX_LINE);
+        assert_eq!(evs[0].source, Source::Jsonl);
+        assert_eq!(evs[1].source, Source::Dnstap);
     }
 
     #[test]
