@@ -393,7 +393,18 @@ fn free_udp_port() -> u16 {
 }
 
 #[test]
-fn real_unbound_streams_to_listener() {
+fn real_unbound_streams_to_unix_listener() {
+    real_unbound(false);
+}
+
+#[test]
+fn real_unbound_streams_to_tcp_listener() {
+    real_unbound(true);
+}
+
+/// Unbound answering from local data, logging client queries and responses over dnstap to a
+/// unix-socket or TCP listener; three `dig` queries must arrive as paired events.
+fn real_unbound(tcp: bool) {
     let unbound = which("unbound").or_else(|| {
         ["/usr/sbin/unbound"]
             .iter()
@@ -406,7 +417,17 @@ fn real_unbound_streams_to_listener() {
     };
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("dnstap.sock");
-    let mut l = dnstap::listen_unix(&sock, &fast_opts()).unwrap();
+    let (mut l, dnstap_conf) = if tcp {
+        let l = dnstap::listen_tcp("127.0.0.1:0", &fast_opts()).unwrap();
+        let a = l.local_addr().unwrap();
+        (
+            l,
+            format!("dnstap-ip: \"{}@{}\"\n    dnstap-tls: no", a.ip(), a.port()),
+        )
+    } else {
+        let l = dnstap::listen_unix(&sock, &fast_opts()).unwrap();
+        (l, format!("dnstap-socket-path: \"{}\"", sock.display()))
+    };
     let port = free_udp_port();
     let conf = dir.path().join("unbound.conf");
     std::fs::write(
@@ -434,14 +455,13 @@ remote-control:
     control-enable: no
 dnstap:
     dnstap-enable: yes
-    dnstap-socket-path: "{sock}"
+    {dnstap_conf}
     dnstap-send-identity: yes
     dnstap-send-version: yes
     dnstap-log-client-query-messages: yes
     dnstap-log-client-response-messages: yes
 "#,
             dir = dir.path().display(),
-            sock = sock.display()
         ),
     )
     .unwrap();
