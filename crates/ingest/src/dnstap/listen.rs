@@ -44,7 +44,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Frames per channel message.
@@ -125,6 +124,9 @@ struct Shared {
     active: AtomicUsize,
     accepted: AtomicU64,
     endpoint: Endpoint,
+    /// The channel's original sender; connection threads get clones. Shutdown drops it, so the
+    /// channel disconnects once the open connections end, whatever the acceptor is doing.
+    tx: Mutex<Option<SyncSender<Vec<Vec<u8>>>>>,
 }
 
 /// Stops a listener from any thread (cloneable).
@@ -139,10 +141,12 @@ impl ShutdownHandle {
         if s.stop.swap(true, Ordering::SeqCst) {
             return;
         }
+        drop(s.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
         // wake the acceptor blocked in accept()
         match &s.endpoint {
             Endpoint::Unix(p) => {
                 let _ = UnixStream::connect(p);
+                let _ = std::fs::remove_file(p);
             }
             Endpoint::Tcp(a) => {
                 let mut a = *a;
@@ -172,7 +176,6 @@ pub struct DnstapListener {
     idle_flush: Duration,
     last_rx: Instant,
     done: bool,
-    acceptor: Option<JoinHandle<()>>,
 }
 
 impl DnstapListener {
@@ -251,9 +254,6 @@ impl EventReader for DnstapListener {
             Err(RecvTimeoutError::Disconnected) => {
                 self.decoder.flush(&mut self.decode_stats, out);
                 self.done = true;
-                if let Some(a) = self.acceptor.take() {
-                    let _ = a.join();
-                }
             }
         }
         self.refresh_stats();
@@ -297,15 +297,9 @@ pub fn listen_unix(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io_err)?;
     }
-    let cleanup = path.clone();
-    start(
-        Endpoint::Unix(path),
-        opts,
-        move || listener.accept().map(|(s, _)| s),
-        move || {
-            let _ = std::fs::remove_file(&cleanup);
-        },
-    )
+    start(Endpoint::Unix(path), opts, move || {
+        listener.accept().map(|(s, _)| s)
+    })
 }
 
 /// Listens on TCP (`127.0.0.1:0` picks a free port; see [`DnstapListener::local_addr`]).
@@ -321,25 +315,20 @@ pub fn listen_tcp(
         path: "dnstap tcp listener".into(),
         source: e,
     })?;
-    start(
-        Endpoint::Tcp(local),
-        opts,
-        move || {
-            listener.accept().map(|(s, _)| {
-                let _ = s.set_nodelay(true);
-                s
-            })
-        },
-        || {},
-    )
+    start(Endpoint::Tcp(local), opts, move || {
+        listener.accept().map(|(s, _)| {
+            let _ = s.set_nodelay(true);
+            s
+        })
+    })
 }
 
 fn start<S: Conn>(
     endpoint: Endpoint,
     opts: &ListenOptions,
     mut accept: impl FnMut() -> io::Result<S> + Send + 'static,
-    on_exit: impl FnOnce() + Send + 'static,
 ) -> Result<DnstapListener, IngestError> {
+    let (tx, rx) = sync_channel(opts.queue_batches.max(1));
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         frame_stats: Mutex::new(IngestStats::default()),
@@ -347,11 +336,11 @@ fn start<S: Conn>(
         active: AtomicUsize::new(0),
         accepted: AtomicU64::new(0),
         endpoint,
+        tx: Mutex::new(Some(tx)),
     });
-    let (tx, rx) = sync_channel(opts.queue_batches.max(1));
     let sh = shared.clone();
     let o = opts.clone();
-    let acceptor = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("dnstap-accept".into())
         .spawn(move || {
             let mut next_id = 0u64;
@@ -380,6 +369,10 @@ fn start<S: Conn>(
                     stream.close();
                     continue;
                 }
+                let Some(tx2) = sh.tx.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+                    stream.close();
+                    break;
+                };
                 let Ok(closer) = stream.clone_conn() else {
                     continue;
                 };
@@ -395,7 +388,7 @@ fn start<S: Conn>(
                 if sh.stop.load(Ordering::SeqCst) {
                     stream.close();
                 }
-                let (sh2, tx2, o2) = (sh.clone(), tx.clone(), o.clone());
+                let (sh2, o2) = (sh.clone(), o.clone());
                 let spawned = std::thread::Builder::new()
                     .name("dnstap-conn".into())
                     .spawn(move || {
@@ -414,7 +407,6 @@ fn start<S: Conn>(
                     sh.active.fetch_sub(1, Ordering::SeqCst);
                 }
             }
-            on_exit();
         })
         .map_err(|e| IngestError::Other(format!("cannot start dnstap listener thread: {e}")))?;
     Ok(DnstapListener {
@@ -426,7 +418,6 @@ fn start<S: Conn>(
         idle_flush: opts.idle_flush,
         last_rx: Instant::now(),
         done: false,
-        acceptor: Some(acceptor),
     })
 }
 
