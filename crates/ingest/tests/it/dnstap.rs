@@ -610,3 +610,54 @@ mod randomized {
         assert_eq!(st.rejected_total(), 0);
     }
 }
+
+#[test]
+fn live_listener_limits_connections_and_stalled_handshakes() {
+    use std::io::Read;
+    let opts = ListenOptions {
+        max_connections: 1,
+        handshake_timeout: Duration::from_millis(200),
+        ..fast_opts()
+    };
+    let mut l = dnstap::listen_tcp("127.0.0.1:0", &opts).unwrap();
+    let addr = l.local_addr().unwrap();
+    // A completes the handshake and holds the only slot
+    let a = std::net::TcpStream::connect(addr).unwrap();
+    let ah = a.try_clone().unwrap();
+    let fw = Writer::connect(a, Box::new(ah), DNSTAP_CONTENT_TYPE).unwrap();
+    // B is closed at once
+    let b = std::net::TcpStream::connect(addr).unwrap();
+    let bh = b.try_clone().unwrap();
+    assert!(Writer::connect(b, Box::new(bh), DNSTAP_CONTENT_TYPE).is_err());
+    fw.finish().unwrap();
+    // C connects after A is gone and says nothing: dropped after the handshake timeout. A's
+    // slot is released when its thread ends; until then C is refused like B, so retry.
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            s.read(&mut buf).unwrap(),
+            0,
+            "the listener closes the connection"
+        );
+        assert!(l.next_batch(&mut out).unwrap());
+        if l.stats().rejected.contains_key("fstrm.io_error") {
+            break;
+        }
+    }
+    l.shutdown_handle().shutdown();
+    let mut out = Vec::new();
+    while l.next_batch(&mut out).unwrap() {}
+    let st = l.stats();
+    assert!(
+        st.rejected
+            .get("fstrm.too_many_connections")
+            .copied()
+            .unwrap_or(0)
+            >= 1,
+        "{st:?}"
+    );
+    assert_eq!(st.rejected.get("fstrm.io_error"), Some(&1), "{st:?}");
+}
