@@ -8,7 +8,10 @@ use dnsight_ingest::EventReader;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let opts = DnstapOptions { max_frame: 4096, ..Default::default() };
+    let opts = DnstapOptions {
+        max_frame: 4096,
+        ..Default::default()
+    };
     let mut r = DnstapFileReader::new(Box::new(std::io::Cursor::new(data.to_vec())), &opts);
     let mut out = Vec::new();
     let mut rounds = 0;

@@ -9,14 +9,20 @@ use libfuzzer_sys::fuzz_target;
 const HEADER: &[u8] = b"#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\ttrans_id\trtt\tquery\tqclass\tqtype\trcode\trcode_name\tAA\tTC\tRD\tRA\tZ\tanswers\tTTLs\topcode\n";
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let mut input = Vec::new();
     if mode % 3 == 1 {
         input.extend_from_slice(HEADER);
     }
     input.extend_from_slice(rest);
     let cursor = Box::new(std::io::Cursor::new(input));
-    let mut r: Box<dyn EventReader> = if mode % 3 == 2 { Box::new(ZeekJsonReader::new(cursor)) } else { Box::new(ZeekTsvReader::new(cursor)) };
+    let mut r: Box<dyn EventReader> = if mode % 3 == 2 {
+        Box::new(ZeekJsonReader::new(cursor))
+    } else {
+        Box::new(ZeekTsvReader::new(cursor))
+    };
     let mut out = Vec::new();
     let mut rounds = 0;
     while let Ok(true) = r.next_batch(&mut out) {
