@@ -28,7 +28,13 @@ fn captures_a_query_and_its_response_on_loopback() {
         dns_ports: vec![port],
         ..IngestOptions::default()
     };
-    let mut reader = live_reader("lo", &opts).expect("AF_PACKET socket on lo");
+    let reader =
+        dnsight_ingest::live::LiveReader::open("lo", &opts).expect("AF_PACKET socket on lo");
+    assert!(
+        reader.kernel_filter(),
+        "the kernel accepted the DNS port filter"
+    );
+    let mut reader: Box<dyn dnsight_ingest::EventReader> = Box::new(reader);
     let name = format!("live-{}.test.example", std::process::id());
     // drain the capture concurrently (other tests may flood loopback while this one runs);
     // each batch waits at most 250 ms, the loop gives up after 30 s without the event
@@ -60,6 +66,7 @@ fn captures_a_query_and_its_response_on_loopback() {
     responder.join().unwrap();
     let (out, reader) = capture.join().unwrap();
     let found = out.iter().find(|e| e.qname.as_str() == name).cloned();
+    assert!(live_reader("no-such-if0", &opts).is_err());
     let e = found.expect("the query was captured and paired");
     assert_eq!(e.id, 0x4242);
     assert_eq!(e.qtype, 16);
