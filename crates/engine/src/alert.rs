@@ -151,6 +151,20 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A light finding that joins an existing (rolled-up) alert: its score counts, the alert
+    /// keeps its summary and evidence.
+    pub fn join(kind: Kind, dev: DevId, destination: &str, score: f64) -> Finding {
+        Finding {
+            kind,
+            dev,
+            destination: destination.into(),
+            score,
+            summary: String::new(),
+            evidence: serde_json::Value::Null,
+            sample: None,
+            repeat: false,
+        }
+    }
     /// A cheap repeat of an already open alert.
     pub fn repeat(kind: Kind, dev: DevId, destination: &str) -> Finding {
         Finding {
@@ -215,8 +229,8 @@ type Key = (Kind, DevId, CompactString);
 #[derive(Default)]
 pub struct AlertBook {
     alerts: Vec<Alert>,
-    /// Device ids of each alert (parallel to `alerts`), for membership tests.
-    dev_ids: Vec<Vec<DevId>>,
+    /// (alert index, device id) membership: rolled-up alerts can carry thousands of devices.
+    members: std::collections::HashSet<(u32, DevId), foldhash::fast::FixedState>,
     /// (kind, device or ROLLED, destination) -> alert index, for open alerts.
     index: HashMap<Key, u32>,
     /// (device, destination) -> alerts on that pair (score combination).
@@ -249,9 +263,13 @@ impl AlertBook {
     /// cheap [`Finding::repeat`]s instead of building summaries and evidence again.
     pub fn is_open(&self, kind: Kind, dev: DevId, destination: &str) -> bool {
         match self.index.get(&Self::key(kind, dev, destination)) {
-            Some(&i) => self.dev_ids[i as usize].contains(&dev),
+            Some(&i) => self.members.contains(&(i, dev)),
             None => false,
         }
+    }
+    /// Is an alert of this kind open for this destination (for any device when it rolls up)?
+    pub fn exists(&self, kind: Kind, dev: DevId, destination: &str) -> bool {
+        self.index.contains_key(&Self::key(kind, dev, destination))
     }
     fn touch(&mut self, i: u32) {
         let iu = i as usize;
@@ -282,7 +300,9 @@ impl AlertBook {
             }
         }
         self.alerts.push(a);
-        self.dev_ids.push(ids);
+        for d in ids {
+            self.members.insert((i, d));
+        }
     }
     /// Folds one finding in. Returns the alert index (None for a repeat without an alert).
     pub fn apply(&mut self, f: &Finding, who: &DeviceRef<'_>, ts: Ts) -> Option<u32> {
@@ -296,17 +316,20 @@ impl AlertBook {
                     a.last_seen = ts;
                 }
                 let mut rescore = false;
-                if !f.repeat && f.score > a.own_score {
+                if !f.repeat && f.score > a.own_score && !f.summary.is_empty() {
                     a.own_score = f.score;
                     a.evidence = merge_samples(std::mem::take(&mut a.evidence), f.evidence.clone());
                     a.summary = f.summary.clone();
                     rescore = true;
                 }
+                if !f.repeat && f.score > a.own_score && f.summary.is_empty() {
+                    a.own_score = f.score; // a light join: the score counts, the text stays
+                    rescore = true;
+                }
                 if let Some(s) = &f.sample {
                     push_sample(&mut a.evidence, s);
                 }
-                if !self.dev_ids[iu].contains(&who.id) {
-                    self.dev_ids[iu].push(who.id);
+                if self.members.insert((i, who.id)) {
                     a.device_count += 1;
                     if a.devices.len() < MAX_DEVICES_LISTED {
                         a.devices.push(who.ip.to_string());
@@ -360,7 +383,7 @@ impl AlertBook {
                     device_count: 1,
                     own_score: f.score,
                 });
-                self.dev_ids.push(vec![who.id]);
+                self.members.insert((i, who.id));
                 self.index.insert(key, i);
                 if !f.destination.is_empty() {
                     self.pairs

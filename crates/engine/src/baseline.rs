@@ -261,8 +261,10 @@ pub struct Baselines {
     pub devices: Vec<Device>,
     pub dev_index: FastMap<IpAddr, DevId>,
     pub dests: Vec<OrgDest>,
-    /// Destination names are attacker-influenced: keyed SipHash map.
-    pub dest_index: HashMap<CompactString, DestId>,
+    /// Destination names are attacker-influenced: a keyed map (foldhash with a random
+    /// per-process seed: much faster than SipHash on short names; ids are assigned in order
+    /// of first sighting, so results do not depend on the seed).
+    pub dest_index: HashMap<CompactString, DestId, foldhash::quality::RandomState>,
     /// Group name -> destinations any member has in its baseline (value: devices).
     pub groups: HashMap<CompactString, FastMap<DestId, u32>>,
     /// First event of the organisation (event time seconds), 0 = none yet.

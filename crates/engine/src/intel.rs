@@ -63,12 +63,13 @@ pub struct IntelHit {
     pub observed: CompactString,
 }
 
-/// All feeds, merged for lookup. Domain keys are attacker-influenced text: a keyed (SipHash)
-/// map is used for them.
+/// All feeds, merged for lookup.
 #[derive(Clone, Debug, Default)]
 pub struct IntelSet {
     feeds: Vec<Feed>,
-    domains: HashMap<CompactString, u16>,
+    /// Keys come from the (trusted) feeds; lookups alone cannot degrade the table, so a fast
+    /// hasher is fine here.
+    domains: HashMap<CompactString, u16, foldhash::fast::RandomState>,
     nets: CidrSet<u16>,
 }
 

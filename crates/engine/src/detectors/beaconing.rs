@@ -20,9 +20,12 @@
 //! baseline `−20`; used by half the devices `−25` (or by 5+ devices and 20 % `−15`); internal
 //! names `−20`. Evidence: interval median/MAD/skew, an interval histogram, the TTL.
 //!
-//! While a device learns, pairs are tracked but not reported (prevalence and novelty are not
-//! known yet); a beacon that runs through the learning period is reported once learning ends,
-//! damped as "learned" — learning on a compromised network is the known limit of baselines.
+//! Only destinations outside the device's learned baseline are tracked (new ones, promoted
+//! benign novelty, suspect ones): periodic traffic to what a device already did while learning
+//! would score info at most (−20, usually also prevalent), and skipping it keeps the per-event
+//! cost and memory low. So a beacon that was already running during the learning period is
+//! learned as normal — learning on a compromised network is the known limit of baselines; the
+//! intel, DGA and tunneling detectors do not depend on it.
 //!
 //! Known false positives: update checks, NTP, mail polling, monitoring agents, IoT heartbeats.
 //! They are usually old and common in the organisation, which is exactly what damps them.
@@ -162,7 +165,7 @@ impl Detector for Beaconing {
         self.tracks.len()
     }
     fn tick(&mut self, now: u32) {
-        if now.saturating_sub(self.last_sweep) >= 3600 {
+        if now.saturating_sub(self.last_sweep) >= 6 * 3600 {
             self.last_sweep = now;
             self.tracks.retain(|_, t| now.saturating_sub(t.last) < IDLE);
         }
@@ -171,12 +174,10 @@ impl Detector for Beaconing {
         if ev.reverse_addr.is_some() {
             return;
         }
-        // a destination this device learned and that a fifth of the organisation uses would at
-        // most be an info alert: not worth tracking
+        // destinations the device learned are not tracked (see the module docs)
         if ev
             .entry
             .is_some_and(|e| e.flags & crate::baseline::flag::LEARNED != 0)
-            && ev.dest_id.is_some_and(|id| ctx.base.prevalence(id) >= 0.2)
         {
             return;
         }
@@ -371,7 +372,7 @@ mod tests {
     }
 
     #[test]
-    fn periodic_destinations_the_org_learned_are_damped_or_not_tracked() {
+    fn learned_destinations_are_not_tracked_prevalent_ones_are_damped() {
         let learn = "
             +0 10.0.0.5 time.vendor.example A NOERROR 198.51.100.123
             +0 10.0.0.5 ntp.common.example A NOERROR 198.51.100.124
@@ -381,15 +382,18 @@ mod tests {
             +0 10.0.0.9 www.example.com A NOERROR 93.184.216.34
             +0 10.0.0.10 www.example.com A NOERROR 93.184.216.34
         ";
-        // learned by this device only (1 of 6 devices): tracked, but damped to low
+        // learned by this device: not tracked, whether few or many devices use it
         let e = run(cfg(), &format!("{learn}\n+1d 10.0.0.6 www.example.com A NOERROR 93.184.216.34\n+600s x12 10.0.0.5 time.vendor.example A NOERROR 198.51.100.123\n"));
+        assert_alerts(&e, Some("beaconing"), "");
+        let e = run(cfg(), &format!("{learn}\n+1d 10.0.0.6 www.example.com A NOERROR 93.184.216.34\n+600s x12 10.0.0.5 ntp.common.example A NOERROR 198.51.100.124\n"));
+        assert_alerts(&e, Some("beaconing"), "");
+        // the same periodic pattern to a destination the device did not learn, but which most of
+        // the organisation uses: tracked, damped by prevalence
+        let e = run(cfg(), &format!("{learn}\n+1d 10.0.0.6 www.example.com A NOERROR 93.184.216.34\n+600s x12 10.0.0.8 ntp.common.example A NOERROR 198.51.100.124\n"));
         assert_alerts(
             &e,
             Some("beaconing"),
-            "beaconing low 10.0.0.5 vendor.example x2",
+            "beaconing medium 10.0.0.8 common.example x2",
         );
-        // learned and used by half the organisation: not even tracked
-        let e = run(cfg(), &format!("{learn}\n+1d 10.0.0.6 www.example.com A NOERROR 93.184.216.34\n+600s x12 10.0.0.5 ntp.common.example A NOERROR 198.51.100.124\n"));
-        assert_alerts(&e, Some("beaconing"), "");
     }
 }

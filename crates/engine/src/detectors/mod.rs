@@ -33,6 +33,19 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A light finding when a rolled-up alert for this destination exists (another device
+    /// raised it): the score counts, no text is built.
+    pub fn join(
+        &self,
+        kind: Kind,
+        ev: &Enriched<'_>,
+        destination: &str,
+        score: f64,
+    ) -> Option<Finding> {
+        self.book
+            .exists(kind, ev.dev, destination)
+            .then(|| Finding::join(kind, ev.dev, destination, score))
+    }
     /// A cheap repeat finding when this (kind, device, destination) alert is already open.
     pub fn repeat(&self, kind: Kind, ev: &Enriched<'_>, destination: &str) -> Option<Finding> {
         self.book

@@ -92,6 +92,10 @@ impl Detector for NewDestination {
             score += 5.0;
         }
         let score = score.clamp(5.0, 70.0);
+        if let Some(j) = ctx.join(Kind::NewDestination, ev, ev.dest, score) {
+            out.push(j);
+            return;
+        }
         let who = match &ctx.dev.name {
             Some(n) => format!("{} ({n})", ev.ev.client),
             None => ev.ev.client.to_string(),

@@ -84,6 +84,10 @@ impl Detector for TrafficChange {
             ctx.cfg.tuning.traffic_z
         };
         let cur = &ctx.dev.cur;
+        // cheap exits: nothing can fire below the smallest absolute minimum
+        if cur.volume < if ev.tight { 10 } else { 25 } {
+            return;
+        }
         let distinct = f64::from(cur.distinct());
         let share = if cur.volume > 0 {
             f64::from(cur.nx) / f64::from(cur.volume)
@@ -116,17 +120,20 @@ impl Detector for TrafficChange {
                 if cur.nx >= 20 { 0.2 } else { f64::INFINITY },
             ),
         ];
-        let entry = self.fired.entry(ev.dev).or_insert((ev.hour, [0.0; 3]));
-        if entry.0 != ev.hour {
-            *entry = (ev.hour, [0.0; 3]);
-        }
         for (i, (name, bit, value, (mean, sd), floor, min_abs)) in metrics.into_iter().enumerate() {
-            if value < min_abs || value < entry.1[i] {
+            if value < min_abs {
                 continue;
             }
             let sd = sd.max(floor).max(if bit == 4 { 0.0 } else { 0.25 * mean });
             let thr = mean + z * sd;
             if value <= thr {
+                continue;
+            }
+            let entry = self.fired.entry(ev.dev).or_insert((ev.hour, [0.0; 3]));
+            if entry.0 != ev.hour {
+                *entry = (ev.hour, [0.0; 3]);
+            }
+            if value < entry.1[i] {
                 continue;
             }
             // fire on crossing, then again each time the value doubles (the score grows)
