@@ -19,6 +19,7 @@ pub mod policy;
 pub mod server;
 pub mod stats;
 pub mod tls;
+mod udp;
 pub mod upstream;
 pub mod wire;
 
@@ -62,6 +63,8 @@ pub struct ResolverConfig {
     pub tcp_idle_timeout: Duration,
     pub max_tcp_connections: usize,
     pub event_queue: usize,
+    /// Datagrams per recvmmsg/sendmmsg call (1 = plain recv_from/send_to).
+    pub udp_batch: usize,
     /// DNS-over-TLS listeners (need `tls`).
     pub dot_listen: Vec<SocketAddr>,
     /// DNS-over-HTTPS listeners (need `tls`), serving `doh_path`.
@@ -100,6 +103,7 @@ impl Default for ResolverConfig {
             tcp_idle_timeout: Duration::from_secs(10),
             max_tcp_connections: 512,
             event_queue: 65_536,
+            udp_batch: 32,
             dot_listen: Vec::new(),
             doh_listen: Vec::new(),
             doh_path: "/dns-query".into(),
@@ -234,9 +238,16 @@ impl Resolver {
             udp_addrs.push(addr);
             for (i, sock) in socks.into_iter().enumerate() {
                 let (core, stop, handle) = (core.clone(), stop.clone(), rt.handle().clone());
+                let batch = cfg.udp_batch;
                 let h = std::thread::Builder::new()
                     .name(format!("dnsight-udp{i}"))
-                    .spawn(move || udp_worker(core, Arc::new(sock), addr, stop, handle))
+                    .spawn(move || {
+                        if batch > 1 {
+                            udp::worker(core, Arc::new(sock), addr, stop, handle, batch)
+                        } else {
+                            udp_worker(core, Arc::new(sock), addr, stop, handle)
+                        }
+                    })
                     .map_err(Error::Runtime)?;
                 workers.push(h);
             }

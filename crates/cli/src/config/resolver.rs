@@ -39,6 +39,8 @@ pub struct ResolverRaw {
     pub max_query_size: Option<usize>,
     /// UDP worker threads per listener (0 = one per CPU).
     pub udp_workers: Option<usize>,
+    /// Datagrams per recvmmsg/sendmmsg call (1 = one recv/send syscall per packet). Default 32.
+    pub udp_batch: Option<usize>,
     pub tcp_idle_timeout_secs: Option<u64>,
     pub max_tcp_connections: Option<usize>,
     /// Capacity of the queue between the resolver and the analysis (events beyond are dropped
@@ -393,6 +395,9 @@ pub fn validate(
     }
     if let Some(b) = r.event_answers {
         cfg.rules.event_answers = b;
+    }
+    if let Some(n) = r.udp_batch {
+        cfg.udp_batch = n.clamp(1, 64);
     }
     if let Some(n) = r.udp_workers {
         cfg.udp_workers = n.min(256);

@@ -72,6 +72,7 @@ fn half_open_tcp_connections_time_out() {
 fn acl_refuses_outsiders() {
     let mut cfg = base_config(&[]);
     cfg.rules.acl = vec!["10.0.0.0/8".parse().unwrap()];
+    cfg.udp_batch = 1; // the plain recv_from/send_to worker
     let (r, events) = start(cfg);
     let resp = udp_query(
         r.udp_addrs()[0],
