@@ -1,5 +1,6 @@
-//! DNS wire decoder: never panics; names stay printable; whatever decodes re-encodes and
-//! decodes to the same question and answers (where the encoder can represent them).
+//! DNS wire decoder: never panics; names stay printable; `decode_expecting` agrees with
+//! `decode`; whatever decodes re-encodes and decodes to the same question and answers (where
+//! the encoder can represent them).
 #![no_main]
 use dnsight_model::wire::{encode_response, Decoder, Question};
 use libfuzzer_sys::fuzz_target;
@@ -10,6 +11,12 @@ fuzz_target!(|data: &[u8]| {
     assert!(m.qname.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
     for a in &m.answers {
         assert!(a.name.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
+    }
+    // decoding against the known question name agrees with a plain decode
+    if m.header.qdcount > 0 {
+        let (again, matched) = d.decode_expecting(data, Some(&m.qname)).expect("decodes twice");
+        assert!(matched);
+        assert_eq!(again.answers, m.answers);
     }
     let q = Question { name: m.qname.clone(), qtype: m.qtype, qclass: m.qclass };
     let mut out = Vec::new();
