@@ -144,23 +144,37 @@ impl Serialize for Answer {
             RData::Name(n) => n.as_str().into(),
             RData::Text(t) => t.as_str().into(),
         };
-        AnswerRepr { name: self.name.clone(), rtype: rr::rtype_to_str(self.rtype), ttl: self.ttl, data }.serialize(s)
+        AnswerRepr {
+            name: self.name.clone(),
+            rtype: rr::rtype_to_str(self.rtype),
+            ttl: self.ttl,
+            data,
+        }
+        .serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Answer {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let r = AnswerRepr::deserialize(d)?;
-        let rtype = rr::rtype_from_str(&r.rtype)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown record type {:?}", r.rtype)))?;
+        let rtype = rr::rtype_from_str(&r.rtype).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown record type {:?}", r.rtype))
+        })?;
         let data = match rtype {
             1 | 28 => RData::Addr(
-                r.data.parse().map_err(|_| serde::de::Error::custom(format!("bad address {:?}", r.data)))?,
+                r.data
+                    .parse()
+                    .map_err(|_| serde::de::Error::custom(format!("bad address {:?}", r.data)))?,
             ),
             2 | 5 | 12 | 39 => RData::Name(Name::parse_lenient(&r.data)),
             _ => RData::Text(escape_text(&r.data)),
         };
-        Ok(Answer { name: r.name, rtype, ttl: r.ttl, data })
+        Ok(Answer {
+            name: r.name,
+            rtype,
+            ttl: r.ttl,
+            data,
+        })
     }
 }
 
@@ -336,7 +350,9 @@ mod class_serde {
                     return Ok(*n);
                 }
                 let digits = s.strip_prefix("CLASS").unwrap_or(&s);
-                digits.parse().map_err(|_| serde::de::Error::custom(format!("unknown class {s:?}")))
+                digits
+                    .parse()
+                    .map_err(|_| serde::de::Error::custom(format!("unknown class {s:?}")))
             }
         }
     }
@@ -353,7 +369,9 @@ mod rcode_serde {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
         match Option::<super::StrOrNum>::deserialize(d)? {
             None => Ok(None),
-            Some(super::StrOrNum::Num(n)) => u16::try_from(n).map(Some).map_err(serde::de::Error::custom),
+            Some(super::StrOrNum::Num(n)) => {
+                u16::try_from(n).map(Some).map_err(serde::de::Error::custom)
+            }
             Some(super::StrOrNum::Str(s)) => crate::rr::rcode_from_str(&s)
                 .map(Some)
                 .ok_or_else(|| serde::de::Error::custom(format!("unknown rcode {s:?}"))),
@@ -361,11 +379,34 @@ mod rcode_serde {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum StrOrNum {
     Num(u64),
     Str(CompactString),
+}
+
+impl<'de> Deserialize<'de> for StrOrNum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Hand-written: an untagged enum would buffer every value first.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StrOrNum;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mnemonic or a number")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StrOrNum, E> {
+                Ok(StrOrNum::Num(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StrOrNum, E> {
+                u64::try_from(v)
+                    .map(StrOrNum::Num)
+                    .map_err(|_| E::custom("negative number"))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<StrOrNum, E> {
+                Ok(StrOrNum::Str(CompactString::from(s)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]
@@ -373,10 +414,30 @@ mod tests {
     use super::*;
 
     fn sample() -> DnsEvent {
-        let mut e = DnsEvent::new(Ts(1_764_383_249_123_456), "10.0.0.5".parse().unwrap(), Name::parse("Example.com").unwrap(), 1);
-        e.answers.push(Answer { name: e.qname.clone(), rtype: 5, ttl: 60, data: RData::Name(Name::parse("cdn.example.net").unwrap()) });
-        e.answers.push(Answer { name: Name::parse("cdn.example.net").unwrap(), rtype: 1, ttl: 20, data: RData::Addr("93.184.216.34".parse().unwrap()) });
-        e.answers.push(Answer { name: e.qname.clone(), rtype: 16, ttl: 20, data: RData::Text(escape_text("\"v=spf1\" \n")) });
+        let mut e = DnsEvent::new(
+            Ts(1_764_383_249_123_456),
+            "10.0.0.5".parse().unwrap(),
+            Name::parse("Example.com").unwrap(),
+            1,
+        );
+        e.answers.push(Answer {
+            name: e.qname.clone(),
+            rtype: 5,
+            ttl: 60,
+            data: RData::Name(Name::parse("cdn.example.net").unwrap()),
+        });
+        e.answers.push(Answer {
+            name: Name::parse("cdn.example.net").unwrap(),
+            rtype: 1,
+            ttl: 20,
+            data: RData::Addr("93.184.216.34".parse().unwrap()),
+        });
+        e.answers.push(Answer {
+            name: e.qname.clone(),
+            rtype: 16,
+            ttl: 20,
+            data: RData::Text(escape_text("\"v=spf1\" \n")),
+        });
         e.query_size = Some(29);
         e.response_size = Some(80);
         e.source = Source::Pcap;
@@ -397,10 +458,22 @@ mod tests {
 
     #[test]
     fn minimal_json_accepted() {
-        let e: DnsEvent = serde_json::from_str(r#"{"ts":1764383249,"client":"::1","qname":"A.B"}"#).unwrap();
+        let e: DnsEvent =
+            serde_json::from_str(r#"{"ts":1764383249,"client":"::1","qname":"A.B"}"#).unwrap();
         assert_eq!(e.qname.as_str(), "a.b");
         assert_eq!(e.qtype, 1);
         assert_eq!(e.rcode, None);
         assert!(serde_json::from_str::<DnsEvent>(r#"{"ts":1,"client":"x","qname":"a"}"#).is_err());
+        let e: DnsEvent =
+            serde_json::from_str(r#"{"ts":"2026-11-29T00:00:00Z","client":"10.0.0.1","qname":"a","qtype":28,"rcode":null}"#)
+                .unwrap();
+        assert_eq!((e.qtype, e.rcode, e.ts.secs()), (28, None, 1_795_910_400));
+        let e: DnsEvent =
+            serde_json::from_str(r#"{"ts":5,"client":"10.0.0.1","qname":"a","rcode":3}"#).unwrap();
+        assert!(e.is_nxdomain());
+        assert!(serde_json::from_str::<DnsEvent>(
+            r#"{"ts":1e300,"client":"10.0.0.1","qname":"a"}"#
+        )
+        .is_err());
     }
 }

@@ -15,9 +15,12 @@ mod rr;
 mod time;
 pub mod wire;
 
-pub use event::{escape_text, 
-    Answer, DnsEvent, Flags, RData, Source, Transport, Verdict, VerdictAction,
+pub use event::{
+    escape_text, Answer, DnsEvent, Flags, RData, Source, Transport, Verdict, VerdictAction,
 };
 pub use name::{Name, NameError};
-pub use rr::{rcode_from_str, rcode_to_str, rtype_from_str, rtype_to_str, RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL};
+pub use rr::{
+    rcode_from_str, rcode_to_str, rtype_from_str, rtype_to_str, RCODE_NOERROR, RCODE_NXDOMAIN,
+    RCODE_SERVFAIL,
+};
 pub use time::Ts;

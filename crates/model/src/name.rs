@@ -129,7 +129,11 @@ impl Name {
 
     /// Length of the name in wire format (labels + length bytes + root byte).
     pub fn wire_len(&self) -> usize {
-        self.wire_labels().iter().map(|l| l.len() + 1).sum::<usize>() + 1
+        self.wire_labels()
+            .iter()
+            .map(|l| l.len() + 1)
+            .sum::<usize>()
+            + 1
     }
 
     /// True when `self` equals `suffix` or ends with `.suffix`.
@@ -139,7 +143,11 @@ impl Name {
         if suffix.is_empty() {
             return true;
         }
-        s == suffix || (s.len() > suffix.len() && s.ends_with(suffix) && s.as_bytes()[s.len() - suffix.len() - 1] == b'.' && !is_escaped_at(s, s.len() - suffix.len() - 1))
+        s == suffix
+            || (s.len() > suffix.len()
+                && s.ends_with(suffix)
+                && s.as_bytes()[s.len() - suffix.len() - 1] == b'.'
+                && !is_escaped_at(s, s.len() - suffix.len() - 1))
     }
 
     /// The name without its first `n` labels, or None if it has fewer labels.
@@ -260,7 +268,9 @@ fn split_presentation(text: &str) -> Result<Vec<Vec<u8>>, NameError> {
                     if !d.iter().all(|x| x.is_ascii_digit()) {
                         return Err(NameError::BadEscape);
                     }
-                    let v = (d[0] - b'0') as u32 * 100 + (d[1] - b'0') as u32 * 10 + (d[2] - b'0') as u32;
+                    let v = (d[0] - b'0') as u32 * 100
+                        + (d[1] - b'0') as u32 * 10
+                        + (d[2] - b'0') as u32;
                     if v > 255 {
                         return Err(NameError::BadEscape);
                     }

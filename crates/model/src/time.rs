@@ -29,7 +29,9 @@ impl Ts {
         self.0 as f64 / 1e6
     }
     pub fn add_secs(self, s: i64) -> Ts {
-        Ts(self.0.saturating_add(s.saturating_mul(Self::MICROS_PER_SEC)))
+        Ts(self
+            .0
+            .saturating_add(s.saturating_mul(Self::MICROS_PER_SEC)))
     }
     /// RFC 3339 UTC text with microseconds, e.g. `2026-11-29T02:27:29.123456Z`.
     pub fn to_rfc3339(self) -> String {
@@ -44,7 +46,10 @@ impl Ts {
         if let Ok(t) = s.parse::<jiff::Timestamp>() {
             return Some(Ts(t.as_microsecond()));
         }
-        s.parse::<f64>().ok().filter(|v| v.is_finite()).map(Ts::from_secs_f64)
+        s.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(Ts::from_secs_f64)
     }
 }
 
@@ -68,18 +73,33 @@ impl Serialize for Ts {
 
 impl<'de> Deserialize<'de> for Ts {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw<'a> {
-            Num(f64),
-            #[serde(borrow)]
-            Text(std::borrow::Cow<'a, str>),
+        // A hand-written visitor: untagged enums buffer the value and are several times slower.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Ts;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time or seconds since the epoch")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Ts, E> {
+                if v.is_finite() && v.abs() < 9.2e12 {
+                    Ok(Ts::from_secs_f64(v))
+                } else {
+                    Err(E::custom("timestamp out of range"))
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Ts, E> {
+                Ok(Ts::from_secs(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Ts, E> {
+                Ok(Ts::from_secs(
+                    i64::try_from(v).map_err(|_| E::custom("timestamp out of range"))?,
+                ))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Ts, E> {
+                Ts::parse(s).ok_or_else(|| E::custom(format!("bad timestamp {s:?}")))
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Num(v) if v.is_finite() => Ok(Ts::from_secs_f64(v)),
-            Raw::Num(_) => Err(serde::de::Error::custom("non-finite timestamp")),
-            Raw::Text(s) => Ts::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("bad timestamp {s:?}"))),
-        }
+        d.deserialize_any(V)
     }
 }
 
