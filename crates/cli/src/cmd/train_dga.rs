@@ -51,6 +51,17 @@ pub struct Args {
     /// Number of boosted trees.
     #[arg(long, default_value_t = 300)]
     trees: usize,
+    /// Depth of each tree.
+    #[arg(long, default_value_t = 3)]
+    depth: u32,
+    /// Weight of each benign registered domain relative to a DGA name (DGA families are
+    /// capped at a total weight of 1000 each).
+    #[arg(long, default_value_t = 3.0)]
+    benign_weight: f64,
+    /// Also feed the subdomain labels of the training-side Umbrella hosts to the benign n-gram
+    /// model (more word statistics; never labels of held-out domains).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    lm_subdomains: bool,
 }
 
 /// Families whose generators combine words or word-like syllables (or mutate a dictionary
@@ -211,6 +222,7 @@ pub fn run(args: Args) -> Result<()> {
                     name: n.clone(),
                     dga: true,
                     weight: w,
+                    lm_only: false,
                 });
             }
         }
@@ -219,8 +231,38 @@ pub fn run(args: Args) -> Result<()> {
                 samples.push(train::LabeledName {
                     name: n.clone(),
                     dga: false,
-                    weight: 1.0,
+                    weight: args.benign_weight,
+                    lm_only: false,
                 });
+            }
+        }
+        if args.lm_subdomains {
+            // held-out registered labels must not reach the language model by another route
+            let held_out: BTreeSet<String> = data
+                .benign
+                .iter()
+                .filter(|b| b.1)
+                .filter_map(|(n, _)| dga::split(n).map(|s| s.label.to_string()))
+                .collect();
+            let mut seen = BTreeSet::new();
+            for (n, test) in &data.benign_fqdn {
+                let Some(sp) = dga::split(n).filter(|_| !test) else {
+                    continue;
+                };
+                if sp.subdomain.is_empty() {
+                    continue;
+                }
+                for l in Name::from_canonical(sp.subdomain).labels() {
+                    if !held_out.contains(l) && seen.insert(l.to_string()) {
+                        let name = Name::from_canonical(&format!("{l}.com"));
+                        samples.push(train::LabeledName {
+                            name,
+                            dga: false,
+                            weight: args.benign_weight,
+                            lm_only: true,
+                        });
+                    }
+                }
             }
         }
         let tpos: Vec<Name> = data
@@ -243,6 +285,7 @@ pub fn run(args: Args) -> Result<()> {
         );
         let cfg = train::TrainConfig {
             trees: args.trees,
+            depth: args.depth,
             ..Default::default()
         };
         let mut m = train::train(&samples, &tpos, &tneg, &cfg, &mut |s| {
@@ -352,6 +395,25 @@ fn evaluate(m: &Model, d: &Data, args: &Args) -> String {
         t01,
         fq01,
         pct(fq01, fqdn_test.len())
+    );
+    let mut top: Vec<(f64, &Name)> = bscores
+        .iter()
+        .copied()
+        .zip(benign_test.iter().copied())
+        .collect();
+    top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    let _ = writeln!(
+        o,
+        "\nThe highest-scoring held-out benign domains (they set the 0.1% threshold): {}.",
+        top.iter()
+            .take(12)
+            .map(|(s, n)| format!(
+                "`{}` {:.4}",
+                n.as_str().replace('|', "\\|").replace('`', "'"),
+                s
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let _ = writeln!(
         o,

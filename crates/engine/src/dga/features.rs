@@ -61,6 +61,8 @@ pub struct Split<'a> {
     pub suffix: &'a str,
     /// Whether the suffix is on the public suffix list (ICANN or private section).
     pub suffix_known: bool,
+    /// Whether the suffix is from the list's private section (`duckdns.org`, `cloudfront.net`).
+    pub suffix_private: bool,
 }
 
 /// Splits a name into subdomain, registered label and public suffix. `None` for the root.
@@ -109,9 +111,9 @@ pub fn split_str(s: &str) -> Option<Split<'_>> {
             } else {
                 sb.iter().filter(|&&c| c == b'.').count() + 1
             };
-            (k, suf.is_known())
+            (k, suf.typ())
         }
-        None => (1, false),
+        None => (1, None),
     };
     let suffix_start = match dot_from_end(k) {
         Some(d) => d + 1,
@@ -122,7 +124,8 @@ pub fn split_str(s: &str) -> Option<Split<'_>> {
                     subdomain: "",
                     label: "",
                     suffix: s,
-                    suffix_known: known,
+                    suffix_known: known.is_some(),
+                    suffix_private: known == Some(psl::Type::Private),
                 });
             }
             // more than 8 suffix labels: treat the last label as the suffix
@@ -135,7 +138,8 @@ pub fn split_str(s: &str) -> Option<Split<'_>> {
             subdomain: "",
             label: "",
             suffix,
-            suffix_known: known,
+            suffix_known: known.is_some(),
+            suffix_private: known == Some(psl::Type::Private),
         });
     }
     let label_end = suffix_start - 1;
@@ -160,7 +164,8 @@ pub fn split_str(s: &str) -> Option<Split<'_>> {
         subdomain,
         label,
         suffix,
-        suffix_known: known,
+        suffix_known: known.is_some(),
+        suffix_private: known == Some(psl::Type::Private),
     })
 }
 
@@ -435,6 +440,8 @@ pub struct NameFeatures {
     pub tld_rarity: f64,
     /// Whether the public suffix is on the public suffix list.
     pub suffix_known: bool,
+    /// Whether it is from the list's private section (hosting, dynamic DNS, cloud platforms).
+    pub suffix_private: bool,
     /// Labels left of the registered domain (informational; not a model input).
     pub subdomain_labels: u32,
 }
@@ -459,7 +466,7 @@ impl NameFeatures {
             self.bigram_llr as f32,
             self.dga_trigram_share as f32,
             self.tld_rarity as f32,
-            self.suffix_known as u8 as f32,
+            self.suffix_known as u8 as f32 + self.suffix_private as u8 as f32,
             s.other_ratio as f32,
         ]
     }
@@ -481,7 +488,7 @@ impl NameFeatures {
         "bigram_llr",
         "dga_trigram_share",
         "tld_rarity",
-        "suffix_known",
+        "suffix_kind",
         "other_ratio",
     ];
 }
@@ -492,6 +499,7 @@ pub fn label_features<L: NgramLm + ?Sized>(
     lm: &L,
     tld_rarity: f64,
     suffix_known: bool,
+    suffix_private: bool,
     subdomain_labels: u32,
 ) -> NameFeatures {
     let mut buf = [0u8; MAXS];
@@ -509,6 +517,7 @@ pub fn label_features<L: NgramLm + ?Sized>(
         dga_trigram_share: ng.tri_llr_pos as f64 / nt,
         tld_rarity,
         suffix_known,
+        suffix_private,
         subdomain_labels,
     }
 }

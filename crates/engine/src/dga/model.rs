@@ -152,6 +152,7 @@ impl Model {
             self,
             self.tld_rarity(sp.suffix) as f64,
             sp.suffix_known,
+            sp.suffix_private,
             sub_labels,
         )
     }
@@ -166,6 +167,7 @@ impl Model {
             self,
             self.tld_rarity(sp.suffix) as f64,
             sp.suffix_known,
+            sp.suffix_private,
             0,
         );
         self.prob(&f.to_array())

@@ -226,6 +226,7 @@ fn training_on_a_toy_set_learns_the_difference() {
                     name: n(&s),
                     dga: false,
                     weight: 1.0,
+                    lm_only: false,
                 });
             }
         }
@@ -239,6 +240,7 @@ fn training_on_a_toy_set_learns_the_difference() {
             name: n(&format!("{s}.net")),
             dga: true,
             weight: 1.0,
+            lm_only: false,
         });
     }
     let cfg = train::TrainConfig {

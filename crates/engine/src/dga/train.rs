@@ -26,6 +26,8 @@ pub struct LabeledName {
     pub dga: bool,
     /// Sample weight (e.g. to keep large DGA families from dominating).
     pub weight: f64,
+    /// Only feeds the n-gram language model (e.g. extra benign host labels), not the trees.
+    pub lm_only: bool,
 }
 
 /// Hyper-parameters.
@@ -207,10 +209,12 @@ pub fn train(
         syms: Vec<u8>,
         suffix: String,
         known: bool,
+        private: bool,
         label: String,
         class: usize,
         w: f64,
         fold: usize,
+        lm_only: bool,
     }
     let mut prep = Vec::with_capacity(samples.len());
     for s in samples {
@@ -226,10 +230,12 @@ pub fn train(
             syms: buf[..n].to_vec(),
             suffix: sp.suffix.to_string(),
             known: sp.suffix_known,
+            private: sp.suffix_private,
             label: sp.label.to_string(),
             class: s.dga as usize,
             w: s.weight,
             fold: fold_of(s.name.as_str()),
+            lm_only: s.lm_only,
         });
     }
     log(&format!("training on {} labels", prep.len()));
@@ -248,7 +254,7 @@ pub fn train(
         std::collections::BTreeMap::new();
     let mut benign_total = 0.0;
     let mut benign_fold = [0.0f64; FOLDS];
-    for p in prep.iter().filter(|p| p.class == 0) {
+    for p in prep.iter().filter(|p| p.class == 0 && !p.lm_only) {
         *tld.entry(p.suffix.as_str()).or_default() += p.w;
         *tld_fold.entry((p.suffix.as_str(), p.fold)).or_default() += p.w;
         benign_total += p.w;
@@ -262,7 +268,7 @@ pub fn train(
     let mut x: Vec<[f32; NF]> = Vec::with_capacity(prep.len());
     let mut y: Vec<f32> = Vec::with_capacity(prep.len());
     let mut w: Vec<f32> = Vec::with_capacity(prep.len());
-    for p in &prep {
+    for p in prep.iter().filter(|p| !p.lm_only) {
         let oof = Oof {
             total: &counts,
             fold: &fold_counts[p.fold],
@@ -277,6 +283,7 @@ pub fn train(
             &oof,
             rarity_of(c, benign_total - benign_fold[p.fold]),
             p.known,
+            p.private,
             0,
         );
         x.push(f.to_array());
