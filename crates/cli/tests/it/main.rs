@@ -2,3 +2,4 @@
 mod demo;
 mod eval;
 mod simulate;
+mod score_names;
