@@ -62,6 +62,9 @@ struct Counts {
     queries: u64,
     responses: u64,
     names: BTreeSet<String>,
+    /// tshark printed a placeholder for a name it could not decode (`<name too long>`...).
+    undecodable_names: bool,
+    rejected: u64,
 }
 
 fn dnsight_counts(p: &Path) -> Result<(Counts, String), String> {
@@ -93,6 +96,8 @@ fn dnsight_counts(p: &Path) -> Result<(Counts, String), String> {
                 queries: st.queries,
                 responses: st.responses,
                 names,
+                undecodable_names: false,
+                rejected: st.rejected_total(),
             },
             rejects,
         ))
@@ -166,8 +171,11 @@ fn tshark_counts(p: &Path) -> Result<Counts, String> {
             }
         }
         for n in names.split('\u{1f}') {
-            if let Some(n) = norm_tshark_name(n) {
-                c.names.insert(n);
+            match norm_tshark_name(n) {
+                Some(n) => {
+                    c.names.insert(n);
+                }
+                None => c.undecodable_names |= n.starts_with('<') && n != "<Root>",
             }
         }
     }
@@ -252,6 +260,12 @@ fn corpus_matches_tshark() {
                 continue;
             }
         };
+        // a message tshark could not decode a name in must show up in dnsight's reject counts
+        if theirs.undecodable_names && ours.rejected == 0 {
+            failures.push(format!(
+                "{rel}: tshark found undecodable names but dnsight counted no rejects"
+            ));
+        }
         let known = KNOWN_DIFFERENCES.iter().find(|(f, _)| *f == rel);
         let counts_ok = ours.queries == theirs.queries && ours.responses == theirs.responses;
         let names_ok = ours.names == theirs.names;
