@@ -41,7 +41,13 @@ pub struct IngestStats {
 
 impl IngestStats {
     pub fn reject(&mut self, reason: &str) {
-        *self.rejected.entry(reason.to_string()).or_default() += 1;
+        // look up first: allocating the key on every reject would cost a malloc per bad packet
+        match self.rejected.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                self.rejected.insert(reason.to_string(), 1);
+            }
+        }
     }
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
