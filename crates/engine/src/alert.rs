@@ -6,7 +6,8 @@
 //! device stage of DGA) are keyed by (kind, device, destination). Repeats update `count` and
 //! `last_seen`. Several kinds on one (device, destination) raise each other's score:
 //! `combined = 1 − Π(1 − sᵢ/100)`, so a new, periodic, DGA-looking destination in a new country
-//! ends up critical even when each signal alone is medium.
+//! ends up critical even when each signal alone is medium. Novelty and beaconing alerts that
+//! roll up over many devices are damped by their spread (a rollout, see `effective`).
 
 use compact_str::CompactString;
 use dnsight_model::Ts;
@@ -429,18 +430,19 @@ impl AlertBook {
             * (1.0
                 - open
                     .iter()
-                    .map(|&i| 1.0 - (self.alerts[i as usize].own_score / 100.0).clamp(0.0, 1.0))
+                    .map(|&i| 1.0 - (effective(&self.alerts[i as usize]) / 100.0).clamp(0.0, 1.0))
                     .product::<f64>());
         for &i in &group {
             let a = &mut self.alerts[i as usize];
+            let own = effective(a);
             let base = if open.contains(&i) {
-                combined.max(a.own_score)
+                combined.max(own)
             } else {
-                a.own_score
+                own
             };
             let s = base.round().clamp(0.0, 100.0) as u8;
             if s != a.score || i == idx {
-                a.score = a.score.max(s);
+                a.score = s;
                 a.severity = Severity::from_score(a.score);
                 if kinds.len() > 1 {
                     if let Some(o) = a.evidence.as_object_mut() {
@@ -464,6 +466,20 @@ impl AlertBook {
         sort_alerts(&mut v);
         v
     }
+}
+
+/// The own score of an alert, damped by its spread for the novelty kinds and beaconing: the
+/// same new (or periodic) destination on many devices at once is a rollout more often than
+/// an intrusion (`own / (1 + 0.25·(devices − 1))`). Intel, DGA, tunneling and policy are not
+/// damped: spread makes them worse, not better.
+fn effective(a: &Alert) -> f64 {
+    let spread = match a.kind {
+        Kind::NewDestination | Kind::NewCountry | Kind::NewAsn | Kind::Beaconing => {
+            1.0 / (1.0 + 0.25 * f64::from(a.device_count.max(1) - 1))
+        }
+        _ => 1.0,
+    };
+    a.own_score * spread
 }
 
 /// Most severe first: score, severity, count, then id.
@@ -565,7 +581,8 @@ mod tests {
         );
         assert_eq!(b.len(), 1, "dedup and rollup into one alert");
         let a = &b.all()[0];
-        assert_eq!((a.count, a.device_count, a.score), (3, 2, 50));
+        // the same novelty on two devices: damped by its spread (50 / 1.25)
+        assert_eq!((a.count, a.device_count, a.score), (3, 2, 40));
         assert_eq!(a.devices, vec!["10.0.0.5", "10.0.0.6"]);
         assert_eq!(a.severity, Severity::Medium);
         // more signals on the same (device, destination): critical

@@ -70,9 +70,18 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// Exponentially weighted (last ~8 samples dominate): per hour-of-week slot.
     pub fn push(&mut self, x: f32) {
+        self.push_with(x, 8);
+    }
+    /// Cumulative mean and variance (all-hours summary: nights and weekends must not wash
+    /// out the working hours).
+    pub fn push_cumulative(&mut self, x: f32) {
+        self.push_with(x, u16::MAX);
+    }
+    fn push_with(&mut self, x: f32, cap: u16) {
         self.n = self.n.saturating_add(1);
-        let w = 1.0 / f32::from(self.n.min(8));
+        let w = 1.0 / f32::from(self.n.min(cap));
         let d = x - self.mean;
         self.mean += w * d;
         self.var = (1.0 - w) * (self.var + w * d * d);
@@ -151,18 +160,18 @@ impl Profile {
         s.volume.push(v);
         s.distinct.push(d);
         s.nx_share.push(share);
-        self.all.volume.push(v);
-        self.all.distinct.push(d);
-        self.all.nx_share.push(share);
+        self.all.volume.push_cumulative(v);
+        self.all.distinct.push_cumulative(d);
+        self.all.nx_share.push_cumulative(share);
         let gap = next.saturating_sub(c.hour + 1).min(168);
         for k in 1..=gap {
             let s = &mut self.slots[how_of(c.hour + k)];
             s.volume.push(0.0);
             s.distinct.push(0.0);
             s.nx_share.push(0.0);
-            self.all.volume.push(0.0);
-            self.all.distinct.push(0.0);
-            self.all.nx_share.push(0.0);
+            self.all.volume.push_cumulative(0.0);
+            self.all.distinct.push_cumulative(0.0);
+            self.all.nx_share.push_cumulative(0.0);
         }
     }
 }
@@ -234,13 +243,15 @@ impl Device {
         };
     }
     /// Stability 0..1: 1 for a device that almost never resolves anything new (a server),
-    /// toward 0 for one that finds many new destinations a day (a busy workstation).
+    /// 0 for one that finds 40 or more new destinations a day (a busy workstation):
+    /// `1 − ln(1+r)/ln(41)` with r = destinations per active day (or 3× the post-learning
+    /// novelty rate, whichever is higher).
     pub fn stability(&self) -> f64 {
         let days = f64::from(self.active_days.max(1));
         let rate = (self.dests.len() as f64) / days; // destinations per active day over its life
         let novel_rate = f64::from(self.novel_dests) / days;
         let r = rate.max(novel_rate * 3.0);
-        (1.0 - (1.0 + r).ln() / (1.0 + 300f64).ln()).clamp(0.0, 1.0)
+        (1.0 - (1.0 + r).ln() / (1.0 + 40f64).ln()).clamp(0.0, 1.0)
     }
 }
 

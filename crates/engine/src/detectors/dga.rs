@@ -4,8 +4,9 @@
 //!    had in any baseline and whose lexical DGA probability (`crate::dga`, the trained model;
 //!    a small built-in heuristic if the embedded model cannot be decoded) is above the
 //!    threshold (the stricter of `dga_name_threshold` and the model's 0.1 %-FP threshold).
-//!    Alone this is medium at most; it combines with novelty, beaconing and new-country
-//!    signals on the same destination.
+//!    Alone this is low to medium (`20 + 30·(p − t)/(1 − t)`, `+20` right after an NXDOMAIN
+//!    burst of the same device); it combines with novelty, beaconing and new-country signals
+//!    on the same destination.
 //! 2. *Per device* (behavioural, like Sentinel's per-client NXDOMAIN rule): in a sliding
 //!    10–20 minute window, the number of distinct never-seen registered domains that do not
 //!    exist (NXDOMAIN). At `dga_nx_burst` (default 12) names — and above three times the
@@ -17,7 +18,8 @@
 //! Known false positives: typo bursts and broken search-domain configurations (many NXDOMAINs
 //! but the names are internal or known — excluded), antivirus/reputation lookups encoding
 //! hashes in labels (they resolve and are common across devices), spam filters' DNSBL queries
-//! (reverse names; excluded). Windows that fired never raise the device's own normal.
+//! (reverse names; excluded). Only quiet windows (below the burst size) teach the device's
+//! own normal, so a slow burst cannot raise its own bar.
 
 use super::{name_hash, Ctx, Detector};
 use crate::alert::{DevId, Finding, Kind};
@@ -150,7 +152,7 @@ impl Detector for Dga {
                 .devs
                 .get(&ev.dev)
                 .is_some_and(|w| w.fired_bucket + 1 >= ev.now / WINDOW && w.fired_bucket > 0);
-            let mut score = 30.0
+            let mut score = 20.0
                 + 30.0
                     * ((p - self.name_threshold) / (1.0 - self.name_threshold).max(1e-6))
                         .clamp(0.0, 1.0);
@@ -190,7 +192,9 @@ impl Dga {
             } else {
                 (0, 0.0)
             };
-            if !fired && w.bucket != 0 {
+            // only quiet windows teach the device's normal: a window that reached the burst
+            // size (fired or not, e.g. the first half of a slow burst) must not raise the bar
+            if !fired && w.bucket != 0 && (w.cur.len() as u32) < self.burst {
                 w.normal = 0.8 * w.normal + 0.2 * f64::from(w.cur.len() as u32);
             }
             w.prev_n = n;
@@ -331,5 +335,25 @@ mod tests {
             "{got}"
         );
         assert!(!got.contains("wikipedia"), "{got}");
+    }
+
+    #[test]
+    fn a_slow_dictionary_burst_is_not_hidden_by_its_own_first_window() {
+        // suppobox-like word pairs, one every 24 s for 20 minutes, starting mid-window
+        let e = run(
+            cfg(),
+            "
+            +0 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            +1d 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            +7m 10.0.0.5 www.example.com A NOERROR 93.184.216.34
+            +24s x48 10.0.0.5 morning{i}circle.net A NXDOMAIN
+            ",
+        );
+        // {i} grows with the event index; the names stay word-like
+        let got = lines(&e, Some("dga"));
+        assert!(
+            got.starts_with("dga ") && got.contains(" 10.0.0.5 - x"),
+            "{got}"
+        );
     }
 }

@@ -6,12 +6,15 @@
 //! to a handful of places, novelty alone is a strong signal; on a busy workstation it is noise.
 //!
 //! Score (0..70 alone; other signals on the same destination add up in the alert):
-//! `10 + 30·stability` (stability: 1 for a device that rarely finds anything new, toward 0 for
-//! one with hundreds of new destinations a day), plus org age — never seen by the organisation
-//! `+20·(0.4+0.6·stability)`, first seen ≤ 7 days ago `+8`, ≥ 30 days ago `−15` — plus
-//! prevalence (RITA's modifiers: ≤ 2 % of devices `+10`, ≥ 50 % `−15`), group scope (another
-//! device of its group already uses it `−15`), `+15` in a tight group (servers, databases)
-//! and `+5` for an internal name (east-west). Repeats of a destination that is still novel
+//! `10 + 30·stability` (stability: 1 for a device that rarely finds anything new, 0 for one
+//! with 40+ new destinations a day), plus org age — never seen by the organisation
+//! `+20·(0.25+0.75·stability)`, first seen ≤ 7 days ago `+8`, ≥ 30 days ago `−15` — plus
+//! prevalence (RITA's modifiers, with 10+ devices: ≤ 2 % of devices `+10·stability`, ≥ 50 %
+//! `−15`), group scope (another device of its group already uses it `−15`), adoption (3+
+//! devices already use it `−10`), `+15` in a tight group (servers, databases) and `+5` for an
+//! internal name (east-west). A busy workstation's new destination is therefore info; a
+//! server's never-seen destination is high. Rolled-up alerts are damped by their spread (see
+//! `alert.rs`). Repeats of a destination that is still novel
 //! update the same alert; it becomes normal after the promotion rule in `baseline.rs`.
 //!
 //! Known false positives: software updates and new SaaS rollouts (many devices at once: they
@@ -56,7 +59,7 @@ impl Detector for NewDestination {
         let mut score = 10.0 + 30.0 * s;
         let mut age_days = None;
         match od {
-            None => score += 20.0 * (0.4 + 0.6 * s),
+            None => score += 20.0 * (0.25 + 0.75 * s),
             Some(o) => {
                 let age = f64::from(ev.now.saturating_sub(o.first)) / 86_400.0;
                 age_days = Some(age);
@@ -71,7 +74,7 @@ impl Detector for NewDestination {
         let prevalence = ev.dest_id.map_or(0.0, |id| ctx.base.prevalence(id));
         if ctx.base.devices.len() >= 10 {
             if prevalence <= 0.02 {
-                score += 10.0;
+                score += 10.0 * s;
             } else if prevalence >= 0.5 {
                 score -= 15.0;
             }
@@ -84,6 +87,9 @@ impl Detector for NewDestination {
         };
         if group_knows {
             score -= 15.0;
+        }
+        if devices >= 3 {
+            score -= 10.0; // several devices already adopted it: a rollout more than an intrusion
         }
         if ev.tight {
             score += 15.0;
@@ -238,7 +244,7 @@ mod tests {
         assert_alerts(
             &e,
             Some("new_destination"),
-            "new_destination medium 10.0.2.1+2 newsaas.example x3",
+            "new_destination low 10.0.2.1+2 newsaas.example x3",
         );
         let a = &e.alerts()[0];
         assert_eq!(a.devices, vec!["10.0.2.1", "10.0.2.2", "10.0.2.3"]);

@@ -6,9 +6,9 @@
 //! ranges are looked up (GeoIP from a MaxMind-format database); without a database this
 //! detector is off and the engine says so once (`Engine::notices`).
 //!
-//! Score: new_country `25`, `+30` if no device of the organisation ever reached that country,
-//! `+15` if only one did, `+15·stability`, `+10` in a tight group, `−15` for devices that
-//! already reach 20 or more countries. new_asn is the same idea with base `15` and is reported
+//! Score: new_country `10 + 15·stability`, `+25·(0.4+0.6·stability)` if no device of the
+//! organisation ever reached that country (`+12·(…)` if only one did), `+10` in a tight group,
+//! `−15` for devices that already reach 20 or more countries. new_asn is the same idea with base `15` and is reported
 //! only when the country is not new (a new country already says it).
 //!
 //! Known false positives: CDNs and anycast moving a service between regions, travelling
@@ -42,11 +42,11 @@ impl Detector for NewGeo {
                 if !new_country && !ctx.dev.countries.contains(&c) {
                     new_country = true;
                     let org = ctx.base.countries.get(&c).copied().unwrap_or(0);
-                    let mut score = 25.0 + 15.0 * s;
+                    let mut score = 10.0 + 15.0 * s;
                     if org == 0 {
-                        score += 30.0;
+                        score += 25.0 * (0.4 + 0.6 * s);
                     } else if org == 1 {
-                        score += 15.0;
+                        score += 12.0 * (0.4 + 0.6 * s);
                     }
                     if ev.tight {
                         score += 10.0;
@@ -155,11 +155,11 @@ mod tests {
             +1m 10.0.0.5 cdn.example.net A NOERROR 10.1.2.3           # private: never looked up
             ",
         );
-        // alone high (a quiet device, a country nobody reached); with new_destination: critical
+        // alone medium (a quiet device, a country nobody reached); with new_destination: high
         assert_alerts(
             &e,
             Some("new_country"),
-            "new_country critical 10.0.0.5 example.se x1",
+            "new_country high 10.0.0.5 example.se x1",
         );
         assert_eq!(
             e.alerts()
@@ -168,7 +168,7 @@ mod tests {
                 .unwrap()
                 .own_score
                 .round(),
-            69.0
+            47.0
         );
         let a = e
             .alerts()

@@ -13,6 +13,9 @@
 //! Why: policy needs no baseline, so it fires from the first event. Names match themselves and
 //! everything below them.
 //!
+//! Loopback answers (127.0.0.0/8) are not counted: DNSBLs and antivirus reputation services
+//! answer with them by design.
+//!
 //! Known false positives: split-horizon setups where public names legitimately resolve to
 //! private addresses (VPN portals, `*.corp.example` published publicly): add those suffixes to
 //! `internal_suffixes`. Browsers probe the canary routinely; its alert is low.
@@ -129,14 +132,18 @@ impl Detector for Policy {
                 return;
             }
         }
-        if ev.internal_answer && !ev.internal && ev.resolved() {
+        // loopback answers are how DNSBLs and antivirus reputation services (spamhaus, McAfee
+        // GTI, Sophos) encode verdicts: not rebinding
+        let addr = if ev.internal_answer && !ev.internal && ev.resolved() {
+            ev.ev.answers.iter().filter_map(|a| a.addr()).find(|a| {
+                crate::enrich::is_internal_addr(ctx.cfg, *a)
+                    && !crate::net::canonical(*a).is_loopback()
+            })
+        } else {
+            None
+        };
+        if addr.is_some() {
             let learned = ev.entry.is_some_and(|e| e.is_known());
-            let addr = ev
-                .ev
-                .answers
-                .iter()
-                .filter_map(|a| a.addr())
-                .find(|a| crate::enrich::is_internal_addr(ctx.cfg, *a));
             push(
                 if learned { 25.0 } else { 50.0 },
                 "rebinding",
@@ -186,6 +193,7 @@ mod tests {
             +1s 10.0.0.51 use-application-dns.net A NOERROR            # canary: low
             +1s 10.0.0.51 dns.google A NOERROR 8.8.8.8                 # DoH bypass
             +1s 10.0.0.52 intranet.attacker.example A NOERROR 192.168.1.1  # rebinding
+            +1s 10.0.0.53 2.0.0.127.zen.spamhaus.org A NOERROR 127.0.0.2  # a DNSBL verdict: not rebinding
             ",
         );
         assert_alerts(

@@ -46,9 +46,13 @@ const DAYS: [&str; 7] = [
     "Sunday",
 ];
 
+/// Expected mean and spread: the hour-of-week slot once it has two samples; with one, the
+/// larger of the slot and the all-hours mean and the all-hours spread; else all hours.
 fn pick(slot: &Stat, all: &Stat) -> (f64, f64) {
     if slot.n >= 2 {
         (f64::from(slot.mean), f64::from(slot.sd()))
+    } else if slot.n == 1 {
+        (f64::from(slot.mean.max(all.mean)), f64::from(all.sd()))
     } else {
         (f64::from(all.mean), f64::from(all.sd()))
     }
