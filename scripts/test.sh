@@ -22,4 +22,4 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
-cargo test --workspace --all-targets "$@"
+cargo test --workspace "$@"
