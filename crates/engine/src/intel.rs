@@ -456,4 +456,15 @@ mod tests {
             ("cname", "evilcdn.example")
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_feed_text_parses_without_panic(text in "(?s).{0,400}", fmt in 0usize..6) {
+            let f = [Format::Auto, Format::Plain, Format::Hosts, Format::Adblock, Format::Rpz, Format::Ip][fmt];
+            let mut s = IntelSet::new();
+            let feed = s.add_feed("x", &text, f, None).clone();
+            proptest::prop_assert!(feed.domains + feed.networks + feed.rejected <= text.lines().count() * 8 + 8);
+            let _ = s.match_name("a.b.example", ts());
+        }
+    }
 }

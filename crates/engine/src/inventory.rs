@@ -187,4 +187,16 @@ mod tests {
         let bob = inv.lookup("10.0.0.9".parse().unwrap()).name.unwrap();
         assert!(bob.starts_with("bob"), "{bob}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_inventory_or_leases_text_loads_without_panic(text in "(?s).{0,400}") {
+            let mut inv = Inventory::new();
+            let a = inv.load_csv(&text);
+            let b = inv.load_dhcp_leases(&text);
+            proptest::prop_assert!(a + b <= 2 * text.lines().count() + 2);
+            let d = inv.lookup("10.0.0.1".parse().unwrap());
+            proptest::prop_assert!(d.name.iter().all(|n| n.bytes().all(|c| (0x20..0x7f).contains(&c))));
+        }
+    }
 }
