@@ -7,6 +7,7 @@
 # Usage:  scripts/eval.sh
 #         RUNS="60:10:1 300:10:2:zeek" scripts/eval.sh      # DEVICES:DAYS:SEED[:FORMAT]
 #         EVAL_WORK=/tmp/eval scripts/eval.sh                 # keep the generated data there
+#         DNSIGHT_BIN=target/release/dnsight scripts/eval.sh  # use an existing binary
 # Uses ../shared/data/geo (GeoIP) and ../shared/data/dga (real DGA families) when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +25,12 @@ dga="built-in character and dictionary DGAs"
 if [ -f "$MMDB" ]; then extra+=(--geoip "$MMDB"); geo="\`$MMDB\` (simulator and engine)"; fi
 if [ -f "$DGA" ]; then extra+=(--dga-file "$DGA"); dga="a real family from \`$DGA\` plus the built-in dictionary DGA"; fi
 
-cargo build --release -q -p dnsight
-BIN=target/release/dnsight
+# DNSIGHT_BIN=path skips the build (e.g. to evaluate a binary built elsewhere)
+BIN=${DNSIGHT_BIN:-target/release/dnsight}
+if [ -z "${DNSIGHT_BIN:-}" ]; then
+  # the working tree may be shared with other builds: retry once on a transient failure
+  cargo build --release -q -p dnsight || { sleep 10; cargo build --release -q -p dnsight; }
+fi
 WORK=${EVAL_WORK:-$(mktemp -d)}
 [ -n "${EVAL_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK"

@@ -474,6 +474,7 @@ pub fn render_summary(runs: &[Run]) -> String {
         (u32, u32, Vec<i64>, BTreeSet<String>, u32, Vec<i64>, String),
     > = BTreeMap::new();
     let mut misses = Vec::new();
+    let mut side = Vec::new();
     let mut conf: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut fk: BTreeMap<String, u64> = BTreeMap::new();
     let mut dd = 0.0;
@@ -497,6 +498,20 @@ pub fn render_summary(runs: &[Run]) -> String {
             if s.primary_detected {
                 e.4 += 1;
                 e.5.extend(s.primary_time_to_detect_secs);
+            } else if s.detected {
+                side.push(format!(
+                    "- seed {} ({} devices): `{}` on {} — {} (matched only by: {})",
+                    r.labels.seed,
+                    r.labels.devices,
+                    s.id,
+                    l.device_names.join(" "),
+                    l.description,
+                    s.matched_kinds
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
             if s.detected {
                 e.0 += 1;
@@ -530,6 +545,15 @@ pub fn render_summary(runs: &[Run]) -> String {
         o.push_str("none\n");
     } else {
         for m in misses {
+            o.push_str(&m);
+            o.push('\n');
+        }
+    }
+    o.push_str("\n**Detected, but not by the scenario's own detector**\n\n");
+    if side.is_empty() {
+        o.push_str("none\n");
+    } else {
+        for m in side {
             o.push_str(&m);
             o.push('\n');
         }
