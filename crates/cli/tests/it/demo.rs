@@ -18,6 +18,8 @@ fn demo_learns_then_shows_explained_alerts() {
             "0",
             "--seed",
             "2",
+            "--listen",
+            "off",
             "--dir",
         ])
         .arg(&dir)
