@@ -36,9 +36,9 @@ pub struct Args {
     /// Print alerts of at least this severity (info, low, medium, high, critical); all are counted.
     #[arg(long, default_value = "medium")]
     pub min_severity: String,
-    /// Also serve the protective resolver here, so you can `dig @127.0.0.1 -p 5300 example.com`:
+    /// Also serve the protective resolver here, so you can `dig @127.0.0.1 -p 5380 example.com`:
     /// your queries join the simulated traffic (at the current simulated time). `off` to skip.
-    #[arg(long, default_value = "127.0.0.1:5300")]
+    #[arg(long, default_value = "127.0.0.1:5380")]
     pub listen: String,
     /// Upstream resolver for `--listen` (default: the first nameserver in /etc/resolv.conf).
     #[arg(long)]
@@ -333,7 +333,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     print_updates(&mut engine, &mut out, &mut updates)?;
     if let Some((r, _)) = resolver {
         let st = r.shutdown();
-        writeln!(out, "resolver: {st:?}")?;
+        writeln!(out, "resolver: {st}")?;
     }
     let st = engine.stats();
     writeln!(
