@@ -44,8 +44,9 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// Evaluates the tree on one feature vector (the reference for the fast layout).
     #[inline]
-    fn eval(&self, x: &[f32]) -> f32 {
+    pub fn eval_plain(&self, x: &[f32]) -> f32 {
         let inner = self.nodes.len();
         let mut i = 0usize;
         while i < inner {
@@ -94,12 +95,50 @@ pub struct Model {
     pub tld_unknown: f32,
     pub trees: Vec<Tree>,
     pub tunnel: TunnelModel,
+    /// Evaluation layout derived from the fields above by [`Model::decode`].
+    pub(super) fast: Fast,
+}
+
+/// Cache-friendly copies for scoring: both trigram tables interleaved (one cache line per
+/// lookup) and the trees flattened into contiguous arrays (no pointer chase per tree).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct Fast {
+    tri: Vec<[f32; 2]>,
+    feat: Vec<u8>,
+    thr: Vec<f32>,
+    leaves: Vec<f32>,
+    inner: usize,
+}
+
+impl Fast {
+    fn build(m: &Model) -> Fast {
+        let inner = (1usize << m.depth) - 1;
+        let mut f = Fast {
+            tri: m
+                .tri_llr
+                .iter()
+                .zip(&m.tri_benign)
+                .map(|(&a, &b)| [a, b])
+                .collect(),
+            inner,
+            ..Default::default()
+        };
+        for t in &m.trees {
+            for &(fe, th) in &t.nodes {
+                f.feat.push(fe);
+                f.thr.push(th);
+            }
+            f.leaves.extend_from_slice(&t.leaves);
+        }
+        f
+    }
 }
 
 impl NgramLm for Model {
     #[inline]
     fn tri(&self, i: usize) -> (f32, f32) {
-        (self.tri_llr[i], self.tri_benign[i])
+        let [a, b] = self.fast.tri[i];
+        (a, b)
     }
     #[inline]
     fn bi(&self, i: usize) -> f32 {
@@ -123,9 +162,33 @@ impl Model {
 
     /// Raw boosted-tree output (log-odds) for a feature vector.
     pub fn logit(&self, x: &[f32; NF]) -> f32 {
+        let f = &self.fast;
+        if f.inner == 0 || f.feat.len() != self.trees.len() * f.inner {
+            // not built by `decode`: the plain layout
+            return self.base + self.trees.iter().map(|t| t.eval_plain(x)).sum::<f32>();
+        }
+        // padded so that a masked feature index never needs a bounds check
+        let mut xp = [0f32; 32];
+        xp[..NF].copy_from_slice(x);
+        let inner = f.inner;
         let mut z = self.base;
-        for t in &self.trees {
-            z += t.eval(x);
+        let nodes = f.feat.chunks_exact(inner).zip(f.thr.chunks_exact(inner));
+        if inner == 7 {
+            // depth 3, unrolled: three dependent compares per tree
+            for ((fe, th), lv) in nodes.zip(f.leaves.chunks_exact(8)) {
+                let i = 1 + (xp[fe[0] as usize & 31] > th[0]) as usize;
+                let i = 2 * i + 1 + (xp[fe[i] as usize & 31] > th[i]) as usize;
+                let i = 2 * i + 1 + (xp[fe[i & 7] as usize & 31] > th[i & 7]) as usize;
+                z += lv[(i - 7) & 7];
+            }
+            return z;
+        }
+        for ((fe, th), lv) in nodes.zip(f.leaves.chunks_exact(inner + 1)) {
+            let mut i = 0usize;
+            while i < inner {
+                i = 2 * i + 1 + (xp[fe[i] as usize & 31] > th[i]) as usize;
+            }
+            z += lv[i - inner];
         }
         z
     }
@@ -327,7 +390,7 @@ impl Model {
         if r.pos != b.len() {
             return Err(ModelError::Trailing);
         }
-        Ok(Model {
+        let mut m = Model {
             depth,
             base,
             threshold_0_1pct,
@@ -339,7 +402,10 @@ impl Model {
             tld_unknown,
             trees,
             tunnel,
-        })
+            fast: Fast::default(),
+        };
+        m.fast = Fast::build(&m);
+        Ok(m)
     }
 }
 

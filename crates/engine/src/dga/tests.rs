@@ -276,3 +276,20 @@ proptest::proptest! {
         let _ = split_str(&s);
     }
 }
+
+#[test]
+fn fast_tree_layout_matches_the_plain_trees() {
+    let m = model();
+    let mut x: u64 = 99;
+    for _ in 0..2000 {
+        let v: [f32; NF] = std::array::from_fn(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2000) as f32 / 100.0 - 10.0
+        });
+        let plain = m.base + m.trees.iter().map(|t| t.eval_plain(&v)).sum::<f32>();
+        let fast = m.logit(&v);
+        assert!((plain - fast).abs() < 1e-3, "{plain} {fast}");
+    }
+}

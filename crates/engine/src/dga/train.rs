@@ -332,6 +332,7 @@ pub fn train(
             scale: [1.0; NTF],
             ..Default::default()
         },
+        fast: Default::default(),
     };
     // round-trip through the file format so training-time and run-time tables are identical
     model = Model::decode(&model.encode()).expect("fresh model encodes");
