@@ -1,5 +1,6 @@
 //! Integration tests of the `dnsight` binary (one test binary for the crate).
 mod demo;
 mod eval;
-mod simulate;
+mod realtools;
 mod score_names;
+mod simulate;
