@@ -186,7 +186,7 @@ fn throughput(n: usize, devices: u64, geo: bool) {
     let cpu = cpu_secs() - c0;
     let s = e.stats();
     println!(
-        "throughput: {n} events, {devices} devices, geoip {}: wall {:.2} s = {:.0} events/s; CPU {:.2} s = {:.0} events per CPU-second ({:.2} µs/event); alerts {}, baseline entries {}",
+        "throughput: {n} events, {devices} devices, geoip {}: wall {:.2} s = {:.0} events/s; CPU {:.2} s = {:.0} events per CPU-second ({:.2} µs/event); alerts {}, baseline entries {}, GeoIP database lookups (cache misses) {}",
         if has_geo { "on" } else { "off" },
         dt,
         n as f64 / dt,
@@ -194,8 +194,10 @@ fn throughput(n: usize, devices: u64, geo: bool) {
         n as f64 / cpu,
         cpu * 1e6 / n as f64,
         s.alerts,
-        s.baseline_entries
+        s.baseline_entries,
+        s.geoip_lookups
     );
+    println!("  findings: {:?}", s.findings);
 }
 
 fn memory(devices: u32, dests: u32) {

@@ -272,7 +272,11 @@ impl Engine {
         let enters_baseline =
             noerror && (en.resolved() || internal) && reverse_addr.is_none() && !net_reverse(dest);
         let dest_id = if enters_baseline {
-            Some(self.base.intern_dest(dest, now, internal))
+            // reuse the id found during enrichment: one hash probe per event, not two
+            Some(match en.dest_id {
+                Some(id) => id,
+                None => self.base.intern_dest(dest, now, internal),
+            })
         } else {
             None
         };

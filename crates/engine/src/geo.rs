@@ -41,7 +41,9 @@ impl std::fmt::Debug for Geo {
     }
 }
 
-const CACHE: usize = 8192;
+/// Direct-mapped cache slots (~32 bytes each, 1 MB): answer addresses follow a long-tailed
+/// popularity, and 8192 slots missed on a quarter of the benchmark's lookups.
+const CACHE: usize = 32_768;
 
 impl Geo {
     /// Opens one or more mmdb files (e.g. a country and an ASN database).
@@ -98,7 +100,8 @@ impl Geo {
                 continue;
             }
             if info.country.is_none() {
-                let c: Option<String> = res
+                // borrowed from the database: no allocation per lookup
+                let c: Option<&str> = res
                     .decode_path(&[PathElement::Key("country"), PathElement::Key("iso_code")])
                     .ok()
                     .flatten()
@@ -107,7 +110,7 @@ impl Geo {
                             .ok()
                             .flatten()
                     });
-                info.country = c.and_then(|c| code(&c));
+                info.country = c.and_then(code);
             }
             if info.asn.is_none() {
                 info.asn = res

@@ -32,7 +32,8 @@ impl Detector for NewGeo {
             return;
         }
         let s = ctx.dev.stability();
-        let who = match &ctx.dev.name {
+        // built only when a finding is made (this runs on every answered event)
+        let who = || match &ctx.dev.name {
             Some(n) => format!("{} ({n})", ev.ev.client),
             None => ev.ev.client.to_string(),
         };
@@ -55,6 +56,7 @@ impl Detector for NewGeo {
                         score -= 15.0;
                     }
                     let known: Vec<&str> = ctx.dev.countries.iter().map(country_str).collect();
+                    let who = who();
                     out.push(Finding {
                         kind: Kind::NewCountry,
                         dev: ev.dev,
@@ -101,6 +103,7 @@ impl Detector for NewGeo {
                     if ctx.dev.asns.len() >= 50 {
                         score -= 10.0;
                     }
+                    let who = who();
                     out.push(Finding {
                         kind: Kind::NewAsn,
                         dev: ev.dev,
