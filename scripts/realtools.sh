@@ -108,7 +108,7 @@ dns2tcpd -F -d 1 -f "$W/dns2tcpd.conf" >"$W/dns2tcpd2.log" 2>&1 & PIDS+=($!)
 wait_for "$W/dns2tcpd2.log" "Listening on"
 "$BIN" serve --listen 127.53.250.2:53 --upstream 127.0.0.1:$PORT2 --events-out "$W/serve2.jsonl" \
   --alerts-out "$W/serve2-alerts.jsonl" >"$W/serve2.log" 2>&1 & SERVE2=$!; PIDS+=($SERVE2)
-wait_for "$W/serve2.log" "127.53.250.2:53"
+wait_for "$W/serve2.log" "resolver ready"
 LPORT2=$((LPORT + 1))
 dns2tcpc -z tunnel.test -r echo -l "$LPORT2" 127.53.250.2 >"$W/dns2tcpc2.log" 2>&1 & C2=$!; PIDS+=($C2)
 wait_for "$W/dns2tcpc2.log" "Listening on port"
@@ -145,7 +145,7 @@ ip netns exec "$NS" iodined -f -P secret -l 10.99.0.2 -p 53 10.53.0.1 tunnel2.te
 wait_for "$W/iodined.log" "Listening to dns"
 ip netns exec "$NC" "$BIN" serve --listen 127.0.0.1:53 --upstream 10.99.0.2:53 \
   --events-out "$W/iodine.jsonl" --alerts-out "$W/iodine-live.jsonl" >"$W/serve.log" 2>&1 & SERVE=$!; PIDS+=($SERVE)
-wait_for "$W/serve.log" "127.0.0.1:53"
+wait_for "$W/serve.log" "resolver ready"
 ip netns exec "$NC" iodine -f -r -L 0 -m 1000 -P secret 127.0.0.1 tunnel2.test >"$W/iodine.log" 2>&1 & IOD=$!; PIDS+=($IOD)
 wait_for "$W/iodine.log" "Connection setup complete"
 ip netns exec "$NC" bash -c "for i in \$(seq $((KB + 16))); do head -c 1000 /dev/urandom > /dev/udp/10.53.0.1/9; done"
