@@ -606,11 +606,17 @@ fn evaluate(m: &Model, d: &Data, args: &Args) -> String {
         o,
         "Measured by this command over all {} corpus names (best of 3 passes, one core, {} build): \
          `score` {:.0} ns/name, `tunnel_score` {:.0} ns/name (both include the public-suffix split). \
-         Scoring allocates nothing.\n",
+         Scoring allocates nothing. Load average during the measurement: {} (the shared 2-core build \
+         machine was busy, so these figures are pessimistic; most of `score` is the 300-tree \
+         ensemble, see `--trees`).\n",
         names.len(),
         if cfg!(debug_assertions) { "debug" } else { "release" },
         ns_score,
-        ns_tunnel
+        ns_tunnel,
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into())
     );
     o
 }
