@@ -4,9 +4,9 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
-mod summary;
 #[allow(dead_code)]
 mod config;
+mod summary;
 
 #[derive(Parser)]
 #[command(name = "dnsight", version, about = "Per-device DNS baselines and explained alerts", long_about = None)]

@@ -105,13 +105,22 @@ impl Summary {
     }
 
     fn top<K: ToString>(map: impl Iterator<Item = (K, u64)>, n: usize) -> Vec<Top> {
-        let mut v: Vec<Top> = map.map(|(k, c)| Top { key: k.to_string(), count: c }).collect();
+        let mut v: Vec<Top> = map
+            .map(|(k, c)| Top {
+                key: k.to_string(),
+                count: c,
+            })
+            .collect();
         v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
         v.truncate(n);
         v
     }
 
-    pub fn report<'a>(&self, stats: &'a IngestStats, inputs: Vec<InputReport>) -> SummaryReport<'a> {
+    pub fn report<'a>(
+        &self,
+        stats: &'a IngestStats,
+        inputs: Vec<InputReport>,
+    ) -> SummaryReport<'a> {
         let ts = |t: Option<i64>| t.map(|t| dnsight_model::Ts(t).to_rfc3339());
         SummaryReport {
             inputs,
@@ -146,7 +155,11 @@ impl SummaryReport<'_> {
                     let _ = writeln!(s, "  {}  ERROR: {}", i.path, e);
                 }
                 None => {
-                    let _ = writeln!(s, "  {}  [{}]  {} events, {} rejected", i.path, i.format, i.events, i.rejected);
+                    let _ = writeln!(
+                        s,
+                        "  {}  [{}]  {} events, {} rejected",
+                        i.path, i.format, i.events, i.rejected
+                    );
                 }
             }
         }
@@ -163,7 +176,11 @@ impl SummaryReport<'_> {
         if let (Some(f), Some(l)) = (&self.first_event, &self.last_event) {
             let _ = writeln!(s, "  time span {f} .. {l}");
         }
-        let _ = writeln!(s, "  devices {}, destinations (registered domains) {}", self.devices, self.destinations);
+        let _ = writeln!(
+            s,
+            "  devices {}, destinations (registered domains) {}",
+            self.devices, self.destinations
+        );
         if !self.top_talkers.is_empty() {
             let _ = writeln!(s, "\n== Top talkers ==");
             for t in &self.top_talkers {

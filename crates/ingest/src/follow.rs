@@ -201,6 +201,60 @@ pub fn follow_path(
     Ok((reader, handle))
 }
 
+/// Like [`follow_path`], but returns at once: the format is sniffed on the first
+/// `next_batch` call (which waits, stoppably, for the first appended bytes). Use this when the
+/// caller must not block on a log file that is still empty, e.g. a service starting its sources.
+pub fn follow_path_deferred(
+    path: &Path,
+    opts: &FollowOptions,
+    ingest: &IngestOptions,
+) -> Result<(Box<dyn EventReader>, FollowHandle), IngestError> {
+    let name = path.display().to_string();
+    let (f, handle) = Follow::open(path, opts).map_err(|e| IngestError::Io {
+        path: name.clone(),
+        source: e,
+    })?;
+    Ok((
+        Box::new(Deferred {
+            pending: Some(f),
+            inner: None,
+            name,
+            ingest: ingest.clone(),
+            empty: crate::IngestStats::default(),
+        }),
+        handle,
+    ))
+}
+
+struct Deferred {
+    pending: Option<Follow>,
+    inner: Option<Box<dyn EventReader>>,
+    name: String,
+    ingest: IngestOptions,
+    empty: crate::IngestStats,
+}
+
+impl EventReader for Deferred {
+    fn next_batch(&mut self, out: &mut Vec<dnsight_model::DnsEvent>) -> Result<bool, IngestError> {
+        if let Some(f) = self.pending.take() {
+            let r = open_reader(
+                Box::new(BufReader::with_capacity(64 * 1024, f)),
+                &self.name,
+                &self.ingest,
+            );
+            // (stopped before any byte arrived shows as an unknown format: the caller logs it)
+            self.inner = Some(r?);
+        }
+        match self.inner.as_mut() {
+            Some(r) => r.next_batch(out),
+            None => Ok(false),
+        }
+    }
+    fn stats(&self) -> &crate::IngestStats {
+        self.inner.as_ref().map_or(&self.empty, |r| r.stats())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,7 +68,10 @@ impl IngestStats {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: unrecognised input format (expected pcap, pcapng, dnstap, Zeek dns.log or JSON lines)")]
     UnknownFormat { path: String },
     #[error("{0}")]
@@ -86,7 +89,10 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { dns_ports: vec![53], pair_timeout_secs: 5 }
+        IngestOptions {
+            dns_ports: vec![53],
+            pair_timeout_secs: 5,
+        }
     }
 }
 
@@ -119,7 +125,11 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
             _ => {}
         }
     }
-    let text = head.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &head[i..]).unwrap_or(&[]);
+    let text = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &head[i..])
+        .unwrap_or(&[]);
     if text.starts_with(b"#separator") || text.starts_with(b"#fields") {
         return Some(Format::ZeekTsv);
     }
@@ -151,9 +161,15 @@ pub fn open_path(path: &Path, opts: &IngestOptions) -> Result<Box<dyn EventReade
 }
 
 /// Like [`open_path`], also telling which format was detected.
-pub fn open_path_detect(path: &Path, opts: &IngestOptions) -> Result<(Format, Box<dyn EventReader>), IngestError> {
+pub fn open_path_detect(
+    path: &Path,
+    opts: &IngestOptions,
+) -> Result<(Format, Box<dyn EventReader>), IngestError> {
     let name = path.display().to_string();
-    let io_err = |e| IngestError::Io { path: name.clone(), source: e };
+    let io_err = |e| IngestError::Io {
+        path: name.clone(),
+        source: e,
+    };
     let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
@@ -163,7 +179,11 @@ pub fn open_path_detect(path: &Path, opts: &IngestOptions) -> Result<(Format, Bo
 }
 
 /// Like [`open_path`] for any byte stream; `name` is used in messages.
-pub fn open_reader(raw: Box<dyn Read + Send>, name: &str, opts: &IngestOptions) -> Result<Box<dyn EventReader>, IngestError> {
+pub fn open_reader(
+    raw: Box<dyn Read + Send>,
+    name: &str,
+    opts: &IngestOptions,
+) -> Result<Box<dyn EventReader>, IngestError> {
     open_reader_detect(raw, name, opts).map(|(_, r)| r)
 }
 
@@ -172,17 +192,25 @@ fn open_reader_detect(
     name: &str,
     opts: &IngestOptions,
 ) -> Result<(Format, Box<dyn EventReader>), IngestError> {
-    let io_err = |e| IngestError::Io { path: name.to_string(), source: e };
+    let io_err = |e| IngestError::Io {
+        path: name.to_string(),
+        source: e,
+    };
     let mut buf = BufReader::with_capacity(256 * 1024, raw);
     let head = buf.fill_buf().map_err(io_err)?;
     let input: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(buf)))
+        Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::bufread::MultiGzDecoder::new(buf),
+        ))
     } else {
         Box::new(buf)
     };
     let mut input = input;
     let head = input.fill_buf().map_err(io_err)?.to_vec();
-    let format = sniff(&head).ok_or_else(|| IngestError::UnknownFormat { path: name.to_string() })?;
+    let format = sniff(&head).ok_or_else(|| IngestError::UnknownFormat {
+        path: name.to_string(),
+    })?;
     Ok((format, open_format(format, input, name, opts)?))
 }
 
@@ -211,8 +239,14 @@ mod tests {
         assert_eq!(sniff(&[0x0a, 0x0d, 0x0d, 0x0a]), Some(Format::PcapNg));
         assert_eq!(sniff(b"#separator \\x09\n"), Some(Format::ZeekTsv));
         assert_eq!(sniff(b"{\"ts\":1,\"qname\":\"a\"}"), Some(Format::Jsonl));
-        assert_eq!(sniff(b"{\"ts\":1,\"id.orig_h\":\"a\",\"query\":\"x\"}"), Some(Format::ZeekJson));
-        assert_eq!(sniff(b"### BTest baseline\n#separator \\x09\n"), Some(Format::ZeekTsv));
+        assert_eq!(
+            sniff(b"{\"ts\":1,\"id.orig_h\":\"a\",\"query\":\"x\"}"),
+            Some(Format::ZeekJson)
+        );
+        assert_eq!(
+            sniff(b"### BTest baseline\n#separator \\x09\n"),
+            Some(Format::ZeekTsv)
+        );
         assert_eq!(sniff(b"hello"), None);
     }
 }

@@ -38,7 +38,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut opts = IngestOptions { pair_timeout_secs: args.pair_timeout, ..Default::default() };
+    let mut opts = IngestOptions {
+        pair_timeout_secs: args.pair_timeout,
+        ..Default::default()
+    };
     for p in &args.dns_ports {
         if !opts.dns_ports.contains(p) {
             opts.dns_ports.push(*p);
@@ -46,24 +49,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut events_out: Option<Box<dyn Write>> = match &args.events_out {
         None => None,
-        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
+        Some(p) if p.as_os_str() == "-" => {
+            Some(Box::new(std::io::BufWriter::new(std::io::stdout().lock())))
+        }
         Some(p) => Some(Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         ))),
     };
     if let Some(p) = &args.engine.config {
         // A typo in a section name is an error, whichever part of dnsight owns the section.
-        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read config file {}", p.display()))?;
         crate::config::resolver::check_top_level(
             &text,
             p,
-            &[crate::config::resolver::SECTIONS, crate::config::engine::SECTIONS],
+            &[
+                crate::config::resolver::SECTIONS,
+                crate::config::engine::SECTIONS,
+            ],
         )?;
     }
     let (engine_cfg, state_dir) = crate::config::engine::build(&args.engine)?;
     let mut engine = match &state_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating state directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating state directory {}", dir.display()))?;
             dnsight_engine::Engine::open(engine_cfg, dir)
                 .with_context(|| format!("opening state in {}", dir.display()))?
         }
@@ -85,15 +95,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Err(e) => {
                 failures += 1;
                 eprintln!("dnsight: {e}");
-                inputs.push(InputReport { path: shown, format: "-".into(), events: 0, rejected: 0, error: Some(e.to_string()) });
+                inputs.push(InputReport {
+                    path: shown,
+                    format: "-".into(),
+                    events: 0,
+                    rejected: 0,
+                    error: Some(e.to_string()),
+                });
                 continue;
             }
         };
         let bar = progress.then(|| {
             let b = indicatif::ProgressBar::new_spinner();
             b.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {prefix} {human_pos} events ({per_sec}) {elapsed}")
-                    .expect("static template"),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {prefix} {human_pos} events ({per_sec}) {elapsed}",
+                )
+                .expect("static template"),
             );
             b.set_prefix(shown.clone());
             b
@@ -154,10 +172,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let report = summary.report(&total, inputs);
     // With `--events-out -` the events own stdout; the report goes to stderr.
-    let events_on_stdout = args.events_out.as_deref().is_some_and(|p| p.as_os_str() == "-")
-        || args.engine.alerts_out.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    let mut out: Box<dyn Write> =
-        if events_on_stdout { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
+    let events_on_stdout = args
+        .events_out
+        .as_deref()
+        .is_some_and(|p| p.as_os_str() == "-")
+        || args
+            .engine
+            .alerts_out
+            .as_deref()
+            .is_some_and(|p| p.as_os_str() == "-");
+    let mut out: Box<dyn Write> = if events_on_stdout {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     match args.report {
         ReportFormat::Text => {
             out.write_all(report.render_text().as_bytes())?;
@@ -165,7 +193,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             out.write_all(dnsight_engine::render_text_report(&alerts, &engine_stats).as_bytes())?;
         }
         ReportFormat::Json => {
-            let full = serde_json::json!({ "ingest": report, "engine": engine_stats, "alerts": alerts });
+            let full =
+                serde_json::json!({ "ingest": report, "engine": engine_stats, "alerts": alerts });
             serde_json::to_writer_pretty(&mut out, &full)?;
             out.write_all(b"\n")?;
         }

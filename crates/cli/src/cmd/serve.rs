@@ -76,7 +76,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         blocklists: args.blocklist.clone(),
     };
     let settings = rcfg::load(args.engine.config.as_deref(), &o)?;
-    if settings.resolver.upstreams.is_empty() {
+    if settings.resolver.listen.is_empty() && settings.sources.is_empty() {
+        anyhow::bail!("nothing to do: `listen = []` and no [[source]] configured");
+    }
+    if settings.resolver.upstreams.is_empty() && !settings.resolver.listen.is_empty() {
         anyhow::bail!("no upstream resolver: pass --upstream ADDR:PORT (e.g. --upstream 9.9.9.9) or set upstreams = [...] in [resolver]");
     }
     if let Some(dir) = &args.engine.state {
@@ -111,8 +114,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     r.run_until_signal(poll, settings.stats_interval)
         .context("waiting for signals")?;
     // passive sources first: they hold handles to the event queue
-    for (h, t) in sources {
-        h.shutdown();
+    for (stop, t) in sources {
+        stop();
         let _ = t.join();
     }
     let stats = r.shutdown();
@@ -121,19 +124,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-type SourceHandle = (
-    dnsight_ingest::dnstap::ShutdownHandle,
-    std::thread::JoinHandle<()>,
-);
+/// A running passive source: how to stop it, and its thread.
+type SourceHandle = (Box<dyn Fn() + Send>, std::thread::JoinHandle<()>);
 
 /// Starts the configured passive sources; their events join the resolver's own on the way to
-/// the engine.
+/// the engine. Every source is an `EventReader` pulled on its own thread; the thread ends when
+/// the reader ends or the stop flag is set (readers return at least every second or so).
 fn start_sources(cfg: &[rcfg::SourceConfig], r: &Resolver) -> anyhow::Result<Vec<SourceHandle>> {
-    use dnsight_ingest::EventReader;
-    let mut out = Vec::new();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let mut out: Vec<SourceHandle> = Vec::new();
     for s in cfg {
         let opts = dnsight_ingest::dnstap::ListenOptions::default();
-        let listener = match s {
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (reader, stop, label): (
+            Box<dyn dnsight_ingest::EventReader>,
+            Box<dyn Fn() + Send>,
+            String,
+        ) = match s {
             rcfg::SourceConfig::DnstapUnix(p) => {
                 // a stale socket file from a previous run would make bind fail
                 if std::fs::symlink_metadata(p)
@@ -141,41 +149,86 @@ fn start_sources(cfg: &[rcfg::SourceConfig], r: &Resolver) -> anyhow::Result<Vec
                 {
                     let _ = std::fs::remove_file(p);
                 }
-                dnsight_ingest::dnstap::listen_unix(p, &opts)
-                    .with_context(|| format!("dnstap source on {}", p.display()))?
+                let l = dnsight_ingest::dnstap::listen_unix(p, &opts)
+                    .with_context(|| format!("dnstap source on {}", p.display()))?;
+                let h = l.shutdown_handle();
+                (
+                    Box::new(l),
+                    Box::new(move || h.shutdown()),
+                    format!("dnstap unix:{}", p.display()),
+                )
             }
-            rcfg::SourceConfig::DnstapTcp(a) => dnsight_ingest::dnstap::listen_tcp(a, &opts)
-                .with_context(|| format!("dnstap source on {a}"))?,
+            rcfg::SourceConfig::DnstapTcp(a) => {
+                let l = dnsight_ingest::dnstap::listen_tcp(a, &opts)
+                    .with_context(|| format!("dnstap source on {a}"))?;
+                let h = l.shutdown_handle();
+                (
+                    Box::new(l),
+                    Box::new(move || h.shutdown()),
+                    format!("dnstap tcp:{a}"),
+                )
+            }
             rcfg::SourceConfig::Tail { kind, path } => {
-                tracing::warn!(kind = %kind, path = %path.display(), "following a growing {kind} file is not supported by this build yet; source skipped");
-                continue;
+                let (reader, h) = dnsight_ingest::follow::follow_path_deferred(
+                    path,
+                    &dnsight_ingest::follow::FollowOptions::default(),
+                    &dnsight_ingest::IngestOptions::default(),
+                )
+                .with_context(|| format!("following {kind} file {}", path.display()))?;
+                (
+                    reader,
+                    Box::new(move || h.stop()),
+                    format!("{kind} {}", path.display()),
+                )
+            }
+            rcfg::SourceConfig::Capture {
+                interface,
+                dns_ports,
+            } => {
+                let mut io = dnsight_ingest::IngestOptions::default();
+                for p in dns_ports {
+                    if !io.dns_ports.contains(p) {
+                        io.dns_ports.push(*p);
+                    }
+                }
+                let reader =
+                    dnsight_ingest::live::live_reader(interface, &io).with_context(|| {
+                        format!("live capture on {interface} (needs root or CAP_NET_RAW)")
+                    })?;
+                (reader, Box::new(|| {}), format!("capture {interface}"))
             }
         };
-        tracing::info!(source = ?s, "dnstap source listening");
-        let handle = listener.shutdown_handle();
+        tracing::info!(source = %label, "passive source started");
+        let flag = stopped.clone();
         let inj = r.injector();
-        let mut listener = listener;
+        let mut reader = reader;
         let t = std::thread::Builder::new()
-            .name("dnsight-dnstap".into())
+            .name("dnsight-source".into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(1024);
-                loop {
+                while !flag.load(Ordering::Relaxed) {
                     batch.clear();
-                    match listener.next_batch(&mut batch) {
+                    match reader.next_batch(&mut batch) {
                         Ok(more) => {
                             if !inj.send(std::mem::take(&mut batch)) || !more {
                                 break;
                             }
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "dnstap source");
+                            tracing::warn!(source = %label, error = %e, "passive source failed");
                             break;
                         }
                     }
                 }
-                tracing::info!(stats = ?listener.stats(), "dnstap source stopped");
+                tracing::info!(source = %label, stats = ?reader.stats(), "passive source stopped");
             })?;
-        out.push((handle, t));
+        out.push((
+            Box::new(move || {
+                stopped.store(true, Ordering::Relaxed);
+                stop();
+            }),
+            t,
+        ));
     }
     Ok(out)
 }

@@ -279,21 +279,20 @@ pub fn validate(s: EngineSections, file: &Path, base_dir: &Path) -> anyhow::Resu
                 "{f}: detection.policy[{i}]: a rule needs `deny = [...]` or `allow_only = [...]`"
             );
         }
-        let names = |v: Vec<String>,
-                     key: &str|
-         -> anyhow::Result<Vec<compact_str::CompactString>> {
-            v.iter()
-                .map(|n| {
-                    dnsight_model::Name::parse(n.trim_start_matches("*."))
-                        .map(|n| n.as_str().into())
-                        .map_err(|e| {
-                            anyhow!(
+        let names =
+            |v: Vec<String>, key: &str| -> anyhow::Result<Vec<compact_str::CompactString>> {
+                v.iter()
+                    .map(|n| {
+                        dnsight_model::Name::parse(n.trim_start_matches("*."))
+                            .map(|n| n.as_str().into())
+                            .map_err(|e| {
+                                anyhow!(
                                 "{f}: detection.policy[{i}].{key}: {n:?} is not a DNS name ({e})"
                             )
-                        })
-                })
-                .collect()
-        };
+                            })
+                    })
+                    .collect()
+            };
         cfg.policy.push(PolicyRule {
             group: p.group.map(Into::into),
             deny: names(p.deny, "deny")?,

@@ -140,10 +140,15 @@ pub struct GroupRaw {
 #[serde(deny_unknown_fields)]
 pub struct SourceRaw {
     /// `dnstap` (listen = `unix:/path` or `tcp:ADDR:PORT`), `zeek` or `jsonl` (path: a file
-    /// that is followed as it grows).
+    /// that is followed as it grows), `capture` (interface: live packet capture, needs root or
+    /// CAP_NET_RAW).
     pub kind: String,
     pub listen: Option<String>,
     pub path: Option<PathBuf>,
+    pub interface: Option<String>,
+    /// `capture`: extra UDP/TCP ports treated as DNS (53 always is).
+    #[serde(default)]
+    pub dns_ports: Vec<u16>,
 }
 
 /// A validated passive source.
@@ -151,7 +156,14 @@ pub struct SourceRaw {
 pub enum SourceConfig {
     DnstapUnix(PathBuf),
     DnstapTcp(SocketAddr),
-    Tail { kind: String, path: PathBuf },
+    Tail {
+        kind: String,
+        path: PathBuf,
+    },
+    Capture {
+        interface: String,
+        dns_ports: Vec<u16>,
+    },
 }
 
 /// The resolver's sections, raw.
@@ -318,11 +330,16 @@ pub fn validate(
     let f = file.display();
     let r = s.resolver;
     let mut cfg = ResolverConfig::default();
+    // `listen = []` (explicitly empty) runs dnsight as a passive analyser of its [[source]]s only
+    let passive_only = o.listen.is_empty() && r.listen.as_ref().is_some_and(|l| l.is_empty());
     let listen: Vec<String> = if !o.listen.is_empty() {
         o.listen.clone()
     } else {
         r.listen.unwrap_or_default()
     };
+    if passive_only {
+        cfg.listen.clear();
+    }
     if !listen.is_empty() {
         cfg.listen = listen
             .iter()
@@ -545,7 +562,14 @@ pub fn validate(
                 let p = src.path.as_ref().ok_or_else(|| anyhow!("{key}: kind = {k:?} needs path = \"...\""))?;
                 SourceConfig::Tail { kind: k.to_string(), path: rel(base_dir, p) }
             }
-            other => bail!("{key}: unknown kind {other:?}; use dnstap, zeek or jsonl"),
+            "capture" => {
+                let i = src.interface.as_deref().ok_or_else(|| anyhow!("{key}: kind = \"capture\" needs interface = \"eth0\""))?;
+                if i.is_empty() || i.len() > 15 {
+                    bail!("{key}: interface = {i:?} is not an interface name (1-15 characters, e.g. eth0)");
+                }
+                SourceConfig::Capture { interface: i.to_string(), dns_ports: src.dns_ports.clone() }
+            }
+            other => bail!("{key}: unknown kind {other:?}; use dnstap, zeek, jsonl or capture"),
         });
     }
     Ok(ServeSettings {

@@ -3,4 +3,5 @@ mod demo;
 mod eval;
 mod realtools;
 mod score_names;
+mod serve_sources;
 mod simulate;

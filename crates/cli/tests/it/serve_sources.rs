@@ -1,0 +1,124 @@
+//! `dnsight serve` as a passive analyser: `listen = []` and a followed JSON-lines file. Events
+//! appended to the file while dnsight runs reach the engine, raise an alert in `--alerts-out`,
+//! and SIGINT stops it cleanly.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(path: &Path, needle: &str, deadline: Duration) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < deadline {
+        if std::fs::read_to_string(path).is_ok_and(|s| s.contains(needle)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn passive_serve_follows_a_growing_jsonl_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[resolver]\nlisten = []\n\n[[source]]\nkind = \"jsonl\"\npath = \"ev.jsonl\"\n",
+    )
+    .unwrap();
+    let events = dir.path().join("ev.jsonl");
+    std::fs::write(&events, "").unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_dnsight"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--alerts-out")
+        .arg(&alerts)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    assert!(
+        wait_for(
+            &dir.path().join("serve.log"),
+            "passive source started",
+            Duration::from_secs(30)
+        ),
+        "serve did not start its source: {}",
+        std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+    );
+    // appended after start: the follower must pick them up (hostile name included)
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&events)
+        .unwrap();
+    for i in 1..=3 {
+        writeln!(
+            f,
+            r#"{{"ts":"2026-11-29T02:00:0{i}Z","client":"10.9.9.9","qname":"use-application-dns.net","rcode":"NOERROR"}}"#
+        )
+        .unwrap();
+    }
+    writeln!(f, r#"{{"ts":"2026-11-29T02:00:05Z","client":"10.9.9.9","qname":"x<script>\u0000.example","rcode":"NOERROR"}}"#).unwrap();
+    writeln!(f, "not json").unwrap();
+    f.flush().unwrap();
+    assert!(
+        wait_for(&alerts, "use-application-dns.net", Duration::from_secs(30)),
+        "no alert from the followed file: {}",
+        std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+    );
+    let a = std::fs::read_to_string(&alerts).unwrap();
+    let first: serde_json::Value = serde_json::from_str(a.lines().next().unwrap()).unwrap();
+    assert_eq!(first["kind"], "policy");
+    assert_eq!(first["device"], "10.9.9.9");
+    // clean stop on SIGINT
+    let pid = guard.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "serve did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "serve exited with {status}");
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(
+        log.contains("jsonl.bad_json"),
+        "the bad line is counted: {log}"
+    );
+}
+
+#[test]
+fn passive_only_without_sources_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[resolver]\nlisten = []\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dnsight"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
+}
