@@ -360,7 +360,11 @@ impl Core {
     ) -> Vec<u8> {
         let mut out = Vec::new();
         let action;
-        match self.upstreams.query(q, key).await {
+        // the client's own spelling of the name (validated by parse_query: uncompressed, in bounds)
+        let name = query
+            .get(wire::HEADER_LEN..q.qname_end)
+            .unwrap_or(wire::key_name(key));
+        match self.upstreams.query(q, key, name).await {
             Ok(a) => {
                 let info = wire::inspect_response(&a.response);
                 match info {

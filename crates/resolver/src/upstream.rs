@@ -139,7 +139,13 @@ impl Upstreams {
     }
 
     /// Resolves a question upstream: healthy upstreams in order, then the others.
-    pub async fn query(&self, q: &Question, key: &[u8]) -> Result<Answered, UpstreamError> {
+    /// `name` is the question name as the client wrote it (sent upstream unchanged).
+    pub async fn query(
+        &self,
+        q: &Question,
+        key: &[u8],
+        name: &[u8],
+    ) -> Result<Answered, UpstreamError> {
         if self.list.is_empty() {
             return Err(UpstreamError::None);
         }
@@ -151,7 +157,7 @@ impl Upstreams {
         for i in order {
             let u = &self.list[i];
             let id: u16 = rand::random();
-            wire::build_upstream_query(&mut msg, id, q, key);
+            wire::build_upstream_query(&mut msg, id, q, name);
             match self.exchange(u, &msg, id, q, key).await {
                 Some(resp) => {
                     u.failures.store(0, Ordering::Relaxed);
@@ -269,7 +275,7 @@ impl Upstreams {
                 continue;
             }
             let id: u16 = rand::random();
-            wire::build_upstream_query(&mut msg, id, &q, &key);
+            wire::build_upstream_query(&mut msg, id, &q, wire::key_name(&key));
             if self.exchange(u, &msg, id, &q, &key).await.is_some() {
                 u.failures.store(0, Ordering::Relaxed);
                 u.down.store(false, Ordering::Relaxed);

@@ -211,14 +211,16 @@ pub fn key_name(key: &[u8]) -> &[u8] {
 }
 
 /// Writes the query dnsight sends upstream: a fresh id, RD (and CD) from the client, the
-/// lowercased question, and an OPT record without options when the client used EDNS (client
-/// cookies and other options are not forwarded, so a cached answer is valid for anyone).
-pub fn build_upstream_query(out: &mut Vec<u8>, id: u16, q: &Question, key: &[u8]) {
+/// question name exactly as the client spelled it (`name`, uncompressed wire form: letter case
+/// carries data for DNS 0x20 and for tunnels like dns2tcp, so it is never changed), and an OPT
+/// record without options when the client used EDNS (client cookies and other options are not
+/// forwarded, so a cached answer is valid for anyone).
+pub fn build_upstream_query(out: &mut Vec<u8>, id: u16, q: &Question, name: &[u8]) {
     out.clear();
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&(q.flags & 0x0110).to_be_bytes());
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, if q.edns.is_some() { 1 } else { 0 }]);
-    out.extend_from_slice(key_name(key));
+    out.extend_from_slice(name);
     out.extend_from_slice(&q.qtype.to_be_bytes());
     out.extend_from_slice(&q.qclass.to_be_bytes());
     if let Some(e) = q.edns {

@@ -118,3 +118,36 @@ fn per_client_rate_limit() {
     assert_eq!(st.rate_limited + got, 40);
     assert!(st.rate_limited >= 30, "{st}");
 }
+
+/// The question goes upstream exactly as the client spelled it: letter case carries data (DNS
+/// 0x20 anti-spoofing, base64 tunnels such as dns2tcp). A recording upstream checks the bytes.
+#[test]
+fn question_case_is_preserved_upstream() {
+    let up = UdpSocket::bind("127.0.0.1:0").unwrap();
+    up.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let up_addr = up.local_addr().unwrap();
+    let (r, _ev) = start(base_config(&[up_addr]));
+    let a = r.udp_addrs()[0];
+    let client = std::thread::spawn(move || {
+        udp_query(a, "AbCdEf.Tunnel.Test", 16, false, Duration::from_secs(5))
+    });
+    let mut buf = [0u8; 1500];
+    let (n, from) = up
+        .recv_from(&mut buf)
+        .expect("the query reaches the upstream");
+    let q = &buf[..n];
+    assert!(
+        q.windows(b"\x06AbCdEf\x06Tunnel\x04Test\x00".len())
+            .any(|w| w == b"\x06AbCdEf\x06Tunnel\x04Test\x00"),
+        "upstream saw {:?}",
+        String::from_utf8_lossy(q)
+    );
+    // answer it (echoing the question) so the client is not left waiting
+    let mut resp = q.to_vec();
+    resp[2] |= 0x80;
+    resp[3] = (resp[3] & 0xf0) | 3; // NXDOMAIN
+    up.send_to(&resp, from).unwrap();
+    let got = client.join().unwrap().expect("client gets an answer");
+    assert_eq!(rcode(&got), 3);
+    r.shutdown();
+}
