@@ -239,6 +239,11 @@ fn start_sources(cfg: &[rcfg::SourceConfig], r: &Resolver) -> anyhow::Result<Vec
 struct EngineSink {
     engine: dnsight_engine::Engine,
     alerts: Vec<dnsight_engine::Alert>,
+    /// What was last written per alert id: (severity, score, count, devices). An update is
+    /// written when the alert is new, its severity, score or device count changes, or its count
+    /// has doubled; the final state of every changed alert is written at shutdown. Consumers
+    /// key on `id`: the last line for an id is its current state.
+    written: std::collections::HashMap<String, (dnsight_engine::Severity, u8, u64, u32)>,
     out: Option<Box<dyn std::io::Write + Send>>,
     last_save: Instant,
     persistent: bool,
@@ -267,6 +272,7 @@ impl EngineSink {
             ))),
         };
         Ok(EngineSink {
+            written: Default::default(),
             engine,
             alerts: Vec::new(),
             out,
@@ -277,7 +283,26 @@ impl EngineSink {
 
     fn emit(&mut self) {
         self.engine.drain_updates(&mut self.alerts);
+        self.write_alerts(false);
+    }
+
+    fn write_alerts(&mut self, final_state: bool) {
         for a in self.alerts.drain(..) {
+            let now = (a.severity, a.score, a.count, a.device_count);
+            let worth = match self.written.get(&a.id) {
+                None => true,
+                Some(&(sev, score, count, devs)) => {
+                    sev != a.severity
+                        || score != a.score
+                        || devs != a.device_count
+                        || a.count >= count.saturating_mul(2)
+                        || (final_state && a.count != count)
+                }
+            };
+            if !worth {
+                continue;
+            }
+            self.written.insert(a.id.clone(), now);
             tracing::warn!(kind = ?a.kind, severity = ?a.severity, device = %a.device, destination = %a.destination, count = a.count, "alert: {}", a.summary);
             if let Some(w) = &mut self.out {
                 let _ = serde_json::to_writer(&mut *w, &a);
@@ -311,6 +336,9 @@ impl EventSink for EngineSink {
     }
     fn close(&mut self) {
         self.emit();
+        // the final count and last_seen of every alert that changed since it was last written
+        self.alerts = self.engine.alerts();
+        self.write_alerts(true);
         self.save();
         tracing::info!(stats = ?self.engine.stats(), "engine stopped");
     }
