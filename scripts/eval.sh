@@ -137,7 +137,8 @@ and a new employee's laptop (in the inventory).
   bound on quality and a regression check, not as field accuracy.
 - Time to detect uses the alert's \`first_seen\`, which the engine sets from event time; with
   aggregated alerts it may precede the moment the alert was raised.
-- Real-tool checks (real \`iodine\`/\`dns2tcp\` traffic captured and analysed) live with the
-  tunnel tests, not in this report.
+- Real-tool checks (real \`iodine\` and \`dns2tcp\` tunnels, captured and alerted) are in
+  [evaluation-realtools.md](evaluation-realtools.md) (\`scripts/realtools.sh\`, and the test
+  \`crates/cli/tests/it/realtools.rs\`).
 DOC
 echo "eval.sh: wrote $OUT (data in $WORK)" >&2
