@@ -130,7 +130,6 @@ print(f"  echoed {len(got)} of {len(data)} bytes through dns2tcp via dnsight ser
 PY
 kill $C2 2>/dev/null || true
 echo "  dns2tcpc said: $(grep -i error "$W/dns2tcpc2.log" | tr '\n' ' ')"
-echo "  (the resolver forwards the question lowercased; dns2tcp's labels are case-sensitive)"
 kill -INT $SERVE2; wait $SERVE2 2>/dev/null || true
 
 echo
