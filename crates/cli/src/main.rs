@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod cmd;
 #[allow(dead_code)]
 mod config;
+mod fetch;
 mod summary;
 
 #[derive(Parser)]

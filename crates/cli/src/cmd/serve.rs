@@ -99,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sink: Box<dyn EventSink> = Box::new(Tee(sinks));
     let t0 = Instant::now();
     let poll = settings.resolver.list_poll_interval;
+    crate::fetch::prepare(&settings.fetches);
     let r = Resolver::start(settings.resolver.clone(), sink).context("starting the resolver")?;
     let (rules, mem) = r.policy_size();
     tracing::info!(
@@ -111,8 +112,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "dnsight serve: resolver ready"
     );
     let sources = start_sources(&settings.sources, &r)?;
+    let refresher = crate::fetch::spawn_refresher(settings.fetches.clone());
     r.run_until_signal(poll, settings.stats_interval)
         .context("waiting for signals")?;
+    if let Some((stop, t)) = refresher {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = t.join();
+    }
     // passive sources first: they hold handles to the event queue
     for (stop, t) in sources {
         stop();
@@ -362,6 +368,17 @@ pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<()> {
         &base,
         &ServeOverrides::default(),
     )?;
+    let mut s = s;
+    // lists fetched from a URL whose local copy does not exist yet are downloaded at start
+    for f in &s.fetches {
+        if !f.path.exists() {
+            println!(
+                "  list {:?}: no local copy yet; `serve` downloads it from {} at start",
+                f.name, f.url
+            );
+            s.resolver.policy.lists.retain(|l| l.path != f.path);
+        }
+    }
     let t0 = Instant::now();
     let policy = s
         .resolver

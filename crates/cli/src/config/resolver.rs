@@ -115,7 +115,12 @@ pub struct BlockingRaw {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListRaw {
+    /// The list file. With `url`, the local copy that dnsight downloads to (and loads from).
     pub path: PathBuf,
+    /// `http://` or `https://` address the list is downloaded from, every `refresh_secs`.
+    pub url: Option<String>,
+    /// How often `url` is downloaded again (default 86400 = daily; at least 60).
+    pub refresh_secs: Option<u64>,
     /// Shown in verdicts and referenced by groups (default: the file name).
     pub name: Option<String>,
     /// `block` (default) or `allow`.
@@ -179,6 +184,18 @@ pub struct ServeSettings {
     pub resolver: ResolverConfig,
     pub stats_interval: Duration,
     pub sources: Vec<SourceConfig>,
+    /// Lists downloaded from URLs into their local file.
+    pub fetches: Vec<ListFetch>,
+}
+
+/// A list kept fresh from a URL: downloaded to `path` (atomically), which the resolver's
+/// file polling then reloads like any other list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListFetch {
+    pub name: String,
+    pub url: String,
+    pub path: PathBuf,
+    pub every: Duration,
 }
 
 /// Command-line overrides.
@@ -486,6 +503,7 @@ pub fn validate(
     let poll = Duration::from_secs(b.poll_interval_secs.unwrap_or(30));
     cfg.list_poll_interval = poll;
     let mut names = Vec::new();
+    let mut fetches = Vec::new();
     for (i, l) in b.list.iter().enumerate() {
         let path = rel(base_dir, &l.path);
         let name = l
@@ -500,6 +518,23 @@ pub fn validate(
             "allow" => ListRole::Allow,
             other => bail!("{f}: [[resolver.blocking.list]] {name:?}: role = {other:?}; use \"block\" or \"allow\""),
         };
+        if let Some(url) = &l.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("{f}: [[resolver.blocking.list]] {name:?}: url = {url:?}: use an http:// or https:// address");
+            }
+            let every = l.refresh_secs.unwrap_or(86_400);
+            if every < 60 {
+                bail!("{f}: [[resolver.blocking.list]] {name:?}: refresh_secs = {every}: use at least 60");
+            }
+            fetches.push(ListFetch {
+                name: name.clone(),
+                url: url.clone(),
+                path: path.clone(),
+                every: Duration::from_secs(every),
+            });
+        } else if l.refresh_secs.is_some() {
+            bail!("{f}: [[resolver.blocking.list]] {name:?}: refresh_secs needs a url");
+        }
         names.push(name.clone());
         cfg.policy.lists.push(ListSpec { name, path, role });
     }
@@ -576,6 +611,7 @@ pub fn validate(
         resolver: cfg,
         stats_interval: Duration::from_secs(r.stats_interval_secs.unwrap_or(300)),
         sources,
+        fetches,
     })
 }
 

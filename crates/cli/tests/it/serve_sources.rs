@@ -122,3 +122,81 @@ fn passive_only_without_sources_is_an_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
 }
+
+/// A block list kept fresh from a URL: `serve` downloads it at start (from a real HTTP server on
+/// 127.0.0.1) and blocks what it lists; checked with a real `dig`.
+#[test]
+fn blocklist_from_a_url_is_downloaded_and_enforced() {
+    if Command::new("dig").arg("-v").output().is_err() {
+        println!("blocklist_from_a_url: skipped: dig is not installed");
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ads.txt", http.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in http.incoming().take(4) {
+            let Ok(mut s) = s else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let body = "||ads.example^\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dns_port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[resolver]\nlisten = [\"127.0.0.1:{dns_port}\"]\nupstreams = [\"127.0.0.1:9\"]\n\n[[resolver.blocking.list]]\npath = \"cache/ads.txt\"\nurl = \"{url}\"\n"
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("serve.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_dnsight"))
+        .args(["serve", "--no-analysis", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let _guard = Guard(child);
+    assert!(
+        wait_for(&log_path, "resolver ready", Duration::from_secs(30)),
+        "serve did not start: {}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("cache/ads.txt")).unwrap(),
+        "||ads.example^\n"
+    );
+    let out = Command::new("dig")
+        .args([
+            "+tries=2",
+            "+time=3",
+            "-p",
+            &dns_port.to_string(),
+            "@127.0.0.1",
+            "www.ads.example",
+            "A",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("status: NXDOMAIN"),
+        "blocked name must get NXDOMAIN: {text}"
+    );
+}
