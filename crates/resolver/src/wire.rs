@@ -574,6 +574,49 @@ pub fn decode_answers(b: &[u8], out: &mut Vec<Answer>) {
 mod tests {
     use super::*;
 
+    /// Datagrams from clients and upstreams are hostile bytes: every parser and every builder
+    /// that takes them must return, never panic (a fuzz-style property over arbitrary input,
+    /// with a valid query mutated in place as the second source of near-valid input).
+    fn exercise(bytes: &[u8]) {
+        let mut key = Vec::new();
+        let parsed = parse_query(bytes, &mut key);
+        let info = inspect_response(bytes);
+        let mut answers = Vec::new();
+        decode_answers(bytes, &mut answers);
+        let mut out = Vec::new();
+        let _ = build_header_error(&mut out, bytes, 2);
+        if let Ok(q) = parsed {
+            let _ = response_matches(bytes, q.id, &key, q.qtype, q.qclass);
+            build_upstream_query(&mut out, 7, &q, &bytes[HEADER_LEN..q.qname_end]);
+            build_empty(&mut out, bytes, &q, 3);
+            build_any_hinfo(&mut out, bytes, &q);
+            truncate_for_udp(&mut out, q.question_end, q.edns);
+            let _ = key_to_name(&key);
+            if let Some(info) = &info {
+                patch_cached(&mut out, bytes, &info.ttl_offsets, 30, bytes, &q);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            exercise(&bytes);
+        }
+
+        #[test]
+        fn mutated_queries_never_panic(edits in proptest::collection::vec((0usize..64, proptest::num::u8::ANY), 0..8), cut in 0usize..80) {
+            let mut b = query("www.Example.com", 1, true);
+            for (i, v) in edits {
+                if let Some(x) = b.get_mut(i) {
+                    *x = v;
+                }
+            }
+            b.truncate(cut.max(1));
+            exercise(&b);
+        }
+    }
+
     pub(crate) fn query(name: &str, qtype: u16, edns: bool) -> Vec<u8> {
         let mut b = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns as u8];
         for l in name.split('.').filter(|l| !l.is_empty()) {
