@@ -146,6 +146,44 @@ impl CappedLines {
     pub(crate) fn drained(&self) -> bool {
         self.drained
     }
+
+    /// One `next_batch` of a line-oriented reader (JSON lines, Zeek TSV and JSON): reads lines
+    /// until `BATCH` events came out or the buffered input is drained, counts each line in
+    /// `stats.records`, a read error (`reasons.0`, which ends the input) and an over-long line
+    /// (`reasons.1`), and hands every other line to `f`, which returns how many events it
+    /// emitted. Returns what [`EventReader::next_batch`] returns.
+    pub(crate) fn pump(
+        &mut self,
+        done: &mut bool,
+        stats: &mut IngestStats,
+        reasons: (&'static str, &'static str),
+        mut f: impl FnMut(&[u8], &mut IngestStats) -> usize,
+    ) -> bool {
+        if *done {
+            return false;
+        }
+        let mut n = 0;
+        while n < BATCH && !(n > 0 && self.drained()) {
+            let line = match self.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    *done = true;
+                    break;
+                }
+                Err(_) => {
+                    stats.reject(reasons.0);
+                    *done = true;
+                    break;
+                }
+            };
+            stats.records += 1;
+            match line {
+                Line::TooLong => stats.reject(reasons.1),
+                Line::Text(t) => n += f(t, stats),
+            }
+        }
+        n > 0 || !*done
+    }
 }
 
 /// Reader for dnsight JSON lines.
@@ -185,48 +223,25 @@ pub fn parse_line(line: &[u8]) -> Result<DnsEvent, &'static str> {
 
 impl EventReader for JsonlReader {
     fn next_batch(&mut self, out: &mut Vec<DnsEvent>) -> Result<bool, IngestError> {
-        if self.done {
-            return Ok(false);
-        }
-        let mut n = 0;
-        while n < BATCH && !(n > 0 && self.lines.drained()) {
-            let line = match self.lines.next_line() {
-                Ok(Some(l)) => l,
-                Ok(None) => {
-                    self.done = true;
-                    break;
+        let reasons = ("jsonl.read_error", "jsonl.line_too_long");
+        Ok(self
+            .lines
+            .pump(&mut self.done, &mut self.stats, reasons, |text, s| {
+                if text.iter().all(|b| b.is_ascii_whitespace()) {
+                    return 0;
                 }
-                Err(_) => {
-                    self.stats.reject("jsonl.read_error");
-                    self.done = true;
-                    break;
+                match parse_line(text) {
+                    Ok(ev) => {
+                        s.count_logged_event(&ev);
+                        out.push(ev);
+                        1
+                    }
+                    Err(reason) => {
+                        s.reject(reason);
+                        0
+                    }
                 }
-            };
-            self.stats.records += 1;
-            let text = match line {
-                Line::TooLong => {
-                    self.stats.reject("jsonl.line_too_long");
-                    continue;
-                }
-                Line::Text(t) => t,
-            };
-            if text.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            match parse_line(text) {
-                Ok(ev) => {
-                    let s = &mut self.stats;
-                    s.queries += ev.has_query() as u64;
-                    s.responses += ev.has_response() as u64;
-                    s.messages += ev.has_query() as u64 + ev.has_response() as u64;
-                    s.events += 1;
-                    out.push(ev);
-                    n += 1;
-                }
-                Err(reason) => self.stats.reject(reason),
-            }
-        }
-        Ok(n > 0 || !self.done)
+            }))
     }
 
     fn stats(&self) -> &IngestStats {

@@ -49,6 +49,15 @@ impl IngestStats {
             }
         }
     }
+    /// Counts an already-paired event read from a log (Zeek, JSON lines): its query and
+    /// response sides as messages, and the event itself.
+    pub fn count_logged_event(&mut self, ev: &DnsEvent) {
+        let (q, r) = (ev.has_query() as u64, ev.has_response() as u64);
+        self.queries += q;
+        self.responses += r;
+        self.messages += q + r;
+        self.events += 1;
+    }
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
     }

@@ -33,7 +33,7 @@
 //! `zeek.no_header` (data before `#fields`), `zeek.bad_field_count`, `zeek.bad_json`,
 //! `zeek.line_too_long` (over [`crate::jsonl::MAX_LINE`]), `zeek.read_error` (reading stops).
 
-use crate::jsonl::{CappedLines, Line, MAX_LINE};
+use crate::jsonl::{CappedLines, MAX_LINE};
 use crate::{EventReader, IngestError, IngestOptions, IngestStats};
 use dnsight_model::{
     escape_text, rtype_from_str, Answer, DnsEvent, Flags, Name, RData, Source, Transport, Ts,
@@ -42,7 +42,8 @@ use std::borrow::Cow;
 use std::io::BufRead;
 use std::net::{IpAddr, Ipv4Addr};
 
-const BATCH: usize = 1024;
+/// Reject reasons of both Zeek readers for a failed read and an over-long line.
+const REASONS: (&str, &str) = ("zeek.read_error", "zeek.line_too_long");
 /// Answers kept per line (the rest are dropped; a line is already capped in size).
 const MAX_ANSWERS: usize = 256;
 
@@ -412,10 +413,7 @@ fn transport(s: &[u8]) -> Transport {
 fn emit(stats: &mut IngestStats, rec: &Rec, out: &mut Vec<DnsEvent>) -> bool {
     match build_event(rec) {
         Ok(ev) => {
-            stats.queries += ev.has_query() as u64;
-            stats.responses += ev.has_response() as u64;
-            stats.messages += ev.has_query() as u64 + ev.has_response() as u64;
-            stats.events += 1;
+            stats.count_logged_event(&ev);
             out.push(ev);
             true
         }
@@ -607,44 +605,25 @@ impl ZeekTsvReader {
 
 impl EventReader for ZeekTsvReader {
     fn next_batch(&mut self, out: &mut Vec<DnsEvent>) -> Result<bool, IngestError> {
-        if self.done {
-            return Ok(false);
-        }
-        let mut n = 0;
-        while n < BATCH && !(n > 0 && self.lines.drained()) {
-            let line = match self.lines.next_line() {
-                Ok(Some(l)) => l,
-                Ok(None) => {
-                    self.done = true;
-                    break;
+        let header = &mut self.header;
+        Ok(self
+            .lines
+            .pump(&mut self.done, &mut self.stats, REASONS, |line, stats| {
+                if line.is_empty() {
+                    return 0;
                 }
-                Err(_) => {
-                    self.stats.reject("zeek.read_error");
-                    self.done = true;
-                    break;
+                if line[0] == b'#' {
+                    header.directive(line);
+                    return 0;
                 }
-            };
-            self.stats.records += 1;
-            let line = match line {
-                Line::TooLong => {
-                    self.stats.reject("zeek.line_too_long");
-                    continue;
+                match header.parse_line(line) {
+                    Ok(rec) => emit(stats, &rec, out) as usize,
+                    Err(reason) => {
+                        stats.reject(reason);
+                        0
+                    }
                 }
-                Line::Text(t) => t,
-            };
-            if line.is_empty() {
-                continue;
-            }
-            if line[0] == b'#' {
-                self.header.directive(line);
-                continue;
-            }
-            match self.header.parse_line(line) {
-                Ok(rec) => n += emit(&mut self.stats, &rec, out) as usize,
-                Err(reason) => self.stats.reject(reason),
-            }
-        }
-        Ok(n > 0 || !self.done)
+            }))
     }
 
     fn stats(&self) -> &IngestStats {
@@ -857,40 +836,20 @@ impl ZeekJsonReader {
 
 impl EventReader for ZeekJsonReader {
     fn next_batch(&mut self, out: &mut Vec<DnsEvent>) -> Result<bool, IngestError> {
-        if self.done {
-            return Ok(false);
-        }
-        let mut n = 0;
-        while n < BATCH && !(n > 0 && self.lines.drained()) {
-            let line = match self.lines.next_line() {
-                Ok(Some(l)) => l,
-                Ok(None) => {
-                    self.done = true;
-                    break;
+        Ok(self
+            .lines
+            .pump(&mut self.done, &mut self.stats, REASONS, |line, stats| {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    return 0;
                 }
-                Err(_) => {
-                    self.stats.reject("zeek.read_error");
-                    self.done = true;
-                    break;
+                match parse_json_line(line) {
+                    Ok(rec) => emit(stats, &rec, out) as usize,
+                    Err(reason) => {
+                        stats.reject(reason);
+                        0
+                    }
                 }
-            };
-            self.stats.records += 1;
-            let line = match line {
-                Line::TooLong => {
-                    self.stats.reject("zeek.line_too_long");
-                    continue;
-                }
-                Line::Text(t) => t,
-            };
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match parse_json_line(line) {
-                Ok(rec) => n += emit(&mut self.stats, &rec, out) as usize,
-                Err(reason) => self.stats.reject(reason),
-            }
-        }
-        Ok(n > 0 || !self.done)
+            }))
     }
 
     fn stats(&self) -> &IngestStats {
