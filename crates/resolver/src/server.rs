@@ -222,6 +222,31 @@ impl Core {
         out
     }
 
+    /// Answers a query dnsight will not serve (NOTIMP, REFUSED) with an empty response and
+    /// records it as refused.
+    fn refuse(
+        &self,
+        rcode: u8,
+        query: &[u8],
+        q: &Question,
+        key: &[u8],
+        peer: &Peer,
+        s: &mut Scratch,
+    ) -> Outcome {
+        wire::build_empty(&mut s.out, query, q, rcode);
+        self.record(
+            peer,
+            Some(q),
+            key,
+            query.len(),
+            VerdictAction::Refused,
+            None,
+            &s.out,
+            None,
+        );
+        Outcome::Reply
+    }
+
     fn decide(
         &self,
         query: &[u8],
@@ -233,33 +258,11 @@ impl Core {
     ) -> Outcome {
         if q.opcode != 0 {
             self.stats.notimp.fetch_add(1, Ordering::Relaxed);
-            wire::build_empty(&mut s.out, query, q, wire::RCODE_NOTIMP);
-            self.record(
-                peer,
-                Some(q),
-                key,
-                query.len(),
-                VerdictAction::Refused,
-                None,
-                &s.out,
-                None,
-            );
-            return Outcome::Reply;
+            return self.refuse(wire::RCODE_NOTIMP, query, q, key, peer, s);
         }
         if q.qclass != 1 || q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
             self.stats.refused_other.fetch_add(1, Ordering::Relaxed);
-            wire::build_empty(&mut s.out, query, q, wire::RCODE_REFUSED);
-            self.record(
-                peer,
-                Some(q),
-                key,
-                query.len(),
-                VerdictAction::Refused,
-                None,
-                &s.out,
-                None,
-            );
-            return Outcome::Reply;
+            return self.refuse(wire::RCODE_REFUSED, query, q, key, peer, s);
         }
         let policy = self.policy.load();
         match policy.decide(peer.client.ip(), wire::key_name(key)) {
