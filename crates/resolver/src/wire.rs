@@ -10,9 +10,8 @@
 //! event consumer ([`decode_answers`]). Every function here takes attacker-controlled bytes:
 //! they bound every loop and never index past the buffer.
 
-use dnsight_model::{Answer, Name, RData};
+use dnsight_model::{Answer, Name};
 use smallvec::SmallVec;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const HEADER_LEN: usize = 12;
 pub const TYPE_A: u16 = 1;
@@ -510,63 +509,11 @@ pub fn key_to_name(key: &[u8]) -> Name {
 /// Decodes the answer section of a response for an event (off the hot path). Malformed
 /// records end the decoding; what was decoded before is kept.
 pub fn decode_answers(b: &[u8], out: &mut Vec<Answer>) {
+    // Off the hot path: the project's one full decoder (dnsight_model::wire), so answers from
+    // the resolver read exactly like answers from captures and dnstap.
     out.clear();
-    let (Some(qd), Some(an)) = (u16_at(b, 4), u16_at(b, 6)) else {
-        return;
-    };
-    let mut i = HEADER_LEN;
-    for _ in 0..qd {
-        match skip_name(b, i) {
-            Some(j) => i = j + 4,
-            None => return,
-        }
-    }
-    let mut labels = Vec::new();
-    for _ in 0..an.min(64) {
-        let Some(j) = read_name(b, i, &mut labels) else {
-            return;
-        };
-        let name = Name::from_labels(labels.iter().map(|l| l.as_slice()));
-        let (Some(rtype), Some(ttl), Some(rdlen)) =
-            (u16_at(b, j), u32_at(b, j + 4), u16_at(b, j + 8))
-        else {
-            return;
-        };
-        let rd = j + 10;
-        let Some(rdata) = b.get(rd..rd + rdlen as usize) else {
-            return;
-        };
-        let data = match rtype {
-            TYPE_A if rdata.len() == 4 => {
-                RData::Addr(Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]).into())
-            }
-            TYPE_AAAA if rdata.len() == 16 => {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(rdata);
-                RData::Addr(Ipv6Addr::from(a).into())
-            }
-            TYPE_CNAME | TYPE_NS | TYPE_PTR | TYPE_DNAME => match read_name(b, rd, &mut labels) {
-                Some(_) => RData::Name(Name::from_labels(labels.iter().map(|l| l.as_slice()))),
-                None => return,
-            },
-            _ => {
-                let mut t = compact_str::CompactString::from(format!("\\# {}", rdata.len()));
-                if !rdata.is_empty() {
-                    t.push(' ');
-                }
-                for x in rdata.iter().take(512) {
-                    t.push_str(&format!("{x:02x}"));
-                }
-                RData::Text(t)
-            }
-        };
-        out.push(Answer {
-            name,
-            rtype,
-            ttl,
-            data,
-        });
-        i = rd + rdlen as usize;
+    if let Ok(m) = dnsight_model::wire::decode(b) {
+        *out = m.answers;
     }
 }
 
