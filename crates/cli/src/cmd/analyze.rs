@@ -200,7 +200,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if failures > 0 && failures == args.inputs.len() {
-        anyhow::bail!("no input could be read");
+        anyhow::bail!("no input could be read (see the errors above); give pcap, pcapng, dnstap, Zeek dns.log or dnsight JSON-lines files, or - for stdin");
     }
     Ok(())
 }

@@ -77,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let settings = rcfg::load(args.engine.config.as_deref(), &o)?;
     if settings.resolver.listen.is_empty() && settings.sources.is_empty() {
-        anyhow::bail!("nothing to do: `listen = []` and no [[source]] configured");
+        anyhow::bail!("nothing to do: `listen = []` and no [[source]] configured; add a [[source]] (dnstap, zeek, jsonl or capture) or remove `listen = []` to serve DNS on 127.0.0.1:5353");
     }
     if settings.resolver.upstreams.is_empty() && !settings.resolver.listen.is_empty() {
         anyhow::bail!("no upstream resolver: pass --upstream ADDR:PORT (e.g. --upstream 9.9.9.9) or set upstreams = [...] in [resolver]");

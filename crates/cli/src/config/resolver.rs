@@ -533,7 +533,7 @@ pub fn validate(
                 every: Duration::from_secs(every),
             });
         } else if l.refresh_secs.is_some() {
-            bail!("{f}: [[resolver.blocking.list]] {name:?}: refresh_secs needs a url");
+            bail!("{f}: [[resolver.blocking.list]] {name:?}: refresh_secs needs a url; add url = \"https://...\" or remove refresh_secs");
         }
         names.push(name.clone());
         cfg.policy.lists.push(ListSpec { name, path, role });
