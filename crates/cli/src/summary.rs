@@ -27,12 +27,9 @@ pub struct Summary {
 }
 
 /// The registered domain (eTLD+1) of a name, or the name itself when it has none.
-pub fn registered_domain(name: &Name) -> String {
+pub fn registered_domain(name: &Name) -> &str {
     let s = name.as_str();
-    match psl::domain_str(s) {
-        Some(d) => d.to_string(),
-        None => s.to_string(),
-    }
+    psl::domain_str(s).unwrap_or(s)
 }
 
 #[derive(Serialize)]
@@ -94,11 +91,12 @@ impl Summary {
         } else {
             self.overflow_devices += 1;
         }
+        // counted without allocating; a String is made only for a new key
         let d = registered_domain(&ev.qname);
-        if let Some(c) = self.destinations.get_mut(&d) {
+        if let Some(c) = self.destinations.get_mut(d) {
             *c += 1;
         } else if self.destinations.len() < MAX_KEYS {
-            self.destinations.insert(d, 1);
+            self.destinations.insert(d.to_string(), 1);
         } else {
             self.overflow_destinations += 1;
         }
