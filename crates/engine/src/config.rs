@@ -8,6 +8,7 @@ use crate::geo::Geo;
 use crate::intel::IntelSet;
 use crate::inventory::Inventory;
 use crate::net::Cidr;
+use crate::tz::SiteTz;
 use compact_str::CompactString;
 use dnsight_model::Ts;
 use std::sync::Arc;
@@ -94,8 +95,13 @@ pub struct EngineConfig {
     /// Global end of learning: before it every device learns; after it devices seen for the
     /// first time learn for `learn_days`.
     pub learn_until: Option<Ts>,
-    /// Site time zone as a fixed offset from UTC in minutes (hour-of-week profiles).
-    pub tz_offset_minutes: i32,
+    /// Site time zone for hour-of-week profiles and day boundaries: UTC, a fixed offset or an
+    /// IANA zone with daylight saving (see `tz.rs`).
+    pub tz: SiteTz,
+    /// Feed events again even when the persisted state already holds their time (see
+    /// `Engine::open`: by default events at or before the state's high-water mark are skipped
+    /// as `already_in_state`).
+    pub replay: bool,
     /// Detector names switched off.
     pub disabled: Vec<CompactString>,
     /// Upper bound of tracked devices (hostile traffic with spoofed sources); events beyond it
@@ -118,7 +124,8 @@ impl std::fmt::Debug for EngineConfig {
             .field("policy", &self.policy)
             .field("learn_days", &self.learn_days)
             .field("learn_until", &self.learn_until)
-            .field("tz_offset_minutes", &self.tz_offset_minutes)
+            .field("tz", &self.tz.name())
+            .field("replay", &self.replay)
             .field("disabled", &self.disabled)
             .finish()
     }
@@ -190,7 +197,8 @@ impl Default for EngineConfig {
             doh_names: Vec::new(),
             learn_days: 7,
             learn_until: None,
-            tz_offset_minutes: 0,
+            tz: SiteTz::utc(),
+            replay: false,
             disabled: Vec::new(),
             max_devices: 1_000_000,
             max_dests_per_device: 20_000,

@@ -61,6 +61,9 @@ pub struct Engine {
     last_event: Option<dnsight_model::Ts>,
     last_tick: u32,
     notices: Vec<String>,
+    /// Replay safety: events at or before this time are already in the persisted state and
+    /// are skipped as `already_in_state` (None: in memory, a new state, or `cfg.replay`).
+    seen_until: Option<dnsight_model::Ts>,
 }
 
 impl Engine {
@@ -91,6 +94,7 @@ impl Engine {
             last_event: None,
             last_tick: 0,
             notices,
+            seen_until: None,
         }
     }
 
@@ -105,6 +109,10 @@ impl Engine {
                 "state: {bad} device records in {} could not be decoded and were skipped",
                 state_dir.display()
             ));
+        }
+        if let Some(m) = store.seen_until().filter(|_| !e.cfg.replay) {
+            e.seen_until = Some(m);
+            e.notices.push(format!("state: already holds events up to {}; earlier events are skipped as already_in_state (replay them with --replay)", m.to_rfc3339()));
         }
         e.store = Some(store);
         Ok(e)
@@ -150,6 +158,9 @@ impl Engine {
         if ev.qname.is_root() {
             return self.skip("root_name");
         }
+        if self.seen_until.is_some_and(|m| ev.ts <= m) {
+            return self.skip("already_in_state");
+        }
         let now = secs as u32;
         self.events += 1;
         if self.first_event.is_none_or(|t| ev.ts < t) {
@@ -161,7 +172,7 @@ impl Engine {
         if self.base.org_first == 0 {
             self.base.org_first = now;
         }
-        let local = i64::from(now) + i64::from(self.cfg.tz_offset_minutes) * 60;
+        let local = self.cfg.tz.local_secs(i64::from(now));
         let day = (local.div_euclid(86_400)).clamp(0, u16::MAX as i64) as u16;
         let hour = (local.div_euclid(3_600)).clamp(0, u32::MAX as i64) as u32;
 
@@ -399,7 +410,7 @@ impl Engine {
     /// Persists baselines and alerts atomically (one redb transaction). No-op in memory.
     pub fn save(&mut self) -> Result<(), EngineError> {
         match &self.store {
-            Some(s) => s.save(&mut self.base, &self.book),
+            Some(s) => s.save(&mut self.base, &self.book, self.last_event),
             None => Ok(()),
         }
     }

@@ -24,6 +24,7 @@ pub mod inventory;
 pub mod net;
 mod report;
 mod store;
+pub mod tz;
 
 pub use alert::{Alert, Kind, Severity, Status};
 pub use config::{EngineConfig, PolicyRule, Tuning};
@@ -34,6 +35,7 @@ pub use inventory::Inventory;
 pub use net::Cidr;
 pub use report::render_text_report;
 pub use store::STATE_FILE;
+pub use tz::{SiteTz, TzError};
 
 /// Errors of the engine's few fallible operations (state store).
 #[derive(Debug, thiserror::Error)]

@@ -8,11 +8,18 @@
 //! bound is "events since the last save"). Detector windows (beacon timestamps, bursts) are
 //! not persisted; they rebuild within their window. Records are versioned; a record that fails
 //! to decode is counted and skipped, never a panic.
+//!
+//! Replay safety: `meta.seen_until` is the event-time high-water mark, the latest event time
+//! (microseconds) ever fed into this state. It is written in the same transaction as the
+//! baselines it describes, so the mark and the counts can never disagree after a crash. The
+//! engine skips events at or before it on a later run (`already_in_state`), which makes
+//! `dnsight analyze --state DIR f.pcap` idempotent; see `Engine::open` and README "Run offline".
 
 use crate::alert::{Alert, AlertBook};
 use crate::baseline::{Baselines, DestEntry, Device, Profile, Slot, Stat};
 use crate::config::EngineConfig;
 use crate::EngineError;
+use dnsight_model::Ts;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
@@ -32,7 +39,13 @@ pub struct Store {
     saved_dests: std::cell::Cell<usize>,
     /// Records skipped at load because they did not decode.
     pub corrupt_records: std::cell::Cell<u64>,
+    /// Event-time high-water mark: the latest event time in the state (loaded, then advanced by
+    /// each save).
+    seen_until: std::cell::Cell<Option<Ts>>,
 }
+
+/// `meta` key of the event-time high-water mark (i64 microseconds, little endian).
+const SEEN_UNTIL: &str = "seen_until";
 
 fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> EngineError {
     move |e| EngineError::Store(format!("{what}: {e}"))
@@ -62,6 +75,7 @@ impl Store {
             db,
             saved_dests: std::cell::Cell::new(0),
             corrupt_records: std::cell::Cell::new(0),
+            seen_until: std::cell::Cell::new(None),
         })
     }
 
@@ -78,6 +92,12 @@ impl Store {
             let b = v.value();
             if b.len() == 4 {
                 base.org_first = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        if let Some(v) = meta.get(SEEN_UNTIL).map_err(err("meta get"))? {
+            if let Ok(b) = <[u8; 8]>::try_from(v.value()) {
+                self.seen_until
+                    .set(Some(Ts::from_micros(i64::from_le_bytes(b))));
             }
         }
         let dests = rx.open_table(DESTS).map_err(err("dests"))?;
@@ -147,13 +167,29 @@ impl Store {
         Ok(())
     }
 
-    /// Writes changed devices, new destinations and all alerts in one transaction.
-    pub fn save(&self, base: &mut Baselines, book: &AlertBook) -> Result<(), EngineError> {
+    /// The latest event time already in the state (None for a new state): the high-water mark.
+    pub fn seen_until(&self) -> Option<Ts> {
+        self.seen_until.get()
+    }
+
+    /// Writes changed devices, new destinations, all alerts and the high-water mark (the later of
+    /// the stored mark and `last_event`, the latest event fed since open) in one transaction.
+    pub fn save(
+        &self,
+        base: &mut Baselines,
+        book: &AlertBook,
+        last_event: Option<Ts>,
+    ) -> Result<(), EngineError> {
+        let mark = self.seen_until.get().max(last_event);
         let tx = self.db.begin_write().map_err(err("begin write"))?;
         {
             let mut meta = tx.open_table(META).map_err(err("meta"))?;
             meta.insert("org_first", &base.org_first.to_le_bytes()[..])
                 .map_err(err("meta put"))?;
+            if let Some(m) = mark {
+                meta.insert(SEEN_UNTIL, &m.micros().to_le_bytes()[..])
+                    .map_err(err("meta put"))?;
+            }
             let mut dt = tx.open_table(DESTS).map_err(err("dests"))?;
             let mut buf = Vec::with_capacity(9);
             for od in &base.dests[self.saved_dests.get().min(base.dests.len())..] {
@@ -180,6 +216,7 @@ impl Store {
             }
         }
         tx.commit().map_err(err("commit"))?;
+        self.seen_until.set(mark);
         self.saved_dests.set(base.dests.len());
         for d in &mut base.devices {
             d.dirty = false;
@@ -394,5 +431,97 @@ mod tests {
             let mut x = Device::new(d.ip, 0);
             assert!(decode_device(&buf[..cut], &mut x, &mut base).is_none());
         }
+    }
+
+    fn events(from: &str, n: i64) -> Vec<dnsight_model::DnsEvent> {
+        let t0 = dnsight_model::Ts::parse(from).unwrap();
+        let name = dnsight_model::Name::parse("www.example.com").unwrap();
+        (0..n)
+            .map(|i| {
+                dnsight_model::DnsEvent::new(
+                    t0.add_secs(i * 60),
+                    "10.0.0.7".parse().unwrap(),
+                    name.clone(),
+                    1,
+                )
+            })
+            .collect()
+    }
+
+    /// One `dnsight analyze --state DIR` run: open, feed, save; returns (events counted,
+    /// skipped as already_in_state, the device's event count in the state, notices).
+    fn run(dir: &Path, evs: &[dnsight_model::DnsEvent], replay: bool) -> (u64, u64, u64, String) {
+        let cfg = EngineConfig {
+            replay,
+            ..EngineConfig::default()
+        };
+        let mut e = crate::Engine::open(cfg, dir).unwrap();
+        for ev in evs {
+            e.observe(ev);
+        }
+        e.save().unwrap();
+        let st = e.stats();
+        (
+            st.events,
+            st.skipped.get("already_in_state").copied().unwrap_or(0),
+            e.baselines().devices.first().map_or(0, |d| d.events),
+            st.notices.join("\n"),
+        )
+    }
+
+    #[test]
+    fn replaying_the_same_input_into_saved_state_does_not_count_it_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let monday = events("2026-11-23T08:00:00Z", 10);
+        let (n, skipped, total, notes) = run(dir.path(), &monday, false);
+        assert_eq!((n, skipped, total), (10, 0, 10));
+        assert!(!notes.contains("already holds"), "{notes}");
+        // the same file again: nothing is added, and the run says so
+        let (n, skipped, total, notes) = run(dir.path(), &monday, false);
+        assert_eq!((n, skipped, total), (0, 10, 10));
+        assert!(
+            notes.contains("already holds events up to 2026-11-23T08:09:00")
+                && notes.contains("--replay"),
+            "{notes}"
+        );
+        // a later file adds; an event exactly at the mark is the same instant: skipped
+        let mut tuesday = events("2026-11-24T08:00:00Z", 5);
+        tuesday.push(monday[9].clone());
+        let (n, skipped, total, _) = run(dir.path(), &tuesday, false);
+        assert_eq!((n, skipped, total), (5, 1, 15));
+        // an earlier (out-of-order) file is skipped entirely without --replay ...
+        let sunday = events("2026-11-22T08:00:00Z", 3);
+        let (n, skipped, total, _) = run(dir.path(), &sunday, false);
+        assert_eq!((n, skipped, total), (0, 3, 15));
+        // ... and counted with it; the mark never moves backwards
+        let (n, skipped, total, notes) = run(dir.path(), &sunday, true);
+        assert_eq!((n, skipped, total), (3, 0, 18));
+        assert!(!notes.contains("already holds"), "{notes}");
+        let (n, skipped, total, notes) = run(dir.path(), &tuesday, false);
+        assert_eq!((n, skipped, total), (0, 6, 18));
+        assert!(notes.contains("2026-11-24T08:04:00"), "{notes}");
+    }
+
+    #[test]
+    fn the_mark_is_written_with_the_baselines_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.seen_until(), None);
+        let mut base = Baselines::default();
+        let book = AlertBook::new();
+        let t = dnsight_model::Ts::from_micros(1_795_000_000_123_456);
+        store.save(&mut base, &book, Some(t)).unwrap();
+        // a save without new events keeps the mark
+        store.save(&mut base, &book, None).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .load(
+                &mut Baselines::default(),
+                &mut AlertBook::new(),
+                &EngineConfig::default(),
+            )
+            .unwrap();
+        assert_eq!(store.seen_until(), Some(t));
     }
 }

@@ -28,7 +28,8 @@ pub struct DetectionRaw {
     pub learn_days: Option<u32>,
     /// RFC 3339 end of the learning period for every device.
     pub learn_until: Option<String>,
-    /// Site time zone for hour-of-week profiles: `UTC` or a fixed offset like `+01:00`.
+    /// Site time zone for hour-of-week profiles: an IANA name like `Europe/Berlin` (daylight
+    /// saving followed; the tz database is embedded), `UTC`, or a fixed offset like `+01:00`.
     pub timezone: Option<String>,
     /// Extra internal DNS suffixes (added to local, lan, home.arpa, internal, corp).
     #[serde(default)]
@@ -154,6 +155,11 @@ pub struct EngineFlags {
     /// Write alerts as JSON lines to this file (`-` = stdout).
     #[arg(long, value_name = "FILE")]
     pub alerts_out: Option<PathBuf>,
+    /// With --state: feed events even if the state already holds their time. By default events
+    /// at or before the latest event time in the state are skipped (`already_in_state`), so
+    /// analysing the same file twice does not count it twice.
+    #[arg(long, requires = "state")]
+    pub replay: bool,
 }
 
 /// Picks the engine's sections out of a parsed config file (other sections are left to their
@@ -182,21 +188,6 @@ pub fn parse_sections(text: &str, file: &Path) -> anyhow::Result<EngineSections>
         s.intel = v.try_into().map_err(|e| anyhow!("{}: [[intel]]: {e} (each entry needs `file = \"...\"`, optional name, format, expires)", file.display()))?;
     }
     Ok(s)
-}
-
-fn parse_tz(s: &str) -> Option<i32> {
-    let s = s.trim();
-    if s.eq_ignore_ascii_case("utc") || s == "Z" {
-        return Some(0);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-    (h <= 14 && m < 60).then_some(sign * (h * 60 + m))
 }
 
 fn read(path: &Path, what: &str) -> anyhow::Result<String> {
@@ -230,11 +221,8 @@ pub fn validate(s: EngineSections, file: &Path, base_dir: &Path) -> anyhow::Resu
         cfg.learn_until = Some(Ts::parse(u).ok_or_else(|| anyhow!("{f}: detection.learn_until = {u:?} is not a time; use RFC 3339 like \"2026-11-22T00:00:00Z\""))?);
     }
     if let Some(tz) = &d.timezone {
-        cfg.tz_offset_minutes = parse_tz(tz).ok_or_else(|| {
-            anyhow!(
-                "{f}: detection.timezone = {tz:?}: use \"UTC\" or a fixed offset like \"+01:00\""
-            )
-        })?;
+        cfg.tz = dnsight_engine::SiteTz::parse(tz)
+            .map_err(|e| anyhow!("{f}: detection.timezone: {e}"))?;
     }
     for sfx in &d.internal_suffixes {
         let n = dnsight_model::Name::parse(sfx).map_err(|e| {
@@ -471,7 +459,8 @@ pub fn build(flags: &EngineFlags) -> anyhow::Result<(EngineConfig, Option<PathBu
             expires: None,
         });
     }
-    let cfg = validate(s, &file, &base_dir)?;
+    let mut cfg = validate(s, &file, &base_dir)?;
+    cfg.replay = flags.replay;
     Ok((cfg, flags.state.clone()))
 }
 
@@ -509,7 +498,8 @@ mod tests {
         let (cfg, state) = build(&flags).unwrap();
         assert!(state.is_none());
         assert_eq!(cfg.learn_days, 7);
-        assert_eq!(cfg.tz_offset_minutes, 60);
+        assert_eq!(cfg.tz.name(), "+01:00");
+        assert!(cfg.tz.is_fixed());
         assert!(
             cfg.inventory
                 .lookup("10.0.1.10".parse().unwrap())
@@ -535,7 +525,26 @@ mod tests {
         let s = parse_sections("[detection]\ntimezone = \"Mars/Olympus\"\n", f).unwrap();
         let e = validate(s, f, Path::new(".")).unwrap_err().to_string();
         assert!(
-            e.contains("detection.timezone") && e.contains("+01:00"),
+            e.contains("detection.timezone")
+                && e.contains("Mars/Olympus")
+                && e.contains("Europe/Berlin")
+                && e.contains("+01:00"),
+            "{e}"
+        );
+        for (good, name) in [
+            ("Europe/Berlin", "Europe/Berlin"),
+            ("america/new_york", "America/New_York"),
+            ("UTC", "UTC"),
+            ("-05:30", "-05:30"),
+        ] {
+            let s = parse_sections(&format!("[detection]\ntimezone = \"{good}\"\n"), f).unwrap();
+            let cfg = validate(s, f, Path::new(".")).unwrap();
+            assert_eq!(cfg.tz.name(), name);
+        }
+        let s = parse_sections("[detection]\ntimezone = \"+25:00\"\n", f).unwrap();
+        let e = validate(s, f, Path::new(".")).unwrap_err().to_string();
+        assert!(
+            e.contains("detection.timezone") && e.contains("+25:00"),
             "{e}"
         );
         let s = parse_sections("[detection]\ndisabled = [\"beaconnig\"]\n", f).unwrap();
