@@ -1,4 +1,9 @@
 //! `dnsight analyze`: run the pipeline over files and print a report.
+//!
+//! With `--state DIR` the baselines persist between runs. Replaying input the state already
+//! holds is skipped (events at or before the state's last event time count as
+//! `already_in_state`, and the run says so), so running the same file twice does not count it
+//! twice; `--replay` feeds such events anyway.
 
 use crate::summary::{InputReport, Summary};
 use anyhow::Context;
@@ -167,6 +172,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let alerts = engine.alerts();
     let engine_stats = engine.stats();
+    if let Some(&n) = engine_stats.skipped.get("already_in_state") {
+        // Replay safety (see README "Run offline"): say plainly that input was not re-counted.
+        let dir = state_dir.as_deref().unwrap_or(std::path::Path::new("?"));
+        let what = if engine_stats.events == 0 {
+            "all input was already in the state: nothing was added"
+        } else {
+            "the rest was new and was added"
+        };
+        eprintln!(
+            "dnsight: note: {n} events at or before the state's last event time were skipped as already_in_state ({} has them); {what}. Use --replay to feed them again.",
+            dir.display()
+        );
+    }
     if let Some(p) = &args.engine.alerts_out {
         write_alerts(p, &alerts)?;
     }

@@ -5,3 +5,4 @@ mod realtools;
 mod score_names;
 mod serve_sources;
 mod simulate;
+mod state_replay;
