@@ -48,14 +48,21 @@ pub struct Args {
     /// Write the evaluation tables as Markdown to this file.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Number of boosted trees.
+    /// Maximum number of boosted trees (early stopping on a validation part of the training
+    /// data usually stops sooner).
     #[arg(long, default_value_t = 300)]
     trees: usize,
+    /// Early stopping: rounds without validation improvement before stopping.
+    #[arg(long, default_value_t = 60)]
+    patience: usize,
+    /// Pseudo-counts pulling each family's models towards the pooled DGA model.
+    #[arg(long, default_value_t = 10.0)]
+    family_prior: f64,
     /// Learning rate (shrinkage) of the boosted trees.
     #[arg(long, default_value_t = 0.1)]
     learning_rate: f64,
-    /// Depth of each tree.
-    #[arg(long, default_value_t = 3)]
+    /// Depth of each (oblivious) tree.
+    #[arg(long, default_value_t = 6)]
     depth: u32,
     /// Weight of each benign registered domain relative to a DGA name (DGA families are
     /// capped at a total weight of 1000 each).
@@ -226,6 +233,7 @@ pub fn run(args: Args) -> Result<()> {
                     dga: true,
                     weight: w,
                     lm_only: false,
+                    family: f.clone(),
                 });
             }
         }
@@ -236,6 +244,7 @@ pub fn run(args: Args) -> Result<()> {
                     dga: false,
                     weight: args.benign_weight,
                     lm_only: false,
+                    family: String::new(),
                 });
             }
         }
@@ -263,6 +272,7 @@ pub fn run(args: Args) -> Result<()> {
                             dga: false,
                             weight: args.benign_weight,
                             lm_only: true,
+                            family: String::new(),
                         });
                     }
                 }
@@ -290,6 +300,8 @@ pub fn run(args: Args) -> Result<()> {
             trees: args.trees,
             depth: args.depth,
             learning_rate: args.learning_rate,
+            patience: args.patience,
+            family_prior: args.family_prior,
             ..Default::default()
         };
         let mut m = train::train(&samples, &tpos, &tneg, &cfg, &mut |s| {

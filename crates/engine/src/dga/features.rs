@@ -18,7 +18,15 @@ pub const BOUNDARY: u8 = 38;
 /// At most this many symbols of a label are used for n-grams and character statistics.
 pub const MAXS: usize = 64;
 /// Number of DGA model inputs.
-pub const NF: usize = 17;
+pub const NF: usize = 21;
+/// At most this many classes in the per-family models: class 0 is benign, the others are the
+/// DGA families seen in training. Rows are padded to this width (padding scores `PAD_LP`), so
+/// the per-class sums are fixed-size loops the compiler vectorises.
+pub const KP: usize = 48;
+/// Log-probability of the padding classes: low enough never to win a maximum.
+pub const PAD_LP: f32 = -1.0e6;
+/// Label lengths at or above this share one bucket in the per-class length models.
+pub const LEN_BUCKETS: usize = 40;
 /// Number of tunnel model inputs.
 pub const NTF: usize = 10;
 /// At most this many subdomain symbols are examined for the tunnel score.
@@ -246,6 +254,8 @@ pub struct LabelStats {
     pub hex_only: bool,
     /// Letter/digit alternations per character.
     pub switches: f64,
+    /// Share of adjacent letter pairs that alternate consonant/vowel (1.0 for `puzydog`).
+    pub cv_alternation: f64,
 }
 
 /// Accumulates character statistics over one or more labels.
@@ -262,6 +272,8 @@ struct StatsAcc {
     dig_run: u32,
     max_dig: u32,
     switches: u32,
+    letter_pairs: u32,
+    cv_alt: u32,
     hex_only: bool,
 }
 
@@ -280,6 +292,8 @@ impl StatsAcc {
             dig_run: 0,
             max_dig: 0,
             switches: 0,
+            letter_pairs: 0,
+            cv_alt: 0,
             hex_only: true,
         }
     }
@@ -323,6 +337,10 @@ impl StatsAcc {
                 if (is_digit(p) && is_letter(s)) || (is_letter(p) && is_digit(s)) {
                     self.switches += 1;
                 }
+                if is_letter(p) && is_letter(s) {
+                    self.letter_pairs += 1;
+                    self.cv_alt += (is_vowel(p) != is_vowel(s)) as u32;
+                }
             }
             prev = Some(s);
         }
@@ -350,6 +368,11 @@ impl StatsAcc {
             unique_ratio: uniq as f64 / n,
             hex_only: self.hex_only && self.n > 0,
             switches: self.switches as f64 / n,
+            cv_alternation: if self.letter_pairs == 0 {
+                0.0
+            } else {
+                self.cv_alt as f64 / self.letter_pairs as f64
+            },
         }
     }
 }
@@ -379,6 +402,17 @@ pub trait NgramLm {
     fn tri(&self, i: usize) -> (f32, f32);
     /// log P_dga(b|a) − log P_benign(b|a) for bigram index `i`.
     fn bi(&self, i: usize) -> f32;
+    /// Adds log P_k(b|a) of bigram index `i` to `acc[k]` for every class `k` (0 = benign,
+    /// 1.. = DGA families; padding classes get [`PAD_LP`]).
+    fn fam_bi_add(&self, i: usize, acc: &mut [f32; KP]);
+    /// Adds log P_k(length bucket) to `acc[k]` for every class.
+    fn fam_len_add(&self, len_bucket: usize, acc: &mut [f32; KP]);
+}
+
+/// The length bucket of a label of `len` characters.
+#[inline]
+pub fn len_bucket(len: usize) -> usize {
+    len.min(LEN_BUCKETS - 1)
 }
 
 /// N-gram summary of one label.
@@ -394,6 +428,26 @@ pub struct NgramSummary {
 
 /// Walks the boundary-padded trigrams (`^ab`, ..., `yz$`) and bigrams of a label.
 pub fn ngrams<L: NgramLm + ?Sized>(syms: &[u8], lm: &L, acc: &mut NgramSummary) {
+    ngrams_impl(syms, lm, acc, None)
+}
+
+/// [`ngrams`], also summing the per-class bigram chain log-likelihoods into `fam`.
+pub fn ngrams_fam<L: NgramLm + ?Sized>(
+    syms: &[u8],
+    lm: &L,
+    acc: &mut NgramSummary,
+    fam: &mut [f32; KP],
+) {
+    ngrams_impl(syms, lm, acc, Some(fam))
+}
+
+#[inline(always)]
+fn ngrams_impl<L: NgramLm + ?Sized>(
+    syms: &[u8],
+    lm: &L,
+    acc: &mut NgramSummary,
+    mut fam: Option<&mut [f32; KP]>,
+) {
     if syms.is_empty() {
         return;
     }
@@ -416,8 +470,12 @@ pub fn ngrams<L: NgramLm + ?Sized>(syms: &[u8], lm: &L, acc: &mut NgramSummary) 
         }
     }
     for i in -1..n as isize {
-        acc.bi_llr_sum += lm.bi(bi_idx(at(i), at(i + 1))) as f64;
+        let bi = bi_idx(at(i), at(i + 1));
+        acc.bi_llr_sum += lm.bi(bi) as f64;
         acc.n_bi += 1;
+        if let Some(f) = fam.as_deref_mut() {
+            lm.fam_bi_add(bi, f);
+        }
     }
 }
 
@@ -438,6 +496,17 @@ pub struct NameFeatures {
     pub dga_trigram_share: f64,
     /// −ln of the TLD's share among popular registered domains (higher = rarer).
     pub tld_rarity: f64,
+    /// log P(suffix | DGA) − log P(suffix | benign), pooled over all families (nats).
+    pub suffix_llr: f64,
+    /// Best per-family log-likelihood ratio of the whole registered domain (length, suffix and
+    /// bigram chain under the closest DGA family's model, minus the same under the benign
+    /// model), nats. Large when the name looks like one known generator's output.
+    pub family_llr: f64,
+    /// The bigram-chain part of `family_llr` per bigram (how family-like the characters are,
+    /// whatever the length and suffix).
+    pub family_char_llr: f64,
+    /// Index of the closest DGA family in the model (see `Model::family_name`); informational.
+    pub family: u32,
     /// Whether the public suffix is on the public suffix list.
     pub suffix_known: bool,
     /// Whether it is from the list's private section (hosting, dynamic DNS, cloud platforms).
@@ -468,6 +537,10 @@ impl NameFeatures {
             self.tld_rarity as f32,
             self.suffix_known as u8 as f32 + self.suffix_private as u8 as f32,
             s.other_ratio as f32,
+            self.suffix_llr as f32,
+            self.family_llr.clamp(-1.0e4, 1.0e4) as f32,
+            self.family_char_llr as f32,
+            s.cv_alternation as f32,
         ]
     }
 
@@ -490,16 +563,31 @@ impl NameFeatures {
         "tld_rarity",
         "suffix_kind",
         "other_ratio",
+        "suffix_llr",
+        "family_llr",
+        "family_char_llr",
+        "cv_alternation",
     ];
+}
+
+/// What the caller knows about the public suffix of the label being scored.
+#[derive(Debug, Clone, Copy)]
+pub struct SuffixInfo<'a> {
+    /// −ln of the suffix's share among benign registered domains.
+    pub rarity: f64,
+    /// log P(suffix | DGA) − log P(suffix | benign).
+    pub llr: f64,
+    /// log P_k(suffix) per class (row of the per-family suffix table).
+    pub class_lp: &'a [f32; KP],
+    pub known: bool,
+    pub private: bool,
 }
 
 /// Computes the DGA features of a registered-domain label.
 pub fn label_features<L: NgramLm + ?Sized>(
     label: &str,
     lm: &L,
-    tld_rarity: f64,
-    suffix_known: bool,
-    suffix_private: bool,
+    suffix: &SuffixInfo<'_>,
     subdomain_labels: u32,
 ) -> NameFeatures {
     let mut buf = [0u8; MAXS];
@@ -507,17 +595,36 @@ pub fn label_features<L: NgramLm + ?Sized>(
     let syms = &buf[..n];
     let stats = stats(syms, total);
     let mut ng = NgramSummary::default();
-    ngrams(syms, lm, &mut ng);
+    let mut chain = [0f32; KP];
+    ngrams_fam(syms, lm, &mut ng, &mut chain);
+    let mut whole = *suffix.class_lp;
+    lm.fam_len_add(len_bucket(total), &mut whole);
+    // best DGA family for the whole name; its chain part is reported separately
+    let mut best = 1usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for k in 1..KP {
+        let v = whole[k] + chain[k];
+        if v > best_v {
+            best_v = v;
+            best = k;
+        }
+    }
+    let best_chain = chain[1..].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let nt = ng.n_tri.max(1) as f64;
+    let nb = ng.n_bi.max(1) as f64;
     NameFeatures {
         stats,
         ngram_llr: ng.tri_llr_sum / nt,
         benign_ll: ng.tri_benign_sum / nt,
-        bigram_llr: ng.bi_llr_sum / ng.n_bi.max(1) as f64,
+        bigram_llr: ng.bi_llr_sum / nb,
         dga_trigram_share: ng.tri_llr_pos as f64 / nt,
-        tld_rarity,
-        suffix_known,
-        suffix_private,
+        tld_rarity: suffix.rarity,
+        suffix_llr: suffix.llr,
+        family_llr: (best_v - (whole[0] + chain[0])) as f64,
+        family_char_llr: (best_chain - chain[0]) as f64 / nb,
+        family: best as u32,
+        suffix_known: suffix.known,
+        suffix_private: suffix.private,
         subdomain_labels,
     }
 }

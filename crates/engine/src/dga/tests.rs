@@ -227,6 +227,7 @@ fn training_on_a_toy_set_learns_the_difference() {
                     dga: false,
                     weight: 1.0,
                     lm_only: false,
+                    family: String::new(),
                 });
             }
         }
@@ -241,6 +242,7 @@ fn training_on_a_toy_set_learns_the_difference() {
             dga: true,
             weight: 1.0,
             lm_only: false,
+            family: "random".into(),
         });
     }
     let cfg = train::TrainConfig {

@@ -1,5 +1,7 @@
-//! Training of the lexical model, in plain Rust (no ML crate): n-gram counting, gradient-boosted
-//! trees, a logistic regression for the tunnel score, and the evaluation helpers.
+//! Training of the lexical model, in plain Rust (no ML crate): n-gram counting, per-family
+//! generative models (length, suffix and bigram chain per DGA family, smoothed towards the
+//! pooled DGA model), gradient-boosted oblivious trees with early stopping on a validation part
+//! of the training data, a logistic regression for the tunnel score, and the evaluation helpers.
 //!
 //! Used by the hidden `dnsight train-dga` command, which does the file I/O. Everything here is
 //! deterministic: the same inputs give a byte-identical model file.
@@ -13,8 +15,8 @@
 #![allow(clippy::needless_range_loop)] // index-parallel numeric arrays
 
 use super::features::{
-    bi_idx, label_features, label_syms, split_str, subdomain_features, tri_idx, NgramLm, ALPHA,
-    BOUNDARY, MAXS, NF, NTF,
+    bi_idx, label_features, label_syms, len_bucket, split_str, subdomain_features, tri_idx,
+    NgramLm, SuffixInfo, ALPHA, BOUNDARY, KP, LEN_BUCKETS, MAXS, NF, NTF, PAD_LP,
 };
 use super::model::{Model, Tree, TunnelModel};
 use dnsight_model::Name;
@@ -28,6 +30,8 @@ pub struct LabeledName {
     pub weight: f64,
     /// Only feeds the n-gram language model (e.g. extra benign host labels), not the trees.
     pub lm_only: bool,
+    /// The DGA family (for the per-family models); ignored for benign names.
+    pub family: String,
 }
 
 /// Hyper-parameters.
@@ -40,17 +44,27 @@ pub struct TrainConfig {
     pub min_child_weight: f64,
     /// Additive smoothing of the n-gram models.
     pub smoothing: f64,
+    /// Strength of the prior that pulls each family's models towards the pooled DGA model
+    /// (pseudo-counts).
+    pub family_prior: f64,
+    /// Stop adding trees when the validation loss has not improved for this many rounds.
+    pub patience: usize,
+    /// Share (percent) of the training names kept aside for early stopping.
+    pub validation_pct: u64,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             trees: 300,
-            depth: 3,
+            depth: 6,
             learning_rate: 0.1,
             lambda: 1.0,
             min_child_weight: 2.0,
             smoothing: 0.2,
+            family_prior: 10.0,
+            patience: 60,
+            validation_pct: 15,
         }
     }
 }
@@ -148,12 +162,182 @@ impl Counts {
     }
 }
 
+/// Raw per-class counts for the per-family models (class 0 benign, 1.. DGA families), plus
+/// the pooled DGA counts (weighted like the trees' samples) that each family is smoothed
+/// towards, so that a family with a handful of names borrows from all the others.
+#[derive(Clone)]
+struct ClassCounts {
+    k: usize,
+    /// Suffix rows: the known suffixes, then "any other suffix".
+    rows: usize,
+    bi: Vec<f64>,
+    ctx: Vec<f64>,
+    len: Vec<f64>,
+    tld: Vec<f64>,
+    n: Vec<f64>,
+    pool_bi: Vec<f64>,
+    pool_ctx: Vec<f64>,
+    pool_len: Vec<f64>,
+    pool_tld: Vec<f64>,
+    pool_n: f64,
+}
+
+/// Log-probability tables of the per-class models (flat, `k` columns, as in the model file).
+struct ClassTables {
+    tld_llr: Vec<f32>,
+    tld: Vec<f32>,
+    len: Vec<f32>,
+    bi: Vec<f32>,
+    /// The same, padded to [`KP`] columns.
+    tld_rows: Vec<[f32; KP]>,
+    len_rows: Vec<[f32; KP]>,
+    bi_rows: Vec<[f32; KP]>,
+}
+
+fn pad_rows(flat: &[f32], k: usize) -> Vec<[f32; KP]> {
+    flat.chunks_exact(k)
+        .map(|r| {
+            let mut row = [PAD_LP; KP];
+            row[..k].copy_from_slice(r);
+            row
+        })
+        .collect()
+}
+
+impl ClassCounts {
+    fn new(k: usize, rows: usize) -> Self {
+        let a2 = ALPHA * ALPHA;
+        ClassCounts {
+            k,
+            rows,
+            bi: vec![0.0; a2 * k],
+            ctx: vec![0.0; ALPHA * k],
+            len: vec![0.0; LEN_BUCKETS * k],
+            tld: vec![0.0; rows * k],
+            n: vec![0.0; k],
+            pool_bi: vec![0.0; a2],
+            pool_ctx: vec![0.0; ALPHA],
+            pool_len: vec![0.0; LEN_BUCKETS],
+            pool_tld: vec![0.0; rows],
+            pool_n: 0.0,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        syms: &[u8],
+        total_len: usize,
+        class: usize,
+        row: usize,
+        w: f64,
+        lm_only: bool,
+    ) {
+        let k = self.k;
+        let (_, _, bis, ctxs) = label_grams(syms);
+        for (&b, &c) in bis.iter().zip(&ctxs) {
+            self.bi[b * k + class] += 1.0;
+            self.ctx[c * k + class] += 1.0;
+            if class > 0 {
+                self.pool_bi[b] += w;
+                self.pool_ctx[c] += w;
+            }
+        }
+        if lm_only {
+            return;
+        }
+        let lb = len_bucket(total_len);
+        self.len[lb * k + class] += 1.0;
+        self.tld[row * k + class] += 1.0;
+        self.n[class] += 1.0;
+        if class > 0 {
+            self.pool_len[lb] += w;
+            self.pool_tld[row] += w;
+            self.pool_n += w;
+        }
+    }
+
+    /// `self − other`, element-wise (out-of-fold counts).
+    fn minus(&self, o: &ClassCounts) -> ClassCounts {
+        let sub =
+            |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x - y).collect() };
+        ClassCounts {
+            k: self.k,
+            rows: self.rows,
+            bi: sub(&self.bi, &o.bi),
+            ctx: sub(&self.ctx, &o.ctx),
+            len: sub(&self.len, &o.len),
+            tld: sub(&self.tld, &o.tld),
+            n: sub(&self.n, &o.n),
+            pool_bi: sub(&self.pool_bi, &o.pool_bi),
+            pool_ctx: sub(&self.pool_ctx, &o.pool_ctx),
+            pool_len: sub(&self.pool_len, &o.pool_len),
+            pool_tld: sub(&self.pool_tld, &o.pool_tld),
+            pool_n: self.pool_n - o.pool_n,
+        }
+    }
+
+    /// Smoothed log-probabilities: benign and the pooled DGA model with additive smoothing,
+    /// each family as a Dirichlet posterior around the pooled DGA model (`beta` pseudo-counts).
+    fn tables(&self, alpha: f64, beta: f64) -> ClassTables {
+        let k = self.k;
+        let a = ALPHA as f64;
+        let ln = |x: f64| x.max(1e-300).ln() as f32;
+        let mut bi = vec![0f32; ALPHA * ALPHA * k];
+        for i in 0..ALPHA * ALPHA {
+            let c = i / ALPHA;
+            let pool = (self.pool_bi[i].max(0.0) + alpha) / (self.pool_ctx[c].max(0.0) + alpha * a);
+            bi[i * k] =
+                ln((self.bi[i * k].max(0.0) + alpha) / (self.ctx[c * k].max(0.0) + alpha * a));
+            for cl in 1..k {
+                bi[i * k + cl] = ln((self.bi[i * k + cl].max(0.0) + beta * pool)
+                    / (self.ctx[c * k + cl].max(0.0) + beta));
+            }
+        }
+        let lb = LEN_BUCKETS as f64;
+        let mut len = vec![0f32; LEN_BUCKETS * k];
+        for l in 0..LEN_BUCKETS {
+            let pool = (self.pool_len[l].max(0.0) + 0.5) / (self.pool_n.max(0.0) + 0.5 * lb);
+            len[l * k] = ln((self.len[l * k].max(0.0) + 0.5) / (self.n[0].max(0.0) + 0.5 * lb));
+            for cl in 1..k {
+                len[l * k + cl] =
+                    ln((self.len[l * k + cl].max(0.0) + beta * pool)
+                        / (self.n[cl].max(0.0) + beta));
+            }
+        }
+        let v = self.rows as f64;
+        let mut tld = vec![0f32; self.rows * k];
+        let mut tld_llr = vec![0f32; self.rows];
+        for r in 0..self.rows {
+            let pool = (self.pool_tld[r].max(0.0) + 0.5) / (self.pool_n.max(0.0) + 0.5 * v);
+            let p0 = (self.tld[r * k].max(0.0) + 0.5) / (self.n[0].max(0.0) + 0.5 * v);
+            tld[r * k] = ln(p0);
+            tld_llr[r] = ln(pool) - ln(p0);
+            for cl in 1..k {
+                tld[r * k + cl] =
+                    ln((self.tld[r * k + cl].max(0.0) + beta * pool)
+                        / (self.n[cl].max(0.0) + beta));
+            }
+        }
+        ClassTables {
+            tld_rows: pad_rows(&tld, k),
+            len_rows: pad_rows(&len, k),
+            bi_rows: pad_rows(&bi, k),
+            tld_llr,
+            tld,
+            len,
+            bi,
+        }
+    }
+}
+
 /// Out-of-fold counts: the totals minus one fold's counts. Scoring a training label against
 /// counts that exclude its whole fold (not only itself) avoids the target leak of
 /// leave-one-out encodings, where the mere removal of a label's own count reveals its class.
 struct Oof<'a> {
     total: &'a Counts,
     fold: &'a Counts,
+    classes: &'a ClassTables,
 }
 
 impl NgramLm for Oof<'_> {
@@ -176,6 +360,18 @@ impl NgramLm for Oof<'_> {
             *v = self.total.lp(num, den);
         }
         (lp[1] - lp[0]) as f32
+    }
+    fn fam_bi_add(&self, i: usize, acc: &mut [f32; KP]) {
+        let row = &self.classes.bi_rows[i];
+        for k in 0..KP {
+            acc[k] += row[k];
+        }
+    }
+    fn fam_len_add(&self, len_bucket: usize, acc: &mut [f32; KP]) {
+        let row = &self.classes.len_rows[len_bucket];
+        for k in 0..KP {
+            acc[k] += row[k];
+        }
     }
 }
 
@@ -207,13 +403,16 @@ pub fn train(
     // 1. symbols, suffixes
     struct Prep {
         syms: Vec<u8>,
+        total_len: usize,
         suffix: String,
         known: bool,
         private: bool,
         label: String,
         class: usize,
+        family: String,
         w: f64,
         fold: usize,
+        val: bool,
         lm_only: bool,
     }
     let mut prep = Vec::with_capacity(samples.len());
@@ -225,30 +424,87 @@ pub fn train(
             continue;
         }
         let mut buf = [0u8; MAXS];
-        let (n, _) = label_syms(sp.label, &mut buf);
+        let (n, total_len) = label_syms(sp.label, &mut buf);
         prep.push(Prep {
             syms: buf[..n].to_vec(),
+            total_len,
             suffix: sp.suffix.to_string(),
             known: sp.suffix_known,
             private: sp.suffix_private,
             label: sp.label.to_string(),
             class: s.dga as usize,
+            family: s.family.clone(),
             w: s.weight,
             fold: fold_of(s.name.as_str()),
+            val: in_validation(s.name.as_str(), cfg.validation_pct),
             lm_only: s.lm_only,
         });
     }
     log(&format!("training on {} labels", prep.len()));
 
-    // 2. n-gram counts
+    // 2. classes of the per-family models: benign, then the families by size (the smallest
+    //    share an `other` class if there are more than fit)
+    let mut fam_n: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for p in prep.iter().filter(|p| p.class == 1 && !p.lm_only) {
+        *fam_n.entry(p.family.as_str()).or_default() += 1;
+    }
+    let mut fams: Vec<(&str, usize)> = fam_n.into_iter().collect();
+    fams.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut classes: Vec<Box<str>> = vec!["benign".into()];
+    let mut class_of: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (i, (f, _)) in fams.iter().enumerate() {
+        if i + 2 < KP {
+            classes.push((*f).into());
+            class_of.insert(f, i + 1);
+        } else {
+            if classes.len() < KP {
+                classes.push("other".into());
+            }
+            class_of.insert(f, KP - 1);
+        }
+    }
+    if classes.len() == 1 {
+        classes.push("dga".into());
+    }
+    let k = classes.len();
+    let kclass = |p: &Prep| -> usize {
+        if p.class == 0 {
+            0
+        } else {
+            class_of.get(p.family.as_str()).copied().unwrap_or(1)
+        }
+    };
+
+    // 3. suffix table: every suffix of a training registered domain, benign or DGA
+    let suffixes: Vec<&str> = {
+        let set: std::collections::BTreeSet<&str> = prep
+            .iter()
+            .filter(|p| !p.lm_only && p.suffix.len() <= 255)
+            .map(|p| p.suffix.as_str())
+            .collect();
+        set.into_iter().collect()
+    };
+    let rows = suffixes.len() + 1;
+    let row_of = |s: &str| suffixes.binary_search(&s).unwrap_or(rows - 1);
+
+    // 4. n-gram and per-class counts, in total and per fold
     let mut counts = Counts::new(cfg.smoothing);
     let mut fold_counts: Vec<Counts> = (0..FOLDS).map(|_| Counts::new(cfg.smoothing)).collect();
+    let mut cc = ClassCounts::new(k, rows);
+    let mut cc_fold: Vec<ClassCounts> = (0..FOLDS).map(|_| ClassCounts::new(k, rows)).collect();
     for p in &prep {
         counts.add(&p.syms, p.class, p.w);
         fold_counts[p.fold].add(&p.syms, p.class, p.w);
+        let (kc, row) = (kclass(p), row_of(&p.suffix));
+        cc.add(&p.syms, p.total_len, kc, row, p.w, p.lm_only);
+        cc_fold[p.fold].add(&p.syms, p.total_len, kc, row, p.w, p.lm_only);
     }
+    let fold_tables: Vec<ClassTables> = cc_fold
+        .iter()
+        .map(|f| cc.minus(f).tables(cfg.smoothing, cfg.family_prior))
+        .collect();
 
-    // 3. suffix rarity from benign weights
+    // 5. suffix rarity from benign weights
     let mut tld: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
     let mut tld_fold: std::collections::BTreeMap<(&str, usize), f64> =
         std::collections::BTreeMap::new();
@@ -264,37 +520,42 @@ pub fn train(
     let rarity = |c: f64| -> f64 { rarity_of(c, benign_total) };
     let tld_unknown = rarity(0.0);
 
-    // 4. out-of-fold features
+    // 6. out-of-fold features
     let mut x: Vec<[f32; NF]> = Vec::with_capacity(prep.len());
     let mut y: Vec<f32> = Vec::with_capacity(prep.len());
     let mut w: Vec<f32> = Vec::with_capacity(prep.len());
+    let mut val: Vec<bool> = Vec::with_capacity(prep.len());
     for p in prep.iter().filter(|p| !p.lm_only) {
+        let ft = &fold_tables[p.fold];
         let oof = Oof {
             total: &counts,
             fold: &fold_counts[p.fold],
+            classes: ft,
         };
         let c = tld.get(p.suffix.as_str()).copied().unwrap_or(0.0)
             - tld_fold
                 .get(&(p.suffix.as_str(), p.fold))
                 .copied()
                 .unwrap_or(0.0);
-        let f = label_features(
-            &p.label,
-            &oof,
-            rarity_of(c, benign_total - benign_fold[p.fold]),
-            p.known,
-            p.private,
-            0,
-        );
+        let row = row_of(&p.suffix);
+        let si = SuffixInfo {
+            rarity: rarity_of(c, benign_total - benign_fold[p.fold]),
+            llr: ft.tld_llr[row] as f64,
+            class_lp: &ft.tld_rows[row],
+            known: p.known,
+            private: p.private,
+        };
+        let f = label_features(&p.label, &oof, &si, 0);
         x.push(f.to_array());
         y.push(p.class as f32);
         w.push(p.w as f32);
+        val.push(p.val);
     }
 
-    // 5. boosted trees
-    let (base, trees) = gbdt(&x, &y, &w, cfg, log);
+    // 7. boosted trees
+    let (base, trees) = gbdt(&x, &y, &w, &val, cfg, log);
 
-    // 6. final tables
+    // 8. final tables
     let a3 = ALPHA * ALPHA * ALPHA;
     let mut tri_llr = vec![0.0f32; a3];
     let mut tri_benign = vec![0.0f32; a3];
@@ -312,11 +573,16 @@ pub fn train(
                 - counts.lp(counts.bi[i][0], counts.ctx1[ctx][0])) as f32
         })
         .collect();
-    let tlds: Vec<(Box<str>, f32)> = tld
+    let tlds: Vec<(Box<str>, f32)> = suffixes
         .iter()
-        .filter(|(k, _)| k.len() <= 255)
-        .map(|(k, &c)| (Box::<str>::from(*k), rarity(c) as f32))
+        .map(|k| {
+            (
+                Box::<str>::from(*k),
+                rarity(tld.get(k).copied().unwrap_or(0.0)) as f32,
+            )
+        })
         .collect();
+    let ct = cc.tables(cfg.smoothing, cfg.family_prior);
     let mut model = Model {
         depth: cfg.depth,
         base,
@@ -327,6 +593,11 @@ pub fn train(
         bi_llr,
         tlds,
         tld_unknown: tld_unknown as f32,
+        classes,
+        tld_llr: ct.tld_llr,
+        class_tld: ct.tld,
+        class_len: ct.len,
+        class_bi: ct.bi,
         trees,
         tunnel: TunnelModel {
             scale: [1.0; NTF],
@@ -337,9 +608,20 @@ pub fn train(
     // round-trip through the file format so training-time and run-time tables are identical
     model = Model::decode(&model.encode()).expect("fresh model encodes");
 
-    // 7. tunnel logistic regression
+    // 9. tunnel logistic regression
     model.tunnel = train_tunnel(&model, tunnel_pos, tunnel_neg, log);
     model
+}
+
+/// Names kept aside from the trees for early stopping (a hash independent of the test split
+/// and of the folds).
+fn in_validation(key: &str, pct: u64) -> bool {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for &b in key.as_bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        h ^= h >> 27;
+    }
+    h % 100 < pct
 }
 
 fn sig(z: f64) -> f64 {
@@ -376,14 +658,17 @@ fn gbdt(
     x: &[[f32; NF]],
     y: &[f32],
     w: &[f32],
+    val: &[bool],
     cfg: &TrainConfig,
     log: Log<'_>,
 ) -> (f32, Vec<Tree>) {
     let n = x.len();
     const MAXB: usize = 64;
+    let train_idx: Vec<usize> = (0..n).filter(|&i| !val[i]).collect();
+    let val_idx: Vec<usize> = (0..n).filter(|&i| val[i]).collect();
     let mut cuts: Vec<Vec<f32>> = Vec::with_capacity(NF);
     for f in 0..NF {
-        let mut col: Vec<f32> = x.iter().map(|r| r[f]).collect();
+        let mut col: Vec<f32> = train_idx.iter().map(|&i| x[i][f]).collect();
         cuts.push(cuts_for(&mut col, MAXB));
     }
     let bins: Vec<[u8; NF]> = x
@@ -397,7 +682,7 @@ fn gbdt(
         })
         .collect();
     let (mut sp, mut sn) = (0.0f64, 0.0f64);
-    for i in 0..n {
+    for &i in &train_idx {
         if y[i] > 0.5 {
             sp += w[i] as f64
         } else {
@@ -407,82 +692,99 @@ fn gbdt(
     let base = (sp.max(1e-9) / sn.max(1e-9)).ln();
     let mut fx: Vec<f64> = vec![base; n];
     let depth = cfg.depth as usize;
-    let inner = (1usize << depth) - 1;
+    let nleaves = 1usize << depth;
     let mut g = vec![0.0f64; n];
     let mut h = vec![0.0f64; n];
     let mut assign = vec![0u32; n];
-    let mut trees = Vec::with_capacity(cfg.trees);
+    let mut trees: Vec<Tree> = Vec::with_capacity(cfg.trees);
+    let mut hist = vec![[0.0f64; 2]; (nleaves / 2).max(1) * NF * MAXB];
+    let val_w: f64 = val_idx.iter().map(|&i| w[i] as f64).sum();
+    let loss_of = |fx: &[f64], idx: &[usize]| -> f64 {
+        idx.iter()
+            .map(|&i| {
+                let p = sig(fx[i]);
+                let pc = if y[i] > 0.5 { p } else { 1.0 - p };
+                -(w[i] as f64) * pc.max(1e-15).ln()
+            })
+            .sum::<f64>()
+    };
+    let mut best = (f64::INFINITY, 0usize);
     for t in 0..cfg.trees {
-        let mut loss = 0.0;
-        for i in 0..n {
+        for &i in &train_idx {
             let p = sig(fx[i]);
             let wi = w[i] as f64;
             g[i] = wi * (p - y[i] as f64);
             h[i] = wi * (p * (1.0 - p)).max(1e-12);
-            let pc = if y[i] > 0.5 { p } else { 1.0 - p };
-            loss -= wi * pc.max(1e-15).ln();
-        }
-        if t % 50 == 0 {
-            log(&format!(
-                "tree {t}: weighted log-loss {:.5}",
-                loss / (sp + sn)
-            ));
         }
         assign.iter_mut().for_each(|a| *a = 0);
-        let mut nodes: Vec<(u8, f32)> = vec![(0, f32::INFINITY); inner];
+        let mut nodes: Vec<(u8, f32)> = Vec::with_capacity(depth);
         for level in 0..depth {
-            let first = (1usize << level) - 1;
             let width = 1usize << level;
             // hist[node][f][bin] = (G, H)
-            let mut hist = vec![[0.0f64; 2]; width * NF * MAXB];
-            for i in 0..n {
-                let node = assign[i] as usize - first;
-                let base_i = node * NF * MAXB;
+            let hs = &mut hist[..width * NF * MAXB];
+            hs.iter_mut().for_each(|e| *e = [0.0; 2]);
+            for &i in &train_idx {
+                let base_i = assign[i] as usize * NF * MAXB;
                 for f in 0..NF {
-                    let e = &mut hist[base_i + f * MAXB + bins[i][f] as usize];
+                    let e = &mut hs[base_i + f * MAXB + bins[i][f] as usize];
                     e[0] += g[i];
                     e[1] += h[i];
                 }
             }
-            let mut best_bin = vec![u8::MAX; width];
-            for node in 0..width {
-                let mut best = (0.0f64, 0usize, usize::MAX);
-                for f in 0..NF {
-                    let hs = &hist[node * NF * MAXB + f * MAXB..node * NF * MAXB + (f + 1) * MAXB];
-                    let gt: f64 = hs.iter().map(|e| e[0]).sum();
-                    let ht: f64 = hs.iter().map(|e| e[1]).sum();
+            // one split for the whole level: the (feature, cut) with the largest summed gain
+            let mut best_split = (0.0f64, usize::MAX, 0usize);
+            for f in 0..NF {
+                let nc = cuts[f].len();
+                if nc == 0 {
+                    continue;
+                }
+                let mut gain = vec![0.0f64; nc];
+                let mut hl_all = vec![0.0f64; nc];
+                let mut hr_all = vec![0.0f64; nc];
+                for node in 0..width {
+                    let hn = &hs[node * NF * MAXB + f * MAXB..node * NF * MAXB + (f + 1) * MAXB];
+                    let gt: f64 = hn.iter().map(|e| e[0]).sum();
+                    let ht: f64 = hn.iter().map(|e| e[1]).sum();
                     let parent = gt * gt / (ht + cfg.lambda);
                     let (mut gl, mut hl) = (0.0, 0.0);
-                    for b in 0..cuts[f].len() {
-                        gl += hs[b][0];
-                        hl += hs[b][1];
+                    for b in 0..nc {
+                        gl += hn[b][0];
+                        hl += hn[b][1];
                         let (gr, hr) = (gt - gl, ht - hl);
+                        hl_all[b] += hl;
+                        hr_all[b] += hr;
                         if hl < cfg.min_child_weight || hr < cfg.min_child_weight {
                             continue;
                         }
-                        let gain =
+                        gain[b] +=
                             gl * gl / (hl + cfg.lambda) + gr * gr / (hr + cfg.lambda) - parent;
-                        if gain > best.0 + 1e-9 {
-                            best = (gain, f, b);
-                        }
                     }
                 }
-                if best.2 != usize::MAX {
-                    nodes[first + node] = (best.1 as u8, cuts[best.1][best.2]);
-                    best_bin[node] = best.2 as u8;
+                for b in 0..nc {
+                    if hl_all[b] >= cfg.min_child_weight
+                        && hr_all[b] >= cfg.min_child_weight
+                        && gain[b] > best_split.0 + 1e-9
+                    {
+                        best_split = (gain[b], f, b);
+                    }
                 }
             }
+            let (f, b) = if best_split.1 == usize::MAX {
+                // nothing to gain: a split every name takes the same way
+                (0usize, u8::MAX as usize)
+            } else {
+                (best_split.1, best_split.2)
+            };
+            let thr = cuts[f].get(b).copied().unwrap_or(f32::INFINITY);
+            nodes.push((f as u8, thr));
             for i in 0..n {
-                let a = assign[i] as usize;
-                let (f, _) = nodes[a];
-                let bb = best_bin[a - first];
-                let right = bb != u8::MAX && bins[i][f as usize] > bb;
-                assign[i] = (2 * a + 1 + right as usize) as u32;
+                let right = b != u8::MAX as usize && bins[i][f] as usize > b;
+                assign[i] |= (right as u32) << level;
             }
         }
-        let mut lg = vec![[0.0f64; 2]; inner + 1];
-        for i in 0..n {
-            let l = assign[i] as usize - inner;
+        let mut lg = vec![[0.0f64; 2]; nleaves];
+        for &i in &train_idx {
+            let l = assign[i] as usize;
             lg[l][0] += g[i];
             lg[l][1] += h[i];
         }
@@ -491,9 +793,34 @@ fn gbdt(
             .map(|e| (-e[0] / (e[1] + cfg.lambda) * cfg.learning_rate) as f32)
             .collect();
         for i in 0..n {
-            fx[i] += leaves[assign[i] as usize - inner] as f64;
+            fx[i] += leaves[assign[i] as usize] as f64;
         }
         trees.push(Tree { nodes, leaves });
+        if val_idx.is_empty() {
+            continue;
+        }
+        let vl = loss_of(&fx, &val_idx) / val_w.max(1e-9);
+        if vl < best.0 {
+            best = (vl, t + 1);
+        }
+        if t % 50 == 0 {
+            log(&format!(
+                "tree {t}: train log-loss {:.5}, validation log-loss {vl:.5}",
+                loss_of(&fx, &train_idx) / (sp + sn)
+            ));
+        }
+        if t + 1 >= best.1 + cfg.patience {
+            break;
+        }
+    }
+    if !val_idx.is_empty() {
+        log(&format!(
+            "early stopping: {} trees (best validation log-loss {:.5}, {} validation names)",
+            best.1,
+            best.0,
+            val_idx.len()
+        ));
+        trees.truncate(best.1.max(1));
     }
     (base as f32, trees)
 }
