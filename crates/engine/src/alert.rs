@@ -243,6 +243,17 @@ pub struct AlertBook {
     >,
     updated: Vec<u32>,
     updated_flag: Vec<bool>,
+    /// Per alert (same index): sample queries and related kinds, kept typed and folded into
+    /// the JSON evidence only when an alert is handed out ([`AlertBook::materialize`]) —
+    /// editing a JSON object per finding was the most expensive part of `apply`.
+    extras: Vec<Extra>,
+}
+
+#[derive(Clone, Default)]
+struct Extra {
+    samples: smallvec::SmallVec<[CompactString; 2]>,
+    /// Bit set of the open kinds on the same (device, destination), when more than one.
+    related: u16,
 }
 
 impl AlertBook {
@@ -255,8 +266,45 @@ impl AlertBook {
     pub fn is_empty(&self) -> bool {
         self.alerts.is_empty()
     }
-    pub fn all(&self) -> &[Alert] {
-        &self.alerts
+    /// Every alert as handed out (evidence complete), in creation order.
+    pub fn all(&self) -> impl Iterator<Item = Alert> + '_ {
+        (0..self.alerts.len()).map(|i| self.materialize(i))
+    }
+    /// Alerts per severity, without building them.
+    pub fn count_by_severity(&self) -> [u64; 5] {
+        let mut n = [0u64; 5];
+        for a in &self.alerts {
+            n[a.severity as usize] += 1;
+        }
+        n
+    }
+    /// Alert `i` with its sample queries and related kinds folded into the evidence.
+    fn materialize(&self, i: usize) -> Alert {
+        let mut a = self.alerts[i].clone();
+        let x = &self.extras[i];
+        if let Some(o) = a.evidence.as_object_mut() {
+            if !x.samples.is_empty() {
+                o.insert(
+                    "sample_queries".into(),
+                    serde_json::Value::Array(
+                        x.samples
+                            .iter()
+                            .map(|s| serde_json::Value::String(s.to_string()))
+                            .collect(),
+                    ),
+                );
+            }
+            if x.related.count_ones() > 1 {
+                let mut kinds: Vec<&str> = Kind::ALL
+                    .iter()
+                    .filter(|k| x.related & (1 << **k as u16) != 0)
+                    .map(|k| k.as_str())
+                    .collect();
+                kinds.sort_unstable();
+                o.insert("related_kinds".into(), serde_json::json!(kinds));
+            }
+        }
+        a
     }
     fn key(kind: Kind, dev: DevId, destination: &str) -> Key {
         if destination.is_empty() || kind.per_device() {
@@ -305,7 +353,27 @@ impl AlertBook {
                 }
             }
         }
+        let mut a = a;
+        let mut x = Extra::default();
+        if let Some(o) = a.evidence.as_object_mut() {
+            if let Some(serde_json::Value::Array(v)) = o.remove("sample_queries") {
+                x.samples = v
+                    .iter()
+                    .filter_map(|s| s.as_str())
+                    .take(MAX_SAMPLES)
+                    .map(CompactString::from)
+                    .collect();
+            }
+            if let Some(serde_json::Value::Array(v)) = o.remove("related_kinds") {
+                for k in v.iter().filter_map(|k| k.as_str()) {
+                    if let Some(k) = Kind::ALL.iter().find(|x| x.as_str() == k) {
+                        x.related |= 1 << *k as u16;
+                    }
+                }
+            }
+        }
         self.alerts.push(a);
+        self.extras.push(x);
         for d in ids {
             self.members.insert((i, d));
         }
@@ -324,7 +392,9 @@ impl AlertBook {
                 let mut rescore = false;
                 if !f.repeat && f.score > a.own_score && !f.summary.is_empty() {
                     a.own_score = f.score;
-                    a.evidence = merge_samples(std::mem::take(&mut a.evidence), f.evidence.clone());
+                    if f.evidence.is_object() {
+                        a.evidence = f.evidence.clone();
+                    }
                     a.summary = f.summary.clone();
                     rescore = true;
                 }
@@ -333,7 +403,7 @@ impl AlertBook {
                     rescore = true;
                 }
                 if let Some(s) = &f.sample {
-                    push_sample(&mut a.evidence, s);
+                    push_sample(&mut self.extras[iu], s);
                 }
                 if self.members.insert((i, who.id)) {
                     a.device_count += 1;
@@ -360,9 +430,11 @@ impl AlertBook {
                 if !evidence.is_object() {
                     evidence = serde_json::json!({ "detail": evidence });
                 }
+                let mut extra = Extra::default();
                 if let Some(s) = &f.sample {
-                    push_sample(&mut evidence, s);
+                    push_sample(&mut extra, s);
                 }
+                self.extras.push(extra);
                 let ip = who.ip.to_string();
                 let scope = if key.1 == ROLLED {
                     f.destination.to_string()
@@ -425,12 +497,9 @@ impl AlertBook {
             .copied()
             .filter(|&i| is_open(&self.alerts[i as usize]))
             .collect();
-        let mut kinds: Vec<&'static str> = open
+        let kinds: u16 = open
             .iter()
-            .map(|&i| self.alerts[i as usize].kind.as_str())
-            .collect();
-        kinds.sort_unstable();
-        kinds.dedup();
+            .fold(0, |m, &i| m | 1 << self.alerts[i as usize].kind as u16);
         let combined = 100.0
             * (1.0
                 - open
@@ -449,10 +518,8 @@ impl AlertBook {
             if s != a.score || i == idx {
                 a.score = s;
                 a.severity = Severity::from_score(a.score);
-                if kinds.len() > 1 {
-                    if let Some(o) = a.evidence.as_object_mut() {
-                        o.insert("related_kinds".into(), serde_json::json!(kinds));
-                    }
+                if kinds.count_ones() > 1 {
+                    self.extras[i as usize].related = kinds;
                 }
                 self.touch(i);
             }
@@ -460,14 +527,17 @@ impl AlertBook {
     }
     /// Alerts changed since the last call.
     pub fn drain_updates(&mut self, out: &mut Vec<Alert>) {
-        for i in self.updated.drain(..) {
+        let updated = std::mem::take(&mut self.updated);
+        for &i in &updated {
             self.updated_flag[i as usize] = false;
-            out.push(self.alerts[i as usize].clone());
+            out.push(self.materialize(i as usize));
         }
+        self.updated = updated;
+        self.updated.clear();
     }
     /// All alerts, most severe first (score, then last seen, then id for determinism).
     pub fn sorted(&self) -> Vec<Alert> {
-        let mut v = self.alerts.clone();
+        let mut v: Vec<Alert> = self.all().collect();
         sort_alerts(&mut v);
         v
     }
@@ -497,31 +567,10 @@ pub fn sort_alerts(v: &mut [Alert]) {
     });
 }
 
-fn push_sample(ev: &mut serde_json::Value, s: &str) {
-    if let Some(o) = ev.as_object_mut() {
-        // look up before `entry`, which allocates its key on every call (hot: every finding)
-        if !o.contains_key("sample_queries") {
-            o.insert("sample_queries".into(), serde_json::json!([]));
-        }
-        let Some(arr) = o.get_mut("sample_queries") else {
-            return;
-        };
-        if let Some(a) = arr.as_array_mut() {
-            if a.len() < MAX_SAMPLES && !a.iter().any(|x| x.as_str() == Some(s)) {
-                a.push(serde_json::Value::String(s.to_string()));
-            }
-        }
+fn push_sample(x: &mut Extra, s: &str) {
+    if x.samples.len() < MAX_SAMPLES && !x.samples.iter().any(|q| q == s) {
+        x.samples.push(s.into());
     }
-}
-
-fn merge_samples(old: serde_json::Value, mut new: serde_json::Value) -> serde_json::Value {
-    if let (Some(o), Some(n)) = (old.get("sample_queries"), new.as_object_mut()) {
-        n.entry("sample_queries").or_insert_with(|| o.clone());
-    }
-    if !new.is_object() {
-        return old;
-    }
-    new
 }
 
 /// Stable id: FNV-1a of kind, scope and first-seen second, 16 hex digits.
@@ -589,7 +638,7 @@ mod tests {
             t.add_secs(9),
         );
         assert_eq!(b.len(), 1, "dedup and rollup into one alert");
-        let a = &b.all()[0];
+        let a = &b.all().next().unwrap();
         // the same novelty on two devices: damped by its spread (50 / 1.25)
         assert_eq!((a.count, a.device_count, a.score), (3, 2, 40));
         assert_eq!(a.devices, vec!["10.0.0.5", "10.0.0.6"]);
@@ -626,14 +675,14 @@ mod tests {
             "device 7 is not on it"
         );
         assert!(!b.is_open(Kind::Tunneling, 5, "evil.example"));
-        let before = b.all()[0].clone();
+        let before = b.all().next().unwrap();
         b.apply(
             &Finding::repeat(Kind::NewDestination, 5, "evil.example"),
             &who("10.0.0.5"),
             t.add_secs(99),
         )
         .unwrap();
-        let after = &b.all()[0];
+        let after = &b.all().next().unwrap();
         assert_eq!(
             (after.count, after.score, &after.summary),
             (before.count + 1, before.score, &before.summary)
@@ -646,7 +695,7 @@ mod tests {
                 t
             )
             .is_none());
-        let j = serde_json::to_value(&b.all()[0]).unwrap();
+        let j = serde_json::to_value(b.all().next().unwrap()).unwrap();
         for k in [
             "id",
             "kind",

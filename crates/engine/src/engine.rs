@@ -3,7 +3,7 @@
 //! Synchronous and deterministic: no clock (event time only), no I/O on the hot path. The only
 //! I/O is `open`/`save` of the persisted state (redb, see `store.rs`).
 
-use crate::alert::{AlertBook, DevId, DeviceRef, Finding};
+use crate::alert::{AlertBook, DevId, DeviceRef, Finding, Kind};
 use crate::baseline::{flag, Baselines, DestEntry, Device};
 use crate::config::EngineConfig;
 use crate::detectors::{self, Ctx, Detector};
@@ -11,7 +11,7 @@ use crate::enrich::{self, Enriched, MAX_GEO};
 use crate::geo::GeoCache;
 use crate::intel::IntelSet;
 use crate::store::Store;
-use crate::{Alert, EngineError};
+use crate::{Alert, EngineError, Severity};
 use dnsight_model::DnsEvent;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ pub struct Engine {
     findings: Vec<Finding>,
     events: u64,
     skipped: BTreeMap<&'static str, u64>,
-    findings_by_kind: BTreeMap<&'static str, u64>,
+    findings_by_kind: [u64; Kind::ALL.len()],
     first_event: Option<dnsight_model::Ts>,
     last_event: Option<dnsight_model::Ts>,
     last_tick: u32,
@@ -89,7 +89,7 @@ impl Engine {
             findings: Vec::new(),
             events: 0,
             skipped: BTreeMap::new(),
-            findings_by_kind: BTreeMap::new(),
+            findings_by_kind: [0; Kind::ALL.len()],
             first_event: None,
             last_event: None,
             last_tick: 0,
@@ -375,7 +375,7 @@ impl Engine {
         if !self.findings.is_empty() {
             let findings = std::mem::take(&mut self.findings);
             for f in &findings {
-                *self.findings_by_kind.entry(f.kind.as_str()).or_default() += 1;
+                self.findings_by_kind[f.kind as usize] += 1;
                 let d = &self.base.devices[f.dev as usize];
                 let who = DeviceRef {
                     id: f.dev,
@@ -417,8 +417,17 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         let mut by_sev = BTreeMap::new();
-        for a in self.book.all() {
-            *by_sev.entry(a.severity.as_str().to_string()).or_default() += 1;
+        let sevs = [
+            Severity::Info,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ];
+        for (sev, n) in sevs.iter().zip(self.book.count_by_severity()) {
+            if n > 0 {
+                by_sev.insert(sev.as_str().to_string(), n);
+            }
         }
         let last = self
             .last_event
@@ -439,10 +448,11 @@ impl Engine {
                 .count() as u64,
             destinations: self.base.dests.len() as u64,
             baseline_entries: self.base.entries,
-            findings: self
-                .findings_by_kind
+            findings: Kind::ALL
                 .iter()
-                .map(|(k, v)| (k.to_string(), *v))
+                .zip(self.findings_by_kind)
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| (k.as_str().to_string(), n))
                 .collect(),
             alerts: self.book.len() as u64,
             alerts_by_severity: by_sev,

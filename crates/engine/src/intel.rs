@@ -9,9 +9,9 @@
 //! without a restart. Unparseable lines are counted per feed and skipped.
 
 use crate::net::{Cidr, CidrSet};
+use crate::suffix::SuffixMap;
 use compact_str::CompactString;
 use dnsight_model::{Name, Ts};
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Feed file format.
@@ -69,7 +69,7 @@ pub struct IntelSet {
     feeds: Vec<Feed>,
     /// Keys come from the (trusted) feeds; lookups alone cannot degrade the table, so a fast
     /// hasher is fine here.
-    domains: HashMap<CompactString, u16, foldhash::fast::RandomState>,
+    domains: SuffixMap<u16>,
     nets: CidrSet<u16>,
 }
 
@@ -181,7 +181,7 @@ impl IntelSet {
     fn insert(&mut self, e: Entry, idx: u16, feed: &mut Feed) {
         match e {
             Entry::Domain(d) => {
-                self.domains.entry(d).or_insert(idx);
+                self.domains.insert_first(d, idx);
                 feed.domains += 1;
             }
             Entry::Net(c) => {
@@ -200,21 +200,10 @@ impl IntelSet {
     }
     /// The listed domain covering `name` (itself or a parent), if any.
     pub fn match_name<'s>(&'s self, name: &'s str, now: Ts) -> Option<(&'s Feed, &'s str)> {
-        if self.domains.is_empty() {
-            return None;
-        }
-        let mut s = name;
-        loop {
-            if let Some(&i) = self.domains.get(s) {
-                if let Some(f) = self.live(i, now) {
-                    return Some((f, s));
-                }
-            }
-            match next_parent(s) {
-                Some(p) => s = p,
-                None => return None,
-            }
-        }
+        let (d, &i) = self
+            .domains
+            .find_where(name, |&i| self.live(i, now).is_some())?;
+        Some((self.live(i, now)?, d))
     }
     pub fn match_addr(&self, ip: IpAddr, now: Ts) -> Option<(&Feed, Cidr)> {
         let (i, c) = self.nets.get(ip)?;
@@ -260,19 +249,6 @@ impl IntelSet {
 }
 
 /// The name without its first label (escape-aware), None at a single label.
-pub(crate) fn next_parent(s: &str) -> Option<&str> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'.' => return Some(&s[i + 1..]).filter(|r| !r.is_empty()),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
 enum Entry {
     Domain(CompactString),
     Net(Cidr),

@@ -24,6 +24,7 @@ pub mod inventory;
 pub mod net;
 mod report;
 mod store;
+pub mod suffix;
 pub mod tz;
 
 pub use alert::{Alert, Kind, Severity, Status};

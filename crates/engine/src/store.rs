@@ -210,7 +210,7 @@ impl Store {
             }
             let mut at = tx.open_table(ALERTS).map_err(err("alerts"))?;
             for a in book.all() {
-                let j = serde_json::to_string(a).map_err(err("alert json"))?;
+                let j = serde_json::to_string(&a).map_err(err("alert json"))?;
                 at.insert(a.id.as_str(), j.as_str())
                     .map_err(err("alerts put"))?;
             }

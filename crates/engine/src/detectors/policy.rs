@@ -24,7 +24,7 @@ use super::{Ctx, Detector};
 use crate::alert::{Finding, Kind};
 use crate::config::EngineConfig;
 use crate::enrich::{is_under, Enriched};
-use compact_str::CompactString;
+use crate::suffix::SuffixMap;
 use serde_json::json;
 
 /// Well-known DNS-over-HTTPS resolver names.
@@ -50,14 +50,19 @@ pub const DOH_NAMES: &[&str] = &[
 pub const CANARY: &str = "use-application-dns.net";
 
 pub struct Policy {
-    doh: Vec<CompactString>,
+    /// DoH resolver names (built-in and configured), matched with their subdomains.
+    doh: SuffixMap<()>,
 }
 
 impl Policy {
     pub fn new(cfg: &EngineConfig) -> Policy {
-        let mut doh: Vec<CompactString> =
-            DOH_NAMES.iter().map(|s| CompactString::from(*s)).collect();
-        doh.extend(cfg.doh_names.iter().cloned());
+        let mut doh = SuffixMap::new();
+        for d in DOH_NAMES {
+            doh.insert_first(*d, ());
+        }
+        for d in &cfg.doh_names {
+            doh.insert_first(d.clone(), ());
+        }
         Policy { doh }
     }
 }
@@ -126,8 +131,7 @@ impl Detector for Policy {
                 push(20.0, "doh_canary", "Firefox checks use-application-dns.net before enabling DNS over HTTPS", format!("{} probed the DoH canary {q}: a browser is deciding whether to bypass the local resolver.", ev.ev.client));
                 return;
             }
-            if let Some(d) = self.doh.iter().find(|d| is_under(q, d)) {
-                let d = d.clone();
+            if let Some((d, _)) = self.doh.find(q) {
                 push(45.0, "doh_bypass", "DNS-over-HTTPS resolvers bypass the organisation's resolver and its protection", format!("{} resolved the DNS-over-HTTPS resolver {d}: its DNS may bypass the organisation's resolver.", ev.ev.client));
                 return;
             }
