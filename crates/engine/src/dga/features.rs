@@ -22,7 +22,7 @@ pub const NF: usize = 21;
 /// At most this many classes in the per-family models: class 0 is benign, the others are the
 /// DGA families seen in training. Rows are padded to this width (padding scores `PAD_LP`), so
 /// the per-class sums are fixed-size loops the compiler vectorises.
-pub const KP: usize = 48;
+pub const KP: usize = 32;
 /// Log-probability of the padding classes: low enough never to win a maximum.
 pub const PAD_LP: f32 = -1.0e6;
 /// Label lengths at or above this share one bucket in the per-class length models.
@@ -42,20 +42,6 @@ pub fn sym(b: u8) -> u8 {
         b'-' => 36,
         _ => OTHER,
     }
-}
-
-#[inline]
-fn is_vowel(s: u8) -> bool {
-    // a e i o u y
-    matches!(s, 0 | 4 | 8 | 14 | 20 | 24)
-}
-#[inline]
-fn is_digit(s: u8) -> bool {
-    (26..36).contains(&s)
-}
-#[inline]
-fn is_letter(s: u8) -> bool {
-    s < 26
 }
 
 /// A name split around its public suffix. All parts are slices of the escaped presentation text.
@@ -267,14 +253,15 @@ struct StatsAcc {
     letters: u32,
     other: u32,
     hyph: u32,
-    cons_run: u32,
     max_cons: u32,
-    dig_run: u32,
     max_dig: u32,
     switches: u32,
     letter_pairs: u32,
     cv_alt: u32,
     hex_only: bool,
+    /// Σ c·log2(c) over the symbol counts, kept up to date (entropy without a pass over them).
+    sum_clogc: f64,
+    uniq: u32,
 }
 
 impl StatsAcc {
@@ -287,75 +274,61 @@ impl StatsAcc {
             letters: 0,
             other: 0,
             hyph: 0,
-            cons_run: 0,
             max_cons: 0,
-            dig_run: 0,
             max_dig: 0,
             switches: 0,
             letter_pairs: 0,
             cv_alt: 0,
             hex_only: true,
+            sum_clogc: 0.0,
+            uniq: 0,
         }
     }
+    /// Branch-free on the characters (random labels would mispredict every branch).
     fn label(&mut self, syms: &[u8]) {
-        let mut prev: Option<u8> = None;
-        self.cons_run = 0;
-        self.dig_run = 0;
-        for &s in syms {
-            self.counts[s as usize] = self.counts[s as usize].saturating_add(1);
-            self.n += 1;
-            if is_digit(s) {
-                self.digits += 1;
-                self.dig_run += 1;
-                self.max_dig = self.max_dig.max(self.dig_run);
-                self.cons_run = 0;
-            } else {
-                self.dig_run = 0;
-            }
-            if is_letter(s) {
-                self.letters += 1;
-                if is_vowel(s) {
-                    self.vowels += 1;
-                    self.cons_run = 0;
-                } else {
-                    self.cons_run += 1;
-                    self.max_cons = self.max_cons.max(self.cons_run);
-                }
-                if s > 5 {
-                    self.hex_only = false;
-                }
-            } else if !is_digit(s) {
-                self.cons_run = 0;
-                self.hex_only = false;
-                if s == 36 {
-                    self.hyph += 1;
-                } else {
-                    self.other += 1;
-                }
-            }
-            if let Some(p) = prev {
-                if (is_digit(p) && is_letter(s)) || (is_letter(p) && is_digit(s)) {
-                    self.switches += 1;
-                }
-                if is_letter(p) && is_letter(s) {
-                    self.letter_pairs += 1;
-                    self.cv_alt += (is_vowel(p) != is_vowel(s)) as u32;
-                }
-            }
-            prev = Some(s);
+        let (mut prev_l, mut prev_d, mut prev_v) = (0u32, 0u32, 0u32);
+        let (mut cons_run, mut dig_run) = (0u32, 0u32);
+        let mut not_hex = 0u32;
+        for (i, &s) in syms.iter().enumerate() {
+            let s = (s as usize).min(ALPHA - 1);
+            let before = self.counts[s];
+            self.counts[s] = before.saturating_add(1);
+            self.uniq += (before == 0) as u32;
+            self.sum_clogc += clog2c(before.saturating_add(1)) - clog2c(before);
+            let c = SYM_CLASS[s] as u32;
+            let d = c & 1;
+            let l = (c >> 1) & 1;
+            let v = (c >> 2) & 1;
+            let cons = l & (v ^ 1);
+            self.digits += d;
+            self.letters += l;
+            self.vowels += v;
+            self.hyph += (c >> 3) & 1;
+            self.other += (c >> 4) & 1;
+            not_hex |= (c >> 5) & 1;
+            dig_run = (dig_run + 1) * d;
+            cons_run = (cons_run + 1) * cons;
+            self.max_dig = self.max_dig.max(dig_run);
+            self.max_cons = self.max_cons.max(cons_run);
+            let has_prev = (i > 0) as u32;
+            self.switches += has_prev & ((prev_d & l) | (prev_l & d));
+            let pair = has_prev & prev_l & l;
+            self.letter_pairs += pair;
+            self.cv_alt += pair & (prev_v ^ v);
+            (prev_l, prev_d, prev_v) = (l, d, v);
         }
+        self.n += syms.len() as u32;
+        self.hex_only &= not_hex == 0;
     }
     fn finish(&self, total_len: usize) -> LabelStats {
         let n = self.n.max(1) as f64;
-        let mut ent = 0.0;
-        let mut uniq = 0u32;
-        for &c in &self.counts {
-            if c > 0 {
-                uniq += 1;
-                let p = c as f64 / n;
-                ent -= p * p.log2();
-            }
-        }
+        // entropy = log2(n) − Σ c·log2(c) / n, with c·log2(c) from a table for small counts
+        let (sum_clogc, uniq) = (self.sum_clogc, self.uniq);
+        let ent = if self.n == 0 {
+            0.0
+        } else {
+            (n.log2() - sum_clogc / n).max(0.0)
+        };
         LabelStats {
             len: total_len.min(u32::MAX as usize) as u32,
             entropy: ent,
@@ -376,6 +349,48 @@ impl StatsAcc {
         }
     }
 }
+
+/// `c · log2(c)`, from a table for the counts the scored labels can have.
+#[inline]
+fn clog2c(c: u16) -> f64 {
+    match clog2c_table().get(c as usize) {
+        Some(&v) => v,
+        None => c as f64 * (c as f64).log2(),
+    }
+}
+
+fn clog2c_table() -> &'static [f64; MAX_SUB + 1] {
+    static T: std::sync::OnceLock<[f64; MAX_SUB + 1]> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        std::array::from_fn(|i| {
+            if i < 2 {
+                0.0
+            } else {
+                i as f64 * (i as f64).log2()
+            }
+        })
+    })
+}
+
+/// Per-symbol class bits: 1 digit, 2 letter, 4 vowel, 8 hyphen, 16 other, 32 not a hex digit.
+static SYM_CLASS: [u8; ALPHA] = {
+    let mut t = [0u8; ALPHA];
+    let mut s = 0;
+    while s < ALPHA {
+        t[s] = if s < 26 {
+            let vowel = matches!(s, 0 | 4 | 8 | 14 | 20 | 24);
+            2 | if vowel { 4 } else { 0 } | if s > 5 { 32 } else { 0 }
+        } else if s < 36 {
+            1
+        } else if s == 36 {
+            8 | 32
+        } else {
+            16 | 32
+        };
+        s += 1;
+    }
+    t
+};
 
 /// Statistics of one label's symbols.
 pub fn stats(syms: &[u8], total_len: usize) -> LabelStats {
@@ -600,15 +615,14 @@ pub fn label_features<L: NgramLm + ?Sized>(
     let mut whole = *suffix.class_lp;
     lm.fam_len_add(len_bucket(total), &mut whole);
     // best DGA family for the whole name; its chain part is reported separately
-    let mut best = 1usize;
-    let mut best_v = f32::NEG_INFINITY;
-    for k in 1..KP {
-        let v = whole[k] + chain[k];
-        if v > best_v {
-            best_v = v;
-            best = k;
-        }
+    for (w, c) in whole.iter_mut().zip(&chain) {
+        *w += c;
     }
+    let best_v = whole[1..].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let best = whole[1..]
+        .iter()
+        .position(|&v| v == best_v)
+        .map_or(1, |i| i + 1);
     let best_chain = chain[1..].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let nt = ng.n_tri.max(1) as f64;
     let nb = ng.n_bi.max(1) as f64;
@@ -620,7 +634,7 @@ pub fn label_features<L: NgramLm + ?Sized>(
         dga_trigram_share: ng.tri_llr_pos as f64 / nt,
         tld_rarity: suffix.rarity,
         suffix_llr: suffix.llr,
-        family_llr: (best_v - (whole[0] + chain[0])) as f64,
+        family_llr: (best_v - whole[0]) as f64,
         family_char_llr: (best_chain - chain[0]) as f64 / nb,
         family: best as u32,
         suffix_known: suffix.known,

@@ -709,6 +709,7 @@ fn gbdt(
             .sum::<f64>()
     };
     let mut best = (f64::INFINITY, 0usize);
+    let mut best_val_fx: Vec<f64> = Vec::new();
     for t in 0..cfg.trees {
         for &i in &train_idx {
             let p = sig(fx[i]);
@@ -802,6 +803,7 @@ fn gbdt(
         let vl = loss_of(&fx, &val_idx) / val_w.max(1e-9);
         if vl < best.0 {
             best = (vl, t + 1);
+            best_val_fx = val_idx.iter().map(|&i| fx[i]).collect();
         }
         if t % 50 == 0 {
             log(&format!(
@@ -821,6 +823,29 @@ fn gbdt(
             val_idx.len()
         ));
         trees.truncate(best.1.max(1));
+        // what the hyper-parameters are chosen by: detection on the validation part
+        let benign: Vec<f64> = val_idx
+            .iter()
+            .zip(&best_val_fx)
+            .filter(|(&i, _)| y[i] < 0.5)
+            .map(|(_, &v)| v)
+            .collect();
+        for fpr in [0.001, 0.01] {
+            let t = threshold_at_fpr(&benign, fpr);
+            let (mut d, mut nd) = (0usize, 0usize);
+            for (&i, &v) in val_idx.iter().zip(&best_val_fx) {
+                if y[i] > 0.5 {
+                    nd += 1;
+                    d += (v > t) as usize;
+                }
+            }
+            log(&format!(
+                "validation: {d} of {nd} DGA names ({:.2}%) above the {}% FP threshold of {} benign names",
+                100.0 * d as f64 / nd.max(1) as f64,
+                fpr * 100.0,
+                benign.len()
+            ));
+        }
     }
     (base as f32, trees)
 }
