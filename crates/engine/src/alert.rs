@@ -4,10 +4,12 @@
 //! destination-bearing kinds, so many devices with the same anomaly roll up into one alert that
 //! lists them (`devices`); per-device kinds (traffic change, reconnaissance, new device and the
 //! device stage of DGA) are keyed by (kind, device, destination). Repeats update `count` and
-//! `last_seen`. Several kinds on one (device, destination) raise each other's score:
-//! `combined = 1 − Π(1 − sᵢ/100)`, so a new, periodic, DGA-looking destination in a new country
-//! ends up critical even when each signal alone is medium. Novelty and beaconing alerts that
-//! roll up over many devices are damped by their spread (a rollout, see `effective`).
+//! `last_seen`. Several kinds on one (device, destination) raise each other's score (see
+//! [`combine`]: a noisy-OR of independent signals, the novelty kinds counted as one, weak pairs
+//! kept below medium), so a new, periodic, DGA-looking destination in a new country ends up
+//! critical even when each signal alone is medium. Novelty and beaconing alerts that roll up
+//! over many devices are damped by their spread (a rollout, see `effective`), and the widest
+//! spread on a (device, destination) damps all of its damped kinds.
 
 use compact_str::CompactString;
 use dnsight_model::Ts;
@@ -500,15 +502,26 @@ impl AlertBook {
         let kinds: u16 = open
             .iter()
             .fold(0, |m, &i| m | 1 << self.alerts[i as usize].kind as u16);
-        let combined = 100.0
-            * (1.0
-                - open
-                    .iter()
-                    .map(|&i| 1.0 - (effective(&self.alerts[i as usize]) / 100.0).clamp(0.0, 1.0))
-                    .product::<f64>());
+        // one spread for the pair: the widest roll-up among the damped kinds, so a fleet-wide
+        // novelty also damps the periodic polling of the same destination (an agent rollout)
+        let spread = open
+            .iter()
+            .map(|&i| &self.alerts[i as usize])
+            .filter(|a| damped(a.kind))
+            .map(|a| a.device_count)
+            .max()
+            .unwrap_or(1);
+        let signals: smallvec::SmallVec<[(Kind, f64); 4]> = open
+            .iter()
+            .map(|&i| {
+                let a = &self.alerts[i as usize];
+                (a.kind, effective(a, spread))
+            })
+            .collect();
+        let combined = combine(&signals);
         for &i in &group {
             let a = &mut self.alerts[i as usize];
-            let own = effective(a);
+            let own = effective(a, spread);
             let base = if open.contains(&i) {
                 combined.max(own)
             } else {
@@ -543,18 +556,62 @@ impl AlertBook {
     }
 }
 
-/// The own score of an alert, damped by its spread for the novelty kinds and beaconing: the
-/// same new (or periodic) destination on many devices at once is a rollout more often than
-/// an intrusion (`own / (1 + 0.25·(devices − 1))`). Intel, DGA, tunneling and policy are not
+/// Kinds damped by their spread: the same new (or periodic) destination on many devices at
+/// once is a rollout more often than an intrusion. Intel, DGA, tunneling and policy are not
 /// damped: spread makes them worse, not better.
-fn effective(a: &Alert) -> f64 {
-    let spread = match a.kind {
-        Kind::NewDestination | Kind::NewCountry | Kind::NewAsn | Kind::Beaconing => {
-            1.0 / (1.0 + 0.25 * f64::from(a.device_count.max(1) - 1))
+fn damped(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::NewDestination | Kind::NewCountry | Kind::NewAsn | Kind::Beaconing
+    )
+}
+
+/// The own score of an alert, damped by its spread (`own / (1 + 0.25·(devices − 1))`, with
+/// `devices` at least `spread`, the widest roll-up on the same device and destination).
+fn effective(a: &Alert, spread: u32) -> f64 {
+    if damped(a.kind) {
+        let n = a.device_count.max(spread).max(1);
+        a.own_score / (1.0 + 0.25 * f64::from(n - 1))
+    } else {
+        a.own_score
+    }
+}
+
+/// Combined score (0..100) of the open signals on one (device, destination), each `(kind,
+/// effective score)`:
+/// - independent kinds combine as a noisy-OR, `1 − Π(1 − sᵢ/100)`: a new, periodic,
+///   DGA-looking destination in a new country is critical even when each signal is medium;
+/// - the novelty kinds (new destination, new country, new ASN) say one thing — "new to this
+///   device" — so the strongest counts in full and the others at a quarter;
+/// - weak signals alone do not make a medium: when every signal is below 40 and fewer than
+///   three kinds agree, the combination stays below 40 (a never-seen name that the lexical
+///   model finds slightly random is, by construction, also a new destination).
+pub fn combine(signals: &[(Kind, f64)]) -> f64 {
+    let is_novelty = |k: Kind| matches!(k, Kind::NewDestination | Kind::NewCountry | Kind::NewAsn);
+    let mut keep = 1.0;
+    let mut novelty: smallvec::SmallVec<[f64; 3]> = smallvec::SmallVec::new();
+    let mut strongest: f64 = 0.0;
+    let mut kinds = 0u16;
+    for &(k, s) in signals {
+        let p = (s / 100.0).clamp(0.0, 1.0);
+        strongest = strongest.max(s);
+        kinds |= 1 << k as u16;
+        if is_novelty(k) {
+            novelty.push(p);
+        } else {
+            keep *= 1.0 - p;
         }
-        _ => 1.0,
-    };
-    a.own_score * spread
+    }
+    novelty.sort_by(|a, b| b.total_cmp(a));
+    for (n, p) in novelty.iter().enumerate() {
+        keep *= 1.0 - if n == 0 { *p } else { 0.25 * p };
+    }
+    let combined = 100.0 * (1.0 - keep);
+    if strongest < 40.0 && kinds.count_ones() < 3 {
+        combined.min(39.0)
+    } else {
+        combined
+    }
 }
 
 /// Most severe first: score, severity, count, then id.
@@ -618,6 +675,32 @@ mod tests {
             group: Some("ws"),
         }
     }
+    #[test]
+    fn combination_rules() {
+        use Kind::*;
+        // independent signals add up: two mediums make a high
+        assert_eq!(combine(&[(Beaconing, 50.0), (Dga, 45.0)]).round(), 73.0);
+        // novelty kinds are one signal: a new destination in a new country stays low
+        assert_eq!(
+            combine(&[(NewDestination, 24.0), (NewCountry, 23.0)]).round(),
+            28.0
+        );
+        // two weak signals stay below medium...
+        assert_eq!(combine(&[(Dga, 30.0), (NewDestination, 15.0)]), 39.0);
+        // ...three agreeing kinds do not
+        assert!(combine(&[(Dga, 35.0), (NewDestination, 35.0), (Beaconing, 35.0)]) > 65.0);
+        // new, periodic, DGA-looking, new country: critical
+        assert!(
+            combine(&[
+                (NewDestination, 40.0),
+                (Beaconing, 60.0),
+                (Dga, 45.0),
+                (NewCountry, 40.0)
+            ]) >= 85.0
+        );
+        assert_eq!(combine(&[]), 0.0);
+    }
+
     #[test]
     fn dedup_rollup_and_combination() {
         let mut b = AlertBook::new();

@@ -242,7 +242,17 @@ pub fn score(labels: &Labels, alerts: &[Value]) -> EvalReport {
                 }
             }
         }
-        if attack {
+        // (P1) a behaviour alert (no destination: traffic change, reconnaissance, new device,
+        // the device stage of DGA) raised on an attacked device during the attack is a side
+        // effect of that attack, not a false alert (it does not count as a detection either,
+        // unless its kind is one the scenario expects)
+        let side_effect = !attack
+            && a.destination.is_empty()
+            && KIND_ONLY.contains(&a.kind.as_str())
+            && labels.scenarios.iter().any(|s| {
+                !s.benign && !s.devices.is_empty() && device_match(a, s) && time_match(a, s)
+            });
+        if attack || side_effect {
             on_attacks += 1;
         } else if confounder {
             *conf_sev.entry(a.severity.clone()).or_default() += 1;

@@ -262,9 +262,14 @@ impl GeoPools {
             (1u32 << host_bits) - 1
         };
         let mut a = (base & !mask) | ((crate::rng::mix(h, 3) as u32) & mask);
-        // avoid network and broadcast-looking last octets
+        // avoid network and broadcast-looking last octets, without leaving the network (P2: a
+        // fixed .10 escaped networks smaller than /24 and landed in another country)
         if a & 0xff == 0 || a & 0xff == 255 {
-            a = (a & !0xff) | 10;
+            a = if host_bits > 8 {
+                (a & !0xff) | 10
+            } else {
+                (base & !mask) | (mask >> 1).max(1).min(mask)
+            };
         }
         if special_v4(Ipv4Addr::from(a)) {
             a = base | 1;

@@ -171,7 +171,10 @@ impl Detector for Beaconing {
         }
     }
     fn observe(&mut self, ev: &Enriched<'_>, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-        if ev.reverse_addr.is_some() {
+        // (P7) an internal name that does not exist (search-list expansions such as
+        // `api.vendor.com.corp.example`, Kubernetes ndots) is answered by the organisation's
+        // own DNS: it reaches no one outside, so its timing is not a channel
+        if ev.reverse_addr.is_some() || (ev.internal && ev.nx) {
             return;
         }
         // destinations the device learned are not tracked (see the module docs)

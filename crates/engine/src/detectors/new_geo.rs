@@ -158,11 +158,12 @@ mod tests {
             +1m 10.0.0.5 cdn.example.net A NOERROR 10.1.2.3           # private: never looked up
             ",
         );
-        // alone medium (a quiet device, a country nobody reached); with new_destination: high
+        // medium (a quiet device, a country nobody reached); the new destination beside it says
+        // the same thing ("new to this device"), so together they stay medium (`alert::combine`)
         assert_alerts(
             &e,
             Some("new_country"),
-            "new_country high 10.0.0.5 example.se x1",
+            "new_country medium 10.0.0.5 example.se x1",
         );
         assert_eq!(
             e.alerts()
