@@ -17,10 +17,12 @@
 //!
 //! The model ([`Model`]) is small and embedded (`crates/engine/models/dga.bin`, retrained by
 //! `dnsight train-dga`): character trigram language models for benign and DGA labels (their
-//! log-likelihood ratio and the benign log-likelihood are features), a handful of classic
-//! features (length, entropy, digit ratio, consonant runs, TLD rarity...), combined by a small
-//! set of gradient-boosted depth-3 trees; a logistic regression over subdomain features gives
-//! the tunnel score. Scoring allocates nothing and reads no clock; names are attacker-controlled
+//! log-likelihood ratio and the benign log-likelihood are features), per-family generative
+//! models (label length, suffix and bigram chain of each DGA family of the training data; the
+//! best family's likelihood ratio against benign is a feature), a handful of classic features
+//! (length, entropy, digit ratio, consonant runs, suffix rarity...), combined by a few dozen
+//! gradient-boosted oblivious trees; a logistic regression over subdomain features gives the
+//! tunnel score. `score` costs well under a microsecond (see `docs/evaluation-names.md`). Scoring allocates nothing and reads no clock; names are attacker-controlled
 //! bytes, so every input (escapes, non-ASCII, huge labels) is handled without panicking.
 
 mod features;
@@ -28,7 +30,7 @@ mod model;
 pub mod train;
 
 pub use features::{
-    split, sym, LabelStats, NameFeatures, Split, TunnelFeatures, ALPHA, BOUNDARY, NF, NTF,
+    split, sym, LabelStats, NameFeatures, Split, TunnelFeatures, ALPHA, BOUNDARY, KP, NF, NTF,
 };
 pub use model::{Model, ModelError, Tree};
 
