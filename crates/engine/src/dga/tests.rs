@@ -153,6 +153,21 @@ fn features_explain_the_score() {
 }
 
 #[test]
+fn family_features_name_the_closest_generator() {
+    let m = model();
+    // simda's consonant-vowel pattern, mydoom's ten-letter alphabet
+    for (name, family) in [("puzydog.com", "simda"), ("empewsqsqa.ws", "mydoom")] {
+        let f = features(&n(name));
+        assert_eq!(m.family_name(f.family), Some(family), "{name}: {f:?}");
+        assert!(f.family_llr > 5.0, "{name}: {f:?}");
+    }
+    assert_eq!(m.family_name(0), Some("benign"));
+    let f = features(&n("wikipedia.org"));
+    assert!(f.family_llr < 0.0, "{f:?}");
+    assert!((features(&n("puzydog.com")).stats.cv_alternation - 1.0).abs() < 1e-9);
+}
+
+#[test]
 fn tunnel_score_separates_payload_from_hostnames() {
     let payload =
         n("0eaba822hbybdn4yfplbyycynihdsxeybakw.iix4pskyegpvvqu0on3ngjxzddpz.hidemyself.org");
@@ -245,16 +260,49 @@ fn training_on_a_toy_set_learns_the_difference() {
             family: "random".into(),
         });
     }
-    let cfg = train::TrainConfig {
-        trees: 30,
-        ..Default::default()
-    };
-    let m = train::train(&samples, &[], &[], &cfg, &mut |_| {});
-    let again = Model::decode(&m.encode()).unwrap();
-    assert_eq!(again, m);
-    let good = m.score(&n("greenmarket.com"));
-    let bad = m.score(&n("qxkzvbwmrtpl.net"));
-    assert!(good < 0.5 && bad > 0.5, "{good} {bad}");
+    for depth in [3, 6] {
+        let cfg = train::TrainConfig {
+            trees: 30,
+            depth,
+            ..Default::default()
+        };
+        let m = train::train(&samples, &[], &[], &cfg, &mut |_| {});
+        let again = Model::decode(&m.encode()).unwrap();
+        assert_eq!(again, m);
+        assert_eq!(m.depth, depth);
+        let good = m.score(&n("greenmarket.com"));
+        let bad = m.score(&n("qxkzvbwmrtpl.net"));
+        assert!(good < 0.5 && bad > 0.5, "depth {depth}: {good} {bad}");
+        assert_fast_matches_plain(&m);
+    }
+}
+
+/// The unrolled/grouped tree evaluation equals the reference evaluation, whatever the tree
+/// count (groups of four plus a remainder) and depth.
+fn assert_fast_matches_plain(m: &Model) {
+    let mut x: u64 = 99;
+    for _ in 0..500 {
+        let v: [f32; NF] = std::array::from_fn(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2000) as f32 / 100.0 - 10.0
+        });
+        let plain = m.base + m.trees.iter().map(|t| t.eval_plain(&v)).sum::<f32>();
+        let fast = m.logit(&v);
+        assert!((plain - fast).abs() < 1e-3, "{plain} {fast}");
+    }
+}
+
+#[test]
+fn fast_tree_layout_matches_the_plain_trees_for_any_tree_count() {
+    for keep in [1, 3, 5, 7, 8] {
+        let mut m = model().clone();
+        m.trees.truncate(keep);
+        let m = Model::decode(&m.encode()).unwrap();
+        assert_eq!(m.trees.len(), keep.min(model().trees.len()));
+        assert_fast_matches_plain(&m);
+    }
 }
 
 proptest::proptest! {
