@@ -67,12 +67,15 @@ fn score_stream(mut input: impl BufRead, out: &mut impl Write, json: bool) -> Re
             let registered = sp
                 .filter(|s| !s.label.is_empty())
                 .map(|s| format!("{}.{}", s.label, s.suffix));
+            let f = dga::features(&name);
             let v = serde_json::json!({
                 "name": name.as_str(),
                 "registered_domain": registered,
                 "score": round4(p),
+                // the generator whose per-family model fits the name best (a hint, not a verdict)
+                "closest_family": dga::model().family_name(f.family),
                 "tunnel_score": round4(dga::tunnel_score(&name)),
-                "features": dga::features(&name),
+                "features": f,
                 "tunnel_features": dga::tunnel_features(&name),
             });
             writeln!(out, "{v}")

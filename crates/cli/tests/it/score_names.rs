@@ -136,6 +136,11 @@ fn json_carries_features_and_tunnel_score() {
     assert_eq!(v[0]["features"]["len"], 7);
     assert_eq!(v[0]["features"]["subdomain_labels"], 1);
     assert!(v[0]["features"]["ngram_llr"].is_number());
+    assert!(
+        v[0]["closest_family"].is_string(),
+        "the closest per-family model is named: {}",
+        v[0]
+    );
     assert!(v[0]["tunnel_score"].as_f64().unwrap() < 0.5);
     assert_eq!(v[1]["registered_domain"], "hidemyself.org");
     assert!(v[1]["tunnel_score"].as_f64().unwrap() > 0.9);
