@@ -119,7 +119,8 @@ pub fn is_under(name: &str, suffix: &str) -> bool {
 }
 
 pub fn is_internal_addr(cfg: &EngineConfig, ip: IpAddr) -> bool {
-    cfg.internal_ranges.iter().any(|c| c.contains(ip))
+    let ip = net::canonical(ip); // once, not once per range
+    cfg.internal_ranges.iter().any(|c| c.contains_canonical(ip))
 }
 
 pub fn is_noerror(ev: &DnsEvent) -> bool {

@@ -55,7 +55,11 @@ impl Cidr {
         self.addr
     }
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
+        self.contains_canonical(canonical(ip))
+    }
+    /// [`contains`](Self::contains) for an address already passed through [`canonical`].
+    pub fn contains_canonical(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => mask32(u32::from(a), self.len) == u32::from(n),
             (IpAddr::V6(n), IpAddr::V6(a)) => mask128(u128::from(a), self.len) == u128::from(n),
             _ => false,

@@ -14,12 +14,19 @@ use std::collections::HashMap;
 #[derive(Clone, Debug)]
 pub struct SuffixMap<V> {
     map: HashMap<CompactString, V, foldhash::fast::RandomState>,
+    /// Fewest and most labels of a listed name: a lookup only probes the suffixes of a name
+    /// with a label count in this range (`www.example.com` against a list of registered
+    /// domains probes `example.com` only, not `www.example.com` and `com`).
+    min_labels: u16,
+    max_labels: u16,
 }
 
 impl<V> Default for SuffixMap<V> {
     fn default() -> Self {
         SuffixMap {
             map: HashMap::default(),
+            min_labels: u16::MAX,
+            max_labels: 0,
         }
     }
 }
@@ -36,8 +43,12 @@ impl<V> SuffixMap<V> {
     }
     /// Adds `name` unless it is already listed (the first value wins). True when added.
     pub fn insert_first(&mut self, name: impl Into<CompactString>, v: V) -> bool {
+        let name = name.into();
+        let n = labels(&name);
+        self.min_labels = self.min_labels.min(n);
+        self.max_labels = self.max_labels.max(n);
         let mut added = false;
-        self.map.entry(name.into()).or_insert_with(|| {
+        self.map.entry(name).or_insert_with(|| {
             added = true;
             v
         });
@@ -57,16 +68,40 @@ impl<V> SuffixMap<V> {
         if self.map.is_empty() {
             return None;
         }
+        let mut n = labels(name);
         let mut s = name;
-        loop {
+        while n > self.max_labels {
+            s = next_parent(s)?;
+            n -= 1;
+        }
+        while n >= self.min_labels {
             if let Some(v) = self.map.get(s) {
                 if keep(v) {
                     return Some((s, v));
                 }
             }
             s = next_parent(s)?;
+            n -= 1;
+        }
+        None
+    }
+}
+
+/// Labels of an escaped presentation name (an escaped dot does not separate labels).
+fn labels(s: &str) -> u16 {
+    let b = s.as_bytes();
+    let (mut i, mut n) = (0, 1u16);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'.' => {
+                n = n.saturating_add(1);
+                i += 1;
+            }
+            _ => i += 1,
         }
     }
+    n
 }
 
 /// The parent of an escaped presentation name (`a.b.c` → `b.c`), None for a single label.
@@ -102,6 +137,14 @@ mod tests {
         m.insert_first("a\\.example.com", 4);
         assert_eq!(m.find("x.a\\.example.com"), Some(("a\\.example.com", &4)));
         assert_eq!(m.find_where("a.example.com", |v| *v != 3), None);
+        // probes are bounded by the listed names' label counts, without changing the answer
+        let mut k = SuffixMap::new();
+        k.insert_first("a.b.example.org", 1);
+        k.insert_first("example.org", 2);
+        assert_eq!(k.find("x.y.a.b.example.org"), Some(("a.b.example.org", &1)));
+        assert_eq!(k.find("x.y.c.b.example.org"), Some(("example.org", &2)));
+        assert_eq!(k.find("org"), None);
+        assert_eq!(labels("a\\.b.c"), 2);
         assert_eq!(next_parent("com"), None);
         assert_eq!(next_parent("a.com"), Some("com"));
         assert_eq!(next_parent("a."), None);
