@@ -95,7 +95,11 @@ repository), so a detection that only happened through \`new_destination\` is vi
 detect is the alert's \`first_seen\` minus the scenario start (0 when an alert for that destination
 was already open). Alerts matching no attack are **false alerts** unless they match a benign
 confounder (reported separately); both are normalised per device-day after learning. Alerts first
-seen during learning are not counted as false alerts (there are few).
+seen during learning are not counted as false alerts (there are few). A behaviour alert without a
+destination (traffic change, reconnaissance, new device, the device stage of DGA) raised on an
+attacked device during its attack is a side effect of that attack (e.g. a tunnel's query volume
+leaving the device's profile): it counts with the alerts on attacks, not as a false alert, and
+not as a detection unless its kind is one the scenario expects.
 
 Targets (issue 4): every scenario detected; at most **0.01 medium-or-higher false alerts per
 device-day**; **no high or critical alert on a benign confounder**.
