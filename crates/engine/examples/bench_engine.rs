@@ -176,27 +176,35 @@ fn config(geo: bool) -> EngineConfig {
     cfg
 }
 
-fn throughput(n: usize, devices: u64, geo: bool) {
-    let evs = traffic(n, devices);
-    let cfg = config(geo);
-    let has_geo = cfg.geoip.is_some();
+/// Feeds every event to a fresh engine; returns it with "wall … events/s; CPU … (µs/event)".
+fn timed(cfg: EngineConfig, evs: &[DnsEvent]) -> (Engine, String) {
     let mut e = Engine::new(cfg);
     let t0 = Instant::now();
     let c0 = cpu_secs();
-    for x in &evs {
+    for x in evs {
         e.observe(x);
     }
     let dt = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs() - c0;
+    let n = evs.len() as f64;
+    let rates = format!(
+        "wall {dt:.2} s = {:.0} events/s; CPU {cpu:.2} s = {:.0} events per CPU-second ({:.2} µs/event)",
+        n / dt,
+        n / cpu,
+        cpu * 1e6 / n
+    );
+    (e, rates)
+}
+
+fn throughput(n: usize, devices: u64, geo: bool) {
+    let evs = traffic(n, devices);
+    let cfg = config(geo);
+    let has_geo = cfg.geoip.is_some();
+    let (e, rates) = timed(cfg, &evs);
     let s = e.stats();
     println!(
-        "throughput: {n} events, {devices} devices, geoip {}: wall {:.2} s = {:.0} events/s; CPU {:.2} s = {:.0} events per CPU-second ({:.2} µs/event); alerts {}, baseline entries {}, GeoIP database lookups (cache misses) {}",
+        "throughput: {n} events, {devices} devices, geoip {}: {rates}; alerts {}, baseline entries {}, GeoIP database lookups (cache misses) {}",
         if has_geo { "on" } else { "off" },
-        dt,
-        n as f64 / dt,
-        cpu,
-        n as f64 / cpu,
-        cpu * 1e6 / n as f64,
         s.alerts,
         s.baseline_entries,
         s.geoip_lookups
@@ -310,25 +318,13 @@ fn replay_file(dir: &str) {
         evs.len(),
         t0.elapsed().as_secs_f64()
     );
-    let mut e = Engine::new(sim_config(dir));
-    let t0 = Instant::now();
-    let c0 = cpu_secs();
-    for x in &evs {
-        e.observe(x);
-    }
-    let dt = t0.elapsed().as_secs_f64();
-    let cpu = cpu_secs() - c0;
+    let (e, rates) = timed(sim_config(dir), &evs);
     let s = e.stats();
     let n = evs.len();
     println!(
-        "simulated org {}: {n} events, {devices} devices, geoip {}: wall {:.2} s = {:.0} events/s; CPU {:.2} s = {:.0} events per CPU-second ({:.2} µs/event); alerts {}, baseline entries {}",
+        "simulated org {}: {n} events, {devices} devices, geoip {}: {rates}; alerts {}, baseline entries {}",
         dir.display(),
         if e.config().geoip.is_some() { "on" } else { "off" },
-        dt,
-        n as f64 / dt,
-        cpu,
-        n as f64 / cpu,
-        cpu * 1e6 / n as f64,
         s.alerts,
         s.baseline_entries,
     );
