@@ -367,10 +367,11 @@ impl AlertBook {
                     .collect();
             }
             if let Some(serde_json::Value::Array(v)) = o.remove("related_kinds") {
-                for k in v.iter().filter_map(|k| k.as_str()) {
-                    if let Some(k) = Kind::ALL.iter().find(|x| x.as_str() == k) {
-                        x.related |= 1 << *k as u16;
-                    }
+                for k in v
+                    .into_iter()
+                    .filter_map(|k| serde_json::from_value::<Kind>(k).ok())
+                {
+                    x.related |= 1 << k as u16;
                 }
             }
         }

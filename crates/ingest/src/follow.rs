@@ -177,6 +177,19 @@ impl Read for Follow {
     }
 }
 
+/// Opens `path` for following; the display name is for errors and reports.
+fn open_follow(
+    path: &Path,
+    opts: &FollowOptions,
+) -> Result<(String, Follow, FollowHandle), IngestError> {
+    let name = path.display().to_string();
+    let (f, handle) = Follow::open(path, opts).map_err(|e| IngestError::Io {
+        path: name.clone(),
+        source: e,
+    })?;
+    Ok((name, f, handle))
+}
+
 /// Follows a Zeek dns.log (TSV or JSON) or dnsight JSON-lines file: waits until the file exists
 /// and has its first bytes, sniffs the format, and returns the reader with its stop handle. The
 /// reader's `next_batch` blocks while no new lines arrive and returns `Ok(false)` after
@@ -186,11 +199,7 @@ pub fn follow_path(
     opts: &FollowOptions,
     ingest: &IngestOptions,
 ) -> Result<(Box<dyn EventReader>, FollowHandle), IngestError> {
-    let name = path.display().to_string();
-    let (f, handle) = Follow::open(path, opts).map_err(|e| IngestError::Io {
-        path: name.clone(),
-        source: e,
-    })?;
+    let (name, f, handle) = open_follow(path, opts)?;
     // sniffing needs the first bytes; with Start::End on a file without a header that means
     // waiting for the first appended line
     let reader = open_reader(
@@ -209,11 +218,7 @@ pub fn follow_path_deferred(
     opts: &FollowOptions,
     ingest: &IngestOptions,
 ) -> Result<(Box<dyn EventReader>, FollowHandle), IngestError> {
-    let name = path.display().to_string();
-    let (f, handle) = Follow::open(path, opts).map_err(|e| IngestError::Io {
-        path: name.clone(),
-        source: e,
-    })?;
+    let (name, f, handle) = open_follow(path, opts)?;
     Ok((
         Box::new(Deferred {
             pending: Some(f),

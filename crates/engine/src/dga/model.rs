@@ -145,7 +145,7 @@ fn suffix_hash(s: &[u8]) -> u64 {
     h ^ (h >> 31)
 }
 
-fn padded_rows(flat: &[f32], k: usize) -> Vec<[f32; KP]> {
+pub(crate) fn padded_rows(flat: &[f32], k: usize) -> Vec<[f32; KP]> {
     if k == 0 {
         return Vec::new();
     }
@@ -498,26 +498,16 @@ impl Model {
         let base = r.f32()?;
         let threshold_0_1pct = r.f32()?;
         let threshold_1pct = r.f32()?;
-        let mut table = |n: usize| -> Result<Vec<f32>, ModelError> {
-            let raw = r.take(n * 2)?;
-            Ok(raw
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / TABLE_SCALE)
-                .collect())
-        };
-        let tri_llr = table(ALPHA * ALPHA * ALPHA)?;
-        let tri_benign = table(ALPHA * ALPHA * ALPHA)?;
-        let bi_llr = table(ALPHA * ALPHA)?;
+        let tri_llr = r.table(ALPHA * ALPHA * ALPHA)?;
+        let tri_benign = r.table(ALPHA * ALPHA * ALPHA)?;
+        let bi_llr = r.table(ALPHA * ALPHA)?;
         let ntld = r.u32()? as usize;
         if ntld > 60_000 {
             return Err(ModelError::Dimensions("suffix count"));
         }
         let mut tlds = Vec::with_capacity(ntld);
         for _ in 0..ntld {
-            let len = r.take(1)?[0] as usize;
-            let k = String::from_utf8_lossy(r.take(len)?)
-                .into_owned()
-                .into_boxed_str();
+            let k = r.short_str()?;
             let v = r.f32()?;
             tlds.push((k, v));
         }
@@ -531,24 +521,12 @@ impl Model {
         }
         let mut classes = Vec::with_capacity(k);
         for _ in 0..k {
-            let len = r.take(1)?[0] as usize;
-            classes.push(
-                String::from_utf8_lossy(r.take(len)?)
-                    .into_owned()
-                    .into_boxed_str(),
-            );
+            classes.push(r.short_str()?);
         }
-        let mut table = |n: usize| -> Result<Vec<f32>, ModelError> {
-            let raw = r.take(n * 2)?;
-            Ok(raw
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / TABLE_SCALE)
-                .collect())
-        };
-        let tld_llr = table(ntld + 1)?;
-        let class_tld = table((ntld + 1) * k)?;
-        let class_len = table(LEN_BUCKETS * k)?;
-        let class_bi = table(ALPHA * ALPHA * k)?;
+        let tld_llr = r.table(ntld + 1)?;
+        let class_tld = r.table((ntld + 1) * k)?;
+        let class_len = r.table(LEN_BUCKETS * k)?;
+        let class_bi = r.table(ALPHA * ALPHA * k)?;
         let leaves_n = 1usize << depth;
         let mut trees = Vec::with_capacity(ntrees);
         for _ in 0..ntrees {
@@ -633,5 +611,20 @@ impl<'a> Reader<'a> {
     fn f32(&mut self) -> Result<f32, ModelError> {
         let s = self.take(4)?;
         Ok(f32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    /// `n` fixed-point log-probabilities (i16, milli-nats) as f32.
+    fn table(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
+        let raw = self.take(n.checked_mul(2).ok_or(ModelError::Truncated)?)?;
+        Ok(raw
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / TABLE_SCALE)
+            .collect())
+    }
+    /// A string of up to 255 bytes behind its length byte.
+    fn short_str(&mut self) -> Result<Box<str>, ModelError> {
+        let len = self.take(1)?[0] as usize;
+        Ok(String::from_utf8_lossy(self.take(len)?)
+            .into_owned()
+            .into_boxed_str())
     }
 }

@@ -16,7 +16,7 @@
 
 use super::features::{
     bi_idx, label_features, label_syms, len_bucket, split_str, subdomain_features, tri_idx,
-    NgramLm, SuffixInfo, ALPHA, BOUNDARY, KP, LEN_BUCKETS, MAXS, NF, NTF, PAD_LP,
+    NgramLm, SuffixInfo, ALPHA, BOUNDARY, KP, LEN_BUCKETS, MAXS, NF, NTF,
 };
 use super::model::{Model, Tree, TunnelModel};
 use dnsight_model::Name;
@@ -194,16 +194,6 @@ struct ClassTables {
     bi_rows: Vec<[f32; KP]>,
 }
 
-fn pad_rows(flat: &[f32], k: usize) -> Vec<[f32; KP]> {
-    flat.chunks_exact(k)
-        .map(|r| {
-            let mut row = [PAD_LP; KP];
-            row[..k].copy_from_slice(r);
-            row
-        })
-        .collect()
-}
-
 impl ClassCounts {
     fn new(k: usize, rows: usize) -> Self {
         let a2 = ALPHA * ALPHA;
@@ -320,9 +310,9 @@ impl ClassCounts {
             }
         }
         ClassTables {
-            tld_rows: pad_rows(&tld, k),
-            len_rows: pad_rows(&len, k),
-            bi_rows: pad_rows(&bi, k),
+            tld_rows: super::model::padded_rows(&tld, k),
+            len_rows: super::model::padded_rows(&len, k),
+            bi_rows: super::model::padded_rows(&bi, k),
             tld_llr,
             tld,
             len,
