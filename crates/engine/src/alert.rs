@@ -249,6 +249,10 @@ pub struct AlertBook {
     /// the JSON evidence only when an alert is handed out ([`AlertBook::materialize`]) —
     /// editing a JSON object per finding was the most expensive part of `apply`.
     extras: Vec<Extra>,
+    /// Alerts changed since the last successful save (same marking as `updated`, drained by
+    /// the store instead of the sinks), so a save writes only what changed.
+    unsaved: Vec<u32>,
+    unsaved_flag: Vec<bool>,
 }
 
 #[derive(Clone, Default)]
@@ -335,6 +339,23 @@ impl AlertBook {
         if !self.updated_flag[iu] {
             self.updated_flag[iu] = true;
             self.updated.push(i);
+        }
+        if self.unsaved_flag.len() <= iu {
+            self.unsaved_flag.resize(iu + 1, false);
+        }
+        if !self.unsaved_flag[iu] {
+            self.unsaved_flag[iu] = true;
+            self.unsaved.push(i);
+        }
+    }
+    /// Alerts changed since the last [`mark_saved`](Self::mark_saved), as handed out.
+    pub fn unsaved(&self) -> impl Iterator<Item = Alert> + '_ {
+        self.unsaved.iter().map(|&i| self.materialize(i as usize))
+    }
+    /// Call after the unsaved alerts were committed.
+    pub fn mark_saved(&mut self) {
+        for i in self.unsaved.drain(..) {
+            self.unsaved_flag[i as usize] = false;
         }
     }
     /// Restores an alert loaded from the store; `dev_of` maps a device address to its id.

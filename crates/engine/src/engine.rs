@@ -410,7 +410,7 @@ impl Engine {
     /// Persists baselines and alerts atomically (one redb transaction). No-op in memory.
     pub fn save(&mut self) -> Result<(), EngineError> {
         match &self.store {
-            Some(s) => s.save(&mut self.base, &self.book, self.last_event),
+            Some(s) => s.save(&mut self.base, &mut self.book, self.last_event),
             None => Ok(()),
         }
     }

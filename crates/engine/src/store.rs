@@ -172,12 +172,12 @@ impl Store {
         self.seen_until.get()
     }
 
-    /// Writes changed devices, new destinations, all alerts and the high-water mark (the later of
+    /// Writes changed devices, new destinations, changed alerts and the high-water mark (the later of
     /// the stored mark and `last_event`, the latest event fed since open) in one transaction.
     pub fn save(
         &self,
         base: &mut Baselines,
-        book: &AlertBook,
+        book: &mut AlertBook,
         last_event: Option<Ts>,
     ) -> Result<(), EngineError> {
         let mark = self.seen_until.get().max(last_event);
@@ -209,13 +209,14 @@ impl Store {
                     .map_err(err("devices put"))?;
             }
             let mut at = tx.open_table(ALERTS).map_err(err("alerts"))?;
-            for a in book.all() {
+            for a in book.unsaved() {
                 let j = serde_json::to_string(&a).map_err(err("alert json"))?;
                 at.insert(a.id.as_str(), j.as_str())
                     .map_err(err("alerts put"))?;
             }
         }
         tx.commit().map_err(err("commit"))?;
+        book.mark_saved();
         self.seen_until.set(mark);
         self.saved_dests.set(base.dests.len());
         for d in &mut base.devices {
@@ -470,6 +471,61 @@ mod tests {
     }
 
     #[test]
+    fn saves_write_changed_alerts_and_keep_the_others() {
+        use crate::alert::{DeviceRef, Finding, Kind};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut base = Baselines::default();
+        let mut book = AlertBook::new();
+        let who = DeviceRef {
+            id: 0,
+            ip: "10.0.0.5".parse().unwrap(),
+            name: None,
+            group: None,
+        };
+        let t = dnsight_model::Ts::from_secs(1_795_000_000);
+        let f = |dest: &str| Finding {
+            kind: Kind::Policy,
+            dev: 0,
+            destination: dest.into(),
+            score: 50.0,
+            summary: format!("policy {dest}"),
+            evidence: serde_json::json!({}),
+            sample: None,
+            repeat: false,
+        };
+        book.apply(&f("a.example"), &who, t);
+        book.apply(&f("b.example"), &who, t);
+        store.save(&mut base, &mut book, Some(t)).unwrap();
+        assert_eq!(book.unsaved().count(), 0, "everything written");
+        // only a.example repeats: only it is written again
+        book.apply(
+            &Finding::repeat(Kind::Policy, 0, "a.example"),
+            &who,
+            t.add_secs(60),
+        );
+        assert_eq!(book.unsaved().count(), 1);
+        store
+            .save(&mut base, &mut book, Some(t.add_secs(60)))
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let (mut base2, mut book2) = (Baselines::default(), AlertBook::new());
+        store
+            .load(&mut base2, &mut book2, &EngineConfig::default())
+            .unwrap();
+        let mut got: Vec<(String, u64)> = book2
+            .all()
+            .map(|a| (a.destination.clone(), a.count))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![("a.example".to_string(), 2), ("b.example".to_string(), 1)]
+        );
+    }
+
+    #[test]
     fn replaying_the_same_input_into_saved_state_does_not_count_it_twice() {
         let dir = tempfile::tempdir().unwrap();
         let monday = events("2026-11-23T08:00:00Z", 10);
@@ -508,11 +564,11 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.seen_until(), None);
         let mut base = Baselines::default();
-        let book = AlertBook::new();
+        let mut book = AlertBook::new();
         let t = dnsight_model::Ts::from_micros(1_795_000_000_123_456);
-        store.save(&mut base, &book, Some(t)).unwrap();
+        store.save(&mut base, &mut book, Some(t)).unwrap();
         // a save without new events keeps the mark
-        store.save(&mut base, &book, None).unwrap();
+        store.save(&mut base, &mut book, None).unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         store
