@@ -52,6 +52,8 @@ pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
     book: AlertBook,
     geo: Option<GeoCache>,
+    /// Per-name enrichment facts (destination split, intel prefilter, DoH).
+    names: enrich::NameCache,
     store: Option<Store>,
     findings: Vec<Finding>,
     events: u64,
@@ -81,6 +83,7 @@ impl Engine {
         }
         Engine {
             detectors: detectors::registry(&cfg),
+            names: enrich::NameCache::new(&cfg),
             cfg,
             base: Baselines::default(),
             book: AlertBook::new(),
@@ -121,6 +124,7 @@ impl Engine {
     /// Replaces the threat-intel feeds (reload without restart).
     pub fn set_intel(&mut self, intel: Arc<IntelSet>) {
         self.cfg.intel = intel;
+        self.names.clear(); // cached intel prefilter results are stale
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -204,7 +208,10 @@ impl Engine {
 
         // enrichment
         let qname = ev.qname.as_str();
-        let (sub, dest, internal, reverse_addr) = enrich::destination(&self.cfg, qname);
+        let facts = self.names.facts(&self.cfg, qname);
+        let dest = &qname[facts.dest_start as usize..];
+        let sub = &qname[..facts.sub_len as usize];
+        let (internal, reverse_addr) = (facts.internal, facts.reverse_addr);
         let mut geo = [None; MAX_GEO];
         let mut internal_answer = false;
         let mut ng = 0;
@@ -220,7 +227,16 @@ impl Engine {
                 }
             }
         }
-        let intel = self.cfg.intel.match_event(ev);
+        let intel = {
+            let (cfg, names) = (&self.cfg, &mut self.names);
+            cfg.intel.match_event_with(ev, |n| {
+                if n == qname {
+                    facts.intel_listed
+                } else {
+                    names.facts(cfg, n).intel_listed
+                }
+            })
+        };
         let noerror = enrich::is_noerror(ev);
         let d = &self.base.devices[dev as usize];
         let dest_id = self.base.dest_id(dest);
@@ -240,6 +256,7 @@ impl Engine {
             entry: dest_id.and_then(|id| d.dests.get(&id).copied()),
             internal,
             reverse_addr,
+            doh: facts.doh_start.map(|s| &qname[s as usize..]),
             noerror,
             nx: ev.is_nxdomain(),
             internal_answer,

@@ -13,7 +13,10 @@ use crate::config::EngineConfig;
 use crate::geo::GeoInfo;
 use crate::intel::IntelHit;
 use crate::net;
+use crate::suffix::SuffixMap;
+use compact_str::CompactString;
 use dnsight_model::{DnsEvent, RCODE_NOERROR};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Up to this many answer addresses are geolocated per event.
@@ -45,6 +48,8 @@ pub struct Enriched<'a> {
     pub internal: bool,
     /// For PTR-style names, the address asked about.
     pub reverse_addr: Option<IpAddr>,
+    /// The DNS-over-HTTPS resolver name the qname is (or is under).
+    pub doh: Option<&'a str>,
     /// NOERROR response.
     pub noerror: bool,
     /// NXDOMAIN response.
@@ -75,6 +80,91 @@ impl Enriched<'_> {
     }
     pub fn resolved(&self) -> bool {
         self.noerror && !self.ev.answers.is_empty()
+    }
+}
+
+/// Names kept by [`NameCache`] before it starts afresh (about 100 bytes each).
+pub const NAME_CACHE_CAP: usize = 1 << 16;
+
+/// What enrichment derives from a name alone, given the configuration and the intel feeds.
+/// Offsets index the name itself, so a cached value serves every event with that name.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NameFacts {
+    /// The destination is `name[dest_start..]`.
+    pub dest_start: u16,
+    /// The subdomain part is `name[..sub_len]` (empty when the name is its destination).
+    pub sub_len: u16,
+    pub internal: bool,
+    pub reverse_addr: Option<IpAddr>,
+    /// Some intel feed lists the name or a parent (live or expired feed: the time-aware match
+    /// runs only when this is set).
+    pub intel_listed: bool,
+    /// The name is, or is under, a DNS-over-HTTPS resolver name starting at this offset.
+    pub doh_start: Option<u16>,
+}
+
+impl NameFacts {
+    /// Computes the facts of `name` (no cache).
+    pub fn of(cfg: &EngineConfig, doh: &SuffixMap<()>, name: &str) -> NameFacts {
+        let (sub, dest, internal, reverse_addr) = destination(cfg, name);
+        // offsets fit: an escaped presentation name is at most 4 * 255 bytes
+        let off =
+            |s: &str| (s.as_ptr() as usize - name.as_ptr() as usize).min(u16::MAX as usize) as u16;
+        NameFacts {
+            dest_start: off(dest),
+            sub_len: sub.len().min(u16::MAX as usize) as u16,
+            internal,
+            reverse_addr,
+            intel_listed: cfg.intel.listed(name),
+            doh_start: doh.find(name).map(|(d, _)| off(d)),
+        }
+    }
+}
+
+/// Per-name cache of [`NameFacts`]: real traffic repeats names, and the public-suffix split,
+/// intel and DoH suffix probes cost more than one hash lookup. Bounded: when it holds
+/// [`NAME_CACHE_CAP`] names it is emptied and refills from current traffic (names are
+/// attacker-controlled, so the hasher is randomly seeded). Must be [`clear`](Self::clear)ed
+/// when the intel feeds change.
+pub struct NameCache {
+    map: HashMap<CompactString, NameFacts, foldhash::fast::RandomState>,
+    /// DNS-over-HTTPS resolver names (built-in and configured), matched with subdomains.
+    doh: SuffixMap<()>,
+}
+
+impl NameCache {
+    pub fn new(cfg: &EngineConfig) -> NameCache {
+        let mut doh = SuffixMap::new();
+        for d in crate::detectors::policy::DOH_NAMES {
+            doh.insert_first(*d, ());
+        }
+        for d in &cfg.doh_names {
+            doh.insert_first(d.clone(), ());
+        }
+        NameCache {
+            map: HashMap::default(),
+            doh,
+        }
+    }
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    pub fn facts(&mut self, cfg: &EngineConfig, name: &str) -> NameFacts {
+        if let Some(f) = self.map.get(name) {
+            return *f;
+        }
+        let f = NameFacts::of(cfg, &self.doh, name);
+        if self.map.len() >= NAME_CACHE_CAP {
+            self.map.clear();
+        }
+        self.map.insert(name.into(), f);
+        f
     }
 }
 
@@ -168,5 +258,60 @@ mod tests {
         let (sub, d, _, _) = destination(&cfg, n.as_str());
         assert_eq!(d, "evil.com");
         assert_eq!(sub, "\\000<x>");
+    }
+
+    #[test]
+    fn cached_facts_equal_computed_facts() {
+        let mut cfg = EngineConfig::default();
+        cfg.internal_suffixes.push("corp.example".into());
+        cfg.doh_names.push("doh.corp-resolver.example".into());
+        let mut set = crate::intel::IntelSet::new();
+        set.add_feed("f", "bad.example\n", crate::intel::Format::Auto, None);
+        cfg.intel = std::sync::Arc::new(set);
+        let mut cache = NameCache::new(&cfg);
+        let hostile = dnsight_model::Name::from_labels([&b"\x00<x>.y"[..], b"bad", b"example"]);
+        let names = [
+            "www.example.co.uk",
+            "a.b.github.io",
+            "db1.corp.example",
+            "printer",
+            "5.0.0.10.in-addr.arpa",
+            "x.y.bad.example",
+            "dns.google",
+            "a.doh.corp-resolver.example",
+            hostile.as_str(),
+        ];
+        for round in 0..2 {
+            for n in names {
+                let f = cache.facts(&cfg, n);
+                assert_eq!(f, NameFacts::of(&cfg, &cache.doh, n), "{n} round {round}");
+                let (sub, dest, internal, rev) = destination(&cfg, n);
+                assert_eq!(&n[f.dest_start as usize..], dest);
+                assert_eq!(&n[..f.sub_len as usize], sub);
+                assert_eq!((f.internal, f.reverse_addr), (internal, rev));
+            }
+        }
+        assert_eq!(cache.len(), names.len());
+        assert!(cache.facts(&cfg, "x.y.bad.example").intel_listed);
+        assert!(cache.facts(&cfg, hostile.as_str()).intel_listed);
+        assert!(!cache.facts(&cfg, "www.example.co.uk").intel_listed);
+        assert_eq!(cache.facts(&cfg, "dns.google").doh_start, Some(0));
+        assert_eq!(
+            cache.facts(&cfg, "a.doh.corp-resolver.example").doh_start,
+            Some(2)
+        );
+        assert_eq!(cache.facts(&cfg, "www.example.co.uk").doh_start, None);
+    }
+
+    #[test]
+    fn name_cache_stays_bounded() {
+        let cfg = EngineConfig::default();
+        let mut cache = NameCache::new(&cfg);
+        for i in 0..NAME_CACHE_CAP + 10 {
+            cache.facts(&cfg, &format!("n{i}.example.com"));
+            assert!(cache.len() <= NAME_CACHE_CAP);
+        }
+        let f = cache.facts(&cfg, "n0.example.com");
+        assert_eq!(f.sub_len, 2);
     }
 }

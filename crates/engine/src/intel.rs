@@ -209,12 +209,33 @@ impl IntelSet {
         let (i, c) = self.nets.get(ip)?;
         self.live(*i, now).map(|f| (f, c))
     }
+    /// Some listed domain covers `name`, whether or not its feed has expired: a cheap,
+    /// time-independent prefilter for [`match_name`](Self::match_name) that callers may cache
+    /// per name.
+    pub fn listed(&self, name: &str) -> bool {
+        self.domains.find(name).is_some()
+    }
     /// Checks qname, CNAME targets and answer addresses of an event, first hit wins.
     pub fn match_event(&self, ev: &dnsight_model::DnsEvent) -> Option<IntelHit> {
+        self.match_event_with(ev, |_| true)
+    }
+    /// [`match_event`](Self::match_event), probing a name only when `maybe_listed(name)` (a
+    /// cached [`listed`](Self::listed)) says some feed lists it.
+    pub fn match_event_with<'s>(
+        &'s self,
+        ev: &'s dnsight_model::DnsEvent,
+        mut maybe_listed: impl FnMut(&str) -> bool,
+    ) -> Option<IntelHit> {
         if self.is_empty() {
             return None;
         }
-        if let Some((f, d)) = self.match_name(ev.qname.as_str(), ev.ts) {
+        let mut name_hit = |n: &'s str| {
+            if self.domains.is_empty() || !maybe_listed(n) {
+                return None;
+            }
+            self.match_name(n, ev.ts)
+        };
+        if let Some((f, d)) = name_hit(ev.qname.as_str()) {
             return Some(IntelHit {
                 feed: f.name.clone(),
                 indicator: d.into(),
@@ -224,7 +245,7 @@ impl IntelSet {
         }
         for a in &ev.answers {
             if let Some(t) = a.target() {
-                if let Some((f, d)) = self.match_name(t.as_str(), ev.ts) {
+                if let Some((f, d)) = name_hit(t.as_str()) {
                     return Some(IntelHit {
                         feed: f.name.clone(),
                         indicator: d.into(),

@@ -24,7 +24,6 @@ use super::{Ctx, Detector};
 use crate::alert::{Finding, Kind};
 use crate::config::EngineConfig;
 use crate::enrich::{is_under, Enriched};
-use crate::suffix::SuffixMap;
 use serde_json::json;
 
 /// Well-known DNS-over-HTTPS resolver names.
@@ -49,21 +48,12 @@ pub const DOH_NAMES: &[&str] = &[
 /// Firefox's canary domain.
 pub const CANARY: &str = "use-application-dns.net";
 
-pub struct Policy {
-    /// DoH resolver names (built-in and configured), matched with their subdomains.
-    doh: SuffixMap<()>,
-}
+/// The DoH resolver list is matched during enrichment (`Enriched::doh`, cached per name).
+pub struct Policy;
 
 impl Policy {
-    pub fn new(cfg: &EngineConfig) -> Policy {
-        let mut doh = SuffixMap::new();
-        for d in DOH_NAMES {
-            doh.insert_first(*d, ());
-        }
-        for d in &cfg.doh_names {
-            doh.insert_first(d.clone(), ());
-        }
-        Policy { doh }
+    pub fn new(_cfg: &EngineConfig) -> Policy {
+        Policy
     }
 }
 
@@ -131,7 +121,7 @@ impl Detector for Policy {
                 push(20.0, "doh_canary", "Firefox checks use-application-dns.net before enabling DNS over HTTPS", format!("{} probed the DoH canary {q}: a browser is deciding whether to bypass the local resolver.", ev.ev.client));
                 return;
             }
-            if let Some((d, _)) = self.doh.find(q) {
+            if let Some(d) = ev.doh {
                 push(45.0, "doh_bypass", "DNS-over-HTTPS resolvers bypass the organisation's resolver and its protection", format!("{} resolved the DNS-over-HTTPS resolver {d}: its DNS may bypass the organisation's resolver.", ev.ev.client));
                 return;
             }

@@ -111,4 +111,28 @@ mod tests {
         assert_eq!(a.evidence["matched_on"], "cname");
         assert_eq!(a.evidence["feed"], "c2-feed");
     }
+
+    #[test]
+    fn reloaded_feeds_apply_to_names_seen_before() {
+        // the engine caches per-name facts (including "no feed lists this name"): a reload
+        // must drop them, or a name seen before the reload would never match
+        let mut e = crate::engine::Engine::new(cfg());
+        let evs = parse(
+            "
+            +0 10.0.0.5 www.late.example A NOERROR 203.0.113.9
+            +5s 10.0.0.5 www.late.example A NOERROR 203.0.113.9
+            ",
+        );
+        e.observe(&evs[0]);
+        assert!(e.alerts().is_empty());
+        let mut s = IntelSet::new();
+        s.add_feed("fresh", "late.example\n", Format::Auto, None);
+        e.set_intel(std::sync::Arc::new(s));
+        e.observe(&evs[1]);
+        assert_alerts(
+            &e,
+            Some("threat_intel"),
+            "threat_intel critical 10.0.0.5 late.example x1",
+        );
+    }
 }

@@ -91,14 +91,21 @@ impl Tunneling {
 
 /// Shannon entropy in bits per character.
 pub fn entropy(s: &[u8]) -> f64 {
-    if s.is_empty() {
+    entropy_of(s.iter().copied())
+}
+
+/// Shannon entropy, bits per byte, of the bytes `it` yields (no allocation).
+fn entropy_of(it: impl Iterator<Item = u8>) -> f64 {
+    let mut c = [0u32; 256];
+    let mut n = 0u32;
+    for b in it {
+        c[b as usize] += 1;
+        n += 1;
+    }
+    if n == 0 {
         return 0.0;
     }
-    let mut c = [0u32; 256];
-    for &b in s {
-        c[b as usize] += 1;
-    }
-    let n = s.len() as f64;
+    let n = f64::from(n);
     c.iter()
         .filter(|&&x| x > 0)
         .map(|&x| {
@@ -108,12 +115,12 @@ pub fn entropy(s: &[u8]) -> f64 {
         .sum()
 }
 
-/// Approximate payload bytes in a subdomain: characters (without dots) weighted by entropy
-/// relative to base32 (5 bits per character); capped at 1.
+/// Bytes a subdomain could carry: its length without dots, scaled by how close its entropy is
+/// to that of base32 (5 bits per character).
 pub fn payload_bytes(sub: &str) -> f64 {
-    let b: Vec<u8> = sub.bytes().filter(|&c| c != b'.').collect();
-    let h = entropy(&b);
-    b.len() as f64 * (h / 5.0).min(1.0) * 5.0 / 8.0
+    let bytes = || sub.bytes().filter(|&c| c != b'.');
+    let h = entropy_of(bytes());
+    bytes().count() as f64 * (h / 5.0).min(1.0) * 5.0 / 8.0
 }
 
 fn tunnel_score(n: &dnsight_model::Name) -> Option<f64> {
@@ -179,19 +186,21 @@ impl Detector for Tunneling {
         let max_label = ev.sub.split('.').map(str::len).max().unwrap_or(0);
         t.max_label = t.max_label.max(max_label.min(u16::MAX as usize) as u16);
         let h = name_hash(ev.sub);
-        let payload = payload_bytes(ev.sub);
+        // computed only for a subdomain not yet counted this hour or day
+        let mut payload = None;
+        let mut payload = || *payload.get_or_insert_with(|| payload_bytes(ev.sub));
         let hb = (h & 1023) as usize;
         if t.hour_bits[hb >> 6] & (1 << (hb & 63)) == 0 {
             t.hour_bits[hb >> 6] |= 1 << (hb & 63);
             t.hour_unique += 1;
             t.hour_len_sum += ev.sub.len() as u32;
-            t.hour_bytes += payload;
+            t.hour_bytes += payload();
         }
         let db = ((h >> 10) & 4095) as usize;
         if t.day_bits[db >> 6] & (1 << (db & 63)) == 0 {
             t.day_bits[db >> 6] |= 1 << (db & 63);
             t.day_unique += 1;
-            t.day_bytes += payload;
+            t.day_bytes += payload();
         }
         let mean_len = f64::from(t.hour_len_sum) / f64::from(t.hour_unique.max(1));
         let mean_payload = t.hour_bytes / f64::from(t.hour_unique.max(1));
