@@ -253,11 +253,18 @@ struct EngineSink {
     out: Option<Box<dyn std::io::Write + Send>>,
     last_save: Instant,
     persistent: bool,
+    /// Intel feed files, checked for changes every [`INTEL_CHECK`] and reloaded when changed.
+    intel: crate::config::engine::IntelFiles,
+    last_intel_check: Instant,
 }
+
+/// How often `serve` checks the intel feed files for changes.
+const INTEL_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl EngineSink {
     fn open(flags: &crate::config::engine::EngineFlags) -> anyhow::Result<EngineSink> {
         let (cfg, state) = crate::config::engine::build(flags)?;
+        let intel = crate::config::engine::intel_files(flags)?;
         let engine = match &state {
             Some(dir) => dnsight_engine::Engine::open(cfg, dir)
                 .with_context(|| format!("opening state in {}", dir.display()))?,
@@ -284,6 +291,8 @@ impl EngineSink {
             out,
             last_save: Instant::now(),
             persistent: state.is_some(),
+            intel,
+            last_intel_check: Instant::now(),
         })
     }
 
@@ -320,6 +329,32 @@ impl EngineSink {
         }
     }
 
+    /// Reloads the intel feeds when a file changed; on an error the previous feeds stay.
+    fn reload_intel(&mut self) {
+        if !self.intel.changed() {
+            return;
+        }
+        match self.intel.load() {
+            Ok(set) => {
+                let feeds: Vec<String> = set
+                    .feeds()
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{} ({} domains, {} networks)",
+                            f.name, f.domains, f.networks
+                        )
+                    })
+                    .collect();
+                self.engine.set_intel(std::sync::Arc::new(set));
+                tracing::info!(feeds = ?feeds, "intel feeds reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reloading intel feeds failed; the previous feeds stay")
+            }
+        }
+    }
+
     fn save(&mut self) {
         if self.persistent {
             if let Err(e) = self.engine.save() {
@@ -338,6 +373,10 @@ impl EventSink for EngineSink {
         self.emit();
         if self.last_save.elapsed() >= std::time::Duration::from_secs(60) {
             self.save();
+        }
+        if !self.intel.is_empty() && self.last_intel_check.elapsed() >= INTEL_CHECK {
+            self.last_intel_check = Instant::now();
+            self.reload_intel();
         }
     }
     fn close(&mut self) {

@@ -320,38 +320,93 @@ pub fn validate(s: EngineSections, file: &Path, base_dir: &Path) -> anyhow::Resu
         ));
     }
     // intel
-    let mut set = IntelSet::new();
-    for (i, it) in s.intel.iter().enumerate() {
-        let p = rel(base_dir, &it.file);
-        let format = match &it.format {
-            Some(x) => IntelFormat::parse(x).ok_or_else(|| {
-                anyhow!(
-                    "{f}: intel[{i}].format = {x:?}: use auto, plain, hosts, adblock, rpz or ip"
-                )
-            })?,
-            None => IntelFormat::Auto,
-        };
-        let expires = match &it.expires {
-            Some(e) => Some(
-                Ts::parse(e)
-                    .ok_or_else(|| anyhow!("{f}: intel[{i}].expires = {e:?}: use RFC 3339"))?,
-            ),
-            None => None,
-        };
-        let name = it.name.clone().unwrap_or_else(|| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| format!("feed{i}"))
-        });
-        set.add_feed(
-            &name,
-            &read(&p, &format!("intel feed (intel[{i}].file)"))?,
-            format,
-            expires,
-        );
-    }
-    cfg.intel = Arc::new(set);
+    cfg.intel = Arc::new(IntelFiles::from_sections(&s.intel, base_dir, &f.to_string())?.load()?);
     Ok(cfg)
+}
+
+/// The threat-intel feed files of a configuration, so a running `serve` can reload them when
+/// they change on disk (the engine takes the new set with `Engine::set_intel`).
+#[derive(Debug, Default)]
+pub struct IntelFiles {
+    feeds: Vec<IntelFile>,
+    /// (modified time, length) of each file when last checked.
+    stamps: Vec<Option<(std::time::SystemTime, u64)>>,
+}
+
+#[derive(Debug)]
+struct IntelFile {
+    name: String,
+    path: PathBuf,
+    format: IntelFormat,
+    expires: Option<Ts>,
+}
+
+fn stamp(p: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+impl IntelFiles {
+    /// Validates `[[intel]]` entries (formats, expiry times); paths are relative to `base_dir`.
+    fn from_sections(raw: &[IntelRaw], base_dir: &Path, f: &str) -> anyhow::Result<IntelFiles> {
+        let mut feeds = Vec::new();
+        for (i, it) in raw.iter().enumerate() {
+            let path = rel(base_dir, &it.file);
+            let format = match &it.format {
+                Some(x) => IntelFormat::parse(x).ok_or_else(|| {
+                    anyhow!(
+                        "{f}: intel[{i}].format = {x:?}: use auto, plain, hosts, adblock, rpz or ip"
+                    )
+                })?,
+                None => IntelFormat::Auto,
+            };
+            let expires = match &it.expires {
+                Some(e) => Some(
+                    Ts::parse(e)
+                        .ok_or_else(|| anyhow!("{f}: intel[{i}].expires = {e:?}: use RFC 3339"))?,
+                ),
+                None => None,
+            };
+            let name = it.name.clone().unwrap_or_else(|| {
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| format!("feed{i}"))
+            });
+            feeds.push(IntelFile {
+                name,
+                path,
+                format,
+                expires,
+            });
+        }
+        let stamps = feeds.iter().map(|x| stamp(&x.path)).collect();
+        Ok(IntelFiles { feeds, stamps })
+    }
+    pub fn is_empty(&self) -> bool {
+        self.feeds.is_empty()
+    }
+    /// Reads and parses every feed file. A missing or unreadable file is an error (a running
+    /// engine keeps its previous set then).
+    pub fn load(&self) -> anyhow::Result<IntelSet> {
+        let mut set = IntelSet::new();
+        for (i, x) in self.feeds.iter().enumerate() {
+            set.add_feed(
+                &x.name,
+                &read(&x.path, &format!("intel feed (intel[{i}].file)"))?,
+                x.format,
+                x.expires,
+            );
+        }
+        Ok(set)
+    }
+    /// Some feed file's modification time or length changed since the last call (or since
+    /// these files were first read).
+    pub fn changed(&mut self) -> bool {
+        let now: Vec<_> = self.feeds.iter().map(|x| stamp(&x.path)).collect();
+        let changed = now != self.stamps;
+        self.stamps = now;
+        changed
+    }
 }
 
 fn tuning(t: TuningRaw, f: &str) -> anyhow::Result<Tuning> {
@@ -420,6 +475,21 @@ fn tuning(t: TuningRaw, f: &str) -> anyhow::Result<Tuning> {
 /// Reads `--config` (if any), merges the flags over it and builds the engine config.
 /// Returns the config and the state directory (`--state`).
 pub fn build(flags: &EngineFlags) -> anyhow::Result<(EngineConfig, Option<PathBuf>)> {
+    let (s, file, base_dir) = sections(flags)?;
+    let mut cfg = validate(s, &file, &base_dir)?;
+    cfg.replay = flags.replay;
+    Ok((cfg, flags.state.clone()))
+}
+
+/// The intel feed files that [`build`] loads for these flags, for reloading them later.
+pub fn intel_files(flags: &EngineFlags) -> anyhow::Result<IntelFiles> {
+    let (s, file, base_dir) = sections(flags)?;
+    IntelFiles::from_sections(&s.intel, &base_dir, &file.display().to_string())
+}
+
+/// The config file's engine sections with the flags applied over them; the file's path and
+/// the directory its relative paths start from.
+fn sections(flags: &EngineFlags) -> anyhow::Result<(EngineSections, PathBuf, PathBuf)> {
     let (sections, file, base_dir) = match &flags.config {
         Some(p) => {
             let text = read(p, "config file")?;
@@ -459,9 +529,7 @@ pub fn build(flags: &EngineFlags) -> anyhow::Result<(EngineConfig, Option<PathBu
             expires: None,
         });
     }
-    let mut cfg = validate(s, &file, &base_dir)?;
-    cfg.replay = flags.replay;
-    Ok((cfg, flags.state.clone()))
+    Ok((s, file, base_dir))
 }
 
 #[cfg(test)]

@@ -200,3 +200,107 @@ fn blocklist_from_a_url_is_downloaded_and_enforced() {
         "blocked name must get NXDOMAIN: {text}"
     );
 }
+
+#[test]
+fn intel_feeds_reload_while_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[resolver]\nlisten = []\n\n[[source]]\nkind = \"jsonl\"\npath = \"ev.jsonl\"\n\n[[intel]]\nname = \"c2-feed\"\nfile = \"feed.txt\"\n",
+    )
+    .unwrap();
+    let feed = dir.path().join("feed.txt");
+    std::fs::write(&feed, "other.example\n").unwrap();
+    let events = dir.path().join("ev.jsonl");
+    std::fs::write(&events, "").unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let log_path = dir.path().join("serve.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_dnsight"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--alerts-out")
+        .arg(&alerts)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let _guard = Guard(child);
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        wait_for(&log_path, "passive source started", Duration::from_secs(30)),
+        "{}",
+        log()
+    );
+    let append = |lines: &[String]| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&events)
+            .unwrap();
+        for l in lines {
+            writeln!(f, "{l}").unwrap();
+        }
+        f.flush().unwrap();
+    };
+    let ev = |t: u32, client: &str, q: &str| {
+        format!(
+            r#"{{"ts":"2026-11-29T02:00:{t:02}Z","client":"{client}","qname":"{q}","rcode":"NOERROR"}}"#
+        )
+    };
+    // before the feed lists it: the name passes; the canary marks the batch as processed
+    append(&[
+        ev(1, "10.9.9.1", "beacon.late.example"),
+        ev(2, "10.9.9.1", "use-application-dns.net"),
+    ]);
+    assert!(
+        wait_for(&alerts, "use-application-dns.net", Duration::from_secs(30)),
+        "{}",
+        log()
+    );
+    assert!(!std::fs::read_to_string(&alerts)
+        .unwrap()
+        .contains("threat_intel"));
+    // the feed file changes: serve reloads it without a restart
+    std::fs::write(&feed, "other.example\nlate.example\n").unwrap();
+    assert!(
+        wait_for(&log_path, "intel feeds reloaded", Duration::from_secs(30)),
+        "{}",
+        log()
+    );
+    append(&[ev(3, "10.9.9.1", "beacon.late.example")]);
+    assert!(
+        wait_for(&alerts, "threat_intel", Duration::from_secs(30)),
+        "no intel alert after the reload: {}",
+        log()
+    );
+    let a = std::fs::read_to_string(&alerts).unwrap();
+    let hit: serde_json::Value = a
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["kind"] == "threat_intel")
+        .unwrap();
+    assert_eq!(hit["destination"], "late.example");
+    assert_eq!(hit["evidence"]["feed"], "c2-feed");
+    // a broken reload (the file is gone) keeps the previous feeds
+    std::fs::remove_file(&feed).unwrap();
+    assert!(
+        wait_for(&log_path, "previous feeds stay", Duration::from_secs(30)),
+        "{}",
+        log()
+    );
+    append(&[ev(4, "10.9.9.2", "x.late.example")]);
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .any(|l| l.contains("threat_intel") && l.contains("10.9.9.2"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the previous feeds no longer match: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
