@@ -22,6 +22,9 @@ use std::sync::Arc;
 const MIN_TS: i64 = 946_684_800;
 const MAX_TS: i64 = 4_102_444_800;
 
+/// Format version of the detectors' persisted windows.
+const WINDOWS_VERSION: u8 = 1;
+
 /// Counters for reports and metrics.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct EngineStats {
@@ -106,6 +109,7 @@ impl Engine {
         let mut e = Engine::new(cfg);
         let store = Store::open(state_dir)?;
         store.load(&mut e.base, &mut e.book, &e.cfg)?;
+        e.load_windows(&store)?;
         let bad = store.corrupt_records.get();
         if bad > 0 {
             e.notices.push(format!(
@@ -424,12 +428,47 @@ impl Engine {
         self.book.sorted()
     }
 
-    /// Persists baselines and alerts atomically (one redb transaction). No-op in memory.
+    /// Persists baselines, alerts and detector windows atomically (one redb transaction).
+    /// No-op in memory.
     pub fn save(&mut self) -> Result<(), EngineError> {
-        match &self.store {
-            Some(s) => s.save(&mut self.base, &mut self.book, self.last_event),
-            None => Ok(()),
+        let Some(s) = &self.store else {
+            return Ok(());
+        };
+        let devices = &self.base.devices;
+        let ip = |d: DevId| devices[d as usize].ip;
+        let windows: Vec<(&'static str, Vec<u8>)> = self
+            .detectors
+            .iter()
+            .map(|d| {
+                let mut out = vec![WINDOWS_VERSION];
+                d.save_state(&ip, &mut out);
+                (d.name(), out)
+            })
+            .collect();
+        s.save(&mut self.base, &mut self.book, self.last_event, &windows)
+    }
+
+    /// Restores the detectors' windows saved in the state; a detector whose record does not
+    /// decode starts empty, with a notice.
+    fn load_windows(&mut self, store: &Store) -> Result<(), EngineError> {
+        let index = &self.base.dev_index;
+        let id = |ip: std::net::IpAddr| index.get(&crate::net::canonical(ip)).copied();
+        let fresh = detectors::registry(&self.cfg);
+        for (det, fresh) in self.detectors.iter_mut().zip(fresh) {
+            let Some(b) = store.load_windows(det.name())? else {
+                continue;
+            };
+            let mut r = crate::codec::Rd::new(&b);
+            let ok = r.u8() == Some(WINDOWS_VERSION) && det.load_state(&id, &mut r).is_some();
+            if !ok || !r.is_empty() {
+                self.notices.push(format!(
+                    "state: the {} detector's saved windows could not be decoded; it starts empty",
+                    det.name()
+                ));
+                *det = fresh;
+            }
         }
+        Ok(())
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -494,4 +533,129 @@ impl Engine {
 
 fn net_reverse(dest: &str) -> bool {
     dest == "in-addr.arpa" || dest == "ip6.arpa"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::testkit::{cfg, lines, parse};
+    use redb::ReadableTable;
+
+    /// A beacon, an NXDOMAIN burst, a tunnel and a PTR sweep, each straddling 02:37:30 on day 2
+    /// so that neither half alone reaches its detector's threshold; day 1 is learning.
+    fn story() -> (Vec<DnsEvent>, dnsight_model::Ts) {
+        let mut evs = Vec::new();
+        for (i, f) in [
+            "@2026-11-02T00:00:00Z\n+1h x3 10.0.0.5 www.example.com A NOERROR 93.184.216.34",
+            "@2026-11-02T00:10:00Z\n+1h x3 10.0.0.6 www.example.com A NOERROR 93.184.216.34",
+            "@2026-11-02T00:20:00Z\n+1h x3 10.0.0.7 www.example.com A NOERROR 93.184.216.34",
+            "@2026-11-02T00:30:00Z\n+1h x3 10.0.0.8 www.example.com A NOERROR 93.184.216.34",
+            "@2026-11-03T02:00:00Z\n+300s~15s x14 10.0.0.5 c2.example A NOERROR ttl:60 198.51.100.7",
+            "@2026-11-03T02:35:00Z\n+15s x20 10.0.0.6 {r}x{r}.com A NXDOMAIN",
+            "@2026-11-03T02:35:00Z\n+2s x150 10.0.0.7 {r}{r}.t.example TXT NOERROR txt:ok",
+            "@2026-11-03T02:37:10Z\n+1s x40 10.0.0.8 {i}.1.0.10.in-addr.arpa PTR NXDOMAIN",
+        ]
+        .iter()
+        .enumerate()
+        {
+            // distinct random names per pattern: parse's generator restarts for each fixture
+            let f = f.replace("{r}", &format!("{{r}}{}", ["", "", "", "", "", "a", "b", ""][i]));
+            evs.extend(parse(&f));
+        }
+        evs.sort_by_key(|e| e.ts);
+        let split = dnsight_model::Ts::parse("2026-11-03T02:37:30Z").unwrap();
+        (evs, split)
+    }
+
+    #[test]
+    fn detector_windows_survive_a_restart() {
+        let (evs, split) = story();
+        let kinds = [
+            "beaconing high 10.0.0.5",
+            "dga high 10.0.0.6",
+            "tunneling critical 10.0.0.7",
+            "reconnaissance medium 10.0.0.8",
+        ];
+        // one run
+        let mut one = Engine::new(cfg());
+        evs.iter().for_each(|e| one.observe(e));
+        let expected = lines(&one, None);
+        for k in kinds {
+            assert!(
+                expected.lines().any(|l| l.starts_with(k)),
+                "the story must raise {k}:\n{expected}"
+            );
+        }
+        // neither half alone reaches those thresholds (else this test could not fail)
+        for half in [
+            evs.iter().filter(|e| e.ts <= split).collect::<Vec<_>>(),
+            evs.iter().filter(|e| e.ts > split).collect(),
+        ] {
+            let mut e = Engine::new(cfg());
+            half.into_iter().for_each(|ev| e.observe(ev));
+            let got = lines(&e, None);
+            for k in kinds {
+                assert!(!got.lines().any(|l| l.starts_with(k)), "{k}:\n{got}");
+            }
+        }
+        // two runs on one state: the same alerts as one run
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Engine::open(cfg(), dir.path()).unwrap();
+        evs.iter()
+            .filter(|e| e.ts <= split)
+            .for_each(|e| a.observe(e));
+        a.save().unwrap();
+        drop(a);
+        let mut b = Engine::open(cfg(), dir.path()).unwrap();
+        assert!(
+            !b.notices().iter().any(|n| n.contains("windows")),
+            "{:?}",
+            b.notices()
+        );
+        evs.iter()
+            .filter(|e| e.ts > split)
+            .for_each(|e| b.observe(e));
+        assert_eq!(lines(&b, None), expected);
+    }
+
+    #[test]
+    fn corrupt_windows_start_the_detector_empty() {
+        let (evs, split) = story();
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Engine::open(cfg(), dir.path()).unwrap();
+        evs.iter()
+            .filter(|e| e.ts <= split)
+            .for_each(|e| a.observe(e));
+        a.save().unwrap();
+        drop(a);
+        // truncate the beaconing record and append junk to the DGA one
+        {
+            let db = redb::Database::open(dir.path().join(crate::STATE_FILE)).unwrap();
+            let t: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("windows");
+            let tx = db.begin_write().unwrap();
+            {
+                let mut w = tx.open_table(t).unwrap();
+                let b = w.get("beaconing").unwrap().unwrap().value().to_vec();
+                assert!(b.len() > 20);
+                w.insert("beaconing", &b[..b.len() / 2]).unwrap();
+                let mut d = w.get("dga").unwrap().unwrap().value().to_vec();
+                d.extend_from_slice(b"junk");
+                w.insert("dga", &d[..]).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let mut b = Engine::open(cfg(), dir.path()).unwrap();
+        let n = b.notices().join("\n");
+        assert!(n.contains("beaconing detector's saved windows"), "{n}");
+        assert!(n.contains("dga detector's saved windows"), "{n}");
+        evs.iter()
+            .filter(|e| e.ts > split)
+            .for_each(|e| b.observe(e));
+        let got = lines(&b, None);
+        // the damaged detectors restarted empty: their half-patterns are below threshold
+        assert!(!got.contains("beaconing high 10.0.0.5"), "{got}");
+        assert!(!got.contains("dga high 10.0.0.6"), "{got}");
+        // the intact ones resumed
+        assert!(got.contains("tunneling critical 10.0.0.7"), "{got}");
+    }
 }

@@ -13,6 +13,7 @@
 
 pub mod alert;
 pub mod baseline;
+pub mod codec;
 pub mod config;
 pub mod detectors;
 pub mod dga;

@@ -2,12 +2,14 @@
 //!
 //! Tables are keyed so the state could be partitioned by device across machines: `devices`
 //! (16-byte client address → compact binary record with the device's destinations by name),
-//! `dests` (org-wide destination name → first seen, internal), `alerts` (id → alert JSON) and
-//! `meta`. `save` writes everything changed in one write transaction: redb commits are atomic
-//! and durable, so a crash or `kill -9` mid-save leaves the previous committed state (the loss
-//! bound is "events since the last save"). Detector windows (beacon timestamps, bursts) are
-//! not persisted; they rebuild within their window. Records are versioned; a record that fails
-//! to decode is counted and skipped, never a panic.
+//! `dests` (org-wide destination name → first seen, internal), `alerts` (id → alert JSON),
+//! `windows` (detector name → its windows: beacon timestamps, NXDOMAIN and recon bursts, tunnel
+//! counters, each device named by address) and `meta`. `save` writes everything changed (and
+//! every detector's windows) in one write transaction: redb commits are atomic and durable, so
+//! a crash or `kill -9` mid-save leaves the previous committed state (the loss bound is "events
+//! since the last save"). Records are versioned; a device record that fails to decode is
+//! counted and skipped, a detector's windows that fail to decode are dropped with a notice
+//! (that detector starts empty), never a panic.
 //!
 //! Replay safety: `meta.seen_until` is the event-time high-water mark, the latest event time
 //! (microseconds) ever fed into this state. It is written in the same transaction as the
@@ -17,17 +19,20 @@
 
 use crate::alert::{Alert, AlertBook};
 use crate::baseline::{Baselines, DestEntry, Device, Profile, Slot, Stat};
+use crate::codec::{ip_key, key_ip, Rd};
 use crate::config::EngineConfig;
 use crate::EngineError;
 use dnsight_model::Ts;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::Path;
 
 const DEVICES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("devices");
 const DESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("dests");
 const ALERTS: TableDefinition<&str, &str> = TableDefinition::new("alerts");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Detector name → its windows (see `Detector::save_state`).
+const WINDOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("windows");
 const VERSION: u8 = 2;
 
 /// File name of the state database inside the state directory.
@@ -69,6 +74,7 @@ impl Store {
             tx.open_table(DESTS).map_err(err("dests table"))?;
             tx.open_table(ALERTS).map_err(err("alerts table"))?;
             tx.open_table(META).map_err(err("meta table"))?;
+            tx.open_table(WINDOWS).map_err(err("windows table"))?;
         }
         tx.commit().map_err(err("commit"))?;
         Ok(Store {
@@ -167,6 +173,19 @@ impl Store {
         Ok(())
     }
 
+    /// A detector's saved windows (None: never saved, e.g. a state from before they were).
+    pub fn load_windows(&self, detector: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        let rx = self.db.begin_read().map_err(err("begin read"))?;
+        let t = match rx.open_table(WINDOWS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(err("windows")(e)),
+        };
+        Ok(t.get(detector)
+            .map_err(err("windows get"))?
+            .map(|v| v.value().to_vec()))
+    }
+
     /// The latest event time already in the state (None for a new state): the high-water mark.
     pub fn seen_until(&self) -> Option<Ts> {
         self.seen_until.get()
@@ -179,6 +198,7 @@ impl Store {
         base: &mut Baselines,
         book: &mut AlertBook,
         last_event: Option<Ts>,
+        windows: &[(&str, Vec<u8>)],
     ) -> Result<(), EngineError> {
         let mark = self.seen_until.get().max(last_event);
         let tx = self.db.begin_write().map_err(err("begin write"))?;
@@ -208,6 +228,10 @@ impl Store {
                 devt.insert(&ip_key(d.ip)[..], &buf[..])
                     .map_err(err("devices put"))?;
             }
+            let mut wt = tx.open_table(WINDOWS).map_err(err("windows"))?;
+            for (name, b) in windows {
+                wt.insert(*name, &b[..]).map_err(err("windows put"))?;
+            }
             let mut at = tx.open_table(ALERTS).map_err(err("alerts"))?;
             for a in book.unsaved() {
                 let j = serde_json::to_string(&a).map_err(err("alert json"))?;
@@ -224,18 +248,6 @@ impl Store {
         }
         Ok(())
     }
-}
-
-fn ip_key(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-        IpAddr::V6(a) => a.octets(),
-    }
-}
-
-fn key_ip(k: &[u8]) -> Option<IpAddr> {
-    let b: [u8; 16] = k.try_into().ok()?;
-    Some(crate::net::canonical(IpAddr::V6(Ipv6Addr::from(b))))
 }
 
 fn rd32(b: &[u8], at: usize) -> u32 {
@@ -300,37 +312,7 @@ fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
     }
 }
 
-/// A cursor that fails (None) instead of panicking on short input.
-struct Rd<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Rd<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.b.len() < n {
-            return None;
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Some(h)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|s| s[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|s| u16::from_le_bytes([s[0], s[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
-    }
-    fn f32(&mut self) -> Option<f32> {
-        self.u32().map(f32::from_bits)
-    }
+impl Rd<'_> {
     fn stat(&mut self) -> Option<Stat> {
         Some(Stat {
             n: self.u16()?,
@@ -341,7 +323,7 @@ impl<'a> Rd<'a> {
 }
 
 fn decode_device(b: &[u8], d: &mut Device, base: &mut Baselines) -> Option<()> {
-    let mut r = Rd { b };
+    let mut r = Rd::new(b);
     if r.u8()? != VERSION {
         return None;
     }
@@ -496,7 +478,7 @@ mod tests {
         };
         book.apply(&f("a.example"), &who, t);
         book.apply(&f("b.example"), &who, t);
-        store.save(&mut base, &mut book, Some(t)).unwrap();
+        store.save(&mut base, &mut book, Some(t), &[]).unwrap();
         assert_eq!(book.unsaved().count(), 0, "everything written");
         // only a.example repeats: only it is written again
         book.apply(
@@ -506,7 +488,7 @@ mod tests {
         );
         assert_eq!(book.unsaved().count(), 1);
         store
-            .save(&mut base, &mut book, Some(t.add_secs(60)))
+            .save(&mut base, &mut book, Some(t.add_secs(60)), &[])
             .unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
@@ -566,9 +548,9 @@ mod tests {
         let mut base = Baselines::default();
         let mut book = AlertBook::new();
         let t = dnsight_model::Ts::from_micros(1_795_000_000_123_456);
-        store.save(&mut base, &mut book, Some(t)).unwrap();
+        store.save(&mut base, &mut book, Some(t), &[]).unwrap();
         // a save without new events keeps the mark
-        store.save(&mut base, &mut book, None).unwrap();
+        store.save(&mut base, &mut book, None, &[]).unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         store

@@ -30,8 +30,11 @@
 //! Known false positives: update checks, NTP, mail polling, monitoring agents, IoT heartbeats.
 //! They are usually old and common in the organisation, which is exactly what damps them.
 
+use super::Persist;
 use super::{name_hash, Ctx, Detector};
+use crate::alert::DevId;
 use crate::alert::{Finding, Kind};
+use crate::codec::{Put, Rd};
 use crate::config::Tuning;
 use crate::enrich::Enriched;
 use serde_json::json;
@@ -58,6 +61,38 @@ pub struct Beaconing {
     min_events: usize,
     threshold: f64,
     last_sweep: u32,
+}
+
+impl Persist for Track {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.times.len() as u32);
+        for &t in &self.times {
+            out.put_u32(t);
+        }
+        out.put_u32(self.total);
+        out.put_u32(self.next_eval);
+        out.put_u16(self.reported);
+        out.put_u32(self.min_ttl);
+        out.put_u32(self.last);
+    }
+    fn get(r: &mut Rd<'_>) -> Option<Track> {
+        let n = r.count(4)?;
+        if n > MAX_TIMES {
+            return None;
+        }
+        let mut times = SmallVec::new();
+        for _ in 0..n {
+            times.push(r.u32()?);
+        }
+        Some(Track {
+            times,
+            total: r.u32()?,
+            next_eval: r.u32()?,
+            reported: r.u16()?,
+            min_ttl: r.u32()?,
+            last: r.u32()?,
+        })
+    }
 }
 
 impl Beaconing {
@@ -163,6 +198,16 @@ impl Detector for Beaconing {
     }
     fn state_len(&self) -> usize {
         self.tracks.len()
+    }
+    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
+        super::save_map(&self.tracks, ip, out);
+    }
+    fn load_state(
+        &mut self,
+        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
+        r: &mut Rd<'_>,
+    ) -> Option<()> {
+        super::load_map(&mut self.tracks, id, r)
     }
     fn tick(&mut self, now: u32) {
         if now.saturating_sub(self.last_sweep) >= 6 * 3600 {

@@ -21,8 +21,9 @@
 //! (reverse names; excluded). Only quiet windows (below the burst size) teach the device's
 //! own normal, so a slow burst cannot raise its own bar.
 
-use super::{name_hash, Ctx, Detector};
+use super::{name_hash, Ctx, Detector, Persist};
 use crate::alert::{DevId, Finding, Kind};
+use crate::codec::{Put, Rd};
 use crate::config::Tuning;
 use crate::enrich::Enriched;
 use compact_str::CompactString;
@@ -94,6 +95,44 @@ struct Win {
     last: u32,
 }
 
+impl Persist for Win {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.bucket);
+        super::put_hashes(&self.cur, out);
+        out.put_f64(self.cur_prob);
+        out.put_u32(self.prev_n);
+        out.put_f64(self.prev_prob);
+        out.put_u32(self.fired_bucket);
+        out.put_f64(self.normal);
+        out.put_u32(self.samples.len() as u32);
+        for s in &self.samples {
+            out.put_str(s);
+        }
+        out.put_u32(self.last);
+    }
+    fn get(r: &mut Rd<'_>) -> Option<Win> {
+        let bucket = r.u32()?;
+        let cur = super::get_hashes(r)?;
+        let (cur_prob, prev_n, prev_prob) = (r.f64()?, r.u32()?, r.f64()?);
+        let (fired_bucket, normal) = (r.u32()?, r.f64()?);
+        let mut samples = Vec::new();
+        for _ in 0..r.count(4)?.min(5) {
+            samples.push(r.str()?.into());
+        }
+        Some(Win {
+            bucket,
+            cur,
+            cur_prob,
+            prev_n,
+            prev_prob,
+            fired_bucket,
+            normal,
+            samples,
+            last: r.u32()?,
+        })
+    }
+}
+
 pub struct Dga {
     devs: HashMap<DevId, Win, foldhash::fast::FixedState>,
     burst: u32,
@@ -118,6 +157,16 @@ impl Detector for Dga {
     }
     fn state_len(&self) -> usize {
         self.devs.len()
+    }
+    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
+        super::save_map(&self.devs, ip, out);
+    }
+    fn load_state(
+        &mut self,
+        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
+        r: &mut Rd<'_>,
+    ) -> Option<()> {
+        super::load_map(&mut self.devs, id, r)
     }
     fn tick(&mut self, now: u32) {
         if now.saturating_sub(self.last_sweep) >= 3600 {

@@ -5,10 +5,13 @@
 //! this event updates them) and writes [`Finding`]s into a caller-owned buffer. It may keep its
 //! own bounded state (windows, timestamps), evicted by event time in [`Detector::tick`].
 
-use crate::alert::{AlertBook, Finding, Kind};
+use crate::alert::{AlertBook, DevId, Finding, Kind};
 use crate::baseline::{Baselines, Device};
+use crate::codec::{Put, Rd};
 use crate::config::EngineConfig;
 use crate::enrich::Enriched;
+use std::collections::HashMap;
+use std::net::IpAddr;
 
 pub mod beaconing;
 pub mod dga;
@@ -65,6 +68,98 @@ pub trait Detector: Send {
     fn state_len(&self) -> usize {
         0
     }
+    /// Writes the detector's windows for the persisted state (written with the baselines at
+    /// every save). Devices are written by address: `DevId`s are per process. Default: none.
+    fn save_state(&self, _ip: &dyn Fn(DevId) -> IpAddr, _out: &mut Vec<u8>) {}
+    /// Restores what [`save_state`](Self::save_state) wrote; `id` maps an address to this
+    /// process's device (None: a device the baselines do not hold, its records are dropped).
+    /// None when the input is malformed: the engine then starts this detector empty.
+    fn load_state(&mut self, _id: &dyn Fn(IpAddr) -> Option<DevId>, _r: &mut Rd<'_>) -> Option<()> {
+        Some(())
+    }
+}
+
+/// A value of a detector's persisted windows.
+pub(crate) trait Persist: Sized {
+    fn put(&self, out: &mut Vec<u8>);
+    fn get(r: &mut Rd<'_>) -> Option<Self>;
+}
+
+/// A key of a detector's per-device map: the device (written as its address) and maybe more.
+pub(crate) trait DevKey: Copy + Eq + std::hash::Hash {
+    fn put(self, ip: &dyn Fn(DevId) -> IpAddr, out: &mut Vec<u8>);
+    /// The key, or Some(None) when its device is unknown.
+    fn get(r: &mut Rd<'_>, id: &dyn Fn(IpAddr) -> Option<DevId>) -> Option<Option<Self>>;
+}
+
+impl DevKey for DevId {
+    fn put(self, ip: &dyn Fn(DevId) -> IpAddr, out: &mut Vec<u8>) {
+        out.put_ip(ip(self));
+    }
+    fn get(r: &mut Rd<'_>, id: &dyn Fn(IpAddr) -> Option<DevId>) -> Option<Option<Self>> {
+        Some(id(r.ip()?))
+    }
+}
+
+/// (device, name hash): `name_hash` is seeded but fixed, so it is stable across processes.
+impl DevKey for (DevId, u64) {
+    fn put(self, ip: &dyn Fn(DevId) -> IpAddr, out: &mut Vec<u8>) {
+        out.put_ip(ip(self.0));
+        out.put_u64(self.1);
+    }
+    fn get(r: &mut Rd<'_>, id: &dyn Fn(IpAddr) -> Option<DevId>) -> Option<Option<Self>> {
+        let d = id(r.ip()?);
+        let h = r.u64()?;
+        Some(d.map(|d| (d, h)))
+    }
+}
+
+/// Writes a per-device map: a count, then key and value of each entry.
+pub(crate) fn save_map<K: DevKey, V: Persist, S>(
+    m: &HashMap<K, V, S>,
+    ip: &dyn Fn(DevId) -> IpAddr,
+    out: &mut Vec<u8>,
+) {
+    out.put_u32(m.len().min(u32::MAX as usize) as u32);
+    for (k, v) in m.iter().take(u32::MAX as usize) {
+        k.put(ip, out);
+        v.put(out);
+    }
+}
+
+/// Reads what [`save_map`] wrote into `m` (entries of unknown devices are dropped).
+pub(crate) fn load_map<K: DevKey, V: Persist, S: std::hash::BuildHasher>(
+    m: &mut HashMap<K, V, S>,
+    id: &dyn Fn(IpAddr) -> Option<DevId>,
+    r: &mut Rd<'_>,
+) -> Option<()> {
+    for _ in 0..r.count(16)? {
+        let k = K::get(r, id)?;
+        let v = V::get(r)?;
+        if let Some(k) = k {
+            m.insert(k, v);
+        }
+    }
+    Some(())
+}
+
+/// A set of name hashes (a count, then each hash).
+pub(crate) fn put_hashes<S>(set: &std::collections::HashSet<u64, S>, out: &mut Vec<u8>) {
+    out.put_u32(set.len().min(u32::MAX as usize) as u32);
+    for h in set.iter().take(u32::MAX as usize) {
+        out.put_u64(*h);
+    }
+}
+
+pub(crate) fn get_hashes<S: std::hash::BuildHasher + Default>(
+    r: &mut Rd<'_>,
+) -> Option<std::collections::HashSet<u64, S>> {
+    let n = r.count(8)?;
+    let mut set = std::collections::HashSet::with_capacity_and_hasher(n, S::default());
+    for _ in 0..n {
+        set.insert(r.u64()?);
+    }
+    Some(set)
 }
 
 /// Every detector, in the order they run. Disabled ones are left out.

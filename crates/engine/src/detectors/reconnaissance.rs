@@ -12,8 +12,9 @@
 //! Known false positives: monitoring and inventory systems (they sweep on a schedule:
 //! acknowledge them), mail and log servers resolving many client addresses, IPAM tools.
 
-use super::{Ctx, Detector};
+use super::{Ctx, Detector, Persist};
 use crate::alert::{DevId, Finding, Kind};
+use crate::codec::{Put, Rd};
 use crate::config::Tuning;
 use crate::enrich::Enriched;
 use serde_json::json;
@@ -31,6 +32,45 @@ struct Win {
     lo: Option<std::net::IpAddr>,
     hi: Option<std::net::IpAddr>,
     last: u32,
+}
+
+impl Persist for Win {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.bucket);
+        super::put_hashes(&self.ptr, out);
+        out.put_u32(self.ptr_prev);
+        super::put_hashes(&self.names, out);
+        out.put_u32(self.names_prev);
+        for a in [self.lo, self.hi] {
+            match a {
+                Some(ip) => {
+                    out.put_u8(1);
+                    out.put_ip(ip);
+                }
+                None => out.put_u8(0),
+            }
+        }
+        out.put_u32(self.last);
+    }
+    fn get(r: &mut Rd<'_>) -> Option<Win> {
+        let addr = |r: &mut Rd<'_>| -> Option<Option<std::net::IpAddr>> {
+            match r.u8()? {
+                0 => Some(None),
+                1 => Some(Some(r.ip()?)),
+                _ => None,
+            }
+        };
+        Some(Win {
+            bucket: r.u32()?,
+            ptr: super::get_hashes(r)?,
+            ptr_prev: r.u32()?,
+            names: super::get_hashes(r)?,
+            names_prev: r.u32()?,
+            lo: addr(r)?,
+            hi: addr(r)?,
+            last: r.u32()?,
+        })
+    }
 }
 
 pub struct Reconnaissance {
@@ -57,6 +97,16 @@ impl Detector for Reconnaissance {
     }
     fn state_len(&self) -> usize {
         self.devs.len()
+    }
+    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
+        super::save_map(&self.devs, ip, out);
+    }
+    fn load_state(
+        &mut self,
+        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
+        r: &mut Rd<'_>,
+    ) -> Option<()> {
+        super::load_map(&mut self.devs, id, r)
     }
     fn tick(&mut self, now: u32) {
         if now.saturating_sub(self.last_sweep) >= 3600 {

@@ -20,9 +20,10 @@
 //! Known false positives: patch days, backups, new software, holidays followed by catch-up.
 //! Score is moderate; tight groups score higher.
 
-use super::{Ctx, Detector};
+use super::{Ctx, Detector, Persist};
 use crate::alert::{DevId, Finding, Kind};
 use crate::baseline::{how_of, Stat};
+use crate::codec::{Put, Rd};
 use crate::enrich::Enriched;
 use serde_json::json;
 use std::collections::HashMap;
@@ -31,6 +32,19 @@ use std::collections::HashMap;
 pub struct TrafficChange {
     /// Per device: the hour and, per metric, the value at which it fires next (0 = not yet).
     fired: HashMap<DevId, (u32, [f64; 3]), foldhash::fast::FixedState>,
+}
+
+/// A device's (hour, next firing value per metric).
+impl Persist for (u32, [f64; 3]) {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.0);
+        for v in self.1 {
+            out.put_f64(v);
+        }
+    }
+    fn get(r: &mut Rd<'_>) -> Option<Self> {
+        Some((r.u32()?, [r.f64()?, r.f64()?, r.f64()?]))
+    }
 }
 
 /// (name, bit, value, (expected mean, sd), sd floor, absolute minimum)
@@ -64,6 +78,16 @@ impl Detector for TrafficChange {
     }
     fn state_len(&self) -> usize {
         self.fired.len()
+    }
+    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
+        super::save_map(&self.fired, ip, out);
+    }
+    fn load_state(
+        &mut self,
+        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
+        r: &mut Rd<'_>,
+    ) -> Option<()> {
+        super::load_map(&mut self.fired, id, r)
     }
     fn tick(&mut self, now: u32) {
         if now % 3600 < 60 {

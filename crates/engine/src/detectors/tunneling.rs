@@ -22,8 +22,9 @@
 //! telemetry with per-request hostnames. They are prevalent across devices (damped) and can
 //! be acknowledged per registered domain.
 
-use super::{name_hash, Ctx, Detector};
-use crate::alert::{Finding, Kind};
+use super::{name_hash, Ctx, Detector, Persist};
+use crate::alert::{DevId, Finding, Kind};
+use crate::codec::{Put, Rd};
 use crate::config::Tuning;
 use crate::enrich::Enriched;
 use serde_json::json;
@@ -68,6 +69,62 @@ impl Track {
             fired_day: u16::MAX,
             last: 0,
         }
+    }
+}
+
+/// Bitmaps are mostly empty: written as (word index, word) pairs of the non-zero words.
+fn put_bits(bits: &[u64], out: &mut Vec<u8>) {
+    out.put_u16(bits.iter().filter(|&&w| w != 0).count() as u16);
+    for (i, &w) in bits.iter().enumerate().filter(|(_, &w)| w != 0) {
+        out.put_u8(i as u8);
+        out.put_u64(w);
+    }
+}
+
+fn get_bits(r: &mut Rd<'_>, bits: &mut [u64]) -> Option<()> {
+    for _ in 0..r.u16()? {
+        let i = r.u8()? as usize;
+        *bits.get_mut(i)? = r.u64()?;
+    }
+    Some(())
+}
+
+impl Persist for Track {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.hour);
+        put_bits(&self.hour_bits, out);
+        out.put_u32(self.hour_unique);
+        out.put_u32(self.hour_len_sum);
+        out.put_f64(self.hour_bytes);
+        out.put_u16(self.day);
+        put_bits(&self.day_bits[..], out);
+        out.put_u32(self.day_unique);
+        out.put_f64(self.day_bytes);
+        out.put_u32(self.queries);
+        out.put_u32(self.odd_types);
+        out.put_u16(self.max_label);
+        out.put_u32(self.fired_hour);
+        out.put_u16(self.fired_day);
+        out.put_u32(self.last);
+    }
+    fn get(r: &mut Rd<'_>) -> Option<Track> {
+        let mut t = Track::new();
+        t.hour = r.u32()?;
+        get_bits(r, &mut t.hour_bits)?;
+        t.hour_unique = r.u32()?;
+        t.hour_len_sum = r.u32()?;
+        t.hour_bytes = r.f64()?;
+        t.day = r.u16()?;
+        get_bits(r, &mut t.day_bits[..])?;
+        t.day_unique = r.u32()?;
+        t.day_bytes = r.f64()?;
+        t.queries = r.u32()?;
+        t.odd_types = r.u32()?;
+        t.max_label = r.u16()?;
+        t.fired_hour = r.u32()?;
+        t.fired_day = r.u16()?;
+        t.last = r.u32()?;
+        Some(t)
     }
 }
 
@@ -136,6 +193,16 @@ impl Detector for Tunneling {
     }
     fn state_len(&self) -> usize {
         self.tracks.len()
+    }
+    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
+        super::save_map(&self.tracks, ip, out);
+    }
+    fn load_state(
+        &mut self,
+        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
+        r: &mut Rd<'_>,
+    ) -> Option<()> {
+        super::load_map(&mut self.tracks, id, r)
     }
     fn tick(&mut self, now: u32) {
         if now.saturating_sub(self.last_sweep) >= 3600 {
