@@ -203,6 +203,11 @@ pub struct Device {
     pub novel_dests: u32,
     /// Changed since the last save.
     pub dirty: bool,
+    /// Replay mark: the latest event time (µs) of this device fed into the state.
+    pub mark: i64,
+    /// The mark as loaded from the state: this device's events at or before it are already
+    /// in the state (`already_in_state`). 0 for a device new to the state.
+    pub skip_until: i64,
 }
 
 impl Device {
@@ -223,6 +228,8 @@ impl Device {
             profile: None,
             novel_dests: 0,
             dirty: true,
+            mark: 0,
+            skip_until: 0,
         }
     }
     /// Moves the running hour to `hour`, closing the previous one into the profile.

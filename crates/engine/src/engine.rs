@@ -66,9 +66,6 @@ pub struct Engine {
     last_event: Option<dnsight_model::Ts>,
     last_tick: u32,
     notices: Vec<String>,
-    /// Replay safety: events at or before this time are already in the persisted state and
-    /// are skipped as `already_in_state` (None: in memory, a new state, or `cfg.replay`).
-    seen_until: Option<dnsight_model::Ts>,
 }
 
 impl Engine {
@@ -100,7 +97,6 @@ impl Engine {
             last_event: None,
             last_tick: 0,
             notices,
-            seen_until: None,
         }
     }
 
@@ -118,8 +114,7 @@ impl Engine {
             ));
         }
         if let Some(m) = store.seen_until().filter(|_| !e.cfg.replay) {
-            e.seen_until = Some(m);
-            e.notices.push(format!("state: already holds events up to {}; earlier events are skipped as already_in_state (replay them with --replay)", m.to_rfc3339()));
+            e.notices.push(format!("state: already holds events up to {}; a device's events at or before its own latest event in the state are skipped as already_in_state (replay them with --replay)", m.to_rfc3339()));
         }
         e.store = Some(store);
         Ok(e)
@@ -166,8 +161,13 @@ impl Engine {
         if ev.qname.is_root() {
             return self.skip("root_name");
         }
-        if self.seen_until.is_some_and(|m| ev.ts <= m) {
-            return self.skip("already_in_state");
+        let client = crate::net::canonical(ev.client);
+        let known = self.base.dev_index.get(&client).copied();
+        if let Some(d) = known {
+            // replay safety, per device: its events up to its latest one in the state are there
+            if !self.cfg.replay && ev.ts.micros() <= self.base.devices[d as usize].skip_until {
+                return self.skip("already_in_state");
+            }
         }
         let now = secs as u32;
         self.events += 1;
@@ -185,9 +185,8 @@ impl Engine {
         let hour = (local.div_euclid(3_600)).clamp(0, u32::MAX as i64) as u32;
 
         // device
-        let client = crate::net::canonical(ev.client);
-        let (dev, device_new) = match self.base.dev_index.get(&client) {
-            Some(&d) => (d, false),
+        let (dev, device_new) = match known {
+            Some(d) => (d, false),
             None => {
                 if self.base.devices.len() >= self.cfg.max_devices {
                     return self.skip("device_limit");
@@ -317,6 +316,7 @@ impl Engine {
             let d = &mut base.devices[dev as usize];
             d.events += 1;
             d.last_seen = d.last_seen.max(now);
+            d.mark = d.mark.max(ev.ts.micros());
             d.dirty = true;
             if d.last_day != day {
                 d.last_day = day;

@@ -11,11 +11,15 @@
 //! counted and skipped, a detector's windows that fail to decode are dropped with a notice
 //! (that detector starts empty), never a panic.
 //!
-//! Replay safety: `meta.seen_until` is the event-time high-water mark, the latest event time
-//! (microseconds) ever fed into this state. It is written in the same transaction as the
-//! baselines it describes, so the mark and the counts can never disagree after a crash. The
-//! engine skips events at or before it on a later run (`already_in_state`), which makes
-//! `dnsight analyze --state DIR f.pcap` idempotent; see `Engine::open` and README "Run offline".
+//! Replay safety: each device record carries the device's event-time high-water mark, the
+//! latest event time (microseconds) of that device ever fed into this state; `meta.seen_until`
+//! is the latest over all devices (for messages, and the mark of version-2 device records
+//! written before per-device marks). Marks are written in the same transaction as the baselines
+//! they describe, so the marks and the counts can never disagree after a crash. The engine skips
+//! a device's events at or before its mark on a later run (`already_in_state`), which makes
+//! `dnsight analyze --state DIR f.pcap` idempotent while other sensors' devices for the same
+//! period still count (a mark per device also partitions with the devices); see `Engine::open`
+//! and README "Run offline".
 
 use crate::alert::{Alert, AlertBook};
 use crate::baseline::{Baselines, DestEntry, Device, Profile, Slot, Stat};
@@ -33,7 +37,9 @@ const ALERTS: TableDefinition<&str, &str> = TableDefinition::new("alerts");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Detector name → its windows (see `Detector::save_state`).
 const WINDOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("windows");
-const VERSION: u8 = 2;
+/// Device record version: 3 adds the device's replay mark (a version-2 record takes the
+/// state-wide mark).
+const VERSION: u8 = 3;
 
 /// File name of the state database inside the state directory.
 pub const STATE_FILE: &str = "engine.redb";
@@ -127,10 +133,13 @@ impl Store {
             let info = cfg.inventory.lookup(ip);
             d.name = info.name;
             d.group = info.group;
+            // a record from before per-device marks takes the state-wide mark
+            d.mark = self.seen_until.get().map_or(0, |m| m.micros());
             if decode_device(v.value(), &mut d, base).is_none() {
                 self.corrupt_records.set(self.corrupt_records.get() + 1);
                 continue;
             }
+            d.skip_until = d.mark;
             d.dirty = false;
             let id = base.devices.len() as u32;
             base.entries += d.dests.len() as u64;
@@ -310,6 +319,7 @@ fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
         out.extend_from_slice(&e.last_day.to_le_bytes());
         out.push(e.flags);
     }
+    out.extend_from_slice(&d.mark.to_le_bytes());
 }
 
 impl Rd<'_> {
@@ -324,7 +334,8 @@ impl Rd<'_> {
 
 fn decode_device(b: &[u8], d: &mut Device, base: &mut Baselines) -> Option<()> {
     let mut r = Rd::new(b);
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if !(2..=VERSION).contains(&version) {
         return None;
     }
     d.first_seen = r.u32()?;
@@ -379,6 +390,9 @@ fn decode_device(b: &[u8], d: &mut Device, base: &mut Baselines) -> Option<()> {
         let id = base.intern_dest(name, e.first, false);
         d.dests.insert(id, e);
     }
+    if version >= 3 {
+        d.mark = r.u64()? as i64;
+    }
     Some(())
 }
 
@@ -414,6 +428,21 @@ mod tests {
             let mut x = Device::new(d.ip, 0);
             assert!(decode_device(&buf[..cut], &mut x, &mut base).is_none());
         }
+        // the replay mark round-trips; a version-2 record (no mark) keeps the mark it was given
+        d.mark = 1_793_577_600_123_456;
+        buf.clear();
+        encode_device(&d, &base, &mut buf);
+        let mut back = Device::new(d.ip, 0);
+        assert!(decode_device(&buf, &mut back, &mut base).is_some());
+        assert_eq!(back.mark, d.mark);
+        let mut v2 = buf[..buf.len() - 8].to_vec();
+        v2[0] = 2;
+        let mut back = Device::new(d.ip, 0);
+        back.mark = 42;
+        assert!(decode_device(&v2, &mut back, &mut base).is_some());
+        assert_eq!((back.mark, back.dests.len()), (42, 1));
+        v2[0] = VERSION + 1;
+        assert!(decode_device(&v2, &mut Device::new(d.ip, 0), &mut base).is_none());
     }
 
     fn events(from: &str, n: i64) -> Vec<dnsight_model::DnsEvent> {

@@ -1,7 +1,7 @@
 //! `dnsight analyze`: run the pipeline over files and print a report.
 //!
 //! With `--state DIR` the baselines persist between runs. Replaying input the state already
-//! holds is skipped (events at or before the state's last event time count as
+//! holds is skipped (a device's events at or before its latest event in the state count as
 //! `already_in_state`, and the run says so), so running the same file twice does not count it
 //! twice; `--replay` feeds such events anyway.
 
@@ -181,7 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "the rest was new and was added"
         };
         eprintln!(
-            "dnsight: note: {n} events at or before the state's last event time were skipped as already_in_state ({} has them); {what}. Use --replay to feed them again.",
+            "dnsight: note: {n} events at or before their device's latest event in the state were skipped as already_in_state ({} has them); {what}. Use --replay to feed them again.",
             dir.display()
         );
     }

@@ -25,10 +25,15 @@ impl Drop for TmpDir {
 
 /// A JSON-lines file of `n` events a minute apart from `start`, three devices.
 fn jsonl(dir: &Path, file: &str, start: &str, n: i64) -> PathBuf {
+    jsonl_of(dir, file, start, n, "10.0.0")
+}
+
+/// The same with the devices `{net}.1` to `{net}.3`.
+fn jsonl_of(dir: &Path, file: &str, start: &str, n: i64, net: &str) -> PathBuf {
     let t0 = Ts::parse(start).unwrap();
     let mut text = String::new();
     for i in 0..n {
-        let ip = format!("10.0.0.{}", 1 + i % 3).parse().unwrap();
+        let ip = format!("{net}.{}", 1 + i % 3).parse().unwrap();
         let name = Name::parse(&format!("host{}.example.com", i % 5)).unwrap();
         text.push_str(&DnsEvent::new(t0.add_secs(i * 60), ip, name, 1).to_json_line());
         text.push('\n');
@@ -110,6 +115,30 @@ fn analyzing_the_same_file_twice_into_state_counts_it_once() {
     let r = analyze(&state, &tuesday, &[]);
     assert_eq!((r.events, r.already), (0, 30), "{}", r.stderr);
     assert!(r.stderr.contains("2026-11-24T08:29:00"), "{}", r.stderr);
+}
+
+#[test]
+fn two_sensors_of_the_same_period_can_be_analysed_in_separate_runs() {
+    // the mark is per device: sensor B's devices are new to the state even though sensor A's
+    // file (same hours) went in first; a device's own events are still never counted twice
+    let tmp = TmpDir::new("sensors");
+    let state = tmp.0.join("state");
+    let a = jsonl_of(&tmp.0, "a.jsonl", "2026-11-23T08:00:00Z", 60, "10.0.0");
+    let b = jsonl_of(&tmp.0, "b.jsonl", "2026-11-23T08:00:00Z", 60, "10.0.1");
+    let r = analyze(&state, &a, &[]);
+    assert_eq!((r.events, r.already), (60, 0), "{}", r.text);
+    let r = analyze(&state, &b, &[]);
+    assert_eq!((r.events, r.already), (60, 0), "{}", r.stderr);
+    let j: serde_json::Value = serde_json::from_str(&r.text).unwrap();
+    assert_eq!(j["engine"]["devices"].as_u64(), Some(6));
+    for f in [&a, &b] {
+        let r = analyze(&state, f, &[]);
+        assert_eq!((r.events, r.already), (0, 60), "{}", r.stderr);
+    }
+    // a later file of one sensor adds only what is new for its devices
+    let a2 = jsonl_of(&tmp.0, "a2.jsonl", "2026-11-23T08:30:00Z", 60, "10.0.0");
+    let r = analyze(&state, &a2, &[]);
+    assert_eq!((r.events, r.already), (30, 30), "{}", r.stderr);
 }
 
 #[test]
