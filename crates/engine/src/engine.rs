@@ -567,6 +567,17 @@ mod tests {
         (evs, split)
     }
 
+    /// A state directory holding the story's events up to `split`.
+    fn first_half_into_state(evs: &[DnsEvent], split: dnsight_model::Ts) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Engine::open(cfg(), dir.path()).unwrap();
+        evs.iter()
+            .filter(|e| e.ts <= split)
+            .for_each(|e| a.observe(e));
+        a.save().unwrap();
+        dir
+    }
+
     #[test]
     fn detector_windows_survive_a_restart() {
         let (evs, split) = story();
@@ -599,13 +610,7 @@ mod tests {
             }
         }
         // two runs on one state: the same alerts as one run
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = Engine::open(cfg(), dir.path()).unwrap();
-        evs.iter()
-            .filter(|e| e.ts <= split)
-            .for_each(|e| a.observe(e));
-        a.save().unwrap();
-        drop(a);
+        let dir = first_half_into_state(&evs, split);
         let mut b = Engine::open(cfg(), dir.path()).unwrap();
         assert!(
             !b.notices().iter().any(|n| n.contains("windows")),
@@ -621,13 +626,7 @@ mod tests {
     #[test]
     fn corrupt_windows_start_the_detector_empty() {
         let (evs, split) = story();
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = Engine::open(cfg(), dir.path()).unwrap();
-        evs.iter()
-            .filter(|e| e.ts <= split)
-            .for_each(|e| a.observe(e));
-        a.save().unwrap();
-        drop(a);
+        let dir = first_half_into_state(&evs, split);
         // truncate the beaconing record and append junk to the DGA one
         {
             let db = redb::Database::open(dir.path().join(crate::STATE_FILE)).unwrap();

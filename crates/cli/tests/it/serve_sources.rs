@@ -26,6 +26,28 @@ fn wait_for(path: &Path, needle: &str, deadline: Duration) -> bool {
     false
 }
 
+/// Starts `dnsight serve --config CFG --alerts-out ALERTS` with its log in `log` and waits
+/// until its passive source runs.
+fn serve_passive(cfg: &Path, alerts: &Path, log: &Path) -> Guard {
+    let child = Command::new(env!("CARGO_BIN_EXE_dnsight"))
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .arg("--alerts-out")
+        .arg(alerts)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let guard = Guard(child);
+    assert!(
+        wait_for(log, "passive source started", Duration::from_secs(30)),
+        "serve did not start its source: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    guard
+}
+
 #[test]
 fn passive_serve_follows_a_growing_jsonl_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -38,27 +60,7 @@ fn passive_serve_follows_a_growing_jsonl_file() {
     let events = dir.path().join("ev.jsonl");
     std::fs::write(&events, "").unwrap();
     let alerts = dir.path().join("alerts.jsonl");
-    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_dnsight"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .arg("--alerts-out")
-        .arg(&alerts)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut guard = Guard(child);
-    assert!(
-        wait_for(
-            &dir.path().join("serve.log"),
-            "passive source started",
-            Duration::from_secs(30)
-        ),
-        "serve did not start its source: {}",
-        std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
-    );
+    let mut guard = serve_passive(&cfg, &alerts, &dir.path().join("serve.log"));
     // appended after start: the follower must pick them up (hostile name included)
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -216,23 +218,8 @@ fn intel_feeds_reload_while_serving() {
     std::fs::write(&events, "").unwrap();
     let alerts = dir.path().join("alerts.jsonl");
     let log_path = dir.path().join("serve.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_dnsight"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .arg("--alerts-out")
-        .arg(&alerts)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let _guard = Guard(child);
+    let _guard = serve_passive(&cfg, &alerts, &log_path);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert!(
-        wait_for(&log_path, "passive source started", Duration::from_secs(30)),
-        "{}",
-        log()
-    );
     let append = |lines: &[String]| {
         let mut f = std::fs::OpenOptions::new()
             .append(true)

@@ -32,7 +32,6 @@
 
 use super::Persist;
 use super::{name_hash, Ctx, Detector};
-use crate::alert::DevId;
 use crate::alert::{Finding, Kind};
 use crate::codec::{Put, Rd};
 use crate::config::Tuning;
@@ -199,16 +198,7 @@ impl Detector for Beaconing {
     fn state_len(&self) -> usize {
         self.tracks.len()
     }
-    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
-        super::save_map(&self.tracks, ip, out);
-    }
-    fn load_state(
-        &mut self,
-        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
-        r: &mut Rd<'_>,
-    ) -> Option<()> {
-        super::load_map(&mut self.tracks, id, r)
-    }
+    super::persist_windows!(tracks);
     fn tick(&mut self, now: u32) {
         if now.saturating_sub(self.last_sweep) >= 6 * 3600 {
             self.last_sweep = now;

@@ -79,6 +79,27 @@ pub trait Detector: Send {
     }
 }
 
+/// `save_state`/`load_state` of a detector whose windows are one per-device map field.
+macro_rules! persist_windows {
+    ($field:ident) => {
+        fn save_state(
+            &self,
+            ip: &dyn Fn(crate::alert::DevId) -> std::net::IpAddr,
+            out: &mut Vec<u8>,
+        ) {
+            super::save_map(&self.$field, ip, out);
+        }
+        fn load_state(
+            &mut self,
+            id: &dyn Fn(std::net::IpAddr) -> Option<crate::alert::DevId>,
+            r: &mut crate::codec::Rd<'_>,
+        ) -> Option<()> {
+            super::load_map(&mut self.$field, id, r)
+        }
+    };
+}
+pub(crate) use persist_windows;
+
 /// A value of a detector's persisted windows.
 pub(crate) trait Persist: Sized {
     fn put(&self, out: &mut Vec<u8>);

@@ -98,16 +98,7 @@ impl Detector for Reconnaissance {
     fn state_len(&self) -> usize {
         self.devs.len()
     }
-    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
-        super::save_map(&self.devs, ip, out);
-    }
-    fn load_state(
-        &mut self,
-        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
-        r: &mut Rd<'_>,
-    ) -> Option<()> {
-        super::load_map(&mut self.devs, id, r)
-    }
+    super::persist_windows!(devs);
     fn tick(&mut self, now: u32) {
         if now.saturating_sub(self.last_sweep) >= 3600 {
             self.last_sweep = now;

@@ -79,16 +79,7 @@ impl Detector for TrafficChange {
     fn state_len(&self) -> usize {
         self.fired.len()
     }
-    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
-        super::save_map(&self.fired, ip, out);
-    }
-    fn load_state(
-        &mut self,
-        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
-        r: &mut Rd<'_>,
-    ) -> Option<()> {
-        super::load_map(&mut self.fired, id, r)
-    }
+    super::persist_windows!(fired);
     fn tick(&mut self, now: u32) {
         if now % 3600 < 60 {
             let h = now / 3600;

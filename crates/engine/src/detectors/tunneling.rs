@@ -23,7 +23,7 @@
 //! be acknowledged per registered domain.
 
 use super::{name_hash, Ctx, Detector, Persist};
-use crate::alert::{DevId, Finding, Kind};
+use crate::alert::{Finding, Kind};
 use crate::codec::{Put, Rd};
 use crate::config::Tuning;
 use crate::enrich::Enriched;
@@ -194,16 +194,7 @@ impl Detector for Tunneling {
     fn state_len(&self) -> usize {
         self.tracks.len()
     }
-    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
-        super::save_map(&self.tracks, ip, out);
-    }
-    fn load_state(
-        &mut self,
-        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
-        r: &mut Rd<'_>,
-    ) -> Option<()> {
-        super::load_map(&mut self.tracks, id, r)
-    }
+    super::persist_windows!(tracks);
     fn tick(&mut self, now: u32) {
         if now.saturating_sub(self.last_sweep) >= 3600 {
             self.last_sweep = now;
