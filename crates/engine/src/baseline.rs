@@ -203,6 +203,9 @@ pub struct Device {
     pub novel_dests: u32,
     /// Changed since the last save.
     pub dirty: bool,
+    /// The device's group is held tight (`EngineConfig::is_tight_group`, decided when the
+    /// group is assigned).
+    pub tight: bool,
     /// Replay mark: the latest event time (µs) of this device fed into the state.
     pub mark: i64,
     /// The mark as loaded from the state: this device's events at or before it are already
@@ -228,9 +231,17 @@ impl Device {
             profile: None,
             novel_dests: 0,
             dirty: true,
+            tight: false,
             mark: 0,
             skip_until: 0,
         }
+    }
+    /// Name, group and tightness from the inventory and the configuration.
+    pub fn identify(&mut self, cfg: &crate::config::EngineConfig) {
+        let info = cfg.inventory.lookup(self.ip);
+        self.tight = info.group.as_deref().is_some_and(|g| cfg.is_tight_group(g));
+        self.name = info.name;
+        self.group = info.group;
     }
     /// Moves the running hour to `hour`, closing the previous one into the profile.
     pub fn roll_to(&mut self, hour: u32) {

@@ -193,9 +193,7 @@ impl Engine {
                 }
                 let id = self.base.devices.len() as DevId;
                 let mut d = Device::new(client, now);
-                let info = self.cfg.inventory.lookup(client);
-                d.name = info.name;
-                d.group = info.group;
+                d.identify(&self.cfg);
                 self.base.devices.push(d);
                 self.base.dev_index.insert(client, id);
                 (id, true)
@@ -244,7 +242,7 @@ impl Engine {
         let d = &self.base.devices[dev as usize];
         let dest_id = self.base.dest_id(dest);
         let group = d.group.clone();
-        let tight = group.as_deref().is_some_and(|g| self.cfg.is_tight_group(g));
+        let tight = d.tight;
         let en = Enriched {
             ev,
             dev,
@@ -260,6 +258,7 @@ impl Engine {
             internal,
             reverse_addr,
             doh: facts.doh_start.map(|s| &qname[s as usize..]),
+            hashes: facts.hashes,
             noerror,
             nx: ev.is_nxdomain(),
             internal_answer,
@@ -278,10 +277,8 @@ impl Engine {
                 if en.nx {
                     d.cur.nx += 1;
                 }
-                d.cur.add_dest(
-                    en.dest_id
-                        .unwrap_or_else(|| crate::detectors::name_hash(dest) as u32),
-                );
+                d.cur
+                    .add_dest(en.dest_id.unwrap_or(facts.hashes.dest as u32));
             }
         }
 

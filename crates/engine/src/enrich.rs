@@ -10,6 +10,7 @@
 use crate::alert::DevId;
 use crate::baseline::DestId;
 use crate::config::EngineConfig;
+use crate::detectors::name_hash;
 use crate::geo::GeoInfo;
 use crate::intel::IntelHit;
 use crate::net;
@@ -50,6 +51,8 @@ pub struct Enriched<'a> {
     pub reverse_addr: Option<IpAddr>,
     /// The DNS-over-HTTPS resolver name the qname is (or is under).
     pub doh: Option<&'a str>,
+    /// Stable hashes of the qname, `dest` and `sub`.
+    pub hashes: NameHashes,
     /// NOERROR response.
     pub noerror: bool,
     /// NXDOMAIN response.
@@ -101,6 +104,17 @@ pub struct NameFacts {
     pub intel_listed: bool,
     /// The name is, or is under, a DNS-over-HTTPS resolver name starting at this offset.
     pub doh_start: Option<u16>,
+    /// `detectors::name_hash` of the name, of its destination and of its subdomain part (the
+    /// detectors' state keys, computed once per name).
+    pub hashes: NameHashes,
+}
+
+/// Stable hashes of a name's parts (see [`crate::detectors::name_hash`]).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct NameHashes {
+    pub qname: u64,
+    pub dest: u64,
+    pub sub: u64,
 }
 
 impl NameFacts {
@@ -117,6 +131,11 @@ impl NameFacts {
             reverse_addr,
             intel_listed: cfg.intel.listed(name),
             doh_start: doh.find(name).map(|(d, _)| off(d)),
+            hashes: NameHashes {
+                qname: name_hash(name),
+                dest: name_hash(dest),
+                sub: name_hash(sub),
+            },
         }
     }
 }
@@ -289,6 +308,11 @@ mod tests {
                 assert_eq!(&n[f.dest_start as usize..], dest);
                 assert_eq!(&n[..f.sub_len as usize], sub);
                 assert_eq!((f.internal, f.reverse_addr), (internal, rev));
+                let h = f.hashes;
+                assert_eq!(
+                    (h.qname, h.dest, h.sub),
+                    (name_hash(n), name_hash(dest), name_hash(sub))
+                );
             }
         }
         assert_eq!(cache.len(), names.len());

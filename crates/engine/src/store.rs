@@ -130,9 +130,7 @@ impl Store {
                 continue;
             };
             let mut d = Device::new(ip, 0);
-            let info = cfg.inventory.lookup(ip);
-            d.name = info.name;
-            d.group = info.group;
+            d.identify(cfg);
             // a record from before per-device marks takes the state-wide mark
             d.mark = self.seen_until.get().map_or(0, |m| m.micros());
             if decode_device(v.value(), &mut d, base).is_none() {

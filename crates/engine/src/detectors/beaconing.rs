@@ -31,7 +31,7 @@
 //! They are usually old and common in the organisation, which is exactly what damps them.
 
 use super::Persist;
-use super::{name_hash, Ctx, Detector};
+use super::{Ctx, Detector};
 use crate::alert::{Finding, Kind};
 use crate::codec::{Put, Rd};
 use crate::config::Tuning;
@@ -222,9 +222,9 @@ impl Detector for Beaconing {
         let qname = ev.ev.qname.as_str();
         let ttl = ev.ev.answers.iter().map(|a| a.ttl).min().unwrap_or(0);
         let mut keys: SmallVec<[(u64, bool); 2]> = SmallVec::new();
-        keys.push((name_hash(qname), false));
+        keys.push((ev.hashes.qname, false));
         if !ev.sub.is_empty() {
-            keys.push((name_hash(ev.dest) ^ 0x5bd1_e995, true));
+            keys.push((ev.hashes.dest ^ 0x5bd1_e995, true));
         }
         let mut pushed = false;
         for (h, by_domain) in keys {

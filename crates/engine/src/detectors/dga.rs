@@ -21,7 +21,7 @@
 //! (reverse names; excluded). Only quiet windows (below the burst size) teach the device's
 //! own normal, so a slow burst cannot raise its own bar.
 
-use super::{name_hash, Ctx, Detector, Persist};
+use super::{Ctx, Detector, Persist};
 use crate::alert::{DevId, Finding, Kind};
 use crate::codec::{Put, Rd};
 use crate::config::Tuning;
@@ -244,7 +244,7 @@ impl Dga {
             w.samples.clear();
             w.bucket = bucket;
         }
-        let h = name_hash(ev.dest);
+        let h = ev.hashes.dest;
         if w.cur.len() >= 4096 || !w.cur.insert(h) {
             return;
         }

@@ -136,7 +136,7 @@ impl Detector for Reconnaissance {
                 w.hi = None;
             }
         }
-        let h = super::name_hash(ev.ev.qname.as_str());
+        let h = ev.hashes.qname;
         let (n, thr, what) = if ptr {
             if w.ptr.len() >= 8192 || !w.ptr.insert(h) {
                 return;

@@ -22,7 +22,7 @@
 //! telemetry with per-request hostnames. They are prevalent across devices (damped) and can
 //! be acknowledged per registered domain.
 
-use super::{name_hash, Ctx, Detector, Persist};
+use super::{Ctx, Detector, Persist};
 use crate::alert::{Finding, Kind};
 use crate::codec::{Put, Rd};
 use crate::config::Tuning;
@@ -214,7 +214,7 @@ impl Detector for Tunneling {
         {
             return;
         }
-        let key = (ev.dev, name_hash(ev.dest));
+        let key = (ev.dev, ev.hashes.dest);
         let full = self.tracks.len() >= MAX_TRACKS;
         let t = match self.tracks.get_mut(&key) {
             Some(t) => t,
@@ -243,7 +243,7 @@ impl Detector for Tunneling {
         }
         let max_label = ev.sub.split('.').map(str::len).max().unwrap_or(0);
         t.max_label = t.max_label.max(max_label.min(u16::MAX as usize) as u16);
-        let h = name_hash(ev.sub);
+        let h = ev.hashes.sub;
         // computed only for a subdomain not yet counted this hour or day
         let mut payload = None;
         let mut payload = || *payload.get_or_insert_with(|| payload_bytes(ev.sub));
