@@ -121,12 +121,17 @@ impl NameFacts {
     /// Computes the facts of `name` (no cache).
     pub fn of(cfg: &EngineConfig, doh: &SuffixMap<()>, name: &str) -> NameFacts {
         let (sub, dest, internal, reverse_addr) = destination(cfg, name);
-        // offsets fit: an escaped presentation name is at most 4 * 255 bytes
-        let off =
-            |s: &str| (s.as_ptr() as usize - name.as_ptr() as usize).min(u16::MAX as usize) as u16;
+        // `dest` is a suffix of `name` (an escaped presentation name: ASCII, at most 4 * 255
+        // bytes, so any offset up to its length is a valid slice boundary and fits u16)
+        let off = |s: &str| {
+            (s.as_ptr() as usize)
+                .saturating_sub(name.as_ptr() as usize)
+                .min(name.len())
+                .min(u16::MAX as usize) as u16
+        };
         NameFacts {
             dest_start: off(dest),
-            sub_len: sub.len().min(u16::MAX as usize) as u16,
+            sub_len: sub.len().min(name.len()).min(u16::MAX as usize) as u16,
             internal,
             reverse_addr,
             intel_listed: cfg.intel.listed(name),

@@ -116,7 +116,11 @@ impl Persist for Win {
         let (cur_prob, prev_n, prev_prob) = (r.f64()?, r.u32()?, r.f64()?);
         let (fired_bucket, normal) = (r.u32()?, r.f64()?);
         let mut samples = Vec::new();
-        for _ in 0..r.count(4)?.min(5) {
+        let n = r.count(4)?;
+        if n > 5 {
+            return None; // never written: a damaged record
+        }
+        for _ in 0..n {
             samples.push(r.str()?.into());
         }
         Some(Win {
