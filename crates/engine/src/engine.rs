@@ -621,6 +621,47 @@ mod tests {
     }
 
     #[test]
+    fn damaged_window_records_never_panic() {
+        // every byte of every detector's real record flipped, every truncation, random bytes
+        let (evs, split) = story();
+        let mut e = Engine::new(cfg());
+        evs.iter()
+            .filter(|x| x.ts <= split)
+            .for_each(|x| e.observe(x));
+        let devices = &e.base.devices;
+        let ip = |d: DevId| devices[d as usize].ip;
+        let id = |a: std::net::IpAddr| e.base.dev_index.get(&crate::net::canonical(a)).copied();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for det in &e.detectors {
+            let mut blob = Vec::new();
+            det.save_state(&ip, &mut blob);
+            let mut variants: Vec<Vec<u8>> = (0..blob.len()).map(|n| blob[..n].to_vec()).collect();
+            for i in 0..blob.len() {
+                let mut b = blob.clone();
+                b[i] ^= 0xff;
+                variants.push(b);
+            }
+            for n in 0..200 {
+                variants.push(
+                    (0..n)
+                        .map(|_| {
+                            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1);
+                            (rng >> 56) as u8
+                        })
+                        .collect(),
+                );
+            }
+            for v in variants {
+                let mut fresh = detectors::registry(&cfg())
+                    .into_iter()
+                    .find(|d| d.name() == det.name())
+                    .unwrap();
+                let _ = fresh.load_state(&id, &mut crate::codec::Rd::new(&v));
+            }
+        }
+    }
+
+    #[test]
     fn corrupt_windows_start_the_detector_empty() {
         let (evs, split) = story();
         let dir = first_half_into_state(&evs, split);
