@@ -8,8 +8,12 @@
 //! TTLs: positive answers live for the minimum answer TTL, negative answers (NXDOMAIN, NODATA)
 //! for min(SOA TTL, SOA MINIMUM) (RFC 2308), both clamped to `[min_ttl, max_ttl]`; SERVFAIL and
 //! answers without a usable TTL are not cached. Memory is bounded by a maximum number of entries
-//! (each at most 64 KiB, usually ~100 bytes): when a shard is full, expired entries are
-//! swept and otherwise an arbitrary entry is evicted.
+//! (each at most 64 KiB, usually ~100 bytes): when a shard is full, entries past their stale
+//! window are swept, then expired ones, and otherwise an arbitrary entry is evicted.
+//!
+//! Serve-stale (RFC 8767): an expired entry is kept for `serve_stale` seconds more. It is never
+//! a normal hit; only when every upstream failed does the server answer from it
+//! ([`PacketCache::get_stale`]), with TTLs of [`STALE_TTL`], instead of SERVFAIL.
 
 use crate::wire::{self, ResponseInfo};
 use smallvec::SmallVec;
@@ -25,7 +29,13 @@ pub struct CacheConfig {
     pub max_ttl: u32,
     /// Upper bound for negative answers (RFC 2308 suggests at most a few hours).
     pub max_negative_ttl: u32,
+    /// Seconds past expiry an answer may still be served when no upstream answers (RFC 8767;
+    /// 0 = off).
+    pub serve_stale: u32,
 }
+
+/// TTL of a stale answer (RFC 8767 recommends 30 seconds).
+pub const STALE_TTL: u32 = 30;
 
 impl Default for CacheConfig {
     fn default() -> Self {
@@ -34,6 +44,7 @@ impl Default for CacheConfig {
             min_ttl: 0,
             max_ttl: 86_400,
             max_negative_ttl: 3600,
+            serve_stale: 86_400,
         }
     }
 }
@@ -113,6 +124,26 @@ impl PacketCache {
         Some(Hit { rcode: e.rcode })
     }
 
+    /// Answers from an expired entry still inside its stale window (the caller's upstreams all
+    /// failed), with every TTL set to [`STALE_TTL`].
+    pub fn get_stale(
+        &self,
+        key: &[u8],
+        query: &[u8],
+        q: &wire::Question,
+        out: &mut Vec<u8>,
+    ) -> Option<Hit> {
+        let now = self.now();
+        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        let e = shard.map.get(key)?;
+        if now >= e.expires.saturating_add(self.cfg.serve_stale) {
+            return None;
+        }
+        wire::patch_cached(out, &e.resp, &e.ttl_offsets, 0, query, q);
+        wire::set_ttls(out, &e.ttl_offsets, STALE_TTL);
+        Some(Hit { rcode: e.rcode })
+    }
+
     /// Stores a response; returns false when it is not cacheable.
     pub fn insert(&self, key: &[u8], resp: &[u8], info: &ResponseInfo) -> bool {
         if info.truncated || resp.len() > u16::MAX as usize {
@@ -139,7 +170,13 @@ impl PacketCache {
         };
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         if shard.map.len() >= self.per_shard && !shard.map.contains_key(key) {
-            shard.map.retain(|_, e| e.expires > now);
+            let stale = self.cfg.serve_stale;
+            shard
+                .map
+                .retain(|_, e| e.expires.saturating_add(stale) > now);
+            if shard.map.len() >= self.per_shard && stale > 0 {
+                shard.map.retain(|_, e| e.expires > now);
+            }
             if shard.map.len() >= self.per_shard {
                 if let Some(k) = shard.map.keys().next().cloned() {
                     shard.map.remove(&k);
@@ -190,6 +227,7 @@ mod tests {
             min_ttl: 0,
             max_ttl: 100,
             max_negative_ttl: 10,
+            serve_stale: 0,
         });
         let mut key = Vec::new();
         let b = q("a.example");
@@ -215,5 +253,57 @@ mod tests {
         assert!(c.len() <= 64, "{}", c.len());
         c.clear();
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn expired_answers_are_served_stale_only_when_asked_and_only_within_the_window() {
+        let cfg = |serve_stale| CacheConfig {
+            max_entries: 64,
+            min_ttl: 0,
+            max_ttl: 100,
+            max_negative_ttl: 10,
+            serve_stale,
+        };
+        let mut key = Vec::new();
+        let b = q("a.example");
+        let qq = parse_query(&b, &mut key).unwrap();
+        let mut resp = Vec::new();
+        build_answers(&mut resp, &b, &qq, 60, &[(TYPE_A, &[1, 2, 3, 4])]);
+        let info = inspect_response(&resp).unwrap();
+        let ttl_of = |out: &[u8]| {
+            let o = info.ttl_offsets[0] as usize;
+            u32::from_be_bytes(out[o..o + 4].try_into().unwrap())
+        };
+        let mut c = PacketCache::new(cfg(3600));
+        assert!(c.insert(&key, &resp, &info));
+        let mut out = Vec::new();
+        // live: a normal hit; stale lookups answer too (the entry is inside its window)
+        assert!(c.get(&key, &b, &qq, &mut out).is_some());
+        // move the cache's clock: 61 s later the entry has expired
+        let age = |c: &mut PacketCache, secs| {
+            c.epoch = c
+                .epoch
+                .checked_sub(std::time::Duration::from_secs(secs))
+                .unwrap();
+        };
+        age(&mut c, 61);
+        assert!(c.get(&key, &b, &qq, &mut out).is_none(), "expired: no hit");
+        let hit = c.get_stale(&key, &b, &qq, &mut out).unwrap();
+        assert_eq!(hit.rcode, 0);
+        assert_eq!(ttl_of(&out), STALE_TTL);
+        assert_eq!(addrs_of(&out), addrs_of(&resp));
+        // past the stale window: gone
+        age(&mut c, 3600);
+        assert!(c.get_stale(&key, &b, &qq, &mut out).is_none());
+        // serve-stale off: an expired entry is never served
+        let mut c = PacketCache::new(cfg(0));
+        assert!(c.insert(&key, &resp, &info));
+        age(&mut c, 61);
+        assert!(c.get_stale(&key, &b, &qq, &mut out).is_none());
+    }
+
+    /// The answer section's bytes (after the question), for comparing answers.
+    fn addrs_of(m: &[u8]) -> Vec<u8> {
+        m[m.len() - 4..].to_vec()
     }
 }

@@ -351,8 +351,26 @@ impl Core {
         Outcome::Miss(*q)
     }
 
-    /// Resolves a miss upstream and writes the client's answer (SERVFAIL when every upstream
-    /// failed). Caches what can be cached.
+    /// No upstream answered: an expired cached answer inside its stale window (RFC 8767),
+    /// else SERVFAIL.
+    fn stale_or_servfail(
+        &self,
+        out: &mut Vec<u8>,
+        query: &[u8],
+        q: &Question,
+        key: &[u8],
+    ) -> VerdictAction {
+        if self.cache.get_stale(key, query, q, out).is_some() {
+            self.stats.stale_answers.fetch_add(1, Ordering::Relaxed);
+            return VerdictAction::Cached;
+        }
+        self.stats.servfail.fetch_add(1, Ordering::Relaxed);
+        wire::build_empty(out, query, q, wire::RCODE_SERVFAIL);
+        VerdictAction::Failed
+    }
+
+    /// Resolves a miss upstream and writes the client's answer (a stale cached answer, else
+    /// SERVFAIL, when every upstream failed). Caches what can be cached.
     pub async fn resolve(
         &self,
         query: &[u8],
@@ -378,17 +396,11 @@ impl Core {
                     }
                     None => {
                         self.stats.upstream_failures.fetch_add(1, Ordering::Relaxed);
-                        self.stats.servfail.fetch_add(1, Ordering::Relaxed);
-                        wire::build_empty(&mut out, query, q, wire::RCODE_SERVFAIL);
-                        action = VerdictAction::Failed;
+                        action = self.stale_or_servfail(&mut out, query, q, key);
                     }
                 }
             }
-            Err(_) => {
-                self.stats.servfail.fetch_add(1, Ordering::Relaxed);
-                wire::build_empty(&mut out, query, q, wire::RCODE_SERVFAIL);
-                action = VerdictAction::Failed;
-            }
+            Err(_) => action = self.stale_or_servfail(&mut out, query, q, key),
         }
         if peer.transport == Transport::Udp && out.len() > q.max_udp() {
             self.stats.truncated.fetch_add(1, Ordering::Relaxed);

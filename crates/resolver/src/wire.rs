@@ -440,6 +440,16 @@ pub fn patch_cached(
     }
 }
 
+/// Sets every TTL of a (patched) response to `ttl` (stale answers, RFC 8767).
+pub fn set_ttls(out: &mut [u8], ttl_offsets: &[u16], ttl: u32) {
+    for &o in ttl_offsets {
+        let o = o as usize;
+        if let Some(s) = out.get_mut(o..o + 4) {
+            s.copy_from_slice(&ttl.to_be_bytes());
+        }
+    }
+}
+
 /// Turns an oversized UDP response into a truncated one (TC, header + question only).
 pub fn truncate_for_udp(out: &mut Vec<u8>, question_end: usize, edns: Option<Edns>) {
     if out.len() < HEADER_LEN || question_end > out.len() {

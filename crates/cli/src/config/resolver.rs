@@ -80,6 +80,8 @@ pub struct CacheRaw {
     pub min_ttl: Option<u32>,
     pub max_ttl: Option<u32>,
     pub max_negative_ttl: Option<u32>,
+    /// Seconds past expiry an answer may be served when no upstream answers (0 = off).
+    pub serve_stale: Option<u32>,
 }
 
 /// `[resolver.rate_limit]`
@@ -455,6 +457,7 @@ pub fn validate(
         min_ttl: c.min_ttl.unwrap_or(d.min_ttl),
         max_ttl: c.max_ttl.unwrap_or(d.max_ttl),
         max_negative_ttl: c.max_negative_ttl.unwrap_or(d.max_negative_ttl),
+        serve_stale: c.serve_stale.unwrap_or(d.serve_stale),
     };
     if cfg.cache.min_ttl > cfg.cache.max_ttl {
         bail!(

@@ -291,3 +291,41 @@ fn upstream_failover_and_recovery() {
     assert_eq!(rcode(&resp), 2);
     assert!(r.shutdown().servfail >= 1);
 }
+
+#[test]
+fn expired_answers_are_served_stale_when_every_upstream_fails() {
+    let Some(nsd) = start_nsd(None) else { return };
+    let mut cfg = base_config(&[nsd.addr]);
+    cfg.cache.max_ttl = 1; // cached answers expire after a second
+    let (r, _ev) = start(cfg);
+    let a = r.udp_addrs()[0];
+    let name = format!("www.{ZONE}");
+    assert_eq!(
+        addrs(&udp_query(a, &name, 1, false, T).unwrap()),
+        vec!["192.0.2.1"]
+    );
+    let up = nsd.addr;
+    drop(nsd);
+    eventually("upstream silent", || {
+        udp_query(up, &name, 1, false, Duration::from_millis(100)).is_none()
+    });
+    // the upstream is gone and the entry expires: the expired answer (TTL 30), never SERVFAIL
+    eventually("a stale answer", || {
+        let resp = udp_query(a, &name, 1, false, Duration::from_secs(5)).unwrap();
+        assert_eq!(rcode(&resp), 0, "SERVFAIL although a stale answer exists");
+        assert_eq!(addrs(&resp), vec!["192.0.2.1"]);
+        answers(&resp)[0].ttl == 30
+    });
+    // a name never answered before has nothing stale: SERVFAIL
+    let resp = udp_query(
+        a,
+        &format!("short.{ZONE}"),
+        1,
+        false,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(rcode(&resp), 2);
+    let s = r.shutdown();
+    assert!(s.stale_answers >= 1 && s.servfail >= 1, "{s:?}");
+}
