@@ -11,6 +11,11 @@
 //! (each at most 64 KiB, usually ~100 bytes): when a shard is full, entries past their stale
 //! window are swept, then expired ones, and otherwise an arbitrary entry is evicted.
 //!
+//! Prefetch (as Unbound's `prefetch`): the first hit on an entry in the last 10% of its TTL
+//! (entries of at least [`PREFETCH_MIN_TTL`] seconds) is answered from the cache as usual and
+//! flagged ([`Hit::prefetch`]) so that the server refreshes it upstream in the background:
+//! popular names stay cached instead of missing once per TTL.
+//!
 //! Serve-stale (RFC 8767): an expired entry is kept for `serve_stale` seconds more. It is never
 //! a normal hit; only when every upstream failed does the server answer from it
 //! ([`PacketCache::get_stale`]), with TTLs of [`STALE_TTL`], instead of SERVFAIL.
@@ -32,7 +37,12 @@ pub struct CacheConfig {
     /// Seconds past expiry an answer may still be served when no upstream answers (RFC 8767;
     /// 0 = off).
     pub serve_stale: u32,
+    /// Refresh popular entries in the last 10% of their TTL.
+    pub prefetch: bool,
 }
+
+/// Entries with a shorter cache TTL are never prefetched.
+pub const PREFETCH_MIN_TTL: u32 = 10;
 
 /// TTL of a stale answer (RFC 8767 recommends 30 seconds).
 pub const STALE_TTL: u32 = 30;
@@ -45,6 +55,7 @@ impl Default for CacheConfig {
             max_ttl: 86_400,
             max_negative_ttl: 3600,
             serve_stale: 86_400,
+            prefetch: true,
         }
     }
 }
@@ -56,6 +67,8 @@ struct Entry {
     stored: u32,
     expires: u32,
     rcode: u8,
+    /// A prefetch was asked for (once per stored answer).
+    prefetched: bool,
 }
 
 struct Shard {
@@ -74,6 +87,8 @@ pub struct PacketCache {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit {
     pub rcode: u8,
+    /// The entry is in the last 10% of its TTL: refresh it in the background.
+    pub prefetch: bool,
 }
 
 const SHARDS: usize = 64;
@@ -115,13 +130,22 @@ impl PacketCache {
         out: &mut Vec<u8>,
     ) -> Option<Hit> {
         let now = self.now();
-        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        let e = shard.map.get(key)?;
+        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        let e = shard.map.get_mut(key)?;
         if now >= e.expires {
             return None;
         }
         wire::patch_cached(out, &e.resp, &e.ttl_offsets, now - e.stored, query, q);
-        Some(Hit { rcode: e.rcode })
+        let ttl = e.expires - e.stored;
+        let prefetch = self.cfg.prefetch
+            && !e.prefetched
+            && ttl >= PREFETCH_MIN_TTL
+            && (e.expires - now) * 10 <= ttl;
+        e.prefetched |= prefetch;
+        Some(Hit {
+            rcode: e.rcode,
+            prefetch,
+        })
     }
 
     /// Answers from an expired entry still inside its stale window (the caller's upstreams all
@@ -141,7 +165,10 @@ impl PacketCache {
         }
         wire::patch_cached(out, &e.resp, &e.ttl_offsets, 0, query, q);
         wire::set_ttls(out, &e.ttl_offsets, STALE_TTL);
-        Some(Hit { rcode: e.rcode })
+        Some(Hit {
+            rcode: e.rcode,
+            prefetch: false,
+        })
     }
 
     /// Stores a response; returns false when it is not cacheable.
@@ -167,6 +194,7 @@ impl PacketCache {
             stored: now,
             expires: now.saturating_add(ttl),
             rcode: info.rcode,
+            prefetched: false,
         };
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         if shard.map.len() >= self.per_shard && !shard.map.contains_key(key) {
@@ -228,6 +256,7 @@ mod tests {
             max_ttl: 100,
             max_negative_ttl: 10,
             serve_stale: 0,
+            prefetch: false,
         });
         let mut key = Vec::new();
         let b = q("a.example");
@@ -263,6 +292,7 @@ mod tests {
             max_ttl: 100,
             max_negative_ttl: 10,
             serve_stale,
+            prefetch: false,
         };
         let mut key = Vec::new();
         let b = q("a.example");
@@ -300,6 +330,40 @@ mod tests {
         assert!(c.insert(&key, &resp, &info));
         age(&mut c, 61);
         assert!(c.get_stale(&key, &b, &qq, &mut out).is_none());
+    }
+
+    #[test]
+    fn a_hit_in_the_last_tenth_of_the_ttl_asks_for_one_prefetch() {
+        let mut c = PacketCache::new(CacheConfig {
+            max_entries: 64,
+            min_ttl: 0,
+            max_ttl: 100,
+            max_negative_ttl: 10,
+            serve_stale: 0,
+            prefetch: true,
+        });
+        let mut key = Vec::new();
+        let b = q("a.example");
+        let qq = parse_query(&b, &mut key).unwrap();
+        let mut resp = Vec::new();
+        build_answers(&mut resp, &b, &qq, 1000, &[(TYPE_A, &[1, 2, 3, 4])]);
+        let info = inspect_response(&resp).unwrap();
+        assert!(c.insert(&key, &resp, &info));
+        let mut out = Vec::new();
+        let mut hit = |c: &mut PacketCache, age: u64| {
+            c.epoch = c
+                .epoch
+                .checked_sub(std::time::Duration::from_secs(age))
+                .unwrap();
+            c.get(&key, &b, &qq, &mut out).map(|h| h.prefetch)
+        };
+        assert_eq!(hit(&mut c, 0), Some(false));
+        assert_eq!(hit(&mut c, 89), Some(false), "11 s of 100 left");
+        assert_eq!(hit(&mut c, 1), Some(true), "10 s left: refresh");
+        assert_eq!(hit(&mut c, 0), Some(false), "asked once");
+        // a refreshed answer starts over
+        assert!(c.insert(&key, &resp, &info));
+        assert_eq!(hit(&mut c, 90), Some(true));
     }
 
     /// The answer section's bytes (after the question), for comparing answers.

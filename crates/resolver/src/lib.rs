@@ -188,6 +188,7 @@ impl Resolver {
         let mtimes = cfg.policy.mtimes();
         let (events, rx) = events::EventQueue::new(cfg.event_queue, stats.clone());
         let names = rule_names(&policy);
+        let (prefetch_tx, mut prefetch_rx) = tokio::sync::mpsc::channel::<server::Prefetch>(1024);
         let core = Arc::new(Core {
             rules: cfg.rules.clone(),
             cache: cache::PacketCache::new(cfg.cache.clone()),
@@ -208,6 +209,7 @@ impl Resolver {
             stats: stats.clone(),
             events,
             rule_names: ArcSwap::from_pointee(names),
+            prefetch: cfg.cache.prefetch.then_some(prefetch_tx),
         });
         let consumer_stats = stats.clone();
         let consumer = std::thread::Builder::new()
@@ -310,6 +312,16 @@ impl Resolver {
                     Arc::from(cfg.doh_path.as_str()),
                 ));
             }
+        }
+        // cache prefetches, each refreshed concurrently
+        {
+            let core = core.clone();
+            rt.spawn(async move {
+                while let Some(p) = prefetch_rx.recv().await {
+                    let core = core.clone();
+                    tokio::spawn(async move { core.refresh(p).await });
+                }
+            });
         }
         // health probes
         {

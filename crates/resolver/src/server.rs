@@ -58,6 +58,17 @@ pub struct Core {
     pub events: EventQueue,
     /// `blocklist:NAME` per list index of the current policy.
     pub rule_names: ArcSwap<Vec<Arc<str>>>,
+    /// Background cache refreshes (None: prefetch off). Bounded: when full, a prefetch is
+    /// skipped (the entry then expires and misses once, as without prefetch).
+    pub prefetch: Option<tokio::sync::mpsc::Sender<Prefetch>>,
+}
+
+/// A cache entry to refresh upstream.
+pub struct Prefetch {
+    pub q: Question,
+    pub key: Vec<u8>,
+    /// The client's spelling of the name (wire form).
+    pub name: Vec<u8>,
 }
 
 /// Per-worker reusable buffers (no allocation on the hit path).
@@ -333,8 +344,21 @@ impl Core {
             );
             return Outcome::Reply;
         }
-        if self.cache.get(key, query, q, &mut s.out).is_some() {
+        if let Some(hit) = self.cache.get(key, query, q, &mut s.out) {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            if hit.prefetch {
+                if let Some(tx) = &self.prefetch {
+                    let name = query.get(wire::HEADER_LEN..q.qname_end).unwrap_or_default();
+                    let p = Prefetch {
+                        q: *q,
+                        key: key.to_vec(),
+                        name: name.to_vec(),
+                    };
+                    if tx.try_send(p).is_ok() {
+                        self.stats.prefetches.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             self.record(
                 peer,
                 Some(q),
@@ -349,6 +373,15 @@ impl Core {
         }
         self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
         Outcome::Miss(*q)
+    }
+
+    /// Refreshes a cache entry upstream (a prefetch: no client waits, nothing is recorded).
+    pub async fn refresh(&self, p: Prefetch) {
+        if let Ok(a) = self.upstreams.query(&p.q, &p.key, &p.name).await {
+            if let Some(info) = wire::inspect_response(&a.response) {
+                self.cache.insert(&p.key, &a.response, &info);
+            }
+        }
     }
 
     /// No upstream answered: an expired cached answer inside its stale window (RFC 8767),

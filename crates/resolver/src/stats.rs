@@ -53,6 +53,7 @@ counters! {
     upstream_tcp_retries: "TC answers retried over TCP.",
     upstream_mismatched: "Upstream datagrams that did not match the query.",
     servfail: "SERVFAIL answers sent (no upstream answered, nothing stale cached).",
+    prefetches: "Cache entries refreshed in the background before they expired (prefetch).",
     stale_answers: "Expired cached answers served because no upstream answered (RFC 8767).",
     tcp_connections: "TCP/TLS connections accepted.",
     tcp_rejected: "TCP connections refused (too many).",

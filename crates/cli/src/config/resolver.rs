@@ -82,6 +82,8 @@ pub struct CacheRaw {
     pub max_negative_ttl: Option<u32>,
     /// Seconds past expiry an answer may be served when no upstream answers (0 = off).
     pub serve_stale: Option<u32>,
+    /// Refresh popular answers in the last 10% of their TTL (default true).
+    pub prefetch: Option<bool>,
 }
 
 /// `[resolver.rate_limit]`
@@ -458,6 +460,7 @@ pub fn validate(
         max_ttl: c.max_ttl.unwrap_or(d.max_ttl),
         max_negative_ttl: c.max_negative_ttl.unwrap_or(d.max_negative_ttl),
         serve_stale: c.serve_stale.unwrap_or(d.serve_stale),
+        prefetch: c.prefetch.unwrap_or(d.prefetch),
     };
     if cfg.cache.min_ttl > cfg.cache.max_ttl {
         bail!(

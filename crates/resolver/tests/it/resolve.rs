@@ -329,3 +329,27 @@ fn expired_answers_are_served_stale_when_every_upstream_fails() {
     let s = r.shutdown();
     assert!(s.stale_answers >= 1 && s.servfail >= 1, "{s:?}");
 }
+
+#[test]
+fn popular_answers_are_refreshed_before_they_expire() {
+    let Some(nsd) = start_nsd(None) else { return };
+    let mut cfg = base_config(&[nsd.addr]);
+    cfg.cache.max_ttl = 10; // the zone says 300: cached for 10 s, prefetched in its last second
+    let (r, _ev) = start(cfg);
+    let a = r.udp_addrs()[0];
+    let name = format!("www.{ZONE}");
+    let t0 = std::time::Instant::now();
+    // a client asking every 50 ms for 13 s: one miss, then hits only — the entry is refreshed
+    // in the background before it expires
+    while t0.elapsed() < Duration::from_secs(13) {
+        assert_eq!(
+            addrs(&udp_query(a, &name, 1, false, T).unwrap()),
+            vec!["192.0.2.1"]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = r.shutdown();
+    assert!(s.prefetches >= 1, "{s:?}");
+    assert_eq!(s.cache_misses, 1, "{s:?}");
+    drop(nsd);
+}
