@@ -129,9 +129,43 @@ impl PacketCache {
         q: &wire::Question,
         out: &mut Vec<u8>,
     ) -> Option<Hit> {
+        self.lookup(key, query, q, out, false)
+    }
+
+    /// Answers from an expired entry still inside its stale window (the caller's upstreams all
+    /// failed), with every TTL set to [`STALE_TTL`].
+    pub fn get_stale(
+        &self,
+        key: &[u8],
+        query: &[u8],
+        q: &wire::Question,
+        out: &mut Vec<u8>,
+    ) -> Option<Hit> {
+        self.lookup(key, query, q, out, true)
+    }
+
+    fn lookup(
+        &self,
+        key: &[u8],
+        query: &[u8],
+        q: &wire::Question,
+        out: &mut Vec<u8>,
+        stale: bool,
+    ) -> Option<Hit> {
         let now = self.now();
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         let e = shard.map.get_mut(key)?;
+        if stale {
+            if now >= e.expires.saturating_add(self.cfg.serve_stale) {
+                return None;
+            }
+            wire::patch_cached(out, &e.resp, &e.ttl_offsets, 0, query, q);
+            wire::set_ttls(out, &e.ttl_offsets, STALE_TTL);
+            return Some(Hit {
+                rcode: e.rcode,
+                prefetch: false,
+            });
+        }
         if now >= e.expires {
             return None;
         }
@@ -145,29 +179,6 @@ impl PacketCache {
         Some(Hit {
             rcode: e.rcode,
             prefetch,
-        })
-    }
-
-    /// Answers from an expired entry still inside its stale window (the caller's upstreams all
-    /// failed), with every TTL set to [`STALE_TTL`].
-    pub fn get_stale(
-        &self,
-        key: &[u8],
-        query: &[u8],
-        q: &wire::Question,
-        out: &mut Vec<u8>,
-    ) -> Option<Hit> {
-        let now = self.now();
-        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        let e = shard.map.get(key)?;
-        if now >= e.expires.saturating_add(self.cfg.serve_stale) {
-            return None;
-        }
-        wire::patch_cached(out, &e.resp, &e.ttl_offsets, 0, query, q);
-        wire::set_ttls(out, &e.ttl_offsets, STALE_TTL);
-        Some(Hit {
-            rcode: e.rcode,
-            prefetch: false,
         })
     }
 
@@ -248,29 +259,62 @@ mod tests {
         b
     }
 
-    #[test]
-    fn hit_patches_and_bounds_hold() {
-        let c = PacketCache::new(CacheConfig {
+    fn cfg(serve_stale: u32, prefetch: bool) -> CacheConfig {
+        CacheConfig {
             max_entries: 64,
             min_ttl: 0,
             max_ttl: 100,
             max_negative_ttl: 10,
-            serve_stale: 0,
-            prefetch: false,
-        });
+            serve_stale,
+            prefetch,
+        }
+    }
+
+    /// A query for `a.example`, its cache key, and an answer with the given TTL.
+    struct Fixture {
+        query: Vec<u8>,
+        key: Vec<u8>,
+        q: Question,
+        resp: Vec<u8>,
+        info: ResponseInfo,
+    }
+
+    fn fixture(ttl: u32) -> Fixture {
         let mut key = Vec::new();
-        let b = q("a.example");
-        let qq = parse_query(&b, &mut key).unwrap();
+        let query = q("a.example");
+        let q = parse_query(&query, &mut key).unwrap();
         let mut resp = Vec::new();
-        build_answers(&mut resp, &b, &qq, 1000, &[(TYPE_A, &[1, 2, 3, 4])]);
+        build_answers(&mut resp, &query, &q, ttl, &[(TYPE_A, &[1, 2, 3, 4])]);
         let info = inspect_response(&resp).unwrap();
-        assert!(c.insert(&key, &resp, &info));
+        Fixture {
+            query,
+            key,
+            q,
+            resp,
+            info,
+        }
+    }
+
+    /// Moves the cache's clock `secs` forward.
+    fn age(c: &mut PacketCache, secs: u64) {
+        c.epoch = c
+            .epoch
+            .checked_sub(std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn hit_patches_and_bounds_hold() {
+        let c = PacketCache::new(cfg(0, false));
+        let f = fixture(1000);
+        let (mut key, mut resp) = (f.key.clone(), f.resp.clone());
+        assert!(c.insert(&key, &resp, &f.info));
         let mut out = Vec::new();
-        let hit = c.get(&key, &b, &qq, &mut out).unwrap();
+        let hit = c.get(&key, &f.query, &f.q, &mut out).unwrap();
         assert_eq!(hit.rcode, 0);
-        assert_eq!(out, resp);
+        assert_eq!(out, f.resp);
         // SERVFAIL is not cached
-        build_empty(&mut resp, &b, &qq, RCODE_SERVFAIL);
+        build_empty(&mut resp, &f.query, &f.q, RCODE_SERVFAIL);
         assert!(!c.insert(&key, &resp, &inspect_response(&resp).unwrap()));
         // bounded
         for i in 0..1000 {
@@ -286,88 +330,54 @@ mod tests {
 
     #[test]
     fn expired_answers_are_served_stale_only_when_asked_and_only_within_the_window() {
-        let cfg = |serve_stale| CacheConfig {
-            max_entries: 64,
-            min_ttl: 0,
-            max_ttl: 100,
-            max_negative_ttl: 10,
-            serve_stale,
-            prefetch: false,
-        };
-        let mut key = Vec::new();
-        let b = q("a.example");
-        let qq = parse_query(&b, &mut key).unwrap();
-        let mut resp = Vec::new();
-        build_answers(&mut resp, &b, &qq, 60, &[(TYPE_A, &[1, 2, 3, 4])]);
-        let info = inspect_response(&resp).unwrap();
+        let f = fixture(60);
         let ttl_of = |out: &[u8]| {
-            let o = info.ttl_offsets[0] as usize;
+            let o = f.info.ttl_offsets[0] as usize;
             u32::from_be_bytes(out[o..o + 4].try_into().unwrap())
         };
-        let mut c = PacketCache::new(cfg(3600));
-        assert!(c.insert(&key, &resp, &info));
+        let mut c = PacketCache::new(cfg(3600, false));
+        assert!(c.insert(&f.key, &f.resp, &f.info));
         let mut out = Vec::new();
-        // live: a normal hit; stale lookups answer too (the entry is inside its window)
-        assert!(c.get(&key, &b, &qq, &mut out).is_some());
-        // move the cache's clock: 61 s later the entry has expired
-        let age = |c: &mut PacketCache, secs| {
-            c.epoch = c
-                .epoch
-                .checked_sub(std::time::Duration::from_secs(secs))
-                .unwrap();
-        };
+        assert!(c.get(&f.key, &f.query, &f.q, &mut out).is_some());
         age(&mut c, 61);
-        assert!(c.get(&key, &b, &qq, &mut out).is_none(), "expired: no hit");
-        let hit = c.get_stale(&key, &b, &qq, &mut out).unwrap();
+        assert!(
+            c.get(&f.key, &f.query, &f.q, &mut out).is_none(),
+            "expired: no hit"
+        );
+        let hit = c.get_stale(&f.key, &f.query, &f.q, &mut out).unwrap();
         assert_eq!(hit.rcode, 0);
         assert_eq!(ttl_of(&out), STALE_TTL);
-        assert_eq!(addrs_of(&out), addrs_of(&resp));
+        assert_eq!(
+            out[out.len() - 4..],
+            f.resp[f.resp.len() - 4..],
+            "same address"
+        );
         // past the stale window: gone
         age(&mut c, 3600);
-        assert!(c.get_stale(&key, &b, &qq, &mut out).is_none());
+        assert!(c.get_stale(&f.key, &f.query, &f.q, &mut out).is_none());
         // serve-stale off: an expired entry is never served
-        let mut c = PacketCache::new(cfg(0));
-        assert!(c.insert(&key, &resp, &info));
+        let mut c = PacketCache::new(cfg(0, false));
+        assert!(c.insert(&f.key, &f.resp, &f.info));
         age(&mut c, 61);
-        assert!(c.get_stale(&key, &b, &qq, &mut out).is_none());
+        assert!(c.get_stale(&f.key, &f.query, &f.q, &mut out).is_none());
     }
 
     #[test]
     fn a_hit_in_the_last_tenth_of_the_ttl_asks_for_one_prefetch() {
-        let mut c = PacketCache::new(CacheConfig {
-            max_entries: 64,
-            min_ttl: 0,
-            max_ttl: 100,
-            max_negative_ttl: 10,
-            serve_stale: 0,
-            prefetch: true,
-        });
-        let mut key = Vec::new();
-        let b = q("a.example");
-        let qq = parse_query(&b, &mut key).unwrap();
-        let mut resp = Vec::new();
-        build_answers(&mut resp, &b, &qq, 1000, &[(TYPE_A, &[1, 2, 3, 4])]);
-        let info = inspect_response(&resp).unwrap();
-        assert!(c.insert(&key, &resp, &info));
+        let f = fixture(1000);
+        let mut c = PacketCache::new(cfg(0, true));
+        assert!(c.insert(&f.key, &f.resp, &f.info));
         let mut out = Vec::new();
-        let mut hit = |c: &mut PacketCache, age: u64| {
-            c.epoch = c
-                .epoch
-                .checked_sub(std::time::Duration::from_secs(age))
-                .unwrap();
-            c.get(&key, &b, &qq, &mut out).map(|h| h.prefetch)
+        let mut hit = |c: &mut PacketCache, secs: u64| {
+            age(c, secs);
+            c.get(&f.key, &f.query, &f.q, &mut out).map(|h| h.prefetch)
         };
         assert_eq!(hit(&mut c, 0), Some(false));
         assert_eq!(hit(&mut c, 89), Some(false), "11 s of 100 left");
         assert_eq!(hit(&mut c, 1), Some(true), "10 s left: refresh");
         assert_eq!(hit(&mut c, 0), Some(false), "asked once");
         // a refreshed answer starts over
-        assert!(c.insert(&key, &resp, &info));
+        assert!(c.insert(&f.key, &f.resp, &f.info));
         assert_eq!(hit(&mut c, 90), Some(true));
-    }
-
-    /// The answer section's bytes (after the question), for comparing answers.
-    fn addrs_of(m: &[u8]) -> Vec<u8> {
-        m[m.len() - 4..].to_vec()
     }
 }
