@@ -267,34 +267,85 @@ fn memory(devices: u32, dests: u32) {
 
 /// The simulated organisation's operator files, configured as its dnsight.toml says (the
 /// engine crate does not parse TOML: the few settings are mirrored here).
+/// The engine configuration `dnsight simulate` wrote for its organisation (`DIR/dnsight.toml`:
+/// learning cut-off, internal suffixes, DoH names, policy rules, inventory and CIDR groups,
+/// intel feeds), read with the same meaning as the binary's config loader gives those keys.
+/// GeoIP comes from the benchmark's own database path (see `config`).
 fn sim_config(dir: &std::path::Path) -> EngineConfig {
     let mut cfg = config(true);
-    let mut inv = dnsight_engine::Inventory::new();
-    if let Ok(t) = std::fs::read_to_string(dir.join("inventory.csv")) {
-        inv.load_csv(&t);
+    let text = std::fs::read_to_string(dir.join("dnsight.toml")).expect("DIR/dnsight.toml");
+    let t: toml::Table = toml::from_str(&text).expect("dnsight.toml parses");
+    let strs = |v: Option<&toml::Value>| -> Vec<String> {
+        v.and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let det = t.get("detection").and_then(|d| d.as_table());
+    if let Some(d) = det {
+        cfg.learn_until = d
+            .get("learn_until")
+            .and_then(|v| v.as_str())
+            .and_then(Ts::parse);
+        for x in strs(d.get("internal_suffixes")) {
+            cfg.internal_suffixes.push(x.into());
+        }
+        for x in strs(d.get("doh_names")) {
+            cfg.doh_names.push(x.into());
+        }
+        for r in d
+            .get("policy")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let names = |k| strs(r.get(k)).into_iter().map(Into::into).collect();
+            cfg.policy.push(dnsight_engine::PolicyRule {
+                group: r.get("group").and_then(|g| g.as_str()).map(Into::into),
+                deny: names("deny"),
+                allow_only: names("allow_only"),
+                allow_internal: r
+                    .get("allow_internal")
+                    .and_then(|b| b.as_bool())
+                    .unwrap_or(true),
+                reason: r
+                    .get("reason")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("configured policy")
+                    .into(),
+            });
+        }
     }
-    for (c, g) in [
-        ("10.1.0.0/16", "workstations"),
-        ("fd00:c0:1::/48", "workstations"),
-        ("10.2.0.0/24", "servers"),
-        ("10.3.0.0/24", "db"),
-        ("10.4.0.0/16", "iot"),
-    ] {
-        inv.add_group(dnsight_engine::Cidr::parse(c).unwrap(), g);
+    let mut inv = dnsight_engine::Inventory::new();
+    let invt = t.get("inventory").and_then(|i| i.as_table());
+    if let Some(f) = invt.and_then(|i| i.get("file")).and_then(|f| f.as_str()) {
+        inv.load_csv(&std::fs::read_to_string(dir.join(f)).expect("inventory file"));
+    }
+    let groups = invt
+        .and_then(|i| i.get("groups"))
+        .and_then(|g| g.as_table());
+    for (g, cidrs) in groups.into_iter().flatten() {
+        for c in strs(Some(cidrs)) {
+            inv.add_group(dnsight_engine::Cidr::parse(&c).expect("CIDR"), g);
+        }
     }
     cfg.inventory = inv;
     let mut s = IntelSet::new();
-    if let Ok(t) = std::fs::read_to_string(dir.join("intel.txt")) {
-        s.add_feed("sim-feed", &t, IntelFormat::Plain, None);
+    for f in t
+        .get("intel")
+        .and_then(|i| i.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let file = f.get("file").and_then(|x| x.as_str()).expect("intel file");
+        let name = f.get("name").and_then(|x| x.as_str()).unwrap_or(file);
+        let body = std::fs::read_to_string(dir.join(file)).expect("intel feed");
+        s.add_feed(name, &body, IntelFormat::Auto, None);
     }
     cfg.intel = Arc::new(s);
-    cfg.internal_suffixes.push("corp.example".into());
-    cfg.learn_days = 7;
-    let toml = std::fs::read_to_string(dir.join("dnsight.toml")).unwrap_or_default();
-    if let Some(l) = toml.lines().find(|l| l.starts_with("learn_until")) {
-        let v = l.split('"').nth(1).unwrap_or_default();
-        cfg.learn_until = Ts::parse(v);
-    }
     cfg
 }
 
