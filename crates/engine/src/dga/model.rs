@@ -26,7 +26,7 @@ use super::features::{
 };
 use dnsight_model::Name;
 
-const MAGIC: &[u8; 8] = b"DNSDGA02";
+const MAGIC: &[u8; 8] = b"DNSDGA03";
 /// Fixed-point scale of the n-gram tables (milli-nats).
 pub const TABLE_SCALE: f32 = 1000.0;
 
