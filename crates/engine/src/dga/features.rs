@@ -636,7 +636,19 @@ pub fn label_features<L: NgramLm + ?Sized>(
         .filter(|&&v| v > PAD_LP / 2.0)
         .count()
         .max(1);
-    let mix_sum: f32 = whole[1..].iter().map(|&v| (v - best_v).exp()).sum();
+    let mut e = [0f32; KP];
+    for (o, &v) in e.iter_mut().zip(&whole) {
+        *o = exp_nonpos(v - best_v);
+    }
+    // eight partial sums (a plain sequential sum would not vectorise); class 0 is benign
+    e[0] = 0.0;
+    let mut lanes = [0f32; 8];
+    for c in e.chunks_exact(8) {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    let mix_sum: f32 = lanes.iter().sum();
     let mix = best_v + mix_sum.ln() - (nfam as f32).ln();
     let nt = ng.n_tri.max(1) as f64;
     let nb = ng.n_bi.max(1) as f64;
@@ -656,6 +668,26 @@ pub fn label_features<L: NgramLm + ?Sized>(
         suffix_private: suffix.private,
         subdomain_labels,
     }
+}
+
+/// `e^x` for `x <= 0` (relative error below 4e-6; inputs under -80 give a tiny positive value),
+/// branch-free so that the per-family loop vectorises: `libm`'s `expf` for 31 classes per name
+/// would cost more than all the other features together, and so would Rust's saturating
+/// float-to-integer cast, hence the rounding trick for the integer part.
+#[inline(always)]
+pub fn exp_nonpos(x: f32) -> f32 {
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
+    const ROUND: f32 = 12_582_912.0;
+    let y = x.clamp(-80.0, 0.0) * std::f32::consts::LOG2_E;
+    let r = y + ROUND;
+    let k = r - ROUND; // nearest integer to y, as a float
+    let ki = (r.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let t = (y - k) * std::f32::consts::LN_2; // |t| <= ln(2)/2
+    let p = 1.0
+        + t * (1.0
+            + t * (0.5
+                + t * (1.0 / 6.0 + t * (1.0 / 24.0 + t * (1.0 / 120.0 + t * (1.0 / 720.0))))));
+    f32::from_bits((ki.wrapping_add(127) as u32) << 23) * p
 }
 
 /// Features of the subdomain part (labels left of the registered domain), the inputs of the

@@ -11,6 +11,10 @@
 //! five folds, so the trees see feature values distributed like those of unseen names. (A
 //! leave-one-out encoding leaks the class: removing a label's own count shifts the value in a
 //! class-dependent direction, and trees learn that shift.)
+//!
+//! Settings are compared by cross-validating the trees over the same 5 folds ([`train_cv`]):
+//! pooled out-of-fold scores of the whole training side give a steadier 0.1% false-positive
+//! figure than one small validation part, and the held-out split is never looked at.
 
 #![allow(clippy::needless_range_loop)] // index-parallel numeric arrays
 
