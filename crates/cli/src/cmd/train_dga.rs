@@ -56,10 +56,10 @@ pub struct Args {
     #[arg(long, default_value_t = 60)]
     patience: usize,
     /// Pseudo-counts pulling each family's models towards the pooled DGA model.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 3.0)]
     family_prior: f64,
     /// Learning rate (shrinkage) of the boosted trees.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.2)]
     learning_rate: f64,
     /// Depth of each (oblivious) tree.
     #[arg(long, default_value_t = 6)]
@@ -72,6 +72,23 @@ pub struct Args {
     /// model (more word statistics; never labels of held-out domains).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     lm_subdomains: bool,
+    /// Also cross-validate the trees over 5 folds of the training side and print pooled
+    /// detection at 0.1% / 1% FP (the figures to choose settings by; no held-out name involved);
+    /// the final trees then learn from all training names (the folds' mean number of trees).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    cv: bool,
+    /// Multiplier of the training weight of the wordlist families (see `WORDLIST_FAMILIES`):
+    /// below 1, the trees learn less that word-like names can be generated, which keeps
+    /// word-like benign names (and the suffixes those families use) from scoring high.
+    #[arg(long, default_value_t = 1.0)]
+    wordlist_weight: f64,
+    /// Share of the training names each tree is fitted on (stochastic gradient boosting).
+    #[arg(long, default_value_t = 1.0)]
+    subsample: f64,
+    /// With --cv: write the training-side names that cross-validation scores near or past the
+    /// 0.1% threshold (top benign, missed DGA) to this file, for inspection.
+    #[arg(long)]
+    cv_misses: Option<PathBuf>,
 }
 
 /// Families whose generators combine words or word-like syllables (or mutate a dictionary
@@ -229,7 +246,10 @@ pub fn run(args: Args) -> Result<()> {
         let mut samples = Vec::new();
         for (f, n, test) in &data.dga {
             if !test {
-                let w = (1000.0 / fam_n[f.as_str()] as f64).min(1.0);
+                let mut w = (1000.0 / fam_n[f.as_str()] as f64).min(1.0);
+                if WORDLIST_FAMILIES.iter().any(|(x, _)| x == f) {
+                    w *= args.wordlist_weight;
+                }
                 samples.push(train::LabeledName {
                     name: n.clone(),
                     dga: true,
@@ -304,14 +324,24 @@ pub fn run(args: Args) -> Result<()> {
             learning_rate: args.learning_rate,
             patience: args.patience,
             family_prior: args.family_prior,
+            cross_validate: args.cv,
+            subsample: args.subsample,
             ..Default::default()
         };
-        let mut m = train::train(&samples, &tpos, &tneg, &cfg, &mut |s| {
+        let (mut m, cv) = train::train_cv(&samples, &tpos, &tneg, &cfg, &mut |s| {
             eprintln!("train-dga: {s}");
-            if s.starts_with("validation:") || s.starts_with("early stopping:") {
+            if s.starts_with("validation:")
+                || s.starts_with("early stopping:")
+                || s.starts_with("cross-validation:")
+            {
                 train_log.push(s.to_string());
             }
         });
+        if args.cv {
+            let s = cv_summary(&samples, &cv, &m, args.cv_misses.as_deref())?;
+            eprintln!("{s}");
+            train_log.push(s);
+        }
         let held: Vec<f64> = data
             .benign
             .iter()
@@ -333,6 +363,119 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("wrote {}", p.display());
     }
     Ok(())
+}
+
+/// Pooled cross-validation figures of the training side: detection at the 0.1% and 1% FP
+/// thresholds of the out-of-fold benign scores, for all DGA names and for the non-dictionary
+/// families (as the report defines them), plus the non-dictionary families below 95%.
+fn cv_summary(
+    samples: &[train::LabeledName],
+    cv: &[Option<f64>],
+    m: &Model,
+    misses: Option<&Path>,
+) -> Result<String> {
+    let benign: Vec<f64> = samples
+        .iter()
+        .zip(cv)
+        .filter(|(s, _)| !s.dga)
+        .filter_map(|(_, c)| *c)
+        .collect();
+    let mut bll: Vec<f64> = samples
+        .iter()
+        .zip(cv)
+        .filter(|(s, c)| !s.dga && c.is_some())
+        .map(|(s, _)| m.features(&s.name).benign_ll)
+        .collect();
+    bll.sort_by(|a, b| a.total_cmp(b));
+    let q25 = bll.get(bll.len() / 4).copied().unwrap_or(f64::NAN);
+    let mut fams: BTreeMap<&str, Vec<(f64, f64, &Name)>> = BTreeMap::new();
+    for (s, c) in samples.iter().zip(cv) {
+        if let (true, Some(v)) = (s.dga, c) {
+            fams.entry(s.family.as_str()).or_default().push((
+                *v,
+                m.features(&s.name).benign_ll,
+                &s.name,
+            ));
+        }
+    }
+    let mut out = String::new();
+    for fpr in [0.001, 0.01] {
+        let t = train::threshold_at_fpr(&benign, fpr);
+        let (mut an, mut ad, mut nn, mut nd) = (0, 0, 0, 0);
+        let mut low = Vec::new();
+        for (f, v) in &fams {
+            let d = v.iter().filter(|x| x.0 > t).count();
+            let mut ll: Vec<f64> = v.iter().map(|x| x.1).collect();
+            let nondict = !WORDLIST_FAMILIES.iter().any(|(w, _)| w == f) && median(&mut ll) <= q25;
+            an += v.len();
+            ad += d;
+            if nondict {
+                nn += v.len();
+                nd += d;
+                if (d as f64) < 0.95 * v.len() as f64 && fpr < 0.005 {
+                    low.push(format!("{f} {}", pct(d, v.len())));
+                }
+            }
+        }
+        let _ = write!(
+            out,
+            "cross-validation at {}% FP ({} benign): non-dictionary {nd} of {nn} ({}), all {ad} of {an} ({}){}; ",
+            fpr * 100.0,
+            benign.len(),
+            pct(nd, nn),
+            pct(ad, an),
+            if low.is_empty() {
+                String::new()
+            } else {
+                format!("; below 95%: {}", low.join(", "))
+            }
+        );
+    }
+    // a steadier figure: non-dictionary detection averaged over 0.05..0.2% FP
+    let nondict: Vec<f64> = fams
+        .iter()
+        .filter(|(f, v)| {
+            let mut ll: Vec<f64> = v.iter().map(|x| x.1).collect();
+            !WORDLIST_FAMILIES.iter().any(|(w, _)| w == *f) && median(&mut ll) <= q25
+        })
+        .flat_map(|(_, v)| v.iter().map(|x| x.0))
+        .collect();
+    let fprs = [0.0005, 0.001, 0.0015, 0.002];
+    let mean = fprs
+        .iter()
+        .map(|&fpr| {
+            let t = train::threshold_at_fpr(&benign, fpr);
+            nondict.iter().filter(|&&v| v > t).count() as f64 / nondict.len().max(1) as f64
+        })
+        .sum::<f64>()
+        / fprs.len() as f64;
+    let _ = write!(
+        out,
+        "cross-validation, non-dictionary detection averaged over 0.05/0.1/0.15/0.2% FP: {:.2}%; ",
+        100.0 * mean
+    );
+    if let Some(p) = misses {
+        let t = train::threshold_at_fpr(&benign, 0.001);
+        let mut lines = Vec::new();
+        let mut top: Vec<(f64, &Name)> = samples
+            .iter()
+            .zip(cv)
+            .filter(|(s, _)| !s.dga)
+            .filter_map(|(s, c)| c.map(|c| (c, &s.name)))
+            .collect();
+        top.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (v, n) in top.iter().take(60) {
+            lines.push(format!("benign\t{v:.3}\t{}", n.as_str()));
+        }
+        for (f, v) in &fams {
+            for (s, _, n) in v.iter().filter(|x| x.0 <= t) {
+                lines.push(format!("{f}\t{s:.3}\t{}", n.as_str()));
+            }
+        }
+        std::fs::write(p, lines.join("\n") + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(out.trim_end_matches("; ").to_string())
 }
 
 /// Nanoseconds per item of `f`: each chunk of 256 items is timed 5 times and its fastest pass
@@ -418,8 +561,9 @@ fn evaluate(m: &Model, d: &Data, args: &Args, train_log: &[String]) -> String {
          bigram log-likelihood ratios, suffix rarity and the suffix's DGA-vs-benign log-likelihood ratio, \
          and per-family generative scores: for each of {} DGA classes (the largest families of the training \
          data, the rest pooled as `other`) a model of label length, suffix and character bigram chain, each \
-         smoothed towards the pooled DGA model (`--family-prior` pseudo-counts); the feature is the best \
-         family's log-likelihood ratio against the benign model of the same form. All n-gram, suffix and \
+         smoothed towards the pooled DGA model (`--family-prior` pseudo-counts); the features are the best \
+         family's log-likelihood ratio against the benign model of the same form, and that of the \
+         equal-weight mixture of all family models (evidence from several near families adds up). All n-gram, suffix and \
          family features of training names are computed out-of-fold (5 folds), so the trees see them as \
          they are for unseen names. They feed {} gradient-boosted oblivious trees of depth {} (one split per \
          level, so a tree is {} independent comparisons).\n",
@@ -431,16 +575,42 @@ fn evaluate(m: &Model, d: &Data, args: &Args, train_log: &[String]) -> String {
     );
     let _ = writeln!(
         o,
-        "Settings (learning rate, benign weight, depth, family prior, number of trees) were chosen on a \
-         validation part carved out of the *training* side (~15% of it, by another hash), never on the \
-         held-out names below: the number of trees by early stopping on the validation log-loss, the rest \
-         by validation detection at 0.1% false positives. {}\n",
+        "Settings (learning rate, benign weight, depth, family prior, features) were chosen by 5-fold \
+         cross-validation of the *training* side, never on the held-out names below: for each fold the \
+         trees learn from the other four (early stopping on the fold's log-loss) and score it; pooled, the \
+         ~17,000 training-side benign domains give a 0.1% FP threshold at their ~17th highest score, a \
+         steadier figure than a single validation part (whose ~2,500 benign names put it at the 3rd). \
+         The settings were compared by the pooled non-dictionary detection at 0.1% FP and its average over \
+         0.05/0.1/0.15/0.2% FP; the shipped trees learn from all training names, as many as the folds' \
+         mean early-stopping point. {}\n",
         if train_log.is_empty() {
-            "The training log (`dnsight train-dga` without `--eval-only`) prints those validation figures."
+            "The training log (`dnsight train-dga` without `--eval-only`) prints those cross-validation figures."
                 .to_string()
         } else {
             format!("This training run: {}.", train_log.join("; "))
         }
+    );
+    let _ = writeln!(
+        o,
+        "What was tried (cross-validation, non-dictionary detection at 0.1% FP / averaged over \
+         0.05-0.2% FP; the differences below about one point are within the noise of ~17 benign names \
+         setting the threshold): the previous settings (learning rate 0.3, family prior 10, no mixture \
+         feature) 87.2%; learning rate 0.1: 88.9%; family prior 3: 89.4% / 88.8%; family prior 30 or 100: \
+         87.8%, 87.0%; family prior 1: 87.1-90.4% / 88.3-89.3%; benign weight 3 or 12 instead of 6: 89.5% / \
+         88.7%, 87.8% / 88.5%; depth 5 or 7: 89.4% / 89.2%, 88.5% / 88.4%; row subsampling 0.7 or 0.5: \
+         89.6% / 89.5%, 89.2% / 87.1%; Umbrella subdomain labels in the benign language model: 86.9%; \
+         word-likeness features (share of the label covered by character 4- and 5-grams found in at least \
+         3 or 5 benign training labels, their longest run, and the suffix log-likelihood ratio counted only \
+         for the uncovered part): 86.8-89.9% / 87.0-89.7%, no gain at 0.1% FP (a gain of ~0.2 points at 1% \
+         FP), so not kept; the wordlist families at 1% of their weight: 89.9% / 89.1% but 1.3 points fewer \
+         names of all families, not kept; the family-mixture feature: 89.8% / 89.3% at learning rate 0.1, \
+         89.8% / 89.8% at 0.2 (62 trees) and 89.3% / 89.5% at 0.3 (32 trees): kept, with family prior 3 \
+         and learning rate 0.2. Around that setting: benign weight 4 or 8: 90.4% / 89.9%, 87.1% / 88.1%; \
+         family prior 2 or 5: 90.3% / 88.7%, 86.7% / 86.7%, all within the noise, so the setting stayed. (For the record, since its held-out figures were seen: learning rate 0.3 \
+         was also trained in full, to halve the trees' cost, and gave 93.9% of the non-dictionary held-out \
+         names against 94.6% here; 62 trees keep scoring under about 1 µs (see Speed), and the choice of \
+         0.2 stands on the cross-validation figures above. Two early runs also printed held-out figures, with \
+         the previous features: learning rate 0.1, 94.8%; 0.05, 93.9%.)\n"
     );
     let _ = writeln!(
         o,
@@ -572,16 +742,20 @@ fn evaluate(m: &Model, d: &Data, args: &Args, train_log: &[String]) -> String {
             "**The 95% aim is not met for these families, and a per-name character model is unlikely to \
              meet it honestly here.** Why: (1) the 0.1% threshold is set by the 5th highest of {} held-out \
              benign domains. The Umbrella list itself contains random-looking tracking and junk domains \
-             (see the list above; they stay in the benign set), and a few word-like names on suffixes that \
-             DGA families favour (`.biz`, `.name`) also score high, a known weakness: the suffix features \
-             weigh heavily there. Any DGA name scoring below those five is missed. (2) Several families \
-             emit names a person would not call random either: very short labels (qsnatch: 3-5 characters \
-             such as `rin.kg`, `rz6.eu`), pronounceable syllable strings (vawtrak's `.com` variant: \
-             `ennices.com`, `olorgafle.com`; nymaim, tempedreve), and mixed case (reconyc), which DNS \
-             folds away before any model sees it. (3) Several rows have fewer than 25 held-out names \
-             (locky, orchard, sharkbot, padcrypt, zloader, unnamed_javascript_dga...), where one name is \
-             4-33 points. The engine's per-device stage is the backstop for all of them: a device resolving \
-             a burst of never-seen names that do not resolve is flagged whatever the names look like.\n",
+             (see the list above; they stay in the benign set): any DGA name scoring below the fifth of \
+             them is missed, and nothing in a single random label tells such a name from a generator's. \
+             Cross-validation on the training side shows the same ceiling at about 90% (its ~17,000 benign \
+             domains hold more such names: `zdoiodhtqahjizqq.net`, `dkitrxmdwoqruvsi.net`, \
+             `ksrndkehqnwntyxlhgto.com`, `xgw3sdzoac.com`, `mukvmxqx.com`...), and no setting or feature \
+             tried moved it by more than the noise (see above). (2) Several families emit names a person \
+             would not call random either: very short labels (qsnatch: 3-5 characters such as `rin.kg`, \
+             `rz6.eu`, next to benign `ntp.li`, `mp3.pm`, `tru.am`), pronounceable syllable strings \
+             (vawtrak's `.com` variant: `ennices.com`, `olorgafle.com`; nymaim, tempedreve), and mixed case \
+             (reconyc), which DNS folds away before any model sees it. (3) Several rows have fewer than 25 \
+             held-out names (locky, orchard, sharkbot, padcrypt, zloader, unnamed_javascript_dga...), where \
+             one name is 4-33 points. The engine's per-device stage is the backstop for all of them: a \
+             device resolving a burst of never-seen names that do not resolve is flagged whatever the names \
+             look like.\n",
             bscores.len()
         );
     }

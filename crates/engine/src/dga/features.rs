@@ -18,7 +18,7 @@ pub const BOUNDARY: u8 = 38;
 /// At most this many symbols of a label are used for n-grams and character statistics.
 pub const MAXS: usize = 64;
 /// Number of DGA model inputs.
-pub const NF: usize = 21;
+pub const NF: usize = 22;
 /// At most this many classes in the per-family models: class 0 is benign, the others are the
 /// DGA families seen in training. Rows are padded to this width (padding scores `PAD_LP`), so
 /// the per-class sums are fixed-size loops the compiler vectorises.
@@ -517,6 +517,10 @@ pub struct NameFeatures {
     /// bigram chain under the closest DGA family's model, minus the same under the benign
     /// model), nats. Large when the name looks like one known generator's output.
     pub family_llr: f64,
+    /// Log-likelihood ratio of the whole registered domain under the equal-weight mixture of
+    /// all DGA family models against the benign model, nats: like `family_llr`, but evidence
+    /// from several near families adds up instead of only the best one counting.
+    pub family_mix_llr: f64,
     /// The bigram-chain part of `family_llr` per bigram (how family-like the characters are,
     /// whatever the length and suffix).
     pub family_char_llr: f64,
@@ -556,6 +560,7 @@ impl NameFeatures {
             self.family_llr.clamp(-1.0e4, 1.0e4) as f32,
             self.family_char_llr as f32,
             s.cv_alternation as f32,
+            self.family_mix_llr.clamp(-1.0e4, 1.0e4) as f32,
         ]
     }
 
@@ -582,6 +587,7 @@ impl NameFeatures {
         "family_llr",
         "family_char_llr",
         "cv_alternation",
+        "family_mix_llr",
     ];
 }
 
@@ -624,6 +630,26 @@ pub fn label_features<L: NgramLm + ?Sized>(
         .position(|&v| v == best_v)
         .map_or(1, |i| i + 1);
     let best_chain = chain[1..].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    // log of the mean of the families' likelihoods (padding classes contribute exp(-1e6) = 0)
+    let nfam = whole[1..]
+        .iter()
+        .filter(|&&v| v > PAD_LP / 2.0)
+        .count()
+        .max(1);
+    let mut e = [0f32; KP];
+    for (o, &v) in e.iter_mut().zip(&whole) {
+        *o = exp_nonpos(v - best_v);
+    }
+    // eight partial sums (a plain sequential sum would not vectorise); class 0 is benign
+    e[0] = 0.0;
+    let mut lanes = [0f32; 8];
+    for c in e.chunks_exact(8) {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    let mix_sum: f32 = lanes.iter().sum();
+    let mix = best_v + mix_sum.ln() - (nfam as f32).ln();
     let nt = ng.n_tri.max(1) as f64;
     let nb = ng.n_bi.max(1) as f64;
     NameFeatures {
@@ -635,12 +661,33 @@ pub fn label_features<L: NgramLm + ?Sized>(
         tld_rarity: suffix.rarity,
         suffix_llr: suffix.llr,
         family_llr: (best_v - whole[0]) as f64,
+        family_mix_llr: (mix - whole[0]) as f64,
         family_char_llr: (best_chain - chain[0]) as f64 / nb,
         family: best as u32,
         suffix_known: suffix.known,
         suffix_private: suffix.private,
         subdomain_labels,
     }
+}
+
+/// `e^x` for `x <= 0` (relative error below 4e-6; inputs under -80 give a tiny positive value),
+/// branch-free so that the per-family loop vectorises: `libm`'s `expf` for 31 classes per name
+/// would cost more than all the other features together, and so would Rust's saturating
+/// float-to-integer cast, hence the rounding trick for the integer part.
+#[inline(always)]
+pub fn exp_nonpos(x: f32) -> f32 {
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits
+    const ROUND: f32 = 12_582_912.0;
+    let y = x.clamp(-80.0, 0.0) * std::f32::consts::LOG2_E;
+    let r = y + ROUND;
+    let k = r - ROUND; // nearest integer to y, as a float
+    let ki = (r.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let t = (y - k) * std::f32::consts::LN_2; // |t| <= ln(2)/2
+    let p = 1.0
+        + t * (1.0
+            + t * (0.5
+                + t * (1.0 / 6.0 + t * (1.0 / 24.0 + t * (1.0 / 120.0 + t * (1.0 / 720.0))))));
+    f32::from_bits((ki.wrapping_add(127) as u32) << 23) * p
 }
 
 /// Features of the subdomain part (labels left of the registered domain), the inputs of the

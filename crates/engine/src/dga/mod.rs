@@ -19,7 +19,8 @@
 //! `dnsight train-dga`): character trigram language models for benign and DGA labels (their
 //! log-likelihood ratio and the benign log-likelihood are features), per-family generative
 //! models (label length, suffix and bigram chain of each DGA family of the training data; the
-//! best family's likelihood ratio against benign is a feature), a handful of classic features
+//! best family's likelihood ratio against benign and that of the mixture of all families are
+//! features), a handful of classic features
 //! (length, entropy, digit ratio, consonant runs, suffix rarity...), combined by a few dozen
 //! gradient-boosted oblivious trees; a logistic regression over subdomain features gives the
 //! tunnel score. `score` costs well under a microsecond (see `docs/evaluation-names.md`). Scoring allocates nothing and reads no clock; names are attacker-controlled

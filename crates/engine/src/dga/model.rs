@@ -2,7 +2,8 @@
 //! models, boosted oblivious trees, tunnel logistic regression).
 //!
 //! Format (little endian), written by [`Model::encode`]:
-//! `DNSDGA02`, u32 alphabet, u32 n_features, u32 n_tunnel_features, u32 depth, u32 n_trees,
+//! `DNSDGA03` (03: 22 inputs, the family-mixture one added), u32 alphabet, u32 n_features,
+//! u32 n_tunnel_features, u32 depth, u32 n_trees,
 //! f32 base score, f32 threshold (0.1% FP), f32 threshold (1% FP),
 //! i16 trigram LLR[alpha³], i16 trigram benign log-prob[alpha³], i16 bigram LLR[alpha²]
 //! (all in milli-nats), u32 n_tlds + (u8 len, bytes, f32 rarity)*, f32 unknown-TLD rarity,
@@ -26,7 +27,7 @@ use super::features::{
 };
 use dnsight_model::Name;
 
-const MAGIC: &[u8; 8] = b"DNSDGA02";
+const MAGIC: &[u8; 8] = b"DNSDGA03";
 /// Fixed-point scale of the n-gram tables (milli-nats).
 pub const TABLE_SCALE: f32 = 1000.0;
 

@@ -343,3 +343,17 @@ fn fast_tree_layout_matches_the_plain_trees() {
         assert!((plain - fast).abs() < 1e-3, "{plain} {fast}");
     }
 }
+
+#[test]
+fn fast_exp_matches_libm_on_nonpositive_inputs() {
+    use super::features::exp_nonpos;
+    let mut x = 0.0f32;
+    while x > -80.0 {
+        let (a, b) = (exp_nonpos(x), x.exp());
+        assert!((a - b).abs() <= 4e-6 * b, "exp({x}) = {b}, fast {a}");
+        x -= 0.037;
+    }
+    assert!(exp_nonpos(-1.0e7) >= 0.0 && exp_nonpos(-1.0e7) < 1e-30);
+    assert_eq!(exp_nonpos(5.0), 1.0, "positive inputs are clamped to 0");
+    assert!(exp_nonpos(f32::NAN).is_nan() || exp_nonpos(f32::NAN) >= 0.0);
+}
