@@ -12,6 +12,7 @@ pub trait Put {
     fn put_u16(&mut self, v: u16);
     fn put_u32(&mut self, v: u32);
     fn put_u64(&mut self, v: u64);
+    fn put_f32(&mut self, v: f32);
     fn put_f64(&mut self, v: f64);
     /// A length (u32) followed by the bytes.
     fn put_str(&mut self, s: &str);
@@ -29,6 +30,9 @@ impl Put for Vec<u8> {
         self.extend_from_slice(&v.to_le_bytes());
     }
     fn put_u64(&mut self, v: u64) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_f32(&mut self, v: f32) {
         self.extend_from_slice(&v.to_le_bytes());
     }
     fn put_f64(&mut self, v: f64) {

@@ -450,19 +450,23 @@ impl Engine {
     fn load_windows(&mut self, store: &Store) -> Result<(), EngineError> {
         let index = &self.base.dev_index;
         let id = |ip: std::net::IpAddr| index.get(&crate::net::canonical(ip)).copied();
-        let fresh = detectors::registry(&self.cfg);
-        for (det, fresh) in self.detectors.iter_mut().zip(fresh) {
-            let Some(b) = store.load_windows(det.name())? else {
+        for (name, b) in store.load_windows()? {
+            // windows of a detector that is now disabled are ignored
+            let Some(det) = self.detectors.iter_mut().find(|d| d.name() == name) else {
                 continue;
             };
             let mut r = crate::codec::Rd::new(&b);
             let ok = r.u8() == Some(WINDOWS_VERSION) && det.load_state(&id, &mut r).is_some();
             if !ok || !r.is_empty() {
                 self.notices.push(format!(
-                    "state: the {} detector's saved windows could not be decoded; it starts empty",
-                    det.name()
+                    "state: the {name} detector's saved windows could not be decoded; it starts empty"
                 ));
-                *det = fresh;
+                if let Some(fresh) = detectors::registry(&self.cfg)
+                    .into_iter()
+                    .find(|d| d.name() == name)
+                {
+                    *det = fresh;
+                }
             }
         }
         Ok(())

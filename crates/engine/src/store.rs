@@ -23,7 +23,7 @@
 
 use crate::alert::{Alert, AlertBook};
 use crate::baseline::{Baselines, DestEntry, Device, Profile, Slot, Stat};
-use crate::codec::{ip_key, key_ip, Rd};
+use crate::codec::{ip_key, key_ip, Put, Rd};
 use crate::config::EngineConfig;
 use crate::EngineError;
 use dnsight_model::Ts;
@@ -115,12 +115,12 @@ impl Store {
         let dests = rx.open_table(DESTS).map_err(err("dests"))?;
         for r in dests.iter().map_err(err("dests iter"))? {
             let (k, v) = r.map_err(err("dests read"))?;
-            let v = v.value();
-            if v.len() < 9 {
-                continue;
-            }
-            let id = base.intern_dest(k.value(), rd32(v, 0), v[8] != 0);
-            base.dests[id as usize].last = rd32(v, 4);
+            let mut r = Rd::new(v.value());
+            let (Some(first), Some(last), Some(internal)) = (r.u32(), r.u32(), r.u8()) else {
+                continue; // a short record: skipped, as before
+            };
+            let id = base.intern_dest(k.value(), first, internal != 0);
+            base.dests[id as usize].last = last;
         }
         self.saved_dests.set(base.dests.len());
         let devices = rx.open_table(DEVICES).map_err(err("devices"))?;
@@ -180,17 +180,21 @@ impl Store {
         Ok(())
     }
 
-    /// A detector's saved windows (None: never saved, e.g. a state from before they were).
-    pub fn load_windows(&self, detector: &str) -> Result<Option<Vec<u8>>, EngineError> {
+    /// Every detector's saved windows, by detector name (a detector missing here never saved
+    /// any, e.g. in a state from before windows were persisted).
+    pub fn load_windows(&self) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
         let rx = self.db.begin_read().map_err(err("begin read"))?;
         let t = match rx.open_table(WINDOWS) {
             Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(err("windows")(e)),
         };
-        Ok(t.get(detector)
-            .map_err(err("windows get"))?
-            .map(|v| v.value().to_vec()))
+        let mut out = Vec::new();
+        for r in t.iter().map_err(err("windows iter"))? {
+            let (k, v) = r.map_err(err("windows read"))?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     /// The latest event time already in the state (None for a new state): the high-water mark.
@@ -221,9 +225,9 @@ impl Store {
             let mut buf = Vec::with_capacity(9);
             for od in &base.dests[self.saved_dests.get().min(base.dests.len())..] {
                 buf.clear();
-                buf.extend_from_slice(&od.first.to_le_bytes());
-                buf.extend_from_slice(&od.last.to_le_bytes());
-                buf.push(u8::from(od.internal));
+                buf.put_u32(od.first);
+                buf.put_u32(od.last);
+                buf.put_u8(u8::from(od.internal));
                 dt.insert(od.name.as_str(), &buf[..])
                     .map_err(err("dests put"))?;
             }
@@ -257,37 +261,32 @@ impl Store {
     }
 }
 
-fn rd32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 fn put_stat(out: &mut Vec<u8>, s: &Stat) {
-    out.extend_from_slice(&s.n.to_le_bytes());
-    out.extend_from_slice(&s.mean.to_le_bytes());
-    out.extend_from_slice(&s.var.to_le_bytes());
+    out.put_u16(s.n);
+    out.put_f32(s.mean);
+    out.put_f32(s.var);
 }
 
 fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
-    out.push(VERSION);
-    out.extend_from_slice(&d.first_seen.to_le_bytes());
-    out.extend_from_slice(&d.last_seen.to_le_bytes());
-    out.extend_from_slice(&d.events.to_le_bytes());
-    out.extend_from_slice(&d.active_days.to_le_bytes());
-    out.extend_from_slice(&d.last_day.to_le_bytes());
-    out.extend_from_slice(&d.novel_dests.to_le_bytes());
-    out.push(d.countries.len().min(255) as u8);
+    out.put_u8(VERSION);
+    out.put_u32(d.first_seen);
+    out.put_u32(d.last_seen);
+    out.put_u64(d.events);
+    out.put_u16(d.active_days);
+    out.put_u16(d.last_day);
+    out.put_u32(d.novel_dests);
+    out.put_u8(d.countries.len().min(255) as u8);
     for c in d.countries.iter().take(255) {
         out.extend_from_slice(c);
     }
-    out.extend_from_slice(&(d.asns.len().min(65535) as u16).to_le_bytes());
-    for a in d.asns.iter().take(65535) {
-        out.extend_from_slice(&a.to_le_bytes());
+    out.put_u16(d.asns.len().min(65535) as u16);
+    for &a in d.asns.iter().take(65535) {
+        out.put_u32(a);
     }
     match &d.profile {
-        None => out.push(0),
+        None => out.put_u8(0),
         Some(p) => {
-            out.push(1);
+            out.put_u8(1);
             for s in p.slots.iter().chain(std::iter::once(&p.all)) {
                 put_stat(out, &s.volume);
                 put_stat(out, &s.distinct);
@@ -295,29 +294,29 @@ fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
             }
         }
     }
-    out.extend_from_slice(&d.cur.hour.to_le_bytes());
-    out.extend_from_slice(&d.cur.volume.to_le_bytes());
-    out.extend_from_slice(&d.cur.nx.to_le_bytes());
+    out.put_u32(d.cur.hour);
+    out.put_u32(d.cur.volume);
+    out.put_u32(d.cur.nx);
     for w in d.cur.bits {
-        out.extend_from_slice(&w.to_le_bytes());
+        out.put_u64(w);
     }
-    out.push(d.cur.fired);
-    out.extend_from_slice(&(d.dests.len() as u32).to_le_bytes());
+    out.put_u8(d.cur.fired);
+    out.put_u32(d.dests.len() as u32);
     let mut ids: Vec<(&u32, &DestEntry)> = d.dests.iter().collect();
     ids.sort_unstable_by_key(|(k, _)| **k);
     for (&id, e) in ids {
         let name = base.dests[id as usize].name.as_bytes();
         let n = name.len().min(u16::MAX as usize);
-        out.extend_from_slice(&(n as u16).to_le_bytes());
+        out.put_u16(n as u16);
         out.extend_from_slice(&name[..n]);
         for v in [e.first, e.last, e.count, e.today] {
-            out.extend_from_slice(&v.to_le_bytes());
+            out.put_u32(v);
         }
-        out.extend_from_slice(&e.days.to_le_bytes());
-        out.extend_from_slice(&e.last_day.to_le_bytes());
-        out.push(e.flags);
+        out.put_u16(e.days);
+        out.put_u16(e.last_day);
+        out.put_u8(e.flags);
     }
-    out.extend_from_slice(&d.mark.to_le_bytes());
+    out.put_u64(d.mark as u64);
 }
 
 impl Rd<'_> {

@@ -209,7 +209,7 @@ impl Resolver {
             stats: stats.clone(),
             events,
             rule_names: ArcSwap::from_pointee(names),
-            prefetch: cfg.cache.prefetch.then_some(prefetch_tx),
+            prefetch: prefetch_tx,
         });
         let consumer_stats = stats.clone();
         let consumer = std::thread::Builder::new()

@@ -58,9 +58,10 @@ pub struct Core {
     pub events: EventQueue,
     /// `blocklist:NAME` per list index of the current policy.
     pub rule_names: ArcSwap<Vec<Arc<str>>>,
-    /// Background cache refreshes (None: prefetch off). Bounded: when full, a prefetch is
-    /// skipped (the entry then expires and misses once, as without prefetch).
-    pub prefetch: Option<tokio::sync::mpsc::Sender<Prefetch>>,
+    /// Background cache refreshes, asked for by cache hits (`CacheConfig::prefetch` decides).
+    /// Bounded: when full, a prefetch is skipped (the entry then expires and misses once, as
+    /// without prefetch).
+    pub prefetch: tokio::sync::mpsc::Sender<Prefetch>,
 }
 
 /// A cache entry to refresh upstream.
@@ -347,16 +348,14 @@ impl Core {
         if let Some(hit) = self.cache.get(key, query, q, &mut s.out) {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             if hit.prefetch {
-                if let Some(tx) = &self.prefetch {
-                    let name = query.get(wire::HEADER_LEN..q.qname_end).unwrap_or_default();
-                    let p = Prefetch {
-                        q: *q,
-                        key: key.to_vec(),
-                        name: name.to_vec(),
-                    };
-                    if tx.try_send(p).is_ok() {
-                        self.stats.prefetches.fetch_add(1, Ordering::Relaxed);
-                    }
+                let name = query.get(wire::HEADER_LEN..q.qname_end).unwrap_or_default();
+                let p = Prefetch {
+                    q: *q,
+                    key: key.to_vec(),
+                    name: name.to_vec(),
+                };
+                if self.prefetch.try_send(p).is_ok() {
+                    self.stats.prefetches.fetch_add(1, Ordering::Relaxed);
                 }
             }
             self.record(

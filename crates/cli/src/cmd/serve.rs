@@ -263,8 +263,7 @@ const INTEL_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl EngineSink {
     fn open(flags: &crate::config::engine::EngineFlags) -> anyhow::Result<EngineSink> {
-        let (cfg, state) = crate::config::engine::build(flags)?;
-        let intel = crate::config::engine::intel_files(flags)?;
+        let (cfg, state, intel) = crate::config::engine::build_with_intel(flags)?;
         let engine = match &state {
             Some(dir) => dnsight_engine::Engine::open(cfg, dir)
                 .with_context(|| format!("opening state in {}", dir.display()))?,
@@ -350,7 +349,7 @@ impl EngineSink {
                 tracing::info!(feeds = ?feeds, "intel feeds reloaded");
             }
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "reloading intel feeds failed; the previous feeds stay")
+                tracing::error!(error = %format!("{e:#}"), "reloading intel feeds failed; the previous feeds stay until the file is fixed (it is re-read when it changes again)")
             }
         }
     }

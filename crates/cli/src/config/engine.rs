@@ -206,6 +206,15 @@ fn rel(base: &Path, p: &Path) -> PathBuf {
 
 /// Validates the raw sections (file paths relative to `base_dir`) into an [`EngineConfig`].
 pub fn validate(s: EngineSections, file: &Path, base_dir: &Path) -> anyhow::Result<EngineConfig> {
+    validate_with_intel(s, file, base_dir).map(|(cfg, _)| cfg)
+}
+
+/// [`validate`], also returning the intel feed files it loaded (for reloading them later).
+fn validate_with_intel(
+    s: EngineSections,
+    file: &Path,
+    base_dir: &Path,
+) -> anyhow::Result<(EngineConfig, IntelFiles)> {
     let f = file.display();
     let mut cfg = EngineConfig::default();
     let d = s.detection;
@@ -320,8 +329,9 @@ pub fn validate(s: EngineSections, file: &Path, base_dir: &Path) -> anyhow::Resu
         ));
     }
     // intel
-    cfg.intel = Arc::new(IntelFiles::from_sections(&s.intel, base_dir, &f.to_string())?.load()?);
-    Ok(cfg)
+    let intel = IntelFiles::from_sections(&s.intel, base_dir, &f.to_string())?;
+    cfg.intel = Arc::new(intel.load()?);
+    Ok((cfg, intel))
 }
 
 /// The threat-intel feed files of a configuration, so a running `serve` can reload them when
@@ -475,16 +485,18 @@ fn tuning(t: TuningRaw, f: &str) -> anyhow::Result<Tuning> {
 /// Reads `--config` (if any), merges the flags over it and builds the engine config.
 /// Returns the config and the state directory (`--state`).
 pub fn build(flags: &EngineFlags) -> anyhow::Result<(EngineConfig, Option<PathBuf>)> {
-    let (s, file, base_dir) = sections(flags)?;
-    let mut cfg = validate(s, &file, &base_dir)?;
-    cfg.replay = flags.replay;
-    Ok((cfg, flags.state.clone()))
+    build_with_intel(flags).map(|(cfg, state, _)| (cfg, state))
 }
 
-/// The intel feed files that [`build`] loads for these flags, for reloading them later.
-pub fn intel_files(flags: &EngineFlags) -> anyhow::Result<IntelFiles> {
+/// [`build`], also returning the intel feed files it loaded (their change stamps taken before
+/// reading them), so a running `serve` can reload them when they change.
+pub fn build_with_intel(
+    flags: &EngineFlags,
+) -> anyhow::Result<(EngineConfig, Option<PathBuf>, IntelFiles)> {
     let (s, file, base_dir) = sections(flags)?;
-    IntelFiles::from_sections(&s.intel, &base_dir, &file.display().to_string())
+    let (mut cfg, intel) = validate_with_intel(s, &file, &base_dir)?;
+    cfg.replay = flags.replay;
+    Ok((cfg, flags.state.clone(), intel))
 }
 
 /// The config file's engine sections with the flags applied over them; the file's path and
