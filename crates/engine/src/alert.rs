@@ -37,6 +37,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind named `s` (snake_case, as in the alert JSON).
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
     pub const ALL: [Kind; 11] = [
         Kind::NewDestination,
         Kind::NewCountry,
@@ -102,6 +108,18 @@ pub enum Severity {
 }
 
 impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
     /// Score bands: critical ≥ 85, high ≥ 65, medium ≥ 40, low ≥ 20, else info.
     pub fn from_score(s: u8) -> Severity {
         match s {
@@ -131,6 +149,39 @@ pub enum Status {
     Flagged,
     Blocked,
     Resolved,
+    /// Closed once, open again (by a person, or because it fired again after its acknowledgement
+    /// expired). Counts as open everywhere.
+    Reopened,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Open,
+        Status::Acknowledged,
+        Status::Flagged,
+        Status::Blocked,
+        Status::Resolved,
+        Status::Reopened,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Acknowledged => "acknowledged",
+            Status::Flagged => "flagged",
+            Status::Blocked => "blocked",
+            Status::Resolved => "resolved",
+            Status::Reopened => "reopened",
+        }
+    }
+    /// Open, flagged and reopened alerts are live: the detectors keep folding findings into them.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Open | Status::Flagged | Status::Reopened)
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
 }
 
 /// One detector observation on one event.
@@ -362,7 +413,7 @@ impl AlertBook {
     pub fn restore(&mut self, a: Alert, dev_of: impl Fn(&str) -> Option<DevId>) {
         let i = self.alerts.len() as u32;
         let ids: Vec<DevId> = a.devices.iter().filter_map(|d| dev_of(d)).collect();
-        if a.status == Status::Open || a.status == Status::Flagged {
+        if a.status.is_open() {
             if let Some(&first) = ids.first() {
                 self.index
                     .insert(Self::key(a.kind, first, &a.destination), i);
@@ -515,7 +566,7 @@ impl AlertBook {
                 }
             }
         }
-        let is_open = |a: &Alert| a.status == Status::Open || a.status == Status::Flagged;
+        let is_open = |a: &Alert| a.status.is_open();
         let open: smallvec::SmallVec<[u32; 4]> = group
             .iter()
             .copied()

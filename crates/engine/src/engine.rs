@@ -26,7 +26,7 @@ const MAX_TS: i64 = 4_102_444_800;
 const WINDOWS_VERSION: u8 = 1;
 
 /// Counters for reports and metrics.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct EngineStats {
     pub events: u64,
     /// Events skipped, by reason.

@@ -27,6 +27,7 @@ mod report;
 mod store;
 pub mod suffix;
 pub mod tz;
+pub mod views;
 
 pub use alert::{Alert, Kind, Severity, Status};
 pub use config::{EngineConfig, PolicyRule, Tuning};
@@ -38,6 +39,7 @@ pub use net::Cidr;
 pub use report::render_text_report;
 pub use store::STATE_FILE;
 pub use tz::{SiteTz, TzError};
+pub use views::Scope;
 
 /// Errors of the engine's few fallible operations (state store).
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,1 @@
+//! RPZ zone rendering (to be written).

@@ -1,0 +1,2 @@
+//! The SQLite backend (to be written).
+pub struct SqliteStore;
