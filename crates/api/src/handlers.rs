@@ -887,7 +887,7 @@ fn render_rpz(zone: &str, serial: u32, blocks: &[BlockRule]) -> String {
         .filter(|b| b.scope == Scope::All)
         .cloned()
         .collect();
-    crate::compat::render_rpz(zone, serial, &all)
+    dnsight_triage::rpz::render(zone, serial, &all)
 }
 
 /// Counters in the Prometheus text format (open when `metrics_public`, else a token).

@@ -20,13 +20,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod auth;
-mod compat;
 mod error;
 mod extract;
 mod handlers;
 mod params;
 mod server;
 
+pub use handlers::check_token_name;
 pub use params::{parse_duration, parse_time};
 
 /// Where and how the API listens.
@@ -119,8 +119,8 @@ impl Drop for ApiServer {
 
 /// Opens the API's own connection to the triage store in `state_dir` and starts serving.
 pub fn start(cfg: ApiConfig, handle: Handle, state_dir: PathBuf) -> Result<ApiServer, ApiError> {
-    let store = compat::open_store(&state_dir)?;
-    start_with_store(cfg, handle, store)
+    let store = dnsight_triage::SqliteStore::open(&state_dir)?;
+    start_with_store(cfg, handle, Box::new(store))
 }
 
 /// [`start`] with a store the caller opened (another backend, or tests).

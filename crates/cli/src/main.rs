@@ -35,6 +35,14 @@ enum Command {
     TrainDga(cmd::train_dga::Args),
     /// Validate a config file.
     CheckConfig(cmd::serve::CheckConfigArgs),
+    /// Alerts through the API: list, show, ack, flag, block, unblock, resolve, note, reopen.
+    Alerts(cmd::client::AlertsArgs),
+    /// Devices through the API: list, show.
+    Devices(cmd::client::DevicesArgs),
+    /// Blocks and allows through the API: list, add, rm.
+    Blocks(cmd::client::BlocksArgs),
+    /// API tokens in the state directory: create, list, revoke.
+    Token(cmd::token::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +56,10 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::TrainDga(a) => cmd::train_dga::run(a),
         Command::CheckConfig(a) => cmd::serve::check_config(a),
+        Command::Alerts(a) => cmd::client::alerts(a),
+        Command::Devices(a) => cmd::client::devices(a),
+        Command::Blocks(a) => cmd::client::blocks(a),
+        Command::Token(a) => cmd::token::run(a),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

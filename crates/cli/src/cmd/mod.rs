@@ -1,8 +1,10 @@
 //! One module per subcommand. Each has `Args` (clap) and `run`.
 pub mod analyze;
+pub mod client;
 pub mod demo;
 pub mod eval;
 pub mod score_names;
 pub mod serve;
 pub mod simulate;
+pub mod token;
 pub mod train_dga;
