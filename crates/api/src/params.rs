@@ -141,8 +141,13 @@ fn list<T>(
         .collect()
 }
 
+/// Statuses, comma separated; `all` (alone or among others) means any status.
 pub fn parse_statuses(v: &str) -> Result<Vec<Status>, String> {
-    let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+    if v.split(',').any(|s| s.trim().eq_ignore_ascii_case("all")) {
+        return Ok(Vec::new());
+    }
+    let mut all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+    all.push("all");
     list("status", v, Status::parse, &all)
 }
 
@@ -193,7 +198,7 @@ fn device(v: &str) -> Result<String, String> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AlertQuery {
-    /// Statuses, comma separated: open, acknowledged, flagged, blocked, resolved, reopened.
+    /// Statuses, comma separated: open, acknowledged, flagged, blocked, resolved, reopened, or all.
     pub status: Option<String>,
     /// Minimum severity: info, low, medium, high, critical.
     pub severity: Option<String>,
@@ -370,6 +375,7 @@ mod tests {
         assert_eq!(f.kind, vec![Kind::Dga, Kind::Policy]);
         assert_eq!(f.destination.as_deref(), Some("*.example.com"));
         assert_eq!(f.limit, Some(5));
+        assert_eq!(parse_statuses("all"), Ok(vec![]));
         let bad = AlertQuery {
             limit: Some("1001".into()),
             ..Default::default()

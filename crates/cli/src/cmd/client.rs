@@ -290,6 +290,7 @@ impl ScopeArg {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
+#[value(rename_all = "snake_case")]
 pub enum ReasonArg {
     TruePositive,
     BenignPositive,

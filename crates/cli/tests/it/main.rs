@@ -1,4 +1,5 @@
 //! Integration tests of the `dnsight` binary (one test binary for the crate).
+mod client;
 mod demo;
 mod eval;
 mod realtools;
