@@ -15,6 +15,7 @@
 pub mod acl;
 pub mod cache;
 pub mod events;
+pub mod overrides;
 pub mod policy;
 pub mod server;
 pub mod stats;
@@ -26,6 +27,7 @@ pub mod wire;
 pub use acl::Cidr;
 pub use cache::CacheConfig;
 pub use events::{EventSink, JsonlSink, NullSink, Tee};
+pub use overrides::{Override, OverrideHit, OverrideScope, Overrides};
 pub use policy::{BlockAnswer, GroupSpec, ListRole, ListSpec, PolicySpec};
 pub use stats::StatsSnapshot;
 pub use upstream::{UpstreamProto, UpstreamSpec};
@@ -193,6 +195,7 @@ impl Resolver {
             rules: cfg.rules.clone(),
             cache: cache::PacketCache::new(cfg.cache.clone()),
             policy: ArcSwap::from_pointee(policy),
+            overrides: ArcSwap::from_pointee(Overrides::empty()),
             upstreams: upstream::Upstreams::new(
                 cfg.upstreams.clone(),
                 cfg.upstream_timeout,
@@ -380,6 +383,27 @@ impl Resolver {
     pub fn policy_size(&self) -> (usize, usize) {
         let p = self.core.policy.load();
         (p.total_rules(), p.memory())
+    }
+
+    /// Replaces every dynamic override with `rules` (compiled once, swapped in atomically):
+    /// the next query is decided by them. `&[]` removes them all. Rules whose name is not a
+    /// domain name are skipped with a warning.
+    pub fn set_overrides(&self, rules: &[Override]) {
+        self.set_compiled_overrides(Overrides::build(rules));
+    }
+
+    /// Swaps in an already compiled set (see [`Overrides::build`]).
+    pub fn set_compiled_overrides(&self, o: Overrides) {
+        if !o.rejected().is_empty() {
+            tracing::warn!(ids = ?o.rejected(), "overrides with an invalid name were skipped");
+        }
+        tracing::info!(rules = o.len(), "overrides set");
+        self.core.overrides.store(Arc::new(o));
+    }
+
+    /// Number of dynamic overrides in force.
+    pub fn overrides_len(&self) -> usize {
+        self.core.overrides.load().len()
     }
 
     /// Rebuilds the policy from the list files and swaps it in; on error the old one stays.

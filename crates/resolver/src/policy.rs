@@ -58,6 +58,15 @@ impl DomainSetBuilder {
     fn push(&mut self, wire: &[u8], kind: u64, tag: u32) {
         self.items.push((Self::hash(self.seed, wire) | kind, tag));
     }
+    /// Adds a lowercased wire name: the name alone, or (`subdomains`) the name and every name
+    /// below it. `tag` comes back from [`DomainSet::lookup`]; among duplicates the lowest wins.
+    pub fn insert(&mut self, wire: &[u8], subdomains: bool, tag: u32) {
+        self.push(
+            wire,
+            if subdomains { KIND_SUBTREE } else { KIND_EXACT },
+            tag,
+        );
+    }
     pub fn len(&self) -> usize {
         self.items.len()
     }

@@ -12,6 +12,7 @@
 use crate::acl::{self, Cidr, RateLimiter};
 use crate::cache::PacketCache;
 use crate::events::{EventQueue, QueryRecord};
+use crate::overrides::{OverrideHit, Overrides};
 use crate::policy::{BlockAnswer, Decision, Policy};
 use crate::stats::Stats;
 use crate::upstream::Upstreams;
@@ -52,6 +53,8 @@ pub struct Core {
     pub rules: QueryRules,
     pub cache: PacketCache,
     pub policy: ArcSwap<Policy>,
+    /// Dynamic block/allow overrides, consulted before the lists ([`crate::overrides`]).
+    pub overrides: ArcSwap<Overrides>,
     pub upstreams: Upstreams,
     pub rate: RateLimiter,
     pub stats: Arc<Stats>,
@@ -277,7 +280,40 @@ impl Core {
             return self.refuse(wire::RCODE_REFUSED, query, q, key, peer, s);
         }
         let policy = self.policy.load();
-        match policy.decide(peer.client.ip(), wire::key_name(key)) {
+        // overrides first: an allow skips the lists, a block answers here (before the cache)
+        let mut allow_rule = None;
+        let ov = self.overrides.load();
+        if !ov.is_empty() {
+            let ip = peer.client.ip();
+            let g = policy.group_of(ip);
+            let group = ov.has_groups().then_some(g.name.as_str());
+            match ov.decide(ip, group, wire::key_name(key)) {
+                Some(OverrideHit::Allow(r)) => allow_rule = Some(r.clone()),
+                Some(OverrideHit::Block(r)) => {
+                    self.stats.blocked.fetch_add(1, Ordering::Relaxed);
+                    block_answer(&mut s.out, query, q, &g.answer, policy.block_ttl);
+                    self.record(
+                        peer,
+                        Some(q),
+                        key,
+                        query.len(),
+                        VerdictAction::Blocked,
+                        Some(r.clone()),
+                        &s.out,
+                        None,
+                    );
+                    return Outcome::Reply;
+                }
+                None => {}
+            }
+        }
+        drop(ov);
+        let decision = if allow_rule.is_some() {
+            Decision::Pass
+        } else {
+            policy.decide(peer.client.ip(), wire::key_name(key))
+        };
+        match decision {
             Decision::Pass | Decision::Allowed { .. } => {}
             Decision::Block { list, answer } => {
                 self.stats.blocked.fetch_add(1, Ordering::Relaxed);
@@ -339,7 +375,7 @@ impl Core {
                 key,
                 query.len(),
                 VerdictAction::Cached,
-                None,
+                allow_rule,
                 &s.out,
                 None,
             );
@@ -364,7 +400,7 @@ impl Core {
                 key,
                 query.len(),
                 VerdictAction::Cached,
-                None,
+                allow_rule,
                 &s.out,
                 None,
             );
@@ -372,6 +408,21 @@ impl Core {
         }
         self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
         Outcome::Miss(*q)
+    }
+
+    /// The override allow that let a query through (for the event of a miss resolved later).
+    fn allow_rule(&self, peer: &Peer, key: &[u8]) -> Option<Arc<str>> {
+        let ov = self.overrides.load();
+        if ov.is_empty() {
+            return None;
+        }
+        let ip = peer.client.ip();
+        let policy = self.policy.load();
+        let group = ov.has_groups().then(|| policy.group_of(ip).name.as_str());
+        match ov.decide(ip, group, wire::key_name(key)) {
+            Some(OverrideHit::Allow(r)) => Some(r.clone()),
+            _ => None,
+        }
     }
 
     /// Refreshes a cache entry upstream (a prefetch: no client waits, nothing is recorded).
@@ -439,13 +490,14 @@ impl Core {
             wire::truncate_for_udp(&mut out, q.question_end, q.edns);
         }
         let rtt = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        let rule = self.allow_rule(peer, key);
         self.record(
             peer,
             Some(q),
             key,
             query.len(),
             action,
-            None,
+            rule,
             &out,
             Some(rtt),
         );

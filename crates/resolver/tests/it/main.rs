@@ -4,6 +4,7 @@
 
 mod encrypted;
 mod harness;
+mod overrides;
 mod resolve;
 mod safety;
 
