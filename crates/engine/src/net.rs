@@ -1,103 +1,13 @@
 //! Address helpers: CIDR ranges, private/special ranges (never sent to GeoIP), and reverse
 //! (`in-addr.arpa` / `ip6.arpa`) names decoded back to addresses.
 //!
-//! Written by hand instead of pulling an IP-network crate: the engine needs only containment
-//! tests, parsing with clear errors, and a prefix-bucketed set for intel IP lists.
+//! [`Cidr`] itself is the model's ([`dnsight_model::Cidr`], shared with the resolver); this
+//! module adds the special ranges, reverse names and a prefix-bucketed set for intel IP lists.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// An IPv4 or IPv6 network, e.g. `10.0.0.0/8` or `fd00::/8`. The address is stored masked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    addr: IpAddr,
-    len: u8,
-}
-
-impl Cidr {
-    /// Parses `a.b.c.d/n`, `x::/n` or a bare address (a host route).
-    pub fn parse(s: &str) -> Result<Cidr, String> {
-        let s = s.trim();
-        let (a, l) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP address or CIDR (e.g. 10.0.0.0/8)"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let len = match l {
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|&n| n <= max)
-                .ok_or_else(|| format!("{s:?}: prefix length must be 0..={max}"))?,
-            None => max,
-        };
-        Ok(Cidr::new(addr, len))
-    }
-    pub fn new(addr: IpAddr, len: u8) -> Cidr {
-        let addr = match addr {
-            IpAddr::V4(a) => {
-                let len = len.min(32);
-                IpAddr::V4(Ipv4Addr::from(mask32(u32::from(a), len)))
-            }
-            IpAddr::V6(a) => {
-                let len = len.min(128);
-                IpAddr::V6(Ipv6Addr::from(mask128(u128::from(a), len)))
-            }
-        };
-        Cidr { addr, len }
-    }
-    pub fn prefix_len(&self) -> u8 {
-        self.len
-    }
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        self.contains_canonical(canonical(ip))
-    }
-    /// [`contains`](Self::contains) for an address already passed through [`canonical`].
-    pub fn contains_canonical(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => mask32(u32::from(a), self.len) == u32::from(n),
-            (IpAddr::V6(n), IpAddr::V6(a)) => mask128(u128::from(a), self.len) == u128::from(n),
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-fn mask32(a: u32, len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        a & (u32::MAX << (32 - len as u32))
-    }
-}
-fn mask128(a: u128, len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        a & (u128::MAX << (128 - len as u32))
-    }
-}
-
-/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) become plain IPv4.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
-        },
-        v4 => v4,
-    }
-}
+pub use dnsight_model::cidr::{canonical, mask128, mask32};
+pub use dnsight_model::Cidr;
 
 /// Private, loopback, link-local, CGNAT, documentation, multicast, reserved and other special
 /// ranges: never looked up in GeoIP (public databases map some of them to countries).
@@ -192,25 +102,31 @@ impl<V: Clone> CidrSet<V> {
     }
     pub fn insert(&mut self, c: Cidr, v: V) {
         self.len += 1;
-        match c.addr {
+        match c.addr() {
             IpAddr::V4(a) => {
-                let i = match self.v4.iter().position(|(l, _)| *l == c.len) {
+                let i = match self.v4.iter().position(|(l, _)| *l == c.prefix_len()) {
                     Some(i) => i,
                     None => {
-                        self.v4.push((c.len, Default::default()));
+                        self.v4.push((c.prefix_len(), Default::default()));
                         self.v4.sort_by_key(|(l, _)| std::cmp::Reverse(*l));
-                        self.v4.iter().position(|(l, _)| *l == c.len).unwrap_or(0)
+                        self.v4
+                            .iter()
+                            .position(|(l, _)| *l == c.prefix_len())
+                            .unwrap_or(0)
                     }
                 };
                 self.v4[i].1.insert(u32::from(a), v);
             }
             IpAddr::V6(a) => {
-                let i = match self.v6.iter().position(|(l, _)| *l == c.len) {
+                let i = match self.v6.iter().position(|(l, _)| *l == c.prefix_len()) {
                     Some(i) => i,
                     None => {
-                        self.v6.push((c.len, Default::default()));
+                        self.v6.push((c.prefix_len(), Default::default()));
                         self.v6.sort_by_key(|(l, _)| std::cmp::Reverse(*l));
-                        self.v6.iter().position(|(l, _)| *l == c.len).unwrap_or(0)
+                        self.v6
+                            .iter()
+                            .position(|(l, _)| *l == c.prefix_len())
+                            .unwrap_or(0)
                     }
                 };
                 self.v6[i].1.insert(u128::from(a), v);
@@ -225,13 +141,7 @@ impl<V: Clone> CidrSet<V> {
                 for (l, m) in &self.v4 {
                     let k = mask32(a, *l);
                     if let Some(v) = m.get(&k) {
-                        return Some((
-                            v,
-                            Cidr {
-                                addr: IpAddr::V4(k.into()),
-                                len: *l,
-                            },
-                        ));
+                        return Some((v, Cidr::new(IpAddr::V4(k.into()), *l)));
                     }
                 }
                 None
@@ -241,13 +151,7 @@ impl<V: Clone> CidrSet<V> {
                 for (l, m) in &self.v6 {
                     let k = mask128(a, *l);
                     if let Some(v) = m.get(&k) {
-                        return Some((
-                            v,
-                            Cidr {
-                                addr: IpAddr::V6(k.into()),
-                                len: *l,
-                            },
-                        ));
+                        return Some((v, Cidr::new(IpAddr::V6(k.into()), *l)));
                     }
                 }
                 None

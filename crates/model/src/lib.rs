@@ -9,12 +9,15 @@
 //! ([`Name`]) that is plain printable ASCII, so they can be written to logs, CSV and JSON without
 //! further escaping; HTML output must still escape `<`, `>`, `&` and quotes.
 
+pub mod cidr;
 mod event;
+pub mod listfmt;
 mod name;
 mod rr;
 mod time;
 pub mod wire;
 
+pub use cidr::{canonical, Cidr};
 pub use event::{
     escape_text, Answer, DnsEvent, Flags, RData, Source, Transport, Verdict, VerdictAction,
 };

@@ -418,7 +418,7 @@ pub fn validate(
     }
     if let Some(acl) = r.acl {
         cfg.rules.acl = parse_cidrs(&acl, &format!("{f}: [resolver] acl"))?;
-        if cfg.rules.acl.iter().any(|c| c.prefix == 0) {
+        if cfg.rules.acl.iter().any(|c| c.prefix_len() == 0) {
             tracing::warn!("{f}: [resolver] acl contains a /0 block: this is an open resolver");
         }
     }
