@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod rpz;
 mod sqlite;
-pub use sqlite::SqliteStore;
+pub use sqlite::{normalize_name, SqliteStore};
 
 /// File name of the triage database inside the state directory.
 pub const TRIAGE_FILE: &str = "triage.sqlite";
@@ -149,6 +149,10 @@ pub struct AuditEntry {
     pub status_after: Option<Status>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
+    /// What the line is about when it is not an alert (or besides it): the block or allow
+    /// name, the token name, the acknowledged destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// "This is normal for this scope": findings of `kind` on `destination` for devices in `scope`
