@@ -10,6 +10,23 @@
 //! critical even when each signal alone is medium. Novelty and beaconing alerts that roll up
 //! over many devices are damped by their spread (a rollout, see `effective`), and the widest
 //! spread on a (device, destination) damps all of its damped kinds.
+//!
+//! **Lifecycle and bound.** The book holds only *live* alerts (open, flagged, blocked,
+//! reopened; [`Status::is_live`]), in slots reused through a free list. An alert leaves when a
+//! person closes it (acknowledged, resolved: `Engine::set_status`, `Engine::acknowledge`) or by
+//! itself: an open or reopened alert without a new finding for `alert_idle_secs` of event time
+//! (default 7 days), or the least recently seen ones when the book holds `max_open_alerts`
+//! (default 50 000; 1/64 of the bound leaves at once, so the scan is amortised). One that leaves
+//! by itself is handed out once more by [`AlertBook::drain_updates`] as `resolved` with
+//! `evidence.closed = "expired"`, then it is gone; the state's `alerts` table deletes it at the
+//! next save. Flagged and blocked alerts do not idle out (a person decided about them), only
+//! the size bound removes them. Memory per live alert: the [`Alert`] (~250 B of fixed fields
+//! and strings, the evidence object ~200–600 B, up to 100 listed device addresses ~40 B each
+//! on a roll-up), its extras (samples ≤ 5 names), one `index` key, one `ids` entry, and per
+//! member device a `members` entry, a device id and a `pairs` entry (~60 B). A typical
+//! single-device alert is ~1–1.5 KB, so the default bound is ~50–75 MB in the worst case
+//! (roll-ups listing 100 devices up to ~6 KB each, i.e. ~300 MB if every alert were a wide
+//! roll-up); `max_open_alerts × per-alert size` is the figure to budget.
 
 use compact_str::CompactString;
 use dnsight_model::Ts;
@@ -72,7 +89,7 @@ impl Kind {
         }
     }
     /// Kinds that stay per device even with a destination.
-    fn per_device(self) -> bool {
+    pub fn per_device(self) -> bool {
         matches!(
             self,
             Kind::TrafficChange | Kind::Reconnaissance | Kind::NewDevice
@@ -173,9 +190,15 @@ impl Status {
             Status::Reopened => "reopened",
         }
     }
-    /// Open, flagged and reopened alerts are live: the detectors keep folding findings into them.
+    /// Open, flagged and reopened alerts count as open (to do) everywhere.
     pub fn is_open(self) -> bool {
         matches!(self, Status::Open | Status::Flagged | Status::Reopened)
+    }
+    /// Live alerts are held by the engine: findings keep folding into them. Open, flagged,
+    /// reopened and blocked (the blocked queries still arrive); acknowledged and resolved
+    /// alerts have left the engine.
+    pub fn is_live(self) -> bool {
+        self.is_open() || self == Status::Blocked
     }
     pub fn parse(s: &str) -> Option<Status> {
         Status::ALL
@@ -275,37 +298,87 @@ const MAX_SAMPLES: usize = 5;
 const MAX_DEVICES_LISTED: usize = 100;
 /// Device slot of rolled-up alert keys.
 const ROLLED: DevId = DevId::MAX;
+/// Score floor of a flagged alert (high).
+pub const FLAGGED_FLOOR: u8 = 65;
 
 type Key = (Kind, DevId, CompactString);
 
-/// Deduplicates findings into alerts and keeps track of what changed. Keys hold
+/// Slot of a live alert in the book. Slots are reused (a free list) once an alert leaves, so a
+/// slot is only meaningful while its alert is live; the alert id is the stable name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AlertSlot(pub u32);
+
+/// How the book is bounded (from `EngineConfig`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookLimits {
+    /// Open and reopened alerts without a new finding for this long (event time) leave by
+    /// themselves.
+    pub idle_secs: i64,
+    /// At most this many live alerts; beyond it the least recently seen leave.
+    pub max_live: usize,
+}
+
+impl Default for BookLimits {
+    fn default() -> Self {
+        BookLimits {
+            idle_secs: 7 * 86_400,
+            max_live: 50_000,
+        }
+    }
+}
+
+/// One live alert: the alert as handed out, its typed extras and the ids of its devices
+/// (needed to unlink `members` and `pairs` when it leaves).
+struct Live {
+    a: Alert,
+    x: Extra,
+    devs: Vec<DevId>,
+    /// It owns its key in `index` (a reopened alert whose key a newer alert holds does not).
+    keyed: bool,
+}
+
+/// Deduplicates findings into live alerts and keeps track of what changed. Keys hold
 /// attacker-influenced names: a per-process randomly seeded hasher (foldhash's quality
 /// variant, as for the destination index in `baseline.rs`; SipHash cost ~4 % of the hot path).
+///
+/// Only live alerts are held (see the module doc for the bound); an alert that leaves is
+/// reported once more by [`drain_updates`](Self::drain_updates) with its final status and is
+/// deleted from the state at the next save.
 #[derive(Default)]
 pub struct AlertBook {
-    alerts: Vec<Alert>,
-    /// (alert index, device id) membership: rolled-up alerts can carry thousands of devices.
+    slots: Vec<Option<Live>>,
+    free: Vec<u32>,
+    live: usize,
+    limits: BookLimits,
+    /// (alert slot, device id) membership: rolled-up alerts can carry thousands of devices.
     members: std::collections::HashSet<(u32, DevId), foldhash::fast::FixedState>,
-    /// (kind, device or ROLLED, destination) -> alert index, for open alerts.
+    /// (kind, device or ROLLED, destination) -> alert slot, for live alerts.
     index: HashMap<Key, u32, foldhash::quality::RandomState>,
-    /// (device, destination) -> alerts on that pair (score combination).
+    /// Alert id -> slot.
+    ids: HashMap<CompactString, u32, foldhash::quality::RandomState>,
+    /// (device, destination) -> live alerts on that pair (score combination).
     pairs: HashMap<
         (DevId, CompactString),
         smallvec::SmallVec<[u32; 2]>,
         foldhash::quality::RandomState,
     >,
+    /// Slots changed since the last drain (a slot freed meanwhile is skipped; a slot reused
+    /// meanwhile holds a new alert, which is reported as it should be).
     updated: Vec<u32>,
     updated_flag: Vec<bool>,
-    /// Per alert (same index): sample queries and related kinds, kept typed and folded into
-    /// the JSON evidence only when an alert is handed out ([`AlertBook::materialize`]) —
-    /// editing a JSON object per finding was the most expensive part of `apply`.
-    extras: Vec<Extra>,
-    /// Alerts changed since the last successful save (same marking as `updated`, drained by
+    /// Final copies of the alerts that left since the last drain.
+    closed: Vec<Alert>,
+    /// Slots changed since the last successful save (same marking as `updated`, drained by
     /// the store instead of the sinks), so a save writes only what changed.
     unsaved: Vec<u32>,
     unsaved_flag: Vec<bool>,
+    /// Ids of alerts that left since the last save (deleted from the state's `alerts` table).
+    deleted: Vec<String>,
 }
 
+/// Per alert: sample queries and related kinds, kept typed and folded into the JSON evidence
+/// only when an alert is handed out ([`AlertBook::materialize`]) — editing a JSON object per
+/// finding was the most expensive part of `apply`.
 #[derive(Clone, Default)]
 struct Extra {
     samples: smallvec::SmallVec<[CompactString; 2]>,
@@ -317,51 +390,74 @@ impl AlertBook {
     pub fn new() -> AlertBook {
         AlertBook::default()
     }
+    pub fn with_limits(limits: BookLimits) -> AlertBook {
+        AlertBook {
+            limits,
+            ..AlertBook::default()
+        }
+    }
+    pub fn limits(&self) -> BookLimits {
+        self.limits
+    }
+    /// Live alerts.
     pub fn len(&self) -> usize {
-        self.alerts.len()
+        self.live
     }
     pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty()
+        self.live == 0
     }
-    /// Every alert as handed out (evidence complete), in creation order.
+    fn at(&self, i: u32) -> &Live {
+        self.slots[i as usize].as_ref().expect("live slot")
+    }
+    fn at_mut(&mut self, i: u32) -> &mut Live {
+        self.slots[i as usize].as_mut().expect("live slot")
+    }
+    fn live_slots(&self) -> impl Iterator<Item = (u32, &Live)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|l| (i as u32, l)))
+    }
+    /// Every live alert as handed out (evidence complete), in slot order.
     pub fn all(&self) -> impl Iterator<Item = Alert> + '_ {
-        (0..self.alerts.len()).map(|i| self.materialize(i))
+        self.live_slots().map(|(_, l)| materialize(l))
     }
-    /// Alerts per severity, without building them.
+    /// The live alert with this id.
+    pub fn get(&self, id: &str) -> Option<Alert> {
+        self.ids.get(id).map(|&i| materialize(self.at(i)))
+    }
+    pub fn slot_of(&self, id: &str) -> Option<AlertSlot> {
+        self.ids.get(id).map(|&i| AlertSlot(i))
+    }
+    /// Ids of the live alerts that `dev` is on (scans the book: request path).
+    pub fn ids_for_device(&self, dev: DevId) -> Vec<String> {
+        self.live_slots()
+            .filter(|(i, _)| self.members.contains(&(*i, dev)))
+            .map(|(_, l)| l.a.id.clone())
+            .collect()
+    }
+    /// Ids of the live alerts on this destination.
+    pub fn ids_for_destination(&self, destination: &str) -> Vec<String> {
+        self.live_slots()
+            .filter(|(_, l)| l.a.destination == destination)
+            .map(|(_, l)| l.a.id.clone())
+            .collect()
+    }
+    /// Live alerts of `kind` on `destination` with their device ids (as far as known: the
+    /// first 100 of a restored roll-up).
+    pub fn matching(&self, kind: Kind, destination: &str) -> Vec<(String, Vec<DevId>)> {
+        self.live_slots()
+            .filter(|(_, l)| l.a.kind == kind && l.a.destination == destination)
+            .map(|(_, l)| (l.a.id.clone(), l.devs.clone()))
+            .collect()
+    }
+    /// Live alerts per severity, without building them.
     pub fn count_by_severity(&self) -> [u64; 5] {
         let mut n = [0u64; 5];
-        for a in &self.alerts {
-            n[a.severity as usize] += 1;
+        for (_, l) in self.live_slots() {
+            n[l.a.severity as usize] += 1;
         }
         n
-    }
-    /// Alert `i` with its sample queries and related kinds folded into the evidence.
-    fn materialize(&self, i: usize) -> Alert {
-        let mut a = self.alerts[i].clone();
-        let x = &self.extras[i];
-        if let Some(o) = a.evidence.as_object_mut() {
-            if !x.samples.is_empty() {
-                o.insert(
-                    "sample_queries".into(),
-                    serde_json::Value::Array(
-                        x.samples
-                            .iter()
-                            .map(|s| serde_json::Value::String(s.to_string()))
-                            .collect(),
-                    ),
-                );
-            }
-            if x.related.count_ones() > 1 {
-                let mut kinds: Vec<&str> = Kind::ALL
-                    .iter()
-                    .filter(|k| x.related & (1 << **k as u16) != 0)
-                    .map(|k| k.as_str())
-                    .collect();
-                kinds.sort_unstable();
-                o.insert("related_kinds".into(), serde_json::json!(kinds));
-            }
-        }
-        a
     }
     fn key(kind: Kind, dev: DevId, destination: &str) -> Key {
         if destination.is_empty() || kind.per_device() {
@@ -399,33 +495,51 @@ impl AlertBook {
             self.unsaved.push(i);
         }
     }
-    /// Alerts changed since the last [`mark_saved`](Self::mark_saved), as handed out.
+    /// Live alerts changed since the last [`mark_saved`](Self::mark_saved), as handed out.
     pub fn unsaved(&self) -> impl Iterator<Item = Alert> + '_ {
-        self.unsaved.iter().map(|&i| self.materialize(i as usize))
+        self.unsaved
+            .iter()
+            .filter_map(|&i| self.slots[i as usize].as_ref().map(materialize))
+    }
+    /// Ids of the alerts that left since the last save (write these deletions before the
+    /// [`unsaved`](Self::unsaved) ones: an id can leave and come back as reopened).
+    pub fn deleted(&self) -> &[String] {
+        &self.deleted
     }
     /// Call after the unsaved alerts were committed.
     pub fn mark_saved(&mut self) {
         for i in self.unsaved.drain(..) {
             self.unsaved_flag[i as usize] = false;
         }
+        self.deleted.clear();
     }
-    /// Restores an alert loaded from the store; `dev_of` maps a device address to its id.
-    pub fn restore(&mut self, a: Alert, dev_of: impl Fn(&str) -> Option<DevId>) {
-        let i = self.alerts.len() as u32;
-        let ids: Vec<DevId> = a.devices.iter().filter_map(|d| dev_of(d)).collect();
-        if a.status.is_open() {
-            if let Some(&first) = ids.first() {
-                self.index
-                    .insert(Self::key(a.kind, first, &a.destination), i);
-                if !a.destination.is_empty() {
-                    for &d in &ids {
-                        self.pairs
-                            .entry((d, a.destination.as_str().into()))
-                            .or_default()
-                            .push(i);
-                    }
-                }
+    fn alloc(&mut self, l: Live) -> u32 {
+        self.live += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(l);
+                i
             }
+            None => {
+                self.slots.push(Some(l));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+    fn link_pair(&mut self, i: u32, dev: DevId, destination: &str) {
+        if !destination.is_empty() {
+            let v = self.pairs.entry((dev, destination.into())).or_default();
+            if !v.contains(&i) {
+                v.push(i);
+            }
+        }
+    }
+    /// Puts a whole alert in as live (restored from the state, or reopened). `ids` are the
+    /// devices of `a.devices` that the baselines know. A live alert with the same id is
+    /// replaced by it.
+    fn insert(&mut self, a: Alert, ids: Vec<DevId>) -> u32 {
+        if let Some(&old) = self.ids.get(a.id.as_str()) {
+            self.unlink(old);
         }
         let mut a = a;
         let mut x = Extra::default();
@@ -446,20 +560,177 @@ impl AlertBook {
                     x.related |= 1 << k as u16;
                 }
             }
+            o.remove("closed");
+            o.remove("expired_by");
         }
-        self.alerts.push(a);
-        self.extras.push(x);
+        let key = ids
+            .first()
+            .map(|&first| Self::key(a.kind, first, &a.destination));
+        let keyed = key.as_ref().is_some_and(|k| !self.index.contains_key(k));
+        let (dest, id) = (a.destination.clone(), a.id.clone());
+        let i = self.alloc(Live {
+            a,
+            x,
+            devs: ids.clone(),
+            keyed,
+        });
+        if keyed {
+            self.index.insert(key.expect("keyed"), i);
+        }
+        self.ids.insert(id.into(), i);
         for d in ids {
             self.members.insert((i, d));
+            self.link_pair(i, d, &dest);
+        }
+        i
+    }
+    /// Restores an alert loaded from the store; `dev_of` maps a device address to its id.
+    /// A closed alert (a state from before the book held only live alerts) is not restored and
+    /// is deleted from the state at the next save.
+    pub fn restore(&mut self, a: Alert, dev_of: impl Fn(&str) -> Option<DevId>) {
+        if !a.status.is_live() {
+            self.deleted.push(a.id);
+            return;
+        }
+        let ids: Vec<DevId> = a.devices.iter().filter_map(|d| dev_of(d)).collect();
+        self.insert(a, ids);
+    }
+    /// Puts a closed alert back as live with status Reopened (reported by the next drain).
+    pub fn reopen(&mut self, mut a: Alert, dev_of: impl Fn(&str) -> Option<DevId>) -> AlertSlot {
+        a.status = Status::Reopened;
+        let ids: Vec<DevId> = a.devices.iter().filter_map(|d| dev_of(d)).collect();
+        let (dev, dest) = (ids.first().copied(), a.destination.clone());
+        let i = self.insert(a, ids);
+        match dev {
+            Some(d) => self.rescore(i, d, &dest.as_str().into()),
+            None => self.touch(i),
+        }
+        AlertSlot(i)
+    }
+    /// Removes slot `i` from every index and frees it; returns what it held.
+    fn unlink(&mut self, i: u32) -> Live {
+        let l = self.slots[i as usize].take().expect("live slot");
+        self.live -= 1;
+        self.free.push(i);
+        if l.keyed {
+            if let Some(&first) = l.devs.first() {
+                let k = Self::key(l.a.kind, first, &l.a.destination);
+                if self.index.get(&k) == Some(&i) {
+                    self.index.remove(&k);
+                }
+            }
+        }
+        if self.ids.get(l.a.id.as_str()) == Some(&i) {
+            self.ids.remove(l.a.id.as_str());
+        }
+        for &d in &l.devs {
+            self.members.remove(&(i, d));
+            if !l.a.destination.is_empty() {
+                let k = (d, CompactString::from(l.a.destination.as_str()));
+                if let Some(v) = self.pairs.get_mut(&k) {
+                    v.retain(|x| *x != i);
+                    if v.is_empty() {
+                        self.pairs.remove(&k);
+                    }
+                }
+            }
+        }
+        l
+    }
+    /// Closes a live alert: it leaves the book with `status` (acknowledged, resolved), is
+    /// reported once more by the next drain and deleted from the state at the next save.
+    /// `closed` is written as `evidence.closed` (e.g. "expired"). Returns the final copy.
+    pub fn close(&mut self, id: &str, status: Status, closed: Option<&str>) -> Option<Alert> {
+        let i = *self.ids.get(id)?;
+        Some(self.leave(i, status, closed))
+    }
+    fn leave(&mut self, i: u32, status: Status, closed: Option<&str>) -> Alert {
+        let l = self.unlink(i);
+        let mut a = materialize(&l);
+        a.status = status;
+        if let (Some(c), Some(o)) = (closed, a.evidence.as_object_mut()) {
+            o.insert("closed".into(), c.into());
+        }
+        // the signals left on the same (device, destination) pairs lose this one
+        if !a.destination.is_empty() {
+            let dest = CompactString::from(a.destination.as_str());
+            for &d in &l.devs {
+                if let Some(&j) = self.pairs.get(&(d, dest.clone())).and_then(|v| v.first()) {
+                    self.rescore(j, d, &dest);
+                }
+            }
+        }
+        self.deleted.push(a.id.clone());
+        self.closed.push(a.clone());
+        a
+    }
+    /// Sets the status of a live alert that stays live (open, flagged, blocked, reopened);
+    /// a flagged alert keeps at least [`FLAGGED_FLOOR`]. Reported by the next drain.
+    pub fn set_live_status(&mut self, id: &str, status: Status) -> Option<Alert> {
+        debug_assert!(status.is_live());
+        let i = *self.ids.get(id)?;
+        let l = self.at_mut(i);
+        l.a.status = status;
+        let (dev, dest) = (
+            l.devs.first().copied(),
+            CompactString::from(l.a.destination.as_str()),
+        );
+        match dev {
+            Some(d) => self.rescore(i, d, &dest),
+            None => {
+                let a = &mut self.at_mut(i).a;
+                if a.status == Status::Flagged {
+                    a.score = a.score.max(FLAGGED_FLOOR);
+                    a.severity = Severity::from_score(a.score);
+                }
+                self.touch(i);
+            }
+        }
+        Some(materialize(self.at(i)))
+    }
+    /// Open and reopened alerts whose last finding is older than `idle_secs` before `now`
+    /// leave as resolved (`evidence.closed = "expired"`). Flagged and blocked alerts stay (a
+    /// person decided about them; only the size bound removes them). Returns how many left.
+    pub fn expire_idle(&mut self, now: Ts) -> usize {
+        let before = now.add_secs(-self.limits.idle_secs);
+        let idle: Vec<u32> = self
+            .live_slots()
+            .filter(|(_, l)| {
+                matches!(l.a.status, Status::Open | Status::Reopened) && l.a.last_seen < before
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &idle {
+            self.leave(i, Status::Resolved, Some("expired"));
+        }
+        idle.len()
+    }
+    /// Makes room for one more alert: when the book is full, the least recently seen
+    /// 1/64 of the bound (at least one) leave as expired.
+    fn make_room(&mut self) {
+        if self.live < self.limits.max_live.max(1) {
+            return;
+        }
+        let mut by_age: Vec<(Ts, u32)> =
+            self.live_slots().map(|(i, l)| (l.a.last_seen, i)).collect();
+        let n = (self.limits.max_live / 64).max(1).min(by_age.len());
+        if n < by_age.len() {
+            by_age.select_nth_unstable(n);
+        }
+        by_age.truncate(n);
+        by_age.sort_unstable(); // deterministic order of the reports
+        for (_, i) in by_age {
+            self.leave(i, Status::Resolved, Some("expired"));
         }
     }
-    /// Folds one finding in. Returns the alert index (None for a repeat without an alert).
-    pub fn apply(&mut self, f: &Finding, who: &DeviceRef<'_>, ts: Ts) -> Option<u32> {
+    /// Folds one finding in. Returns the alert's slot (None for a repeat without an alert).
+    pub fn apply(&mut self, f: &Finding, who: &DeviceRef<'_>, ts: Ts) -> Option<AlertSlot> {
         let key = Self::key(f.kind, who.id, &f.destination);
         let (idx, rescore) = match self.index.get(&key) {
             Some(&i) => {
-                let iu = i as usize;
-                let a = &mut self.alerts[iu];
+                let is_member = self.members.insert((i, who.id));
+                let l = self.at_mut(i);
+                let a = &mut l.a;
                 a.count += 1;
                 if ts > a.last_seen {
                     a.last_seen = ts;
@@ -478,9 +749,9 @@ impl AlertBook {
                     rescore = true;
                 }
                 if let Some(s) = &f.sample {
-                    push_sample(&mut self.extras[iu], s);
+                    push_sample(&mut l.x, s);
                 }
-                if self.members.insert((i, who.id)) {
+                if is_member {
                     a.device_count += 1;
                     if a.devices.len() < MAX_DEVICES_LISTED {
                         a.devices.push(who.ip.to_string());
@@ -488,19 +759,15 @@ impl AlertBook {
                     if a.group.as_deref() != who.group {
                         a.group = None;
                     }
-                    if !f.destination.is_empty() {
-                        self.pairs
-                            .entry((who.id, f.destination.clone()))
-                            .or_default()
-                            .push(i);
-                    }
+                    l.devs.push(who.id);
+                    self.link_pair(i, who.id, &f.destination);
                     rescore = true;
                 }
                 (i, rescore)
             }
             None if f.repeat => return None,
             None => {
-                let i = self.alerts.len() as u32;
+                self.make_room();
                 let mut evidence = f.evidence.clone();
                 if !evidence.is_object() {
                     evidence = serde_json::json!({ "detail": evidence });
@@ -509,7 +776,6 @@ impl AlertBook {
                 if let Some(s) = &f.sample {
                     push_sample(&mut extra, s);
                 }
-                self.extras.push(extra);
                 let ip = who.ip.to_string();
                 let scope = if key.1 == ROLLED {
                     f.destination.to_string()
@@ -517,33 +783,38 @@ impl AlertBook {
                     format!("{ip}|{}", f.destination)
                 };
                 let id = alert_id(f.kind, &scope, ts);
-                self.alerts.push(Alert {
-                    id,
-                    kind: f.kind,
-                    severity: Severity::Info,
-                    score: 0,
-                    device: ip.clone(),
-                    device_name: who.name.map(str::to_string),
-                    group: who.group.map(str::to_string),
-                    destination: f.destination.to_string(),
-                    first_seen: ts,
-                    last_seen: ts,
-                    count: 1,
-                    summary: f.summary.clone(),
-                    evidence,
-                    status: Status::Open,
-                    devices: vec![ip],
-                    device_count: 1,
-                    own_score: f.score,
+                if let Some(&old) = self.ids.get(id.as_str()) {
+                    // the same id live under another key (a reopened copy): this one wins
+                    self.unlink(old);
+                }
+                let i = self.alloc(Live {
+                    a: Alert {
+                        id: id.clone(),
+                        kind: f.kind,
+                        severity: Severity::Info,
+                        score: 0,
+                        device: ip.clone(),
+                        device_name: who.name.map(str::to_string),
+                        group: who.group.map(str::to_string),
+                        destination: f.destination.to_string(),
+                        first_seen: ts,
+                        last_seen: ts,
+                        count: 1,
+                        summary: f.summary.clone(),
+                        evidence,
+                        status: Status::Open,
+                        devices: vec![ip],
+                        device_count: 1,
+                        own_score: f.score,
+                    },
+                    x: extra,
+                    devs: vec![who.id],
+                    keyed: true,
                 });
                 self.members.insert((i, who.id));
                 self.index.insert(key, i);
-                if !f.destination.is_empty() {
-                    self.pairs
-                        .entry((who.id, f.destination.clone()))
-                        .or_default()
-                        .push(i);
-                }
+                self.ids.insert(id.into(), i);
+                self.link_pair(i, who.id, &f.destination);
                 (i, true)
             }
         };
@@ -552,7 +823,7 @@ impl AlertBook {
         } else {
             self.touch(idx);
         }
-        Some(idx)
+        Some(AlertSlot(idx))
     }
     /// Recomputes the score of `idx` and of every alert on the same (device, destination).
     fn rescore(&mut self, idx: u32, dev: DevId, destination: &CompactString) {
@@ -566,69 +837,117 @@ impl AlertBook {
                 }
             }
         }
-        let is_open = |a: &Alert| a.status.is_open();
-        let open: smallvec::SmallVec<[u32; 4]> = group
+        let kinds: u16 = group
             .iter()
-            .copied()
-            .filter(|&i| is_open(&self.alerts[i as usize]))
-            .collect();
-        let kinds: u16 = open
-            .iter()
-            .fold(0, |m, &i| m | 1 << self.alerts[i as usize].kind as u16);
+            .fold(0, |m, &i| m | 1 << self.at(i).a.kind as u16);
         // one spread for the pair: the widest roll-up among the damped kinds, so a fleet-wide
         // novelty also damps the periodic polling of the same destination (an agent rollout)
-        let spread = open
+        let spread = group
             .iter()
-            .map(|&i| &self.alerts[i as usize])
+            .map(|&i| &self.at(i).a)
             .filter(|a| damped(a.kind))
             .map(|a| a.device_count)
             .max()
             .unwrap_or(1);
-        let signals: smallvec::SmallVec<[(Kind, f64); 4]> = open
+        let signals: smallvec::SmallVec<[(Kind, f64); 4]> = group
             .iter()
             .map(|&i| {
-                let a = &self.alerts[i as usize];
+                let a = &self.at(i).a;
                 (a.kind, effective(a, spread))
             })
             .collect();
         let combined = combine(&signals);
         for &i in &group {
-            let a = &mut self.alerts[i as usize];
+            let l = self.at_mut(i);
+            let a = &mut l.a;
             let own = effective(a, spread);
-            let base = if open.contains(&i) {
-                combined.max(own)
-            } else {
-                own
-            };
-            let s = base.round().clamp(0.0, 100.0) as u8;
+            let mut s = combined.max(own).round().clamp(0.0, 100.0) as u8;
+            if a.status == Status::Flagged {
+                s = s.max(FLAGGED_FLOOR);
+            }
             if s != a.score || i == idx {
                 a.score = s;
                 a.severity = Severity::from_score(a.score);
                 if kinds.count_ones() > 1 {
-                    self.extras[i as usize].related = kinds;
+                    l.x.related = kinds;
                 }
                 self.touch(i);
             }
         }
     }
-    /// Alerts changed since the last call.
+    /// Alerts changed since the last call: the alerts that left (with their final status)
+    /// first, then the live ones.
     pub fn drain_updates(&mut self, out: &mut Vec<Alert>) {
+        out.append(&mut self.closed);
         let updated = std::mem::take(&mut self.updated);
         for &i in &updated {
             self.updated_flag[i as usize] = false;
-            out.push(self.materialize(i as usize));
+            if let Some(l) = &self.slots[i as usize] {
+                out.push(materialize(l));
+            }
         }
         self.updated = updated;
         self.updated.clear();
     }
-    /// All alerts, most severe first (score, then last seen, then id for determinism).
+    /// All live alerts, most severe first (score, then last seen, then id for determinism).
     pub fn sorted(&self) -> Vec<Alert> {
         let mut v: Vec<Alert> = self.all().collect();
         sort_alerts(&mut v);
         v
     }
+    /// Checks that every index agrees with the live slots (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        let live: Vec<u32> = self.live_slots().map(|(i, _)| i).collect();
+        assert_eq!(live.len(), self.live);
+        assert_eq!(self.live + self.free.len(), self.slots.len());
+        assert_eq!(self.ids.len(), self.live);
+        for (k, &i) in &self.index {
+            let l = self.at(i);
+            assert!(l.keyed && l.a.kind == k.0 && l.a.destination == k.2.as_str());
+        }
+        for &(i, d) in &self.members {
+            assert!(self.at(i).devs.contains(&d));
+        }
+        for ((d, dest), v) in &self.pairs {
+            for &i in v {
+                let l = self.at(i);
+                assert!(l.devs.contains(d) && l.a.destination == dest.as_str());
+            }
+        }
+        let m: usize = self.live_slots().map(|(_, l)| l.devs.len()).sum();
+        assert_eq!(m, self.members.len());
+    }
 }
 
+/// Alert `l` with its sample queries and related kinds folded into the evidence.
+fn materialize(l: &Live) -> Alert {
+    let mut a = l.a.clone();
+    let x = &l.x;
+    if let Some(o) = a.evidence.as_object_mut() {
+        if !x.samples.is_empty() {
+            o.insert(
+                "sample_queries".into(),
+                serde_json::Value::Array(
+                    x.samples
+                        .iter()
+                        .map(|s| serde_json::Value::String(s.to_string()))
+                        .collect(),
+                ),
+            );
+        }
+        if x.related.count_ones() > 1 {
+            let mut kinds: Vec<&str> = Kind::ALL
+                .iter()
+                .filter(|k| x.related & (1 << **k as u16) != 0)
+                .map(|k| k.as_str())
+                .collect();
+            kinds.sort_unstable();
+            o.insert("related_kinds".into(), serde_json::json!(kinds));
+        }
+    }
+    a
+}
 /// Kinds damped by their spread: the same new (or periodic) destination on many devices at
 /// once is a rollout more often than an intrusion. Intel, DGA, tunneling and policy are not
 /// damped: spread makes them worse, not better.

@@ -109,6 +109,12 @@ pub struct EngineConfig {
     pub max_devices: usize,
     /// Upper bound of destinations kept per device baseline.
     pub max_dests_per_device: usize,
+    /// An open or reopened alert without a new finding for this long (event time, seconds)
+    /// leaves the engine as resolved (`evidence.closed = "expired"`). Default 7 days.
+    pub alert_idle_secs: i64,
+    /// Upper bound of live alerts held by the engine; beyond it the least recently seen leave
+    /// (as expired). Default 50 000 (see `alert.rs` for the memory per alert).
+    pub max_open_alerts: usize,
     pub tuning: Tuning,
 }
 
@@ -127,6 +133,8 @@ impl std::fmt::Debug for EngineConfig {
             .field("tz", &self.tz.name())
             .field("replay", &self.replay)
             .field("disabled", &self.disabled)
+            .field("alert_idle_secs", &self.alert_idle_secs)
+            .field("max_open_alerts", &self.max_open_alerts)
             .finish()
     }
 }
@@ -202,6 +210,8 @@ impl Default for EngineConfig {
             disabled: Vec::new(),
             max_devices: 1_000_000,
             max_dests_per_device: 20_000,
+            alert_idle_secs: 7 * 86_400,
+            max_open_alerts: 50_000,
             tuning: Tuning::default(),
         }
     }

@@ -3,7 +3,7 @@
 //! Synchronous and deterministic: no clock (event time only), no I/O on the hot path. The only
 //! I/O is `open`/`save` of the persisted state (redb, see `store.rs`).
 
-use crate::alert::{AlertBook, DevId, DeviceRef, Finding, Kind};
+use crate::alert::{AlertBook, BookLimits, DevId, DeviceRef, Finding, Kind};
 use crate::baseline::{flag, Baselines, DestEntry, Device};
 use crate::config::EngineConfig;
 use crate::detectors::{self, Ctx, Detector};
@@ -11,10 +11,12 @@ use crate::enrich::{self, Enriched, MAX_GEO};
 use crate::geo::GeoCache;
 use crate::intel::IntelSet;
 use crate::store::Store;
-use crate::{Alert, EngineError, Severity};
+use crate::views::Scope;
+use crate::{Alert, EngineError, Severity, Status};
+use compact_str::CompactString;
 use dnsight_model::DnsEvent;
-use serde::Serialize;
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,6 +39,10 @@ pub struct EngineStats {
     /// (device, destination) baseline entries.
     pub baseline_entries: u64,
     pub findings: BTreeMap<String, u64>,
+    /// Findings dropped because an acknowledgement covers them.
+    #[serde(default)]
+    pub suppressed: u64,
+    /// Live alerts.
     pub alerts: u64,
     pub alerts_by_severity: BTreeMap<String, u64>,
     pub first_event: Option<dnsight_model::Ts>,
@@ -48,12 +54,44 @@ pub struct EngineStats {
     pub notices: Vec<String>,
 }
 
+/// A person's acknowledgement of a finding kind on a destination (the triage store's rule):
+/// see [`Engine::acknowledge`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub kind: Kind,
+    /// The alert's destination (registered domain, internal name; empty for per-device kinds
+    /// without one).
+    pub destination: String,
+    pub scope: Scope,
+    /// Unix seconds, compared with event time: the suppression ends then (None: never).
+    pub until: Option<i64>,
+    /// Kind-specific detail: `{"country":"RU"}` for new_country, `{"asn":64500}` for new_asn
+    /// (the keys the new_geo detector puts in its evidence).
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// One suppression: findings of `kind` on the destination (the map key) from devices the scope
+/// covers are dropped before the alert book until `until`.
+#[derive(Clone, Debug, PartialEq)]
+struct Suppression {
+    kind: Kind,
+    scope: Scope,
+    until: Option<i64>,
+}
+
 /// The detection engine.
 pub struct Engine {
-    cfg: EngineConfig,
-    base: Baselines,
+    pub(crate) cfg: EngineConfig,
+    pub(crate) base: Baselines,
     detectors: Vec<Box<dyn Detector>>,
-    book: AlertBook,
+    pub(crate) book: AlertBook,
+    /// Destination -> suppressions (acknowledgements); not persisted (the triage store is
+    /// their source of truth and re-applies them at start).
+    acks: HashMap<CompactString, Vec<Suppression>, foldhash::quality::RandomState>,
+    suppressed: u64,
+    /// Event time (s) of the last idle-alert sweep.
+    last_expire: u32,
     geo: Option<GeoCache>,
     /// Per-name enrichment facts (destination split, intel prefilter, DoH).
     names: enrich::NameCache,
@@ -63,7 +101,7 @@ pub struct Engine {
     skipped: BTreeMap<&'static str, u64>,
     findings_by_kind: [u64; Kind::ALL.len()],
     first_event: Option<dnsight_model::Ts>,
-    last_event: Option<dnsight_model::Ts>,
+    pub(crate) last_event: Option<dnsight_model::Ts>,
     last_tick: u32,
     notices: Vec<String>,
 }
@@ -81,12 +119,19 @@ impl Engine {
                 notices.push("GeoIP: the database has no ASN data: new_asn is off (add a GeoLite2-ASN database).".to_string());
             }
         }
+        let limits = BookLimits {
+            idle_secs: cfg.alert_idle_secs,
+            max_live: cfg.max_open_alerts,
+        };
         Engine {
             detectors: detectors::registry(&cfg),
             names: enrich::NameCache::new(&cfg),
             cfg,
             base: Baselines::default(),
-            book: AlertBook::new(),
+            book: AlertBook::with_limits(limits),
+            acks: HashMap::default(),
+            suppressed: 0,
+            last_expire: 0,
             geo,
             store: None,
             findings: Vec::new(),
@@ -139,7 +184,7 @@ impl Engine {
         *self.skipped.entry(reason).or_default() += 1;
     }
 
-    fn is_learning(&self, d: &Device, now: u32) -> bool {
+    pub(crate) fn is_learning(&self, d: &Device, now: u32) -> bool {
         let own_end = d
             .first_seen
             .saturating_add(self.cfg.learn_days.saturating_mul(86_400));
@@ -203,6 +248,10 @@ impl Engine {
             self.last_tick = now;
             for d in &mut self.detectors {
                 d.tick(now);
+            }
+            if now / 3600 > self.last_expire / 3600 {
+                self.last_expire = now;
+                self.book.expire_idle(ev.ts);
             }
         }
         let learning = self.is_learning(&self.base.devices[dev as usize], now);
@@ -394,6 +443,10 @@ impl Engine {
             let findings = std::mem::take(&mut self.findings);
             for f in &findings {
                 self.findings_by_kind[f.kind as usize] += 1;
+                if !self.acks.is_empty() && self.is_suppressed(f, secs) {
+                    self.suppressed += 1;
+                    continue;
+                }
                 let d = &self.base.devices[f.dev as usize];
                 let who = DeviceRef {
                     id: f.dev,
@@ -415,12 +468,240 @@ impl Engine {
         }
     }
 
+    /// Is this finding covered by an acknowledgement (at event time `now`)? Only called when a
+    /// finding exists and some acknowledgement is held: one hash probe on the destination.
+    fn is_suppressed(&self, f: &Finding, now: i64) -> bool {
+        let Some(v) = self.acks.get(f.destination.as_str()) else {
+            return false;
+        };
+        let d = &self.base.devices[f.dev as usize];
+        v.iter().any(|s| {
+            s.kind == f.kind
+                && s.until.is_none_or(|u| now < u)
+                && s.scope.covers(d.ip, d.group.as_deref())
+        })
+    }
+
+    /// The live alert with this id (open, flagged, blocked, reopened); None once it left.
+    pub fn alert(&self, id: &str) -> Option<Alert> {
+        self.book.get(id)
+    }
+
+    /// Sets a live alert's status. Flagged: score at least 65 (high) while flagged, also
+    /// through rescoring; flagged, blocked, open and reopened alerts stay live (findings from
+    /// blocked queries keep folding into them). Acknowledged and resolved: the alert leaves the
+    /// engine (deleted from the state at the next save). Returns the alert as it is now (the
+    /// final copy for a closed one); the change is reported by the next `drain_updates` too.
+    /// None when no live alert has this id.
+    pub fn set_status(&mut self, id: &str, status: Status) -> Option<Alert> {
+        if status.is_live() {
+            self.book.set_live_status(id, status)
+        } else {
+            self.book.close(id, status, None)
+        }
+    }
+
+    /// Puts a closed alert (the triage store's copy) back as live with status Reopened; its
+    /// devices are resolved by address (devices the baselines do not know are listed but not
+    /// linked). A live alert with the same id is replaced. Acknowledgements are not lifted
+    /// (see [`remove_ack`](Self::remove_ack)).
+    pub fn reopen(&mut self, a: Alert) {
+        let index = &self.base.dev_index;
+        self.book.reopen(a, |ip| {
+            ip.parse::<std::net::IpAddr>()
+                .ok()
+                .and_then(|ip| index.get(&crate::net::canonical(ip)).copied())
+        });
+    }
+
+    /// Applies an acknowledgement, at once and idempotently (the triage store re-applies every
+    /// active one at start):
+    /// - findings of `kind` on `destination` from devices the scope covers (future devices
+    ///   too for all/group scopes) are dropped before the alert book until `until` (event
+    ///   time);
+    /// - baseline join: for destination-bearing kinds the destination becomes *acknowledged*
+    ///   (`flag::ACKED`, no longer suspect) in every covered device's baseline, created where
+    ///   missing; new_country / new_asn also add `detail.country` / `detail.asn` to the covered
+    ///   devices' countries / ASNs;
+    /// - live alerts of that kind and destination that any covered device is on close as
+    ///   acknowledged and leave (a roll-up only partly covered closes too; its uncovered devices
+    ///   are not suppressed and open a new alert if they do it again).
+    ///
+    /// Returns the ids of the alerts it closed.
+    pub fn acknowledge(&mut self, ack: &Ack) -> Vec<String> {
+        let scope = match &ack.scope {
+            Scope::Device(ip) => Scope::Device(crate::net::canonical(*ip)),
+            s => s.clone(),
+        };
+        // (a) suppression, replacing an equal one (idempotent)
+        let v = self
+            .acks
+            .entry(CompactString::from(ack.destination.as_str()))
+            .or_default();
+        match v
+            .iter_mut()
+            .find(|s| s.kind == ack.kind && s.scope == scope)
+        {
+            Some(s) => s.until = ack.until,
+            None => v.push(Suppression {
+                kind: ack.kind,
+                scope: scope.clone(),
+                until: ack.until,
+            }),
+        }
+        // (b) baseline join
+        let covered: Vec<DevId> = (0..self.base.devices.len() as DevId)
+            .filter(|&d| {
+                let d = &self.base.devices[d as usize];
+                scope.covers(d.ip, d.group.as_deref())
+            })
+            .collect();
+        if !ack.destination.is_empty() && !ack.kind.per_device() {
+            self.join_destination(&ack.destination, &covered);
+        }
+        match ack.kind {
+            Kind::NewCountry => {
+                if let Some(c) = ack
+                    .detail
+                    .get("country")
+                    .and_then(|c| c.as_str())
+                    .and_then(|c| <[u8; 2]>::try_from(c.to_ascii_uppercase().as_bytes()).ok())
+                {
+                    for &d in &covered {
+                        let dev = &mut self.base.devices[d as usize];
+                        if !dev.countries.contains(&c) && dev.countries.len() < 64 {
+                            dev.countries.push(c);
+                            dev.dirty = true;
+                            *self.base.countries.entry(c).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            Kind::NewAsn => {
+                if let Some(a) = ack
+                    .detail
+                    .get("asn")
+                    .and_then(|a| a.as_u64())
+                    .and_then(|a| u32::try_from(a).ok())
+                {
+                    for &d in &covered {
+                        let dev = &mut self.base.devices[d as usize];
+                        if !dev.asns.contains(&a) && dev.asns.len() < 256 {
+                            dev.asns.push(a);
+                            dev.dirty = true;
+                            *self.base.asns.entry(a).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        // (c) live alerts it covers close
+        let mut closed = Vec::new();
+        for (id, devs) in self.book.matching(ack.kind, &ack.destination) {
+            let hit = if devs.is_empty() {
+                scope == Scope::All
+            } else {
+                devs.iter().any(|&d| {
+                    let d = &self.base.devices[d as usize];
+                    scope.covers(d.ip, d.group.as_deref())
+                })
+            };
+            if hit && self.book.close(&id, Status::Acknowledged, None).is_some() {
+                closed.push(id);
+            }
+        }
+        closed
+    }
+
+    /// Marks `destination` acknowledged in the baselines of `devs` (entries created where
+    /// missing, within `max_dests_per_device`).
+    fn join_destination(&mut self, destination: &str, devs: &[DevId]) {
+        if devs.is_empty() {
+            return;
+        }
+        let now = self
+            .last_event
+            .map_or(0, |t| t.secs().clamp(0, u32::MAX as i64) as u32);
+        let internal = self.names.facts(&self.cfg, destination).internal;
+        let id = self.base.intern_dest(destination, now, internal);
+        let base = &mut self.base;
+        for &d in devs {
+            let dev = &mut base.devices[d as usize];
+            let full = dev.dests.len() >= self.cfg.max_dests_per_device;
+            match dev.dests.get_mut(&id) {
+                Some(e) => {
+                    if e.flags & flag::ACKED == 0 || e.flags & flag::SUSPECT != 0 {
+                        e.flags = (e.flags | flag::ACKED) & !flag::SUSPECT;
+                        dev.dirty = true;
+                    }
+                }
+                None if full => base.dropped_dests += 1,
+                None => {
+                    dev.dests.insert(
+                        id,
+                        DestEntry {
+                            first: now,
+                            last: now,
+                            flags: flag::ACKED,
+                            ..DestEntry::default()
+                        },
+                    );
+                    dev.dirty = true;
+                    base.entries += 1;
+                    base.dests[id as usize].devices += 1;
+                    if let Some(g) = &dev.group {
+                        *base
+                            .groups
+                            .entry(g.clone())
+                            .or_default()
+                            .entry(id)
+                            .or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the suppressions whose `until` is at or before `now` (Unix seconds). The baseline
+    /// flags they set stay: what was acknowledged was normal.
+    pub fn expire_acks(&mut self, now: i64) {
+        self.acks.retain(|_, v| {
+            v.retain(|s| s.until.is_none_or(|u| u > now));
+            !v.is_empty()
+        });
+    }
+
+    /// Lifts one suppression (an acknowledgement deleted in the triage store). The baseline
+    /// flags stay. Returns whether one was held.
+    pub fn remove_ack(&mut self, kind: Kind, destination: &str, scope: &Scope) -> bool {
+        let scope = match scope {
+            Scope::Device(ip) => Scope::Device(crate::net::canonical(*ip)),
+            s => s.clone(),
+        };
+        let Some(v) = self.acks.get_mut(destination) else {
+            return false;
+        };
+        let n = v.len();
+        v.retain(|s| !(s.kind == kind && s.scope == scope));
+        let removed = v.len() != n;
+        if v.is_empty() {
+            self.acks.remove(destination);
+        }
+        removed
+    }
+
+    /// Suppressions held (acknowledgements not yet expired).
+    pub fn ack_count(&self) -> usize {
+        self.acks.values().map(Vec::len).sum()
+    }
+
     /// Alerts new or changed since the last call.
     pub fn drain_updates(&mut self, out: &mut Vec<Alert>) {
         self.book.drain_updates(out);
     }
 
-    /// All alerts, most severe first.
+    /// All live alerts, most severe first.
     pub fn alerts(&self) -> Vec<Alert> {
         self.book.sorted()
     }
@@ -511,6 +792,7 @@ impl Engine {
                 .filter(|(_, n)| *n > 0)
                 .map(|(k, n)| (k.as_str().to_string(), n))
                 .collect(),
+            suppressed: self.suppressed,
             alerts: self.book.len() as u64,
             alerts_by_severity: by_sev,
             first_event: self.first_event,

@@ -22,6 +22,8 @@ pub mod enrich;
 pub mod geo;
 pub mod intel;
 pub mod inventory;
+#[cfg(test)]
+mod lifecycle;
 pub mod net;
 mod report;
 mod store;

@@ -2,7 +2,8 @@
 //!
 //! Tables are keyed so the state could be partitioned by device across machines: `devices`
 //! (16-byte client address → compact binary record with the device's destinations by name),
-//! `dests` (org-wide destination name → first seen, internal), `alerts` (id → alert JSON),
+//! `dests` (org-wide destination name → first seen, internal), `alerts` (id → alert JSON, live
+//! alerts only: closed and expired ones are deleted at the save after they leave),
 //! `windows` (detector name → its windows: beacon timestamps, NXDOMAIN and recon bursts, tunnel
 //! counters, each device named by address) and `meta`. `save` writes everything changed (and
 //! every detector's windows) in one write transaction: redb commits are atomic and durable, so
@@ -244,6 +245,11 @@ impl Store {
                 wt.insert(*name, &b[..]).map_err(err("windows put"))?;
             }
             let mut at = tx.open_table(ALERTS).map_err(err("alerts"))?;
+            // only live alerts are kept: the closed ones go first (an id can leave and come
+            // back as reopened before a save; it is then written again below)
+            for id in book.deleted() {
+                at.remove(id.as_str()).map_err(err("alerts delete"))?;
+            }
             for a in book.unsaved() {
                 let j = serde_json::to_string(&a).map_err(err("alert json"))?;
                 at.insert(a.id.as_str(), j.as_str())
