@@ -316,6 +316,7 @@ fn sim_config(dir: &std::path::Path) -> EngineConfig {
                     .and_then(|x| x.as_str())
                     .unwrap_or("configured policy")
                     .into(),
+                ..Default::default()
             });
         }
     }

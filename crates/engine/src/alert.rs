@@ -436,6 +436,11 @@ impl AlertBook {
             .map(|(_, l)| l.a.id.clone())
             .collect()
     }
+    /// Every live alert's device ids (request path).
+    pub fn members_by_alert(&self) -> impl Iterator<Item = (&str, &[DevId])> + '_ {
+        self.live_slots()
+            .map(|(_, l)| (l.a.id.as_str(), &l.devs[..]))
+    }
     /// Ids of the live alerts on this destination.
     pub fn ids_for_destination(&self, destination: &str) -> Vec<String> {
         self.live_slots()

@@ -26,6 +26,32 @@ pub struct PolicyRule {
     pub allow_internal: bool,
     /// Shown in the alert: why the rule exists.
     pub reason: CompactString,
+    /// Devices (addresses or ranges) the rule does not apply to.
+    pub except_devices: Vec<Cidr>,
+    /// Inventory groups the rule does not apply to.
+    pub except_groups: Vec<CompactString>,
+}
+
+impl Default for PolicyRule {
+    fn default() -> Self {
+        PolicyRule {
+            group: None,
+            deny: Vec::new(),
+            allow_only: Vec::new(),
+            allow_internal: true,
+            reason: "configured policy".into(),
+            except_devices: Vec::new(),
+            except_groups: Vec::new(),
+        }
+    }
+}
+
+impl PolicyRule {
+    /// Is a device with this address and group exempt from the rule?
+    pub fn excepts(&self, ip: std::net::IpAddr, group: Option<&str>) -> bool {
+        self.except_devices.iter().any(|c| c.contains(ip))
+            || group.is_some_and(|g| self.except_groups.iter().any(|e| e == g))
+    }
 }
 
 /// Per-detector tuning. Defaults are documented in each detector file.
@@ -172,19 +198,11 @@ pub fn default_internal_suffixes() -> Vec<CompactString> {
     .collect()
 }
 
-/// Names of the detectors, for `disabled` validation.
-pub const DETECTOR_NAMES: &[&str] = &[
-    "new_device",
-    "new_destination",
-    "new_geo",
-    "traffic_change",
-    "beaconing",
-    "dga",
-    "tunneling",
-    "threat_intel",
-    "policy",
-    "reconnaissance",
-];
+/// Names of the detectors, for `disabled` validation: read from the kind table
+/// ([`crate::views::kinds`]).
+pub fn detector_names() -> Vec<&'static str> {
+    crate::views::detector_names()
+}
 
 impl Default for EngineConfig {
     fn default() -> Self {

@@ -86,6 +86,11 @@ impl Detector for Policy {
                     continue;
                 }
             }
+            if (!r.except_devices.is_empty() || !r.except_groups.is_empty())
+                && r.excepts(ev.ev.client, group)
+            {
+                continue;
+            }
             let gname = r.group.as_deref().unwrap_or("every device");
             if let Some(d) = r.deny.iter().find(|d| is_under(q, d)) {
                 push(
@@ -167,6 +172,7 @@ mod tests {
             allow_only: vec![],
             allow_internal: true,
             reason: "use mirror.corp.example".into(),
+            ..Default::default()
         });
         cfg.policy.push(PolicyRule {
             group: Some("db".into()),
@@ -174,6 +180,7 @@ mod tests {
             allow_only: vec!["ntp.org".into()],
             allow_internal: true,
             reason: "db hosts are isolated".into(),
+            ..Default::default()
         });
         let e = run(
             cfg,
@@ -209,5 +216,38 @@ mod tests {
             "{}",
             a.summary
         );
+    }
+
+    #[test]
+    fn excepted_devices_and_groups_do_not_break_the_rule() {
+        let mut cfg = cfg();
+        cfg.inventory
+            .add_group(crate::Cidr::parse("10.0.3.0/24").unwrap(), "mirrors");
+        cfg.policy.push(PolicyRule {
+            deny: vec!["deb.debian.org".into()],
+            reason: "use the local mirror".into(),
+            except_devices: vec![
+                crate::Cidr::parse("10.0.0.5").unwrap(),
+                crate::Cidr::parse("10.1.0.0/24").unwrap(),
+            ],
+            except_groups: vec!["mirrors".into()],
+            ..Default::default()
+        });
+        let e = run(
+            cfg,
+            "
+            +0 10.0.0.5 deb.debian.org A NOERROR 151.101.2.132    # excepted device
+            +1s 10.1.0.77 deb.debian.org A NOERROR 151.101.2.132  # excepted range
+            +1s 10.0.3.9 deb.debian.org A NOERROR 151.101.2.132   # the mirrors group syncs it
+            +1s 10.0.0.6 deb.debian.org A NOERROR 151.101.2.132   # everyone else: forbidden
+            +1s 10.1.1.1 deb.debian.org A NOERROR 151.101.2.132   # just outside the range
+            ",
+        );
+        let a = e
+            .alerts()
+            .into_iter()
+            .find(|a| a.kind == crate::Kind::Policy)
+            .unwrap();
+        assert_eq!(a.devices, vec!["10.0.0.6", "10.1.1.1"]);
     }
 }
