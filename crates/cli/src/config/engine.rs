@@ -48,6 +48,12 @@ pub struct DetectionRaw {
     pub doh_names: Vec<String>,
     pub max_devices: Option<usize>,
     pub max_destinations_per_device: Option<usize>,
+    /// An open alert without a new finding for this many days (event time) leaves the engine
+    /// as resolved/expired (default 7).
+    pub alert_idle_days: Option<f64>,
+    /// Live alerts held by the engine at most (default 50000); beyond it the least recently
+    /// seen leave as expired.
+    pub max_open_alerts: Option<usize>,
     #[serde(default)]
     pub tuning: TuningRaw,
     #[serde(default)]
@@ -82,6 +88,12 @@ pub struct PolicyRaw {
     pub allow_only: Vec<String>,
     pub allow_internal: Option<bool>,
     pub reason: Option<String>,
+    /// Devices (addresses or CIDR ranges) the rule does not apply to.
+    #[serde(default)]
+    pub except_devices: Vec<String>,
+    /// Inventory groups the rule does not apply to.
+    #[serde(default)]
+    pub except_groups: Vec<String>,
 }
 
 /// `[inventory]`
@@ -246,11 +258,12 @@ fn validate_with_intel(
     if let Some(t) = d.tight_groups {
         cfg.tight_groups = t.into_iter().map(Into::into).collect();
     }
+    let detectors = dnsight_engine::config::detector_names();
     for x in &d.disabled {
-        if !dnsight_engine::config::DETECTOR_NAMES.contains(&x.as_str()) {
+        if !detectors.contains(&x.as_str()) {
             bail!(
                 "{f}: detection.disabled: unknown detector {x:?}; known: {}",
-                dnsight_engine::config::DETECTOR_NAMES.join(", ")
+                detectors.join(", ")
             );
         }
         cfg.disabled.push(x.as_str().into());
@@ -268,6 +281,18 @@ fn validate_with_intel(
     }
     if let Some(m) = d.max_destinations_per_device {
         cfg.max_dests_per_device = m.max(1);
+    }
+    if let Some(days) = d.alert_idle_days {
+        if !(days > 0.0 && days <= 3650.0) {
+            bail!("{f}: detection.alert_idle_days = {days} is out of range; use a number of days in (0, 3650] (default 7)");
+        }
+        cfg.alert_idle_secs = (days * 86_400.0).round() as i64;
+    }
+    if let Some(m) = d.max_open_alerts {
+        if m == 0 {
+            bail!("{f}: detection.max_open_alerts = 0: the engine must hold at least one live alert; use e.g. 50000 (the default)");
+        }
+        cfg.max_open_alerts = m;
     }
     cfg.tuning = tuning(d.tuning, &f.to_string())?;
     for (i, p) in d.policy.into_iter().enumerate() {
@@ -290,6 +315,22 @@ fn validate_with_intel(
                     })
                     .collect()
             };
+        let except_devices = p
+            .except_devices
+            .iter()
+            .map(|c| {
+                Cidr::parse(c).map_err(|e| {
+                    anyhow!("{f}: detection.policy[{i}].except_devices: {e} (an address like \"10.0.0.5\" or a range like \"10.1.0.0/24\")")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut except_groups = Vec::new();
+        for g in &p.except_groups {
+            if g.trim().is_empty() {
+                bail!("{f}: detection.policy[{i}].except_groups: an empty group name; use the inventory group names, e.g. [\"mirrors\"]");
+            }
+            except_groups.push(g.trim().into());
+        }
         cfg.policy.push(PolicyRule {
             group: p.group.map(Into::into),
             deny: names(p.deny, "deny")?,
@@ -299,6 +340,8 @@ fn validate_with_intel(
                 .reason
                 .unwrap_or_else(|| "configured policy".into())
                 .into(),
+            except_devices,
+            except_groups,
         });
     }
     // inventory
@@ -592,7 +635,12 @@ mod tests {
             .policy
             .iter()
             .any(|p| p.group.as_deref() == Some("servers")
-                && p.deny.iter().any(|d| d == "deb.debian.org")));
+                && p.deny.iter().any(|d| d == "deb.debian.org")
+                && p.excepts("10.0.1.5".parse().unwrap(), Some("servers"))));
+        assert_eq!(
+            (cfg.alert_idle_secs, cfg.max_open_alerts),
+            (7 * 86_400, 50_000)
+        );
     }
 
     #[test]
@@ -630,6 +678,34 @@ mod tests {
         let s = parse_sections("[detection]\ndisabled = [\"beaconnig\"]\n", f).unwrap();
         let e = validate(s, f, Path::new(".")).unwrap_err().to_string();
         assert!(e.contains("beaconing"), "{e}");
+        let s = parse_sections(
+            "[[detection.policy]]\ndeny = [\"x.example\"]\nexcept_devices = [\"10.0.0.0/33\"]\n",
+            f,
+        )
+        .unwrap();
+        let e = validate(s, f, Path::new(".")).unwrap_err().to_string();
+        assert!(
+            e.contains("detection.policy[0].except_devices") && e.contains("10.0.0.0/33"),
+            "{e}"
+        );
+        let s = parse_sections(
+            "[[detection.policy]]\ndeny = [\"x.example\"]\nexcept_device = [\"10.0.0.5\"]\n",
+            f,
+        );
+        assert!(s.unwrap_err().to_string().contains("except_device"));
+        let s = parse_sections(
+            "[detection]\nalert_idle_days = 2.5\nmax_open_alerts = 1000\n[[detection.policy]]\ndeny = [\"x.example\"]\nexcept_devices = [\"10.0.0.5\", \"10.1.0.0/24\"]\nexcept_groups = [\"mirrors\"]\n",
+            f,
+        )
+        .unwrap();
+        let cfg = validate(s, f, Path::new(".")).unwrap();
+        assert_eq!((cfg.alert_idle_secs, cfg.max_open_alerts), (216_000, 1000));
+        assert!(cfg.policy[0].excepts("10.1.0.9".parse().unwrap(), None));
+        assert!(cfg.policy[0].excepts("10.2.0.9".parse().unwrap(), Some("mirrors")));
+        assert!(!cfg.policy[0].excepts("10.2.0.9".parse().unwrap(), Some("ws")));
+        let s = parse_sections("[detection]\nmax_open_alerts = 0\n", f).unwrap();
+        let e = validate(s, f, Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains("max_open_alerts"), "{e}");
         let s = parse_sections("[[detection.policy]]\ngroup = \"db\"\n", f).unwrap();
         assert!(validate(s, f, Path::new("."))
             .unwrap_err()
