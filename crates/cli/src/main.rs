@@ -8,6 +8,7 @@ mod cmd;
 mod config;
 mod fetch;
 mod summary;
+mod wiring;
 
 #[derive(Parser)]
 #[command(name = "dnsight", version, about = "Per-device DNS baselines and explained alerts", long_about = None)]

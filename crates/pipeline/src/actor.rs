@@ -1,7 +1,946 @@
-//! The actor (to be written).
-pub struct Handle;
-pub struct Pipeline;
-pub struct PipelineConfig;
-pub struct Outputs;
-pub struct Producer;
-pub fn spawn() {}
+//! The actor: one thread, one engine, one triage-store writer.
+//!
+//! ```text
+//!  resolver ─┐  Producer::send(batch)        ┌──────────── Pipeline (one thread) ───────────┐
+//!  sources  ─┼──► events (bounded) ─────────►│ engine.observe → drain_updates → store upsert │
+//!  files    ─┘                               │   → throttle → alert lines / log / hook       │
+//!  API, CLI ──► Handle::act(..) ─► commands ►│ store.act (commit) → engine (ack/flag/...)    │
+//!               (reply after commit)         │   → blocks → resolver overrides, RPZ file     │
+//!  wall-clock ticks (1 s) ──────────────────►│ expiry, save every 60 s, intel reload         │
+//!                                            └──────────────────────────────────────────────┘
+//! ```
+//!
+//! Commands are served before the next event batch, and ticks run on wall time between
+//! batches, so neither waits for the event queue to run empty. Event batches are bounded: a
+//! producer that outruns the engine blocks (passive sources) or drops and counts on its side
+//! (the resolver, whose answer path never waits).
+
+use crate::{
+    Action, ActionError, ActionRequest, ActionResult, BlockTarget, PipelineError, PipelineStats,
+    ScopeSel, Target,
+};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use dnsight_engine::views::{DestinationView, DeviceSummary, DeviceView};
+use dnsight_engine::{Alert, Engine, IntelSet, Scope, Severity, Status};
+use dnsight_model::DnsEvent;
+use dnsight_triage::{Act, ActOutcome, BlockRule, Change, NewBlock, Reason, Secs, TriageStore};
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Wall clock, Unix seconds (the pipeline may read the clock; the engine never does).
+pub fn now_secs() -> Secs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Timing and limits.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// How often alert updates are written and expiry runs.
+    pub tick: Duration,
+    /// How often the engine state is saved (when persistent).
+    pub save_every: Duration,
+    /// How often intel feed files are checked for changes.
+    pub intel_check: Duration,
+    /// Capacity of the event channel, in batches.
+    pub queue_batches: usize,
+    /// Alerts below this severity are stored but not written as lines or logged.
+    pub min_output_severity: Severity,
+    /// Keep every alert handed out (for offline reports: `analyze`, `demo`).
+    pub collect: bool,
+    /// Whether the engine has a state directory to save into.
+    pub persistent: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            tick: Duration::from_secs(1),
+            save_every: Duration::from_secs(60),
+            intel_check: Duration::from_secs(5),
+            queue_batches: 256,
+            min_output_severity: Severity::Info,
+            collect: false,
+            persistent: false,
+        }
+    }
+}
+
+/// Reloads threat-intel feeds when their files change (implemented by the binary, which knows
+/// the config format).
+pub trait IntelSource: Send {
+    fn changed(&mut self) -> bool;
+    fn load(&mut self) -> Result<Arc<IntelSet>, String>;
+}
+
+/// Where the pipeline's results go, besides the triage store.
+#[derive(Default)]
+pub struct Outputs {
+    /// Alert JSON lines (`--alerts-out`): a line when an alert is new, escalates, grows, is
+    /// rescored or its count doubles; the final state of every changed alert at shutdown.
+    pub alert_lines: Option<Box<dyn Write + Send>>,
+    /// A `tracing` warning per alert line.
+    pub log_alerts: bool,
+    /// Called with every alert line's alert (after the store committed it), e.g. the demo's
+    /// printer or a notifier.
+    pub on_alert: Option<Box<dyn FnMut(&Alert, Change) + Send>>,
+    /// Called with the active blocks and allows whenever they change (and once at start): the
+    /// resolver's overrides.
+    pub on_blocks: Option<Box<dyn FnMut(&[BlockRule]) + Send>>,
+    /// Write the RPZ zone (scope `all` blocks and allows) to this file on every change.
+    pub rpz_file: Option<(PathBuf, String)>,
+    pub intel: Option<Box<dyn IntelSource>>,
+}
+
+/// The output throttle (one place for `serve`, `demo` and `analyze`): what was last written per
+/// alert id. Bounded by the live alerts: entries go when an alert closes.
+#[derive(Default)]
+struct Throttle {
+    written: HashMap<String, (Severity, u8, u64, u32)>,
+}
+
+impl Throttle {
+    fn worth(&mut self, a: &Alert, final_state: bool) -> bool {
+        let now = (a.severity, a.score, a.count, a.device_count);
+        let worth = match self.written.get(&a.id) {
+            None => true,
+            Some(&(sev, score, count, devs)) => {
+                sev != a.severity
+                    || score != a.score
+                    || devs != a.device_count
+                    || a.count >= count.saturating_mul(2)
+                    || (final_state && a.count != count)
+            }
+        };
+        if !a.status.is_open() && a.status != Status::Blocked {
+            self.written.remove(&a.id);
+        } else if worth {
+            self.written.insert(a.id.clone(), now);
+        }
+        worth
+    }
+}
+
+/// The pipeline state: engine, store, outputs. Driven by the actor thread ([`spawn`]) or
+/// directly by a caller that owns the loop (offline `analyze`).
+pub struct Pipeline {
+    engine: Engine,
+    store: Option<Box<dyn TriageStore>>,
+    out: Outputs,
+    cfg: PipelineConfig,
+    throttle: Throttle,
+    stats: PipelineStats,
+    updates: Vec<Alert>,
+    collected: HashMap<String, Alert>,
+    last_save: Instant,
+    last_intel: Instant,
+    last_blocks: Option<Vec<BlockRule>>,
+    clock: fn() -> Secs,
+}
+
+impl Pipeline {
+    /// Builds the pipeline and brings the engine up to date with the store: every active
+    /// acknowledgement is applied again (idempotent: this is how a confirmed action that came
+    /// after the engine's last save reaches the baselines after a crash), live alerts the store
+    /// has closed meanwhile are closed, and the active blocks go to `on_blocks`.
+    pub fn new(
+        engine: Engine,
+        store: Option<Box<dyn TriageStore>>,
+        out: Outputs,
+        cfg: PipelineConfig,
+    ) -> Result<Pipeline, PipelineError> {
+        let mut p = Pipeline {
+            engine,
+            store,
+            out,
+            cfg,
+            throttle: Throttle::default(),
+            stats: PipelineStats::default(),
+            updates: Vec::new(),
+            collected: HashMap::new(),
+            last_save: Instant::now(),
+            last_intel: Instant::now(),
+            last_blocks: None,
+            clock: now_secs,
+        };
+        p.sync_from_store()?;
+        Ok(p)
+    }
+
+    /// Uses another clock (tests).
+    pub fn with_clock(mut self, clock: fn() -> Secs) -> Pipeline {
+        self.clock = clock;
+        self
+    }
+
+    fn sync_from_store(&mut self) -> Result<(), PipelineError> {
+        let now = (self.clock)();
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        store.expire(now)?;
+        for a in store.active_acks(now)? {
+            self.engine.acknowledge(&engine_ack(&a));
+        }
+        for a in self.engine.alerts() {
+            if let Some(s) = store.get_alert(&a.id)? {
+                let st = s.alert.status;
+                if st != a.status && (!st.is_open() || st == Status::Flagged) {
+                    self.engine.set_status(&a.id, st);
+                }
+            }
+        }
+        // what the engine reports from here on is judged against the store
+        self.engine.drain_updates(&mut self.updates);
+        self.updates.clear();
+        self.push_blocks()?;
+        Ok(())
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Feeds a batch of events.
+    pub fn observe(&mut self, batch: &[DnsEvent]) {
+        for ev in batch {
+            self.engine.observe(ev);
+        }
+        self.stats.events_in += batch.len() as u64;
+        self.stats.batches_in += 1;
+    }
+
+    /// Periodic work: alert updates to the store and outputs, expiry, save, intel reload.
+    /// Call on wall time (every [`PipelineConfig::tick`]); the actor does.
+    pub fn tick(&mut self) {
+        self.stats.ticks += 1;
+        let now = (self.clock)();
+        if let Err(e) = self.flush_alerts(false) {
+            tracing::error!(error = %e, "writing alerts to the triage store failed; they are written again at the next tick");
+        }
+        self.engine.expire_acks(now);
+        if let Some(store) = self.store.as_mut() {
+            match store.expire(now) {
+                Ok(n) if n > 0 => {
+                    if let Err(e) = self.push_blocks() {
+                        tracing::error!(error = %e, "reading blocks failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "expiring blocks failed"),
+            }
+        }
+        if self.cfg.persistent && self.last_save.elapsed() >= self.cfg.save_every {
+            self.save();
+        }
+        if self.last_intel.elapsed() >= self.cfg.intel_check {
+            self.last_intel = Instant::now();
+            self.reload_intel(false);
+        }
+    }
+
+    /// Final flush (every changed alert's last state), save.
+    pub fn finish(&mut self) {
+        if let Err(e) = self.flush_alerts(true) {
+            tracing::error!(error = %e, "writing alerts to the triage store failed at shutdown");
+        }
+        if self.cfg.persistent {
+            self.save();
+        }
+        if let Some(w) = self.out.alert_lines.as_mut() {
+            let _ = w.flush();
+        }
+    }
+
+    /// Every alert handed out so far, latest copy (with `collect`), most severe first.
+    pub fn collected(&self) -> Vec<Alert> {
+        let mut v: Vec<Alert> = self.collected.values().cloned().collect();
+        dnsight_engine::alert::sort_alerts(&mut v);
+        v
+    }
+
+    pub fn stats(&mut self) -> PipelineStats {
+        let mut s = self.stats.clone();
+        s.engine = self.engine.stats();
+        if let Some(st) = self.store.as_ref() {
+            if let Ok(x) = st.stats((self.clock)()) {
+                s.store = x;
+            }
+        }
+        s
+    }
+
+    fn save(&mut self) {
+        self.last_save = Instant::now();
+        match self.engine.save() {
+            Ok(()) => {
+                self.stats.saves += 1;
+                self.stats.last_save_unix = Some((self.clock)());
+            }
+            Err(e) => {
+                self.stats.save_errors += 1;
+                tracing::error!(error = %e, "saving engine state failed");
+            }
+        }
+    }
+
+    /// Reloads the intel feeds (when changed, or always with `force`).
+    fn reload_intel(&mut self, force: bool) -> Option<Result<String, String>> {
+        let src = self.out.intel.as_mut()?;
+        if !force && !src.changed() {
+            return None;
+        }
+        Some(match src.load() {
+            Ok(set) => {
+                let feeds: Vec<String> = set
+                    .feeds()
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{} ({} domains, {} networks)",
+                            f.name, f.domains, f.networks
+                        )
+                    })
+                    .collect();
+                self.engine.set_intel(set);
+                tracing::info!(feeds = ?feeds, "intel feeds reloaded");
+                Ok(feeds.join(", "))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reloading intel feeds failed; the previous feeds stay until the file is fixed (it is re-read when it changes again)");
+                Err(e)
+            }
+        })
+    }
+
+    /// Engine updates → store (committed) → outputs.
+    fn flush_alerts(&mut self, final_state: bool) -> Result<(), PipelineError> {
+        self.engine.drain_updates(&mut self.updates);
+        if final_state {
+            // the final count and last_seen of every live alert changed since its last line
+            for a in self.engine.alerts() {
+                if !self.updates.iter().any(|u| u.id == a.id) {
+                    self.updates.push(a);
+                }
+            }
+        }
+        if self.updates.is_empty() {
+            return Ok(());
+        }
+        let now = (self.clock)();
+        let updates = std::mem::take(&mut self.updates);
+        let mut changes = vec![Change::Updated; updates.len()];
+        if let Some(store) = self.store.as_mut() {
+            // alerts the engine let go of by themselves (idle) are closed in the store too
+            let (expired, live): (Vec<&Alert>, Vec<&Alert>) =
+                updates.iter().partition(|a| is_expired(a));
+            let live_owned: Vec<Alert> = live.into_iter().cloned().collect();
+            let got = store.upsert_alerts(&live_owned, now)?;
+            let mut it = got.into_iter();
+            for (i, a) in updates.iter().enumerate() {
+                if !is_expired(a) {
+                    changes[i] = it.next().unwrap_or(Change::Updated);
+                }
+            }
+            for a in expired {
+                match store.get_alert(&a.id)? {
+                    Some(s) if s.alert.status.is_open() => {
+                        store.act(
+                            &a.id,
+                            &Act::Resolve {
+                                reason: Reason::Expired,
+                            },
+                            "system",
+                            Some("quiet past the idle window"),
+                            now,
+                        )?;
+                    }
+                    _ => {}
+                }
+            }
+            self.stats.alerts_written += live_owned.len() as u64;
+        } else {
+            for (i, a) in updates.iter().enumerate() {
+                if !self.throttle.written.contains_key(&a.id) {
+                    changes[i] = Change::New;
+                }
+            }
+        }
+        for (a, change) in updates.into_iter().zip(changes) {
+            if self.cfg.collect {
+                self.collected.insert(a.id.clone(), a.clone());
+            }
+            if is_expired(&a) {
+                self.throttle.written.remove(&a.id);
+                continue;
+            }
+            if a.severity < self.cfg.min_output_severity {
+                continue;
+            }
+            if !self.throttle.worth(&a, final_state) {
+                continue;
+            }
+            self.stats.alert_lines_out += 1;
+            if self.out.log_alerts {
+                tracing::warn!(kind = %a.kind, severity = a.severity.as_str(), device = %a.device, destination = %a.destination, count = a.count, id = %a.id, "alert: {}", a.summary);
+            }
+            if let Some(w) = self.out.alert_lines.as_mut() {
+                let _ = serde_json::to_writer(&mut *w, &a);
+                let _ = w.write_all(b"\n");
+            }
+            if let Some(f) = self.out.on_alert.as_mut() {
+                f(&a, change);
+            }
+        }
+        if let Some(w) = self.out.alert_lines.as_mut() {
+            let _ = w.flush();
+        }
+        Ok(())
+    }
+
+    /// Sends the active blocks to the resolver and the RPZ file when they changed.
+    fn push_blocks(&mut self) -> Result<(), PipelineError> {
+        let Some(store) = self.store.as_ref() else {
+            return Ok(());
+        };
+        let now = (self.clock)();
+        let blocks = store.active_blocks(now)?;
+        if self.last_blocks.as_ref() == Some(&blocks) {
+            return Ok(());
+        }
+        if let Some(f) = self.out.on_blocks.as_mut() {
+            f(&blocks);
+        }
+        if let Some((path, zone)) = &self.out.rpz_file {
+            let text = dnsight_triage::rpz::render(zone, store.rpz_serial()?, &blocks);
+            if let Err(e) = write_atomic(path, text.as_bytes()) {
+                tracing::error!(error = %e, path = %path.display(), "writing the RPZ file failed");
+            }
+        }
+        self.last_blocks = Some(blocks);
+        Ok(())
+    }
+
+    fn store_mut(&mut self) -> Result<&mut Box<dyn TriageStore>, PipelineError> {
+        self.store.as_mut().ok_or_else(no_store)
+    }
+
+    /// Applies an action to every alert its target covers. Each alert's change is committed to
+    /// the store before the engine (and the resolver) see it.
+    pub fn act(&mut self, req: &ActionRequest) -> Result<ActionResult, PipelineError> {
+        self.stats.commands += 1;
+        // alerts changed by the engine since the last tick go to the store first, so an action
+        // on an alert raised a moment ago finds it
+        self.flush_alerts(false)?;
+        let ids = match &req.target {
+            Target::Ids(ids) => ids.clone(),
+            Target::Filter(f) => {
+                let mut f = f.clone();
+                f.limit = None;
+                f.offset = 0;
+                self.store_mut()?.alert_ids(&f)?
+            }
+        };
+        let mut res = ActionResult {
+            matched: ids.len() as u64,
+            ..Default::default()
+        };
+        if req.dry_run {
+            return Ok(res);
+        }
+        if let Some(n) = &req.note {
+            if n.len() > 4096 {
+                return Err(PipelineError::Invalid(
+                    "the note is longer than 4096 bytes".into(),
+                ));
+            }
+        }
+        let mut blocks_changed = false;
+        for id in ids {
+            match self.act_one(&id, req, &mut blocks_changed) {
+                Ok(mut v) => res.outcomes.append(&mut v),
+                Err(PipelineError::Invalid(e))
+                | Err(PipelineError::Triage(dnsight_triage::TriageError::NotFound(e)))
+                | Err(PipelineError::Triage(dnsight_triage::TriageError::Invalid(e))) => {
+                    res.errors.push(ActionError {
+                        alert_id: id.clone(),
+                        error: e,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if blocks_changed {
+            self.push_blocks()?;
+        }
+        // the engine's own report of what these actions changed is already in the store
+        self.flush_alerts(false)?;
+        Ok(res)
+    }
+
+    fn act_one(
+        &mut self,
+        id: &str,
+        req: &ActionRequest,
+        blocks_changed: &mut bool,
+    ) -> Result<Vec<ActOutcome>, PipelineError> {
+        let now = (self.clock)();
+        let actor = if req.actor.is_empty() {
+            "unknown"
+        } else {
+            req.actor.as_str()
+        };
+        let note = req.note.as_deref();
+        let store = self.store.as_mut().ok_or_else(no_store)?;
+        let stored = store
+            .get_alert(id)?
+            .ok_or_else(|| PipelineError::Invalid(format!("no alert with id {id:?}")))?;
+        let alert = &stored.alert;
+        let mut out = Vec::new();
+        match &req.action {
+            Action::Ack { scope, until } => {
+                if let Some(u) = until {
+                    if *u <= now {
+                        return Err(PipelineError::Invalid(
+                            "--until is in the past: give a later time".into(),
+                        ));
+                    }
+                }
+                let scopes = resolve_scopes(alert, *scope)?;
+                for sc in scopes {
+                    let o = store.act(
+                        id,
+                        &Act::Ack {
+                            scope: sc,
+                            until: *until,
+                        },
+                        actor,
+                        note,
+                        now,
+                    )?;
+                    if let Some(rule) = &o.ack {
+                        let closed = self.engine.acknowledge(&engine_ack(rule));
+                        for other in closed.into_iter().filter(|c| c != id) {
+                            if let Some(s) = store.get_alert(&other)? {
+                                if s.alert.status.is_open() {
+                                    out.push(store.act(
+                                        &other,
+                                        &Act::Ack {
+                                            scope: rule.scope.clone(),
+                                            until: *until,
+                                        },
+                                        actor,
+                                        Some(&format!("covered by the acknowledgement of {id}")),
+                                        now,
+                                    )?);
+                                }
+                            }
+                        }
+                    }
+                    out.push(o);
+                }
+                self.engine.set_status(id, Status::Acknowledged);
+            }
+            Action::Flag => {
+                let o = store.act(id, &Act::Flag, actor, note, now)?;
+                if self.engine.alert(id).is_none() {
+                    self.engine.reopen(stored.alert.clone());
+                }
+                self.engine.set_status(id, Status::Flagged);
+                out.push(o);
+            }
+            Action::Block {
+                scope,
+                target,
+                duration,
+            } => {
+                let scopes = resolve_scopes(alert, *scope)?;
+                let name = match target {
+                    BlockTarget::Domain => alert.destination.clone(),
+                    BlockTarget::Exact => sample_name(alert).unwrap_or(alert.destination.clone()),
+                };
+                if name.is_empty() || name.parse::<IpAddr>().is_ok() {
+                    return Err(PipelineError::Invalid(format!(
+                        "alert {id} has no domain name to block (destination {:?})",
+                        alert.destination
+                    )));
+                }
+                if let Some(d) = duration {
+                    if *d <= 0 {
+                        return Err(PipelineError::Invalid("--for must be positive".into()));
+                    }
+                }
+                for sc in scopes {
+                    out.push(store.act(
+                        id,
+                        &Act::Block {
+                            scope: sc,
+                            name: name.clone(),
+                            subdomains: *target == BlockTarget::Domain,
+                            expires_at: duration.map(|d| now + d),
+                        },
+                        actor,
+                        note,
+                        now,
+                    )?);
+                }
+                *blocks_changed = true;
+                if self.engine.alert(id).is_some() {
+                    self.engine.set_status(id, Status::Blocked);
+                }
+            }
+            Action::Unblock => {
+                let mine: Vec<i64> = store
+                    .active_blocks(now)?
+                    .into_iter()
+                    .filter(|b| b.alert_id.as_deref() == Some(id) && !b.allow)
+                    .map(|b| b.id)
+                    .collect();
+                if mine.is_empty() {
+                    return Err(PipelineError::Invalid(format!(
+                        "alert {id} has no active block"
+                    )));
+                }
+                for b in mine {
+                    store.remove_block(b, actor, now)?;
+                }
+                *blocks_changed = true;
+                let o = store.act(id, &Act::Reopen, actor, note, now)?;
+                if self.engine.alert(id).is_some() {
+                    self.engine.set_status(id, Status::Reopened);
+                } else {
+                    self.engine.reopen(stored.alert.clone());
+                }
+                out.push(o);
+            }
+            Action::Resolve { reason } => {
+                let o = store.act(id, &Act::Resolve { reason: *reason }, actor, note, now)?;
+                self.engine.set_status(id, Status::Resolved);
+                out.push(o);
+            }
+            Action::Note => {
+                if note.is_none_or(|n| n.trim().is_empty()) {
+                    return Err(PipelineError::Invalid("a note needs text (--note)".into()));
+                }
+                out.push(store.act(id, &Act::Note, actor, note, now)?);
+            }
+            Action::Reopen => {
+                let o = store.act(id, &Act::Reopen, actor, note, now)?;
+                if self.engine.alert(id).is_some() {
+                    self.engine.set_status(id, Status::Reopened);
+                } else {
+                    self.engine.reopen(stored.alert.clone());
+                }
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn add_block(&mut self, b: &NewBlock, actor: &str) -> Result<BlockRule, PipelineError> {
+        self.stats.commands += 1;
+        let now = (self.clock)();
+        let r = self.store_mut()?.add_block(b, actor, now)?;
+        self.push_blocks()?;
+        Ok(r)
+    }
+
+    pub fn remove_block(&mut self, id: i64, actor: &str) -> Result<BlockRule, PipelineError> {
+        self.stats.commands += 1;
+        let now = (self.clock)();
+        let r = self.store_mut()?.remove_block(id, actor, now)?;
+        self.push_blocks()?;
+        Ok(r)
+    }
+
+    fn command(&mut self, c: Cmd) -> bool {
+        match c {
+            Cmd::Act(req, tx) => {
+                let _ = tx.send(self.act(&req));
+            }
+            Cmd::AddBlock(b, actor, tx) => {
+                let _ = tx.send(self.add_block(&b, &actor));
+            }
+            Cmd::RemoveBlock(id, actor, tx) => {
+                let _ = tx.send(self.remove_block(id, &actor));
+            }
+            Cmd::ReloadIntel(tx) => {
+                self.stats.commands += 1;
+                let r = match self.reload_intel(true) {
+                    None => Err(PipelineError::Invalid(
+                        "no intel feeds are configured".into(),
+                    )),
+                    Some(Ok(s)) => Ok(s),
+                    Some(Err(e)) => Err(PipelineError::Invalid(e)),
+                };
+                let _ = tx.send(r);
+            }
+            Cmd::Devices(tx) => {
+                let _ = tx.send(self.engine.devices());
+            }
+            Cmd::Device(ip, tx) => {
+                let _ = tx.send(self.engine.device(ip));
+            }
+            Cmd::Destination(name, tx) => {
+                let _ = tx.send(self.engine.destination(&name));
+            }
+            Cmd::Stats(tx) => {
+                let _ = tx.send(self.stats());
+            }
+            Cmd::Stop => return false,
+        }
+        true
+    }
+}
+
+fn no_store() -> PipelineError {
+    PipelineError::Invalid("actions need a state directory (run with --state DIR)".to_string())
+}
+
+fn is_expired(a: &Alert) -> bool {
+    a.status == Status::Resolved
+        && a.evidence.get("closed").and_then(|v| v.as_str()) == Some("expired")
+}
+
+/// The scopes an action on `alert` covers.
+fn resolve_scopes(alert: &Alert, sel: ScopeSel) -> Result<Vec<Scope>, PipelineError> {
+    Ok(match sel {
+        ScopeSel::All => vec![Scope::All],
+        ScopeSel::Group => match &alert.group {
+            Some(g) => vec![Scope::Group(g.clone())],
+            None => {
+                return Err(PipelineError::Invalid(format!(
+                    "alert {} has no single group (its devices are in none or several): use --scope device or --scope all",
+                    alert.id
+                )))
+            }
+        },
+        ScopeSel::Device => {
+            let mut v: Vec<Scope> = Vec::new();
+            let devs = if alert.devices.is_empty() {
+                std::slice::from_ref(&alert.device)
+            } else {
+                &alert.devices[..]
+            };
+            for d in devs {
+                if let Ok(ip) = d.parse::<IpAddr>() {
+                    let s = Scope::Device(ip);
+                    if !v.contains(&s) {
+                        v.push(s);
+                    }
+                }
+            }
+            if v.is_empty() {
+                return Err(PipelineError::Invalid(format!(
+                    "alert {} names no device address",
+                    alert.id
+                )));
+            }
+            v
+        }
+    })
+}
+
+/// The first sample query's name (`qname TYPE RCODE`).
+fn sample_name(a: &Alert) -> Option<String> {
+    let s = a
+        .evidence
+        .get("sample_queries")?
+        .as_array()?
+        .first()?
+        .as_str()?;
+    let n = s.split_whitespace().next()?;
+    (!n.is_empty()).then(|| n.trim_end_matches('.').to_string())
+}
+
+fn engine_ack(r: &dnsight_triage::AckRule) -> dnsight_engine::engine::Ack {
+    dnsight_engine::engine::Ack {
+        kind: r.kind,
+        destination: r.destination.clone(),
+        scope: r.scope.clone(),
+        until: r.until,
+        detail: r.detail.clone(),
+    }
+}
+
+fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+type Reply<T> = Sender<Result<T, PipelineError>>;
+
+enum Cmd {
+    Act(ActionRequest, Reply<ActionResult>),
+    AddBlock(NewBlock, String, Reply<BlockRule>),
+    RemoveBlock(i64, String, Reply<BlockRule>),
+    ReloadIntel(Reply<String>),
+    Devices(Sender<Vec<DeviceSummary>>),
+    Device(IpAddr, Sender<Option<DeviceView>>),
+    Destination(String, Sender<Option<DestinationView>>),
+    Stats(Sender<PipelineStats>),
+    Stop,
+}
+
+/// Talks to the running pipeline (API, CLI, notifier). Every call waits for the actor's
+/// answer; an action's answer comes after its store commit.
+#[derive(Clone)]
+pub struct Handle {
+    tx: Sender<Cmd>,
+}
+
+impl Handle {
+    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Cmd) -> Result<T, PipelineError> {
+        let (tx, rx) = bounded(1);
+        self.tx.send(make(tx)).map_err(|_| PipelineError::Stopped)?;
+        rx.recv().map_err(|_| PipelineError::Stopped)
+    }
+    pub fn act(&self, req: ActionRequest) -> Result<ActionResult, PipelineError> {
+        self.call(|tx| Cmd::Act(req, tx))?
+    }
+    pub fn add_block(&self, b: NewBlock, actor: &str) -> Result<BlockRule, PipelineError> {
+        self.call(|tx| Cmd::AddBlock(b, actor.to_string(), tx))?
+    }
+    pub fn remove_block(&self, id: i64, actor: &str) -> Result<BlockRule, PipelineError> {
+        self.call(|tx| Cmd::RemoveBlock(id, actor.to_string(), tx))?
+    }
+    pub fn reload_intel(&self) -> Result<String, PipelineError> {
+        self.call(Cmd::ReloadIntel)?
+    }
+    pub fn devices(&self) -> Result<Vec<DeviceSummary>, PipelineError> {
+        self.call(Cmd::Devices)
+    }
+    pub fn device(&self, ip: IpAddr) -> Result<Option<DeviceView>, PipelineError> {
+        self.call(|tx| Cmd::Device(ip, tx))
+    }
+    pub fn destination(&self, name: &str) -> Result<Option<DestinationView>, PipelineError> {
+        self.call(|tx| Cmd::Destination(name.to_string(), tx))
+    }
+    pub fn stats(&self) -> Result<PipelineStats, PipelineError> {
+        self.call(Cmd::Stats)
+    }
+}
+
+/// Feeds event batches to the running pipeline (cheap to clone: one per source).
+#[derive(Clone)]
+pub struct Producer {
+    tx: Sender<Vec<DnsEvent>>,
+}
+
+impl Producer {
+    /// Blocks while the queue is full (backpressure); false once the pipeline has stopped.
+    pub fn send(&self, batch: Vec<DnsEvent>) -> bool {
+        batch.is_empty() || self.tx.send(batch).is_ok()
+    }
+    /// Never blocks: false when the queue is full or the pipeline stopped (the batch is
+    /// returned to the caller to count as dropped).
+    pub fn try_send(&self, batch: Vec<DnsEvent>) -> Result<(), Vec<DnsEvent>> {
+        self.tx.try_send(batch).map_err(|e| e.into_inner())
+    }
+}
+
+/// The running actor.
+pub struct Running {
+    handle: Handle,
+    producer: Producer,
+    thread: std::thread::JoinHandle<Pipeline>,
+}
+
+impl Running {
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+    pub fn producer(&self) -> Producer {
+        self.producer.clone()
+    }
+    /// Stops after the events already queued (stop the producers first), writes the final
+    /// alert states, saves, and hands the pipeline back (for reports).
+    pub fn stop(self) -> Pipeline {
+        let Running {
+            handle,
+            producer,
+            thread,
+        } = self;
+        drop(producer);
+        let _ = handle.tx.send(Cmd::Stop);
+        match thread.join() {
+            Ok(p) => p,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    }
+}
+
+/// Starts the actor thread.
+pub fn spawn(mut p: Pipeline) -> std::io::Result<Running> {
+    let (cmd_tx, cmd_rx) = unbounded::<Cmd>();
+    let (ev_tx, ev_rx) = bounded::<Vec<DnsEvent>>(p.cfg.queue_batches.max(1));
+    let thread = std::thread::Builder::new()
+        .name("dnsight-pipeline".into())
+        .spawn(move || {
+            run(&mut p, &cmd_rx, &ev_rx);
+            p.finish();
+            p
+        })?;
+    Ok(Running {
+        handle: Handle { tx: cmd_tx },
+        producer: Producer { tx: ev_tx },
+        thread,
+    })
+}
+
+fn run(p: &mut Pipeline, cmds: &Receiver<Cmd>, events: &Receiver<Vec<DnsEvent>>) {
+    let tick = p.cfg.tick.max(Duration::from_millis(10));
+    let mut next_tick = Instant::now() + tick;
+    let mut stopping = false;
+    let mut events_open = true;
+    loop {
+        // commands first: an action never waits behind the event backlog
+        while let Ok(c) = cmds.try_recv() {
+            if !p.command(c) {
+                stopping = true;
+            }
+        }
+        if Instant::now() >= next_tick {
+            p.tick();
+            next_tick = Instant::now() + tick;
+        }
+        if stopping {
+            // what is already queued is analysed before the final flush
+            while let Ok(b) = events.try_recv() {
+                p.observe(&b);
+            }
+            return;
+        }
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        if events_open {
+            crossbeam_channel::select! {
+                recv(cmds) -> c => match c {
+                    Ok(c) => if !p.command(c) { stopping = true },
+                    Err(_) => stopping = true,
+                },
+                recv(events) -> b => match b {
+                    Ok(b) => p.observe(&b),
+                    // every producer is gone: keep serving commands and ticks until Stop
+                    Err(_) => events_open = false,
+                },
+                default(wait) => {}
+            }
+        } else {
+            match cmds.recv_timeout(wait) {
+                Ok(c) => {
+                    if !p.command(c) {
+                        stopping = true
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => stopping = true,
+            }
+        }
+    }
+}

@@ -130,7 +130,9 @@ pub struct PipelineStats {
 }
 
 mod actor;
-pub use actor::{spawn, Handle, Outputs, Pipeline, PipelineConfig, Producer};
+pub use actor::{
+    now_secs, spawn, Handle, IntelSource, Outputs, Pipeline, PipelineConfig, Producer, Running,
+};
 
 #[doc(hidden)]
 pub fn _assert_types(

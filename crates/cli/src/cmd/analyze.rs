@@ -1,6 +1,8 @@
 //! `dnsight analyze`: run the pipeline over files and print a report.
 //!
-//! With `--state DIR` the baselines persist between runs. Replaying input the state already
+//! The events go through the same pipeline as `serve` (driven from this thread). With
+//! `--state DIR` the baselines persist between runs and the alerts land in the triage store
+//! (`dnsight alerts` can act on them once `serve` runs on the same state). Replaying input the state already
 //! holds is skipped (a device's events at or before its latest event in the state count as
 //! `already_in_state`, and the run says so), so running the same file twice does not count it
 //! twice; `--replay` feeds such events anyway.
@@ -71,22 +73,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &[
                 crate::config::resolver::SECTIONS,
                 crate::config::engine::SECTIONS,
+                crate::config::api::SECTIONS,
             ],
         )?;
     }
     let (engine_cfg, state_dir) = crate::config::engine::build(&args.engine)?;
-    let mut engine = match &state_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating state directory {}", dir.display()))?;
-            dnsight_engine::Engine::open(engine_cfg, dir)
-                .with_context(|| format!("opening state in {}", dir.display()))?
-        }
-        None => dnsight_engine::Engine::new(engine_cfg),
-    };
+    let engine = crate::wiring::open_engine(engine_cfg, state_dir.as_deref())?;
     for n in engine.notices() {
         eprintln!("dnsight: note: {n}");
     }
+    // the same pipeline as `serve`, driven from this thread: alerts go to the triage store
+    // (with --state) and through the one output throttle to --alerts-out
+    let store = match &state_dir {
+        Some(d) => Some(crate::wiring::open_store(d)?),
+        None => None,
+    };
+    // offline, --alerts-out is a report: the final state of every alert, once, at the end
+    let out = dnsight_pipeline::Outputs::default();
+    let mut pipeline = crate::wiring::build_pipeline(
+        engine,
+        store,
+        out,
+        dnsight_pipeline::PipelineConfig {
+            collect: true,
+            persistent: state_dir.is_some(),
+            ..Default::default()
+        },
+    )?;
+    let mut last_tick = std::time::Instant::now();
     let progress = !args.no_progress && std::io::stderr().is_terminal();
     let mut summary = Summary::default();
     let mut total = IngestStats::default();
@@ -135,9 +149,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     false
                 }
             };
+            pipeline.observe(&batch);
+            if last_tick.elapsed() >= std::time::Duration::from_secs(1) {
+                pipeline.tick();
+                last_tick = std::time::Instant::now();
+            }
             for ev in &batch {
                 summary.observe(ev);
-                engine.observe(ev);
                 if let Some(w) = events_out.as_mut() {
                     serde_json::to_writer(&mut *w, ev).context("writing events")?;
                     w.write_all(b"\n").context("writing events")?;
@@ -167,11 +185,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(mut w) = events_out {
         w.flush().context("writing events")?;
     }
-    if state_dir.is_some() {
-        engine.save().context("saving state")?;
+    pipeline.finish();
+    let st = pipeline.stats();
+    if st.save_errors > 0 {
+        anyhow::bail!("saving the state failed (see the error above)");
     }
-    let alerts = engine.alerts();
-    let engine_stats = engine.stats();
+    let alerts = pipeline.collected();
+    let engine_stats = st.engine;
+    if let Some(p) = &args.engine.alerts_out {
+        let mut w = crate::wiring::open_alerts_out_truncate(p)?;
+        for a in &alerts {
+            serde_json::to_writer(&mut w, a).context("writing alerts")?;
+            w.write_all(b"\n").context("writing alerts")?;
+        }
+        w.flush().context("writing alerts")?;
+    }
     if let Some(&n) = engine_stats.skipped.get("already_in_state") {
         // Replay safety (see README "Run offline"): say plainly that input was not re-counted.
         let dir = state_dir.as_deref().unwrap_or(std::path::Path::new("?"));
@@ -184,9 +212,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "dnsight: note: {n} events at or before their device's latest event in the state were skipped as already_in_state ({} has them); {what}. Use --replay to feed them again.",
             dir.display()
         );
-    }
-    if let Some(p) = &args.engine.alerts_out {
-        write_alerts(p, &alerts)?;
     }
     let report = summary.report(&total, inputs);
     // With `--events-out -` the events own stdout; the report goes to stderr.
@@ -220,22 +245,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if failures > 0 && failures == args.inputs.len() {
         anyhow::bail!("no input could be read (see the errors above); give pcap, pcapng, dnstap, Zeek dns.log or dnsight JSON-lines files, or - for stdin");
     }
-    Ok(())
-}
-
-/// Writes alerts as JSON lines (the alert contract), most severe first.
-fn write_alerts(path: &std::path::Path, alerts: &[dnsight_engine::Alert]) -> anyhow::Result<()> {
-    let mut w: Box<dyn Write> = if path.as_os_str() == "-" {
-        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
-    } else {
-        Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ))
-    };
-    for a in alerts {
-        serde_json::to_writer(&mut w, a).context("writing alerts")?;
-        w.write_all(b"\n").context("writing alerts")?;
-    }
-    w.flush().context("writing alerts")?;
     Ok(())
 }

@@ -9,7 +9,6 @@
 use anyhow::Context;
 use dnsight_engine::Engine;
 use dnsight_sim::{SimConfig, Simulation};
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -36,6 +35,10 @@ pub struct Args {
     /// Print alerts of at least this severity (info, low, medium, high, critical); all are counted.
     #[arg(long, default_value = "medium")]
     pub min_severity: String,
+    /// Serve the HTTP API here (with an admin token printed at start), so `dnsight alerts
+    /// list` works from a second terminal; `off` to skip.
+    #[arg(long, default_value = "127.0.0.1:8053")]
+    pub api: String,
     /// Also serve the protective resolver here, so you can `dig @127.0.0.1 -p 5380 example.com`:
     /// your queries join the simulated traffic (at the current simulated time). `off` to skip.
     #[arg(long, default_value = "127.0.0.1:5380")]
@@ -57,11 +60,24 @@ fn clean(s: &str) -> String {
 }
 
 /// Hands the resolver's events to the demo loop (dropped when the loop falls behind).
-struct ChanSink(std::sync::mpsc::SyncSender<dnsight_model::DnsEvent>);
+/// The demo resolver's events: stamped with the current simulated time (so your own queries
+/// join the simulated day), echoed, and fed to the pipeline.
+struct DemoSink {
+    producer: dnsight_pipeline::Producer,
+    now: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
 
-impl dnsight_resolver::EventSink for ChanSink {
+impl dnsight_resolver::EventSink for DemoSink {
     fn event(&mut self, ev: &dnsight_model::DnsEvent) {
-        let _ = self.0.try_send(ev.clone());
+        let mut ev = ev.clone();
+        ev.ts = dnsight_model::Ts(self.now.load(std::sync::atomic::Ordering::Relaxed));
+        println!(
+            "[{}] (you)    {} asked for {}",
+            hhmm(ev.ts),
+            ev.client,
+            clean(ev.qname.as_str())
+        );
+        let _ = self.producer.send(vec![ev]);
     }
 }
 
@@ -78,12 +94,8 @@ fn system_upstream() -> Option<std::net::SocketAddr> {
 fn start_resolver(
     a: &Args,
     out: &mut impl Write,
-) -> std::io::Result<
-    Option<(
-        dnsight_resolver::Resolver,
-        std::sync::mpsc::Receiver<dnsight_model::DnsEvent>,
-    )>,
-> {
+    sink: DemoSink,
+) -> std::io::Result<Option<dnsight_resolver::Resolver>> {
     if a.listen.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
@@ -105,14 +117,13 @@ fn start_resolver(
         )?;
         return Ok(None);
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
     let cfg = dnsight_resolver::ResolverConfig {
         listen: vec![listen],
         upstreams: vec![dnsight_resolver::UpstreamSpec::udp(up)],
         udp_workers: 1,
         ..Default::default()
     };
-    match dnsight_resolver::Resolver::start(cfg, Box::new(ChanSink(tx))) {
+    match dnsight_resolver::Resolver::start(cfg, Box::new(sink)) {
         Ok(r) => {
             let addr = r.udp_addrs().first().copied().unwrap_or(listen);
             writeln!(
@@ -121,7 +132,7 @@ fn start_resolver(
                 addr.ip(),
                 addr.port()
             )?;
-            Ok(Some((r, rx)))
+            Ok(Some(r))
         }
         Err(e) => {
             writeln!(out, "  resolver: not started ({e}); running without it")?;
@@ -131,27 +142,6 @@ fn start_resolver(
 }
 
 /// Feeds queries that reached the demo's resolver to the engine, at simulated time `now`.
-fn drain_resolver(
-    rx: &std::sync::mpsc::Receiver<dnsight_model::DnsEvent>,
-    now: dnsight_model::Ts,
-    engine: &mut Engine,
-    out: &mut impl Write,
-) -> std::io::Result<()> {
-    while let Ok(mut r) = rx.try_recv() {
-        // your query joins the simulated timeline at the current simulated time
-        r.ts = now;
-        writeln!(
-            out,
-            "[{}] (you)    {} asked for {}",
-            hhmm(r.ts),
-            r.client,
-            clean(r.qname.as_str())
-        )?;
-        engine.observe(&r);
-    }
-    out.flush()
-}
-
 fn hhmm(ts: dnsight_model::Ts) -> String {
     let t = ts.to_rfc3339();
     t.get(5..16).unwrap_or(&t).replace('T', " ")
@@ -246,9 +236,127 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         during_learning
     )?;
 
-    let resolver = start_resolver(&a, &mut out)?;
+    // the live part runs through the same pipeline as `serve`: the triage store in the demo
+    // directory, the API, and the resolver's blocks
+    let min_sev = dnsight_engine::Severity::ALL[min_sev as usize];
+    let mut store = dnsight_triage::SqliteStore::open(&dir)
+        .with_context(|| format!("opening the triage store in {}", dir.display()))?;
+    let api_listen = if a.api.eq_ignore_ascii_case("off") {
+        None
+    } else {
+        Some(crate::config::api::parse_listen(&a.api).context("--api")?)
+    };
+    let token = if api_listen.is_some() {
+        use dnsight_triage::TriageStore;
+        let now = dnsight_pipeline::now_secs();
+        let name = format!("demo-admin-{}", std::process::id());
+        Some(
+            store
+                .create_token(&name, dnsight_triage::Role::Admin, None, "demo", now)
+                .context("creating the demo's admin token")?
+                .1,
+        )
+    } else {
+        None
+    };
+    let printed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let shown = printed.clone();
+    let on_alert = move |al: &dnsight_engine::Alert, change: dnsight_triage::Change| {
+        use dnsight_triage::Change;
+        let note = match change {
+            Change::New => "",
+            Change::Escalated => "  (escalated)",
+            Change::Grew => "  (more devices)",
+            Change::Reopened => "  (reopened)",
+            Change::Updated => return,
+        };
+        let who = match &al.device_name {
+            Some(n) => format!("{} ({})", clean(n), clean(&al.device)),
+            None => clean(&al.device),
+        };
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(
+            o,
+            "[{}] {:<8} {:<16} {} -> {}{note}\n    {}\n    id {}",
+            hhmm(al.last_seen),
+            al.severity.as_str().to_uppercase(),
+            al.kind.as_str(),
+            who,
+            clean(&al.destination),
+            clean(&al.summary),
+            al.id
+        );
+        let _ = o.flush();
+        shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let slot = crate::wiring::OverrideSlot::default();
+    let pipeline = crate::wiring::build_pipeline(
+        engine,
+        Some(Box::new(store)),
+        dnsight_pipeline::Outputs {
+            on_alert: Some(Box::new(on_alert)),
+            on_blocks: Some(slot.sink()),
+            ..Default::default()
+        },
+        dnsight_pipeline::PipelineConfig {
+            tick: Duration::from_millis(200),
+            min_output_severity: min_sev,
+            ..Default::default()
+        },
+    )?;
+    let running = dnsight_pipeline::spawn(pipeline).context("starting the pipeline")?;
+    let sim_now = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+        sim.labels.learn_until.0 + 8 * 3_600_000_000,
+    ));
+    let resolver = start_resolver(
+        &a,
+        &mut out,
+        DemoSink {
+            producer: running.producer(),
+            now: sim_now.clone(),
+        },
+    )?
+    .map(std::sync::Arc::new);
+    if let Some(r) = &resolver {
+        slot.attach(r);
+    }
+    let api = match api_listen {
+        Some(listen) => match dnsight_api::start(
+            dnsight_api::ApiConfig {
+                listen,
+                tls: None,
+                rpz_clients: Vec::new(),
+                metrics_public: false,
+                rpz_zone: "rpz.dnsight.".into(),
+            },
+            running.handle(),
+            dir.clone(),
+        ) {
+            Ok(s) => {
+                let url = format!("http://{}", s.addr());
+                writeln!(
+                    out,
+                    "  API: {url}  (admin token below; in a second terminal:)"
+                )?;
+                writeln!(
+                    out,
+                    "    export DNSIGHT_SERVER={url} DNSIGHT_TOKEN={}",
+                    token.as_deref().unwrap_or("")
+                )?;
+                writeln!(out, "    dnsight alerts list        # then: dnsight alerts ack ID --scope device, block, resolve ...")?;
+                Some(s)
+            }
+            Err(e) => {
+                writeln!(
+                    out,
+                    "  API: not started ({e}); pass --api ADDR:PORT to use another address"
+                )?;
+                None
+            }
+        },
+        None => None,
+    };
 
-    // 2. live: the next day, paced from 08:00
     let live_day = sim.day(a.history_days);
     let live_from = sim.labels.learn_until.0 + 8 * 3_600_000_000;
     writeln!(
@@ -258,84 +366,51 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.speed
     )?;
     out.flush()?;
+    drop(out);
     let start = Instant::now();
     let deadline = a
         .duration
         .map(|d| start + Duration::from_secs_f64(d.max(0.0)));
-    let mut shown: HashMap<String, u8> = HashMap::new();
-    let mut printed = 0usize;
-    let mut last_drain = Instant::now();
-    let mut print_updates = |engine: &mut Engine,
-                             out: &mut std::io::StdoutLock,
-                             updates: &mut Vec<dnsight_engine::Alert>|
-     -> std::io::Result<()> {
-        engine.drain_updates(updates);
-        for al in updates.drain(..) {
-            let sev = al.severity as u8;
-            if sev < min_sev {
-                continue;
-            }
-            match shown.get(&al.id) {
-                Some(s) if *s >= sev => continue,
-                _ => {}
-            }
-            let again = shown.insert(al.id.clone(), sev).is_some();
-            let who = match &al.device_name {
-                Some(n) => format!("{} ({})", clean(n), clean(&al.device)),
-                None => clean(&al.device),
-            };
-            writeln!(
-                out,
-                "[{}] {:<8} {:<16} {} -> {}{}",
-                hhmm(al.last_seen),
-                al.severity.as_str().to_uppercase(),
-                al.kind.as_str(),
-                who,
-                clean(&al.destination),
-                if again { "  (escalated)" } else { "" }
-            )?;
-            writeln!(out, "    {}", clean(&al.summary))?;
-            printed += 1;
-        }
-        out.flush()
-    };
+    let producer = running.producer();
+    let mut batch: Vec<dnsight_model::DnsEvent> = Vec::new();
     let mut stopped = false;
+    let mut reached = i64::MIN;
     for e in &live_day {
         if e.ts.0 > live_from && a.speed > 0.0 {
             let due = start + Duration::from_secs_f64((e.ts.0 - live_from) as f64 / 1e6 / a.speed);
-            loop {
-                let now = Instant::now();
-                let until = deadline.map_or(due, |d| d.min(due));
-                if until <= now + Duration::from_millis(20) {
-                    break;
-                }
-                print_updates(&mut engine, &mut out, &mut updates)?;
-                if let Some((_, rx)) = &resolver {
-                    drain_resolver(rx, e.ts, &mut engine, &mut out)?;
-                }
-                // short naps keep the resolver's events flowing in while we wait
-                std::thread::sleep((until - now).min(Duration::from_millis(200)));
+            let until = deadline.map_or(due, |d| d.min(due));
+            let now = Instant::now();
+            if until > now + Duration::from_millis(20) {
+                // what is due so far goes to the pipeline, then wait for this event's time
+                producer.send(std::mem::take(&mut batch));
+                std::thread::sleep(until - now);
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             stopped = true;
             break;
         }
-        if let Some((_, rx)) = &resolver {
-            drain_resolver(rx, e.ts, &mut engine, &mut out)?;
-        }
-        engine.observe(e);
-        if last_drain.elapsed() > Duration::from_millis(200) {
-            print_updates(&mut engine, &mut out, &mut updates)?;
-            last_drain = Instant::now();
+        sim_now.store(e.ts.0, std::sync::atomic::Ordering::Relaxed);
+        reached = reached.max(e.ts.0);
+        batch.push(e.clone());
+        if batch.len() >= 1024 {
+            producer.send(std::mem::take(&mut batch));
         }
     }
-    print_updates(&mut engine, &mut out, &mut updates)?;
-    if let Some((r, _)) = resolver {
-        let st = r.shutdown();
-        writeln!(out, "resolver: {st}")?;
+    producer.send(batch);
+    drop(producer);
+    if let Some(s) = api {
+        s.shutdown();
     }
-    let st = engine.stats();
+    let mut out = std::io::stdout().lock();
+    if let Some(r) = resolver {
+        match std::sync::Arc::try_unwrap(r) {
+            Ok(r) => writeln!(out, "resolver: {}", r.shutdown())?,
+            Err(_) => writeln!(out, "resolver: still referenced; not shut down cleanly")?,
+        }
+    }
+    let mut pipeline = running.stop();
+    let st = pipeline.stats().engine;
     writeln!(
         out,
         "\n{} after {:.0}s: {} alerts shown ({} or higher); engine totals: {} events, {} alerts {:?}",
@@ -345,7 +420,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "live day finished"
         },
         start.elapsed().as_secs_f64(),
-        printed,
+        printed.load(std::sync::atomic::Ordering::Relaxed),
         a.min_severity.to_ascii_lowercase(),
         st.events,
         st.alerts,
@@ -355,7 +430,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         out,
         "what the simulator injected on the live day (labels.json):"
     )?;
-    let reached = engine.stats().last_event.map_or(i64::MIN, |t| t.0);
     for s in &sim.labels.scenarios {
         if s.start.0 > reached {
             continue;

@@ -9,7 +9,6 @@
 use crate::config::resolver::{self as rcfg, ServeOverrides};
 use anyhow::Context;
 use dnsight_resolver::{EventSink, JsonlSink, Resolver, Tee};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -32,8 +31,12 @@ pub struct Args {
     /// Block list file: hosts, plain domains, wildcards, adblock or RPZ (repeatable).
     #[arg(long, value_name = "FILE")]
     pub blocklist: Vec<PathBuf>,
-    /// Address for the web UI and API.
+    /// Address of the HTTP API (default 127.0.0.1:8053 when --state is given; `off` turns it
+    /// off). See [api] in the config for TLS and the RPZ zone.
     #[arg(long, value_name = "ADDR:PORT")]
+    pub api: Option<String>,
+    /// Old name of --api.
+    #[arg(long, value_name = "ADDR:PORT", hide = true)]
     pub ui: Option<String>,
     /// Write every query as a JSON-lines event to this file (`-` = stdout).
     #[arg(long, value_name = "FILE")]
@@ -86,21 +89,68 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating --state directory {}", dir.display()))?;
     }
-    if let Some(ui) = &args.ui {
-        tracing::warn!(ui = %ui, "the web UI is not part of this build yet; --ui is ignored");
+    let api_flag = args.api.as_deref().or(args.ui.as_deref());
+    let api = crate::config::api::load(
+        args.engine.config.as_deref(),
+        api_flag,
+        args.engine.state.is_some() && !args.no_analysis,
+    )?;
+    if api.listen.is_some() && (args.engine.state.is_none() || args.no_analysis) {
+        anyhow::bail!("the API needs the analysis and a state directory (tokens, alerts and blocks live there): add --state DIR, or turn the API off with --api off");
     }
+
+    // the pipeline: the engine as one actor, fed by the resolver and the passive sources
+    let slot = crate::wiring::OverrideSlot::default();
+    let running = if args.no_analysis {
+        None
+    } else {
+        let (cfg, state, intel) = crate::config::engine::build_with_intel(&args.engine)?;
+        let engine = crate::wiring::open_engine(cfg, state.as_deref())?;
+        for n in engine.notices() {
+            tracing::info!("{n}");
+        }
+        let store = match &state {
+            Some(d) => Some(crate::wiring::open_store(d)?),
+            None => None,
+        };
+        let out = dnsight_pipeline::Outputs {
+            alert_lines: match &args.engine.alerts_out {
+                Some(p) => Some(crate::wiring::open_alerts_out(p)?),
+                None => None,
+            },
+            log_alerts: true,
+            on_alert: None,
+            on_blocks: Some(slot.sink()),
+            rpz_file: api.rpz_file.clone().map(|p| (p, api.rpz_zone.clone())),
+            intel: Some(Box::new(crate::wiring::IntelFilesSource(intel))),
+        };
+        let p = crate::wiring::build_pipeline(
+            engine,
+            store,
+            out,
+            dnsight_pipeline::PipelineConfig {
+                persistent: state.is_some(),
+                ..Default::default()
+            },
+        )?;
+        Some(dnsight_pipeline::spawn(p).context("starting the analysis pipeline")?)
+    };
+
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(p) = &args.events_out {
         sinks.push(open_events_out(p)?);
     }
-    if !args.no_analysis {
-        sinks.push(Box::new(EngineSink::open(&args.engine)?));
+    if let Some(r) = &running {
+        sinks.push(Box::new(crate::wiring::ProducerSink::new(r.producer())));
     }
     let sink: Box<dyn EventSink> = Box::new(Tee(sinks));
     let t0 = Instant::now();
     let poll = settings.resolver.list_poll_interval;
     crate::fetch::prepare(&settings.fetches);
-    let r = Resolver::start(settings.resolver.clone(), sink).context("starting the resolver")?;
+    let r = std::sync::Arc::new(
+        Resolver::start(settings.resolver.clone(), sink).context("starting the resolver")?,
+    );
+    slot.attach(&r);
     let (rules, mem) = r.policy_size();
     tracing::info!(
         udp = ?r.udp_addrs(),
@@ -111,7 +161,46 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         startup_ms = t0.elapsed().as_millis() as u64,
         "dnsight serve: resolver ready"
     );
-    let sources = start_sources(&settings.sources, &r)?;
+    let api_server = match (&api.listen, &running, &args.engine.state) {
+        (Some(listen), Some(run), Some(state)) => {
+            let s = dnsight_api::start(
+                dnsight_api::ApiConfig {
+                    listen: *listen,
+                    tls: api.tls.clone(),
+                    rpz_clients: api.rpz_clients.clone(),
+                    metrics_public: api.metrics_public,
+                    rpz_zone: api.rpz_zone.clone(),
+                },
+                run.handle(),
+                state.clone(),
+            )
+            .with_context(|| format!("starting the API on {listen}"))?;
+            let scheme = if api.tls.is_some() { "https" } else { "http" };
+            tracing::info!(
+                "dnsight serve: API on {scheme}://{} (a token: dnsight token create --role analyst --name NAME --state {})",
+                s.addr(),
+                state.display()
+            );
+            Some(s)
+        }
+        _ => {
+            if args.engine.state.is_none() && !args.no_analysis {
+                tracing::info!("the API and alert actions are off: they need --state DIR (tokens, alerts and blocks live there)");
+            }
+            None
+        }
+    };
+    let feed: Feed = match &running {
+        Some(run) => {
+            let p = run.producer();
+            std::sync::Arc::new(move |b| p.send(b))
+        }
+        None => {
+            let inj = r.injector();
+            std::sync::Arc::new(move |b| inj.send(b))
+        }
+    };
+    let sources = start_sources(&settings.sources, &feed)?;
     let refresher = crate::fetch::spawn_refresher(settings.fetches.clone());
     r.run_until_signal(poll, settings.stats_interval)
         .context("waiting for signals")?;
@@ -119,16 +208,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = t.join();
     }
+    if let Some(s) = api_server {
+        s.shutdown();
+    }
     // passive sources first: they hold handles to the event queue
     for (stop, t) in sources {
         stop();
         let _ = t.join();
     }
+    drop(feed);
+    let r = match std::sync::Arc::try_unwrap(r) {
+        Ok(r) => r,
+        Err(_) => anyhow::bail!("internal: the resolver is still referenced at shutdown"),
+    };
     let stats = r.shutdown();
+    // the resolver has handed its last events to the pipeline: final alerts, save
+    if let Some(run) = running {
+        let mut p = run.stop();
+        tracing::info!(stats = ?p.stats().engine, "engine stopped");
+    }
     tracing::info!(stats = %stats, "dnsight serve: stopped");
     eprintln!("dnsight serve: {stats}");
     Ok(())
 }
+
+/// Where passive sources send their batches (the pipeline, or the resolver's event log when
+/// the analysis is off); false once it has stopped.
+type Feed = std::sync::Arc<dyn Fn(Vec<dnsight_model::DnsEvent>) -> bool + Send + Sync>;
 
 /// A running passive source: how to stop it, and its thread.
 type SourceHandle = (Box<dyn Fn() + Send>, std::thread::JoinHandle<()>);
@@ -136,7 +242,7 @@ type SourceHandle = (Box<dyn Fn() + Send>, std::thread::JoinHandle<()>);
 /// Starts the configured passive sources; their events join the resolver's own on the way to
 /// the engine. Every source is an `EventReader` pulled on its own thread; the thread ends when
 /// the reader ends or the stop flag is set (readers return at least every second or so).
-fn start_sources(cfg: &[rcfg::SourceConfig], r: &Resolver) -> anyhow::Result<Vec<SourceHandle>> {
+fn start_sources(cfg: &[rcfg::SourceConfig], feed: &Feed) -> anyhow::Result<Vec<SourceHandle>> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let mut out: Vec<SourceHandle> = Vec::new();
@@ -206,7 +312,7 @@ fn start_sources(cfg: &[rcfg::SourceConfig], r: &Resolver) -> anyhow::Result<Vec
         };
         tracing::info!(source = %label, "passive source started");
         let flag = stopped.clone();
-        let inj = r.injector();
+        let send = feed.clone();
         let mut reader = reader;
         let t = std::thread::Builder::new()
             .name("dnsight-source".into())
@@ -216,7 +322,7 @@ fn start_sources(cfg: &[rcfg::SourceConfig], r: &Resolver) -> anyhow::Result<Vec
                     batch.clear();
                     match reader.next_batch(&mut batch) {
                         Ok(more) => {
-                            if !inj.send(std::mem::take(&mut batch)) || !more {
+                            if !send(std::mem::take(&mut batch)) || !more {
                                 break;
                             }
                         }
@@ -239,155 +345,6 @@ fn start_sources(cfg: &[rcfg::SourceConfig], r: &Resolver) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// Feeds the detection engine on the resolver's event thread: observes every event, writes
-/// new or changed alerts (JSON lines to `--alerts-out`, a log line each), saves state every
-/// minute of wall time and at shutdown.
-struct EngineSink {
-    engine: dnsight_engine::Engine,
-    alerts: Vec<dnsight_engine::Alert>,
-    /// What was last written per alert id: (severity, score, count, devices). An update is
-    /// written when the alert is new, its severity, score or device count changes, or its count
-    /// has doubled; the final state of every changed alert is written at shutdown. Consumers
-    /// key on `id`: the last line for an id is its current state.
-    written: std::collections::HashMap<String, (dnsight_engine::Severity, u8, u64, u32)>,
-    out: Option<Box<dyn std::io::Write + Send>>,
-    last_save: Instant,
-    persistent: bool,
-    /// Intel feed files, checked for changes every [`INTEL_CHECK`] and reloaded when changed.
-    intel: crate::config::engine::IntelFiles,
-    last_intel_check: Instant,
-}
-
-/// How often `serve` checks the intel feed files for changes.
-const INTEL_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
-
-impl EngineSink {
-    fn open(flags: &crate::config::engine::EngineFlags) -> anyhow::Result<EngineSink> {
-        let (cfg, state, intel) = crate::config::engine::build_with_intel(flags)?;
-        let engine = match &state {
-            Some(dir) => dnsight_engine::Engine::open(cfg, dir)
-                .with_context(|| format!("opening state in {}", dir.display()))?,
-            None => dnsight_engine::Engine::new(cfg),
-        };
-        for n in engine.notices() {
-            tracing::info!("{n}");
-        }
-        let out: Option<Box<dyn std::io::Write + Send>> = match &flags.alerts_out {
-            None => None,
-            Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
-            Some(p) => Some(Box::new(std::io::BufWriter::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .with_context(|| format!("opening --alerts-out {}", p.display()))?,
-            ))),
-        };
-        Ok(EngineSink {
-            written: Default::default(),
-            engine,
-            alerts: Vec::new(),
-            out,
-            last_save: Instant::now(),
-            persistent: state.is_some(),
-            intel,
-            last_intel_check: Instant::now(),
-        })
-    }
-
-    fn emit(&mut self) {
-        self.engine.drain_updates(&mut self.alerts);
-        self.write_alerts(false);
-    }
-
-    fn write_alerts(&mut self, final_state: bool) {
-        for a in self.alerts.drain(..) {
-            let now = (a.severity, a.score, a.count, a.device_count);
-            let worth = match self.written.get(&a.id) {
-                None => true,
-                Some(&(sev, score, count, devs)) => {
-                    sev != a.severity
-                        || score != a.score
-                        || devs != a.device_count
-                        || a.count >= count.saturating_mul(2)
-                        || (final_state && a.count != count)
-                }
-            };
-            if !worth {
-                continue;
-            }
-            self.written.insert(a.id.clone(), now);
-            tracing::warn!(kind = ?a.kind, severity = ?a.severity, device = %a.device, destination = %a.destination, count = a.count, "alert: {}", a.summary);
-            if let Some(w) = &mut self.out {
-                let _ = serde_json::to_writer(&mut *w, &a);
-                let _ = w.write_all(b"\n");
-            }
-        }
-        if let Some(w) = &mut self.out {
-            let _ = w.flush();
-        }
-    }
-
-    /// Reloads the intel feeds when a file changed; on an error the previous feeds stay.
-    fn reload_intel(&mut self) {
-        if !self.intel.changed() {
-            return;
-        }
-        match self.intel.load() {
-            Ok(set) => {
-                let feeds: Vec<String> = set
-                    .feeds()
-                    .iter()
-                    .map(|f| {
-                        format!(
-                            "{} ({} domains, {} networks)",
-                            f.name, f.domains, f.networks
-                        )
-                    })
-                    .collect();
-                self.engine.set_intel(std::sync::Arc::new(set));
-                tracing::info!(feeds = ?feeds, "intel feeds reloaded");
-            }
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "reloading intel feeds failed; the previous feeds stay until the file is fixed (it is re-read when it changes again)")
-            }
-        }
-    }
-
-    fn save(&mut self) {
-        if self.persistent {
-            if let Err(e) = self.engine.save() {
-                tracing::error!(error = %e, "saving engine state failed");
-            }
-        }
-        self.last_save = Instant::now();
-    }
-}
-
-impl EventSink for EngineSink {
-    fn event(&mut self, ev: &dnsight_model::DnsEvent) {
-        self.engine.observe(ev);
-    }
-    fn flush(&mut self) {
-        self.emit();
-        if self.last_save.elapsed() >= std::time::Duration::from_secs(60) {
-            self.save();
-        }
-        if !self.intel.is_empty() && self.last_intel_check.elapsed() >= INTEL_CHECK {
-            self.last_intel_check = Instant::now();
-            self.reload_intel();
-        }
-    }
-    fn close(&mut self) {
-        self.emit();
-        // the final count and last_seen of every alert that changed since it was last written
-        self.alerts = self.engine.alerts();
-        self.write_alerts(true);
-        self.save();
-        tracing::info!(stats = ?self.engine.stats(), "engine stopped");
-    }
-}
-
 #[derive(clap::Args)]
 pub struct CheckConfigArgs {
     pub file: std::path::PathBuf,
@@ -398,7 +355,16 @@ pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<()> {
     let p = &args.file;
     let b = std::fs::read(p).with_context(|| format!("cannot read config file {}", p.display()))?;
     let text = String::from_utf8_lossy(&b);
-    rcfg::check_top_level(&text, p, &[rcfg::SECTIONS, crate::config::engine::SECTIONS])?;
+    rcfg::check_top_level(
+        &text,
+        p,
+        &[
+            rcfg::SECTIONS,
+            crate::config::engine::SECTIONS,
+            crate::config::api::SECTIONS,
+        ],
+    )?;
+    crate::config::api::load(Some(p), None, false)?;
     let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
     let s = rcfg::validate(
         rcfg::parse_sections(&text, p)?,

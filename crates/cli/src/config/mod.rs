@@ -3,5 +3,6 @@
 //!
 //! Sections: `[resolver]`/`[upstream]`/`[policy]`... in `resolver.rs`; detection, inventory,
 //! intel, baselines in `engine.rs`.
+pub mod api;
 pub mod engine;
 pub mod resolver;

@@ -7,3 +7,4 @@ mod score_names;
 mod serve_sources;
 mod simulate;
 mod state_replay;
+mod triage;
