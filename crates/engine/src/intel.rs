@@ -1,17 +1,20 @@
 //! Threat-intel feeds: attacker-infrastructure domains and addresses, each from a named feed.
 //!
-//! Formats (sniffed per file with `Format::Auto`, or forced): plain domain lists, hosts files
-//! (`0.0.0.0 evil.example`), adblock (`||evil.example^`), RPZ zones (`evil.example.rpz. CNAME .`,
-//! `*.evil.example`, `32.4.3.2.1.rpz-ip`), and IP/CIDR lists. A listed domain matches itself and
-//! every name below it. The engine matches the qname, every CNAME target in the answer chain
-//! and every answer address. An [`IntelSet`] is immutable once built and shared behind an
+//! Formats are read by the parser the resolver's lists use too ([`dnsight_model::listfmt`]), so
+//! a feed and a block list made of the same file cover the same names: plain domain and hosts
+//! lines (`0.0.0.0 evil.example`) are the name and every name below it, `*.evil.example` only
+//! the names below it, adblock `||evil.example^` the name and every name below, RPZ zones
+//! (`evil.example CNAME .` exact, `*.evil.example` below, `32.4.3.2.1.rpz-ip` an address block),
+//! and IP/CIDR lists. Exceptions (`@@||…^`, RPZ passthru) are not indicators. The engine
+//! matches the qname, every CNAME target in the answer chain and every answer address. An [`IntelSet`] is immutable once built and shared behind an
 //! `Arc`, so the binary can rebuild it from the files and swap it in (`Engine::set_intel`)
 //! without a restart. Unparseable lines are counted per feed and skipped.
 
 use crate::net::{Cidr, CidrSet};
-use crate::suffix::SuffixMap;
+use crate::suffix::{next_parent, SuffixMap};
 use compact_str::CompactString;
-use dnsight_model::{Name, Ts};
+use dnsight_model::listfmt::{self, Target};
+use dnsight_model::Ts;
 use std::net::IpAddr;
 
 /// Feed file format.
@@ -27,6 +30,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// The shared parser's format (plain, hosts and adblock lines are read per line alike).
+    fn listfmt(self) -> listfmt::Format {
+        match self {
+            Format::Auto => listfmt::Format::Auto,
+            Format::Plain | Format::Hosts | Format::Adblock => listfmt::Format::Lines,
+            Format::Rpz => listfmt::Format::Rpz,
+            Format::Ip => listfmt::Format::Ip,
+        }
+    }
     pub fn parse(s: &str) -> Option<Format> {
         Some(match s.to_ascii_lowercase().as_str() {
             "auto" => Format::Auto,
@@ -69,8 +81,21 @@ pub struct IntelSet {
     feeds: Vec<Feed>,
     /// Keys come from the (trusted) feeds; lookups alone cannot degrade the table, so a fast
     /// hasher is fine here.
+    /// The name and every name below it (adblock `||name^`).
     domains: SuffixMap<u16>,
+    /// The name alone (plain, hosts, RPZ owners).
+    exact: foldhash::HashMap<CompactString, u16>,
+    /// Only names below (`*.name`): probed from the parent of the observed name.
+    below: SuffixMap<u16>,
     nets: CidrSet<u16>,
+}
+
+/// Which kind of rule matched.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Exact,
+    Subtree,
+    Below,
 }
 
 impl IntelSet {
@@ -81,7 +106,10 @@ impl IntelSet {
         &self.feeds
     }
     pub fn is_empty(&self) -> bool {
-        self.domains.is_empty() && self.nets.is_empty()
+        self.no_names() && self.nets.is_empty()
+    }
+    fn no_names(&self) -> bool {
+        self.domains.is_empty() && self.exact.is_empty() && self.below.is_empty()
     }
     /// Parses one feed's text and adds it. Returns the feed's metadata.
     pub fn add_feed(
@@ -99,97 +127,31 @@ impl IntelSet {
             networks: 0,
             rejected: 0,
         };
-        let format = if format == Format::Auto {
-            sniff(text)
-        } else {
-            format
-        };
-        let mut origin: Option<String> = None;
-        for raw in text.lines() {
-            let line = raw.trim();
-            if line.is_empty()
-                || line.starts_with('#')
-                || line.starts_with('!')
-                || line.starts_with(';')
-                || line.starts_with('[')
-            {
-                continue;
+        let counts = listfmt::parse(text, format.listfmt(), |e| {
+            if e.exception {
+                return; // exceptions (@@, RPZ passthru) are not indicators
             }
-            let entry = match format {
-                Format::Plain | Format::Auto => {
-                    let t = line.split_whitespace().next().unwrap_or("");
-                    match t.strip_prefix("||") {
-                        Some(r) => Entry::domain(r.split(['^', '$', '/']).next().unwrap_or("")),
-                        None => Entry::domain(t),
-                    }
+            match e.target {
+                Target::Net(c) => {
+                    self.nets.insert(c, idx);
+                    feed.networks += 1;
                 }
-                Format::Hosts => {
-                    let mut f = line.split_whitespace();
-                    let first = f.next().unwrap_or("");
-                    if first.parse::<IpAddr>().is_ok() {
-                        let names: Vec<Entry> = f
-                            .take_while(|t| !t.starts_with('#'))
-                            .map(Entry::domain)
-                            .collect();
-                        for e in names {
-                            self.insert(e, idx, &mut feed);
-                        }
-                        continue;
+                Target::Name(n) => {
+                    let n = CompactString::from(n.as_ref()).to_ascii_lowercase();
+                    if e.wildcard {
+                        self.below.insert_first(n, idx);
+                    } else if e.subdomains {
+                        self.domains.insert_first(n, idx);
+                    } else {
+                        self.exact.entry(n).or_insert(idx);
                     }
-                    Entry::domain(first)
+                    feed.domains += 1;
                 }
-                Format::Adblock => {
-                    if line.starts_with("@@") {
-                        continue; // exception rules: not indicators
-                    }
-                    match line.strip_prefix("||") {
-                        Some(r) => Entry::domain(r.split(['^', '$', '/']).next().unwrap_or("")),
-                        None => Entry::domain(line), // plain domains mixed into adblock lists
-                    }
-                }
-                Format::Ip => match Cidr::parse(line.split_whitespace().next().unwrap_or("")) {
-                    Ok(c) => Entry::Net(c),
-                    Err(_) => Entry::Bad,
-                },
-                Format::Rpz => {
-                    if let Some(o) = line.strip_prefix("$ORIGIN") {
-                        origin = Some(o.trim().trim_end_matches('.').to_ascii_lowercase());
-                        continue;
-                    }
-                    if line.starts_with('$') {
-                        continue;
-                    }
-                    let mut f = line.split_whitespace();
-                    let owner = f.next().unwrap_or("");
-                    let rest: Vec<&str> = f.collect();
-                    if rest
-                        .iter()
-                        .any(|t| t.eq_ignore_ascii_case("SOA") || t.eq_ignore_ascii_case("NS"))
-                        || owner == "@"
-                        || raw.starts_with([' ', '\t'])
-                    {
-                        continue;
-                    }
-                    rpz_entry(owner, origin.as_deref())
-                }
-            };
-            self.insert(entry, idx, &mut feed);
-        }
+            }
+        });
+        feed.rejected = counts.rejected as usize;
         self.feeds.push(feed);
         self.feeds.last().expect("just pushed")
-    }
-    fn insert(&mut self, e: Entry, idx: u16, feed: &mut Feed) {
-        match e {
-            Entry::Domain(d) => {
-                self.domains.insert_first(d, idx);
-                feed.domains += 1;
-            }
-            Entry::Net(c) => {
-                self.nets.insert(c, idx);
-                feed.networks += 1;
-            }
-            Entry::Bad => feed.rejected += 1,
-        }
     }
     fn live(&self, idx: u16, now: Ts) -> Option<&Feed> {
         let f = self.feeds.get(idx as usize)?;
@@ -198,12 +160,24 @@ impl IntelSet {
             _ => Some(f),
         }
     }
-    /// The listed domain covering `name` (itself or a parent), if any.
+    /// The listed domain covering `name` (the name itself, or a parent listed with its
+    /// subdomains), if any.
     pub fn match_name<'s>(&'s self, name: &'s str, now: Ts) -> Option<(&'s Feed, &'s str)> {
-        let (d, &i) = self
-            .domains
-            .find_where(name, |&i| self.live(i, now).is_some())?;
-        Some((self.live(i, now)?, d))
+        self.find_name(name, now).map(|(f, d, _)| (f, d))
+    }
+    fn find_name<'s>(&'s self, name: &'s str, now: Ts) -> Option<(&'s Feed, &'s str, Kind)> {
+        let live = |i: &u16| self.live(*i, now).is_some();
+        if let Some(f) = self.exact.get(name).and_then(|&i| self.live(i, now)) {
+            return Some((f, name, Kind::Exact));
+        }
+        if let Some((d, &i)) = self.domains.find_where(name, live) {
+            return Some((self.live(i, now)?, d, Kind::Subtree));
+        }
+        if self.below.is_empty() {
+            return None;
+        }
+        let (d, &i) = self.below.find_where(next_parent(name)?, live)?;
+        Some((self.live(i, now)?, d, Kind::Below))
     }
     pub fn match_addr(&self, ip: IpAddr, now: Ts) -> Option<(&Feed, Cidr)> {
         let (i, c) = self.nets.get(ip)?;
@@ -213,7 +187,9 @@ impl IntelSet {
     /// time-independent prefilter for [`match_name`](Self::match_name) that callers may cache
     /// per name.
     pub fn listed(&self, name: &str) -> bool {
-        self.domains.find(name).is_some()
+        self.exact.contains_key(name)
+            || self.domains.find(name).is_some()
+            || next_parent(name).is_some_and(|p| self.below.find(p).is_some())
     }
     /// Checks qname, CNAME targets and answer addresses of an event, first hit wins.
     pub fn match_event(&self, ev: &dnsight_model::DnsEvent) -> Option<IntelHit> {
@@ -230,25 +206,31 @@ impl IntelSet {
             return None;
         }
         let mut name_hit = |n: &'s str| {
-            if self.domains.is_empty() || !maybe_listed(n) {
+            if self.no_names() || !maybe_listed(n) {
                 return None;
             }
-            self.match_name(n, ev.ts)
+            self.find_name(n, ev.ts)
         };
-        if let Some((f, d)) = name_hit(ev.qname.as_str()) {
+        let indicator = |d: &str, k: Kind| -> CompactString {
+            match k {
+                Kind::Below => compact_str::format_compact!("*.{d}"),
+                _ => d.into(),
+            }
+        };
+        if let Some((f, d, k)) = name_hit(ev.qname.as_str()) {
             return Some(IntelHit {
                 feed: f.name.clone(),
-                indicator: d.into(),
+                indicator: indicator(d, k),
                 matched_on: "qname",
                 observed: ev.qname.as_str().into(),
             });
         }
         for a in &ev.answers {
             if let Some(t) = a.target() {
-                if let Some((f, d)) = name_hit(t.as_str()) {
+                if let Some((f, d, k)) = name_hit(t.as_str()) {
                     return Some(IntelHit {
                         feed: f.name.clone(),
-                        indicator: d.into(),
+                        indicator: indicator(d, k),
                         matched_on: "cname",
                         observed: t.as_str().into(),
                     });
@@ -269,94 +251,10 @@ impl IntelSet {
     }
 }
 
-/// The name without its first label (escape-aware), None at a single label.
-enum Entry {
-    Domain(CompactString),
-    Net(Cidr),
-    Bad,
-}
-
-impl Entry {
-    fn domain(s: &str) -> Entry {
-        let s = s.trim().trim_start_matches("*.").trim_end_matches('.');
-        if s.is_empty() || s.contains(['/', ':', '*', ' ', '|', '^', '$', '\\', '"']) {
-            return Entry::Bad;
-        }
-        if let Ok(c) = Cidr::parse(s) {
-            return Entry::Net(c);
-        }
-        match Name::parse(s) {
-            Ok(n) if !n.is_root() && n.as_str().contains('.') => Entry::Domain(n.as_str().into()),
-            Ok(n) if !n.is_root() => Entry::Domain(n.as_str().into()), // a TLD: allowed but rare
-            _ => Entry::Bad,
-        }
-    }
-}
-
-fn rpz_entry(owner: &str, origin: Option<&str>) -> Entry {
-    let o = owner.trim_end_matches('.').to_ascii_lowercase();
-    let rel = match origin {
-        Some(_) if !owner.ends_with('.') => o.clone(),
-        Some(org) => o
-            .strip_suffix(org)
-            .map(|r| r.trim_end_matches('.').to_string())
-            .unwrap_or(o.clone()),
-        None => o.clone(),
-    };
-    if let Some(ipt) = rel.strip_suffix(".rpz-ip") {
-        // prefix-length.reversed.address: 32.4.3.2.1 -> 1.2.3.4/32
-        let mut parts: Vec<&str> = ipt.split('.').collect();
-        if parts.len() == 5 {
-            let len = parts.remove(0);
-            parts.reverse();
-            return Cidr::parse(&format!("{}/{}", parts.join("."), len))
-                .map(Entry::Net)
-                .unwrap_or(Entry::Bad);
-        }
-        return Entry::Bad;
-    }
-    if rel.contains(".rpz-") {
-        return Entry::Bad; // rpz-nsdname/rpz-client-ip etc: not indicators for us
-    }
-    Entry::domain(&rel)
-}
-
-fn sniff(text: &str) -> Format {
-    let mut lines = text.lines().map(str::trim).filter(|l| {
-        !l.is_empty()
-            && !l.starts_with('#')
-            && !l.starts_with('!')
-            && !l.starts_with(';')
-            && !l.starts_with('[')
-    });
-    let Some(first) = lines.next() else {
-        return Format::Plain;
-    };
-    if text.contains("$ORIGIN")
-        || text.contains(" SOA ")
-        || text.contains("\tSOA\t")
-        || text.contains("CNAME .")
-        || text.contains("CNAME\t.")
-    {
-        return Format::Rpz;
-    }
-    if first.starts_with("||") {
-        return Format::Adblock;
-    }
-    let mut f = first.split_whitespace();
-    let a = f.next().unwrap_or("");
-    if a.parse::<IpAddr>().is_ok() && f.next().is_some() {
-        return Format::Hosts;
-    }
-    if Cidr::parse(a).is_ok() {
-        return Format::Ip;
-    }
-    Format::Plain
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dnsight_model::Name;
     fn ts() -> Ts {
         Ts::from_secs(1_764_000_000)
     }
@@ -381,7 +279,7 @@ mod tests {
                 None
             )
             .domains,
-            3
+            2
         );
         let f = s.add_feed(
             "adb",
@@ -400,10 +298,25 @@ mod tests {
             None,
         );
         assert_eq!((f.networks, f.rejected), (2, 1));
+        // plain and hosts lines are the name and below (as in the resolver: listfmt)
         assert_eq!(
             s.match_name("a.b.evil.example", ts()).unwrap().1,
             "evil.example"
         );
+        assert_eq!(
+            s.match_name("x.ads.example", ts()).unwrap().1,
+            "ads.example"
+        );
+        // RPZ owners are exact
+        assert!(s.match_name("x.bad.example", ts()).is_none());
+        // adblock: the name and below; wildcards: below only
+        assert_eq!(s.match_name("a.c2.example", ts()).unwrap().1, "c2.example");
+        assert!(
+            s.match_name("good.example", ts()).is_none(),
+            "exceptions are not indicators"
+        );
+        assert!(s.match_name("bad2.example", ts()).is_none());
+        assert!(s.listed("x.bad2.example") && !s.listed("bad2.example"));
         assert!(s.match_name("notevil.example", ts()).is_none());
         assert_eq!(s.match_name("x.bad2.example", ts()).unwrap().0.name, "rpz");
         assert_eq!(

@@ -8,21 +8,24 @@
 //!
 //! | line | entry |
 //! |---|---|
-//! | `ads.example` (plain) | **exactly** `ads.example` |
-//! | `0.0.0.0 ads.example other.example` (hosts) | **exactly** each name (`localhost` and friends skipped) |
+//! | `ads.example` (plain) | `ads.example` **and** every name below it |
+//! | `0.0.0.0 ads.example other.example` (hosts) | each name **and** every name below it (`localhost` and friends skipped) |
 //! | `*.ads.example` (wildcard) | every name **below** `ads.example`, not the name itself |
 //! | `\|\|ads.example^` (adblock, `$options` allowed) | `ads.example` **and** every name below it |
 //! | `@@\|\|ok.ads.example^` | an exception (allow) for `ok.ads.example` and below |
 //! | `198.51.100.0/24`, `2001:db8::1` | an address block |
 //! | RPZ zone (`$ORIGIN`, `SOA`, `CNAME .` …) | see below |
 //!
-//! Hosts and plain lines are the exact name. That is what the block-list peers do: AdGuard
-//! Home's documentation says `1.2.3.4 example.org` and a bare `example.org` apply to that domain
-//! "but not its subdomains" (it fixed hosts rules that leaked to subdomains as a bug,
-//! AdGuardHome#3998), and Pi-hole's gravity (subscribed lists) matches exact domains; in both,
-//! `||name^` is the way to say "and every subdomain". Before this module dnsight's resolver
-//! read plain lines as "and subdomains" and its intel reader read every line so; both now follow
-//! this table ([`HOSTS_SUBDOMAINS`], [`PLAIN_SUBDOMAINS`] are the two switches).
+//! Hosts and plain lines cover the name and its subdomains. This is the engine's long-standing
+//! reading of threat feeds (a C2 domain's random subdomains are the C2 too; the simulator,
+//! the detection examples and the feed tests rely on it) and was the resolver's for plain lines;
+//! the resolver used to read hosts lines as the exact name, and now agrees. Note that the
+//! block-list peers differ: AdGuard Home documents `1.2.3.4 example.org` and a bare
+//! `example.org` as that domain "but not its subdomains" (and fixed hosts rules that reached
+//! subdomains as a bug, AdGuardHome#3998), and Pi-hole's gravity matches subscribed domains
+//! exactly; both use `||name^` for "and subdomains". So a hosts list written for them blocks a
+//! little more here. [`HOSTS_SUBDOMAINS`] and [`PLAIN_SUBDOMAINS`] are the two switches if that
+//! choice is revisited (both users follow them).
 //!
 //! RPZ (QNAME triggers): an owner is the exact name, `*.owner` every name below it; `CNAME .` =
 //! NXDOMAIN, `CNAME *.` = NODATA, `CNAME rpz-passthru.` = allow (an exception),
@@ -44,9 +47,9 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// Whether a hosts line (`0.0.0.0 name`) covers the subdomains of its names.
-pub const HOSTS_SUBDOMAINS: bool = false;
+pub const HOSTS_SUBDOMAINS: bool = true;
 /// Whether a plain line (`name`) covers the subdomains of its name.
-pub const PLAIN_SUBDOMAINS: bool = false;
+pub const PLAIN_SUBDOMAINS: bool = true;
 
 /// How to read a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -642,9 +645,9 @@ mod tests {
         assert_eq!(
             names(text),
             vec![
-                ("exact.example".into(), false, false, false),
-                ("other.example".into(), false, false, false),
-                ("plain.example".into(), false, false, false),
+                ("exact.example".into(), true, false, false),
+                ("other.example".into(), true, false, false),
+                ("plain.example".into(), true, false, false),
                 ("wild.example".into(), true, true, false),
                 ("ad.example".into(), true, false, false),
                 ("ad2.example".into(), true, false, false),

@@ -1,11 +1,15 @@
 //! Block/allow policy: domain lists, RPZ zones, client groups, and the compact set they load into.
 //!
-//! Lists are files in any of the common formats, detected per line: hosts (`0.0.0.0 ads.example`,
-//! exact name), plain domains (`ads.example`: the name and everything below it), wildcards
-//! (`*.ads.example`: only below), adblock (`||ads.example^`, and `@@||ok.ads.example^`
-//! exceptions), and RPZ zone files (RFC-draft response policy zones: `CNAME .` = NXDOMAIN,
+//! Lists are files in any of the common formats, read by the shared parser
+//! ([`dnsight_model::listfmt`], which the engine's intel feeds use too, so a list and a feed made
+//! of the same file cover the same names): hosts (`0.0.0.0 ads.example`) and plain
+//! (`ads.example`) lines are the name and everything below it (see the listfmt module docs for
+//! why, and how that differs from AdGuard Home and Pi-hole); wildcards
+//! (`*.ads.example`) only the names below; adblock (`||ads.example^`) the name and everything
+//! below, with `@@||ok.ads.example^` exceptions; RPZ zone files (`CNAME .` = NXDOMAIN,
 //! `CNAME *.` = NODATA, `CNAME rpz-passthru.` = allow, `CNAME rpz-drop.` = drop, any A/AAAA/CNAME
-//! data = local data answered instead).
+//! data = local data answered instead). Address lines and RPZ IP triggers are counted as
+//! rejected (the resolver's policy matches query names).
 //!
 //! Why a custom set: a 2-million-domain list must load in seconds with little memory. Each entry
 //! is one `u64`: a keyed 64-bit hash of the lowercased wire name with its low two bits replaced
@@ -18,6 +22,8 @@
 //! flight keep the old one and none is dropped.
 
 use crate::acl::Cidr;
+use crate::wire;
+use dnsight_model::listfmt;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -179,10 +185,26 @@ impl DomainSet {
     }
 }
 
-/// Lowercased wire form of presentation text (no escapes; `*`-labels allowed by caller).
+/// Lowercased wire form of presentation text (RFC 1035 escapes decoded; `*`-labels allowed by
+/// caller).
 /// Returns false for text that is not a plausible domain name.
 pub fn text_to_wire(text: &str, out: &mut Vec<u8>) -> bool {
     out.clear();
+    if text.contains('\\') {
+        // presentation escapes (`\(`, `\032`): the canonical form alerts and blocks carry
+        let Ok(name) = dnsight_model::Name::parse(text) else {
+            return false;
+        };
+        if name.is_root() {
+            return false;
+        }
+        for l in name.wire_labels() {
+            out.push(l.len() as u8);
+            out.extend(l);
+        }
+        out.push(0);
+        return true;
+    }
     let t = text.trim_end_matches('.');
     if t.is_empty() || t.len() > 253 {
         return false;
@@ -270,86 +292,102 @@ impl List {
         Ok(Self::parse(spec, &text))
     }
 
+    /// Parses a list with the shared parser ([`dnsight_model::listfmt`]: one meaning per line
+    /// syntax for the resolver and the engine). RPZ when the file is `.rpz`/`.zone` or looks like
+    /// a zone file. Address lines and RPZ IP triggers are not QNAME rules: counted as rejected.
     pub fn parse(spec: &ListSpec, text: &str) -> List {
-        let looks_rpz = spec
+        let by_ext = spec
             .path
             .extension()
-            .is_some_and(|e| e == "rpz" || e == "zone")
-            || text.lines().take(50).any(|l| {
-                l.starts_with("$ORIGIN")
-                    || l.split_whitespace().any(|w| w.eq_ignore_ascii_case("SOA"))
-            });
-        if looks_rpz {
-            return parse_rpz(spec, text);
-        }
+            .is_some_and(|e| e == "rpz" || e == "zone");
+        let format = if by_ext {
+            listfmt::Format::Rpz
+        } else {
+            listfmt::Format::Auto
+        };
         let mut block = DomainSetBuilder::new();
         let mut allow = DomainSetBuilder::new();
+        let mut actions: Vec<RpzAction> = Vec::new();
+        let mut local: HashMap<(bool, String), usize> = HashMap::new();
         let mut rejected = 0u64;
         let mut wire = Vec::with_capacity(256);
         let allow_role = spec.role == ListRole::Allow;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty()
-                || line.starts_with('#')
-                || line.starts_with('!')
-                || line.starts_with('[')
-            {
-                continue;
-            }
-            let line = line.split('#').next().unwrap_or("").trim();
-            let (target, line) = match line.strip_prefix("@@") {
-                Some(rest) => (&mut allow, rest),
-                None if allow_role => (&mut allow, line),
-                None => (&mut block, line),
+        let counts = listfmt::parse(text, format, |e| {
+            let listfmt::Target::Name(name) = &e.target else {
+                rejected += 1;
+                return;
             };
-            if let Some(rest) = line.strip_prefix("||") {
-                // adblock: ||domain^ or ||domain^$options
-                let d = rest.split(['^', '$', '/']).next().unwrap_or("");
-                if text_to_wire(d, &mut wire) {
-                    target.push(&wire, KIND_SUBTREE, 0);
+            if !text_to_wire(name, &mut wire) {
+                rejected += 1;
+                return;
+            }
+            let kind = match (e.wildcard, e.subdomains) {
+                (true, _) => KIND_WILDCARD,
+                (false, true) => KIND_SUBTREE,
+                (false, false) => KIND_EXACT,
+            };
+            let Some(action) = &e.rpz else {
+                if e.exception || allow_role {
+                    allow.push(&wire, kind, 0);
                 } else {
-                    rejected += 1;
+                    block.push(&wire, kind, 0);
                 }
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            let first = words.next().unwrap_or("");
-            if first.parse::<IpAddr>().is_ok() {
-                // hosts: address then one or more names (exact)
-                for d in words {
-                    if matches!(
-                        d,
-                        "localhost"
-                            | "localhost.localdomain"
-                            | "local"
-                            | "broadcasthost"
-                            | "ip6-localhost"
-                            | "ip6-loopback"
-                            | "0.0.0.0"
-                    ) {
-                        continue;
-                    }
-                    if text_to_wire(d, &mut wire) {
-                        target.push(&wire, KIND_EXACT, 0);
-                    } else {
-                        rejected += 1;
-                    }
-                }
-                continue;
-            }
-            if words.next().is_some() {
-                rejected += 1;
-                continue;
-            }
-            let (kind, d) = match first.strip_prefix("*.") {
-                Some(rest) => (KIND_WILDCARD, rest),
-                None => (KIND_SUBTREE, first),
+                return;
             };
-            if text_to_wire(d, &mut wire) {
-                target.push(&wire, kind, 0);
-            } else {
-                rejected += 1;
+            if actions.is_empty() {
+                actions = vec![
+                    RpzAction::NxDomain,
+                    RpzAction::NoData,
+                    RpzAction::Passthru,
+                    RpzAction::Drop,
+                ];
             }
+            let tag = match action {
+                listfmt::RpzAction::NxDomain => 0,
+                listfmt::RpzAction::NoData => 1,
+                listfmt::RpzAction::Passthru => 2,
+                listfmt::RpzAction::Drop => 3,
+                listfmt::RpzAction::Local { rtype, data } => {
+                    let rec: Option<(u16, Vec<u8>)> = match *rtype {
+                        wire::TYPE_A => data
+                            .parse::<std::net::Ipv4Addr>()
+                            .ok()
+                            .map(|a| (wire::TYPE_A, a.octets().to_vec())),
+                        wire::TYPE_AAAA => data
+                            .parse::<std::net::Ipv6Addr>()
+                            .ok()
+                            .map(|a| (wire::TYPE_AAAA, a.octets().to_vec())),
+                        _ => {
+                            let mut w = Vec::new();
+                            text_to_wire(data, &mut w).then_some((wire::TYPE_CNAME, w))
+                        }
+                    };
+                    let Some(rec) = rec else {
+                        rejected += 1;
+                        return;
+                    };
+                    let idx = *local
+                        .entry((e.wildcard, name.to_string()))
+                        .or_insert_with(|| {
+                            actions.push(RpzAction::Local(Vec::new()));
+                            actions.len() - 1
+                        });
+                    if let RpzAction::Local(v) = &mut actions[idx] {
+                        v.push(rec);
+                    }
+                    idx as u32
+                }
+            };
+            block.push(&wire, kind, tag);
+        });
+        if counts.format == listfmt::Format::Rpz && actions.is_empty() {
+            // an RPZ zone with no usable trigger is still an RPZ list (tags are actions)
+            actions = vec![
+                RpzAction::NxDomain,
+                RpzAction::NoData,
+                RpzAction::Passthru,
+                RpzAction::Drop,
+            ];
         }
         List {
             name: spec.name.clone(),
@@ -357,168 +395,14 @@ impl List {
             role: spec.role,
             block: block.build(),
             allow: allow.build(),
-            rpz: Vec::new(),
-            rejected_lines: rejected,
+            rpz: actions,
+            rejected_lines: counts.rejected + rejected,
         }
     }
 
     pub fn rules(&self) -> usize {
         self.block.len() + self.allow.len()
     }
-}
-
-/// Parses an RPZ zone file (QNAME triggers only).
-fn parse_rpz(spec: &ListSpec, text: &str) -> List {
-    let mut b = DomainSetBuilder::new();
-    let mut actions: Vec<RpzAction> = vec![
-        RpzAction::NxDomain,
-        RpzAction::NoData,
-        RpzAction::Passthru,
-        RpzAction::Drop,
-    ];
-    let mut local: HashMap<String, usize> = HashMap::new();
-    let mut origin = String::new();
-    let mut rejected = 0u64;
-    let mut wire = Vec::new();
-    let mut pending = String::new();
-    let mut last_owner = String::new();
-    for raw in text.lines() {
-        let line = strip_zone_comment(raw);
-        // join parenthesised multi-line records
-        if !pending.is_empty() || line.contains('(') {
-            if !pending.is_empty() {
-                pending.push(' ');
-            }
-            pending.push_str(line);
-            if pending.matches('(').count() > pending.matches(')').count() {
-                continue;
-            }
-        }
-        let owned;
-        let line: &str = if pending.is_empty() {
-            line
-        } else {
-            owned = std::mem::take(&mut pending).replace(['(', ')'], " ");
-            &owned
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("$ORIGIN") {
-            origin = rest.trim().trim_end_matches('.').to_ascii_lowercase();
-            continue;
-        }
-        if line.starts_with('$') {
-            continue;
-        }
-        let starts_blank = line.starts_with([' ', '\t']);
-        let mut words: Vec<&str> = line.split_whitespace().collect();
-        let owner = if starts_blank {
-            last_owner.clone()
-        } else {
-            words.remove(0).to_string()
-        };
-        last_owner = owner.clone();
-        // skip TTL and class
-        while let Some(w) = words.first() {
-            if w.chars().all(|c| c.is_ascii_digit()) || w.eq_ignore_ascii_case("IN") {
-                words.remove(0);
-            } else {
-                break;
-            }
-        }
-        if words.is_empty() {
-            rejected += 1;
-            continue;
-        }
-        let rtype = words[0].to_ascii_uppercase();
-        let rdata = &words[1..];
-        if matches!(rtype.as_str(), "SOA" | "NS") {
-            continue;
-        }
-        // owner relative to the zone origin
-        let owner_l = owner.to_ascii_lowercase();
-        let fqdn = if owner_l == "@" {
-            continue;
-        } else if let Some(abs) = owner_l.strip_suffix('.') {
-            match abs.strip_suffix(&origin).and_then(|s| s.strip_suffix('.')) {
-                Some(rel) if !origin.is_empty() => rel.to_string(),
-                _ => abs.to_string(),
-            }
-        } else {
-            owner_l
-        };
-        let (kind, name) = match fqdn.strip_prefix("*.") {
-            Some(rest) => (KIND_WILDCARD, rest.to_string()),
-            None => (KIND_EXACT, fqdn),
-        };
-        if !text_to_wire(&name, &mut wire) {
-            rejected += 1;
-            continue;
-        }
-        let tag = match (rtype.as_str(), rdata.first().copied()) {
-            ("CNAME", Some(".")) => 0,
-            ("CNAME", Some("*.")) => 1,
-            ("CNAME", Some(t)) if t.eq_ignore_ascii_case("rpz-passthru.") => 2,
-            ("CNAME", Some(t)) if t.eq_ignore_ascii_case("rpz-drop.") => 3,
-            (t @ ("A" | "AAAA" | "CNAME"), Some(d)) => {
-                let rec: Option<(u16, Vec<u8>)> = match t {
-                    "A" => d
-                        .parse::<std::net::Ipv4Addr>()
-                        .ok()
-                        .map(|a| (1, a.octets().to_vec())),
-                    "AAAA" => d
-                        .parse::<std::net::Ipv6Addr>()
-                        .ok()
-                        .map(|a| (28, a.octets().to_vec())),
-                    _ => {
-                        let mut w = Vec::new();
-                        text_to_wire(d, &mut w).then_some((5, w))
-                    }
-                };
-                let Some(rec) = rec else {
-                    rejected += 1;
-                    continue;
-                };
-                let key = format!("{kind}:{name}");
-                let idx = *local.entry(key).or_insert_with(|| {
-                    actions.push(RpzAction::Local(Vec::new()));
-                    actions.len() - 1
-                });
-                if let RpzAction::Local(v) = &mut actions[idx] {
-                    v.push(rec);
-                }
-                idx as u32
-            }
-            _ => {
-                rejected += 1;
-                continue;
-            }
-        };
-        b.push(&wire, kind, tag);
-    }
-    List {
-        name: spec.name.clone(),
-        path: spec.path.clone(),
-        role: spec.role,
-        block: b.build(),
-        allow: DomainSet::empty(),
-        rpz: actions,
-        rejected_lines: rejected,
-    }
-}
-
-fn strip_zone_comment(line: &str) -> &str {
-    // `;` starts a comment outside quotes
-    let mut in_q = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => in_q = !in_q,
-            ';' if !in_q => return &line[..i],
-            _ => {}
-        }
-    }
-    line
 }
 
 /// A client group: who belongs and which lists apply.
@@ -756,6 +640,25 @@ mod tests {
         assert!(text_to_wire(s, &mut v), "{s}");
         v
     }
+    #[test]
+    fn escaped_names_decode_to_their_wire_bytes() {
+        // the canonical form alerts and blocks carry (dnsight_model::Name)
+        assert_eq!(w("a\\(1\\).Ex"), b"\x04a(1)\x02ex\x00".to_vec());
+        assert_eq!(
+            w("sp\\032ace.example"),
+            b"\x06sp ace\x07example\x00".to_vec()
+        );
+        assert_eq!(w("dot\\.in.label"), b"\x06dot.in\x05label\x00".to_vec());
+        assert_eq!(
+            w("raw(paren).example"),
+            b"\x0araw(paren)\x07example\x00".to_vec()
+        );
+        let mut v = Vec::new();
+        for bad in ["bad\\", "bad\\25", "a..b\\("] {
+            assert!(!text_to_wire(bad, &mut v), "{bad}");
+        }
+    }
+
     fn spec(name: &str) -> ListSpec {
         ListSpec {
             name: name.into(),
@@ -783,7 +686,8 @@ mod tests {
         let blocked = |n: &str| matches!(p.decide(c, &w(n)), Decision::Block { .. });
         assert!(blocked("exact.example"));
         assert!(blocked("other.example"));
-        assert!(!blocked("sub.exact.example"));
+        // hosts lines cover subdomains too (listfmt::HOSTS_SUBDOMAINS)
+        assert!(blocked("sub.exact.example"));
         assert!(blocked("plain.example"));
         assert!(blocked("a.b.plain.example"));
         assert!(!blocked("wild.example"));

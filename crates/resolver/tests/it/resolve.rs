@@ -145,7 +145,7 @@ fn block_lists_rpz_and_reload() {
     cfg.policy.default_answer = BlockAnswer::Null;
     let (r, events) = start(cfg);
     let a = r.udp_addrs()[0];
-    // hosts entry: exact name blocked with 0.0.0.0, subdomain resolves
+    // hosts entry: the name and its subdomains blocked with 0.0.0.0 (listfmt::HOSTS_SUBDOMAINS)
     assert_eq!(
         addrs(&udp_query(a, &format!("ads.{ZONE}"), 1, false, T).unwrap()),
         vec!["0.0.0.0"]
@@ -156,7 +156,7 @@ fn block_lists_rpz_and_reload() {
     );
     assert_eq!(
         addrs(&udp_query(a, &format!("x.ads.{ZONE}"), 1, false, T).unwrap()),
-        vec!["192.0.2.67"]
+        vec!["0.0.0.0"]
     );
     // adblock subtree with an exception
     assert_eq!(
@@ -186,13 +186,13 @@ fn block_lists_rpz_and_reload() {
         .iter()
         .filter(|e| e.verdict.as_ref().unwrap().action == VerdictAction::Blocked)
         .collect();
-    assert_eq!(blocked.len(), 5);
+    assert_eq!(blocked.len(), 6);
     assert_eq!(
         blocked[0].verdict.as_ref().unwrap().rule.as_deref(),
         Some("blocklist:ads.txt")
     );
     assert_eq!(
-        blocked[3].verdict.as_ref().unwrap().rule.as_deref(),
+        blocked[4].verdict.as_ref().unwrap().rule.as_deref(),
         Some("rpz:policy.rpz")
     );
 
