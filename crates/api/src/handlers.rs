@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use dnsight_engine::{Kind, Scope};
+use dnsight_engine::Scope;
 use dnsight_pipeline::{
     Action, ActionRequest, ActionResult, BlockTarget, Handle, PipelineError, PipelineStats,
     ScopeSel, Target,
@@ -693,18 +693,13 @@ async fn stats(_t: Viewer, State(st): State<AppState>) -> ApiResult<Json<Pipelin
     Ok(Json(st.pipe(|h| h.stats()).await?))
 }
 
-#[derive(Serialize)]
-struct KindName {
-    kind: Kind,
-}
-
-/// The alert kinds and what they mean.
+/// The alert kinds and what they mean: the detector that raises each, a title, what it
+/// means, what acknowledging adds to the baseline, the usual severity range.
 #[utoipa::path(get, path = "/api/v1/kinds", tag = "meta",
     security(("bearer" = [])),
     responses((status = 200, description = "KindInfo list", body = Vec<Object>)))]
 async fn kinds(_t: Viewer) -> Response {
-    let v: Vec<KindName> = Kind::ALL.iter().map(|&kind| KindName { kind }).collect();
-    Json(v).into_response()
+    Json(dnsight_engine::views::kinds()).into_response()
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

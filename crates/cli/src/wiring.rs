@@ -99,7 +99,7 @@ pub fn to_override(b: &BlockRule) -> dnsight_resolver::Override {
 
 impl OverrideSlot {
     /// The pipeline's `on_blocks` output.
-    pub fn sink(&self) -> Box<dyn FnMut(&[BlockRule]) + Send> {
+    pub fn sink(&self) -> dnsight_pipeline::OnBlocks {
         let me = self.clone();
         Box::new(move |rules: &[BlockRule]| {
             let rules: Vec<_> = rules.iter().map(to_override).collect();

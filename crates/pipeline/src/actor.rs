@@ -78,6 +78,11 @@ pub trait IntelSource: Send {
     fn load(&mut self) -> Result<Arc<IntelSet>, String>;
 }
 
+/// A callback for each alert line's alert and what changed.
+pub type OnAlert = Box<dyn FnMut(&Alert, Change) + Send>;
+/// A callback with the active blocks and allows.
+pub type OnBlocks = Box<dyn FnMut(&[BlockRule]) + Send>;
+
 /// Where the pipeline's results go, besides the triage store.
 #[derive(Default)]
 pub struct Outputs {
@@ -88,10 +93,10 @@ pub struct Outputs {
     pub log_alerts: bool,
     /// Called with every alert line's alert (after the store committed it), e.g. the demo's
     /// printer or a notifier.
-    pub on_alert: Option<Box<dyn FnMut(&Alert, Change) + Send>>,
+    pub on_alert: Option<OnAlert>,
     /// Called with the active blocks and allows whenever they change (and once at start): the
     /// resolver's overrides.
-    pub on_blocks: Option<Box<dyn FnMut(&[BlockRule]) + Send>>,
+    pub on_blocks: Option<OnBlocks>,
     /// Write the RPZ zone (scope `all` blocks and allows) to this file on every change.
     pub rpz_file: Option<(PathBuf, String)>,
     pub intel: Option<Box<dyn IntelSource>>,

@@ -131,7 +131,8 @@ pub struct PipelineStats {
 
 mod actor;
 pub use actor::{
-    now_secs, spawn, Handle, IntelSource, Outputs, Pipeline, PipelineConfig, Producer, Running,
+    now_secs, spawn, Handle, IntelSource, OnAlert, OnBlocks, Outputs, Pipeline, PipelineConfig,
+    Producer, Running,
 };
 
 #[doc(hidden)]

@@ -181,7 +181,7 @@ zeta.example CNAME .
     }
 
     #[test]
-    fn hostile_names_are_left_out_and_every_line_parses() {
+    fn hostile_names_are_escaped_or_left_out_and_every_line_parses() {
         let mut rules = sample();
         rules.push(rule(8, "bad name.example", false, false, Scope::All));
         rules.push(rule(
@@ -197,7 +197,9 @@ zeta.example CNAME .
         assert!(!got.contains("bad name"));
         assert!(!got.contains("NS evil"));
         assert!(got.contains("$ORIGIN rpz.dnsight.\n"));
-        assert!(!got.contains("semi"));
+        // a zone-file special is escaped, never bare
+        assert!(got.contains("semi\\;colon.example CNAME .\n"), "{got}");
+        assert!(!got.contains("semi;"));
         assert!(got.contains("upper.example CNAME .\n"));
         assert!(got.ends_with('\n'));
         for line in got.lines() {

@@ -245,42 +245,52 @@ fn check_future(what: &str, t: Option<Secs>, now: Secs) -> Result<()> {
     }
 }
 
-/// Validates and normalizes a block or allow name: lowercased, one trailing dot stripped,
-/// 1..=253 bytes, labels of 1..=63 bytes, printable ASCII without spaces and without the
-/// characters that mean something in a zone file (`; ( ) " \ @ $ *`). Names are
-/// attacker-controlled (they come from queries), so this is what keeps the RPZ file sane.
+/// Validates and normalizes a block or allow name into the canonical presentation form every
+/// other part of dnsight uses ([`dnsight_model::Name`]): lowercased, one trailing dot stripped,
+/// RFC 1035 escapes decoded and re-encoded (`\(`, `\"`, `\;`, `\\`, `\DDD` for bytes outside
+/// printable ASCII), at most 255 bytes on the wire, labels of 1..=63 bytes. So the destination of
+/// any alert, copied as shown, can be blocked, and the RPZ file stays valid zone syntax whatever
+/// bytes the name holds (names are attacker-controlled: they come from queries). The text given
+/// must itself be printable ASCII without spaces (a space or a control byte is written `\032`
+/// or `\DDD`); a `*` label is refused (say `subdomains` instead).
 pub fn normalize_name(name: &str) -> Result<String> {
     let shown: String = name.escape_debug().take(80).collect();
     let n = name.strip_suffix('.').unwrap_or(name);
     if n.is_empty() {
         return Err(invalid("the name is empty"));
     }
-    if n.len() > 253 {
-        return Err(invalid(format!(
-            "the name is {} bytes; a DNS name has at most 253",
-            n.len()
-        )));
-    }
-    if let Some(c) = n.chars().find(|c| {
-        !c.is_ascii_graphic() || matches!(c, ';' | '(' | ')' | '"' | '\\' | '@' | '$' | '*')
-    }) {
-        return Err(invalid(format!(
-            "the name \"{shown}\" contains {:?}; use printable ASCII without spaces or zone-file specials",
-            c
-        )));
-    }
-    for label in n.split('.') {
-        if label.is_empty() {
+    if let Some(body) = n.strip_suffix('.') {
+        // a second trailing dot is an empty label unless it is an escaped dot (`a\.`)
+        if body.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 0 {
             return Err(invalid(format!("the name \"{shown}\" has an empty label")));
         }
-        if label.len() > 63 {
-            return Err(invalid(format!(
-                "the name \"{shown}\" has a label of {} bytes; at most 63 are allowed",
-                label.len()
-            )));
-        }
     }
-    Ok(n.to_ascii_lowercase())
+    if let Some(c) = n.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(invalid(format!(
+            "the name \"{shown}\" contains {c:?}; use printable ASCII without spaces (write other bytes as \\DDD)"
+        )));
+    }
+    let parsed = dnsight_model::Name::parse(n).map_err(|e| match e {
+        dnsight_model::NameError::NameTooLong => invalid(format!(
+            "the name \"{shown}\" is longer than a DNS name's 255 bytes"
+        )),
+        dnsight_model::NameError::LabelTooLong => invalid(format!(
+            "the name \"{shown}\" has a label of more than 63 bytes"
+        )),
+        dnsight_model::NameError::EmptyLabel => {
+            invalid(format!("the name \"{shown}\" has an empty label"))
+        }
+        other => invalid(format!("the name \"{shown}\": {other}")),
+    })?;
+    if parsed.is_root() {
+        return Err(invalid("the name is empty"));
+    }
+    if parsed.labels().any(|l| l == "*") {
+        return Err(invalid(format!(
+            "the name \"{shown}\" has a `*` label; block the parent with subdomains instead"
+        )));
+    }
+    Ok(parsed.as_str().to_string())
 }
 
 // ---------------------------------------------------------------- conversions

@@ -499,7 +499,7 @@ fn act_each_variant() {
     assert_eq!(line.scope.as_deref(), Some("all"));
     assert_eq!(line.target.as_deref(), Some("notevil.example"));
     // invalid block names do nothing
-    for bad in ["", ".", "a b.example", "a..b", "x;y.example"] {
+    for bad in ["", ".", "a b.example", "a..b", "*.y.example"] {
         let r = s.act(
             "a4",
             &Act::Block {
@@ -565,17 +565,32 @@ fn block_name_validation() {
         "nl\n.example".into(),
         "nul\0.example".into(),
         "bücher.example".into(),
-        "semi;colon".into(),
-        "paren(.example".into(),
-        "quote\".example".into(),
-        "back\\slash".into(),
-        "@".into(),
         "*.wild.example".into(),
+        "a.*.example".into(),
+        "bad\\".into(),
+        "bad\\25".into(),
     ] {
         match normalize_name(&bad) {
             Err(TriageError::Invalid(m)) => assert!(!m.is_empty()),
             other => panic!("{bad:?}: {other:?}"),
         }
+    }
+    // zone-file specials and escapes are taken and written canonically (the alert's own form)
+    for (given, canonical) in [
+        ("semi;colon", "semi\\;colon"),
+        ("Paren(.example", "paren\\(.example"),
+        ("quote\".example", "quote\\\".example"),
+        ("back\\slash", "backslash"),
+        ("back\\\\slash", "back\\\\slash"),
+        ("sp\\032ace.example", "sp\\032ace.example"),
+        ("dot\\.in.label", "dot\\.in.label"),
+        ("@", "\\@"),
+    ] {
+        assert_eq!(normalize_name(given).unwrap(), canonical, "{given}");
+        assert_eq!(
+            dnsight_model::Name::parse(canonical).unwrap().as_str(),
+            canonical
+        );
     }
     let (_d, mut s) = store();
     assert!(matches!(

@@ -402,15 +402,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(s) = api {
         s.shutdown();
     }
-    let mut out = std::io::stdout().lock();
-    if let Some(r) = resolver {
-        match std::sync::Arc::try_unwrap(r) {
-            Ok(r) => writeln!(out, "resolver: {}", r.shutdown())?,
-            Err(_) => writeln!(out, "resolver: still referenced; not shut down cleanly")?,
-        }
-    }
+    let resolver_line = resolver.map(|r| match std::sync::Arc::try_unwrap(r) {
+        Ok(r) => format!("resolver: {}", r.shutdown()),
+        Err(_) => "resolver: still referenced; not shut down cleanly".to_string(),
+    });
+    // the pipeline prints its last alerts while it stops: take stdout only afterwards
     let mut pipeline = running.stop();
     let st = pipeline.stats().engine;
+    let mut out = std::io::stdout().lock();
+    if let Some(l) = resolver_line {
+        writeln!(out, "{l}")?;
+    }
     writeln!(
         out,
         "\n{} after {:.0}s: {} alerts shown ({} or higher); engine totals: {} events, {} alerts {:?}",

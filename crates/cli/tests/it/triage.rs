@@ -355,10 +355,11 @@ fn block_ack_and_rpz_loop_with_real_tools() {
     std::fs::write(
         &conf,
         format!(
-            "server:\n interface: 127.0.0.1@{ub_port}\n port: {ub_port}\n do-ip6: no\n username: \"\"\n chroot: \"\"\n directory: \"{dir}\"\n pidfile: \"{dir}/unbound.pid\"\n use-syslog: no\n logfile: \"\"\n verbosity: 1\n module-config: \"respip iterator\"\n do-not-query-localhost: no\n domain-insecure: \"example\"\n access-control: 127.0.0.0/8 allow\nremote-control:\n control-enable: yes\n control-interface: {sock}\n control-use-cert: no\nforward-zone:\n name: \"example\"\n forward-addr: {up}\nrpz:\n name: \"rpz.dnsight.\"\n url: \"{api}/rpz\"\n zonefile: \"{dir}/rpz.zone\"\n rpz-log: yes\n",
+            "server:\n interface: 127.0.0.1@{ub_port}\n port: {ub_port}\n do-ip6: no\n username: \"\"\n chroot: \"\"\n directory: \"{dir}\"\n pidfile: \"{dir}/unbound.pid\"\n use-syslog: no\n logfile: \"\"\n verbosity: 1\n module-config: \"respip iterator\"\n do-not-query-localhost: no\n domain-insecure: \"example\"\n access-control: 127.0.0.0/8 allow\nremote-control:\n control-enable: yes\n control-interface: {sock}\n control-use-cert: no\nforward-zone:\n name: \"example\"\n forward-addr: {up_ip}@{up_port}\nrpz:\n name: \"rpz.dnsight.\"\n url: \"{api}/rpz\"\n zonefile: \"{dir}/rpz.zone\"\n rpz-log: yes\n",
             dir = ub_dir.display(),
             sock = sock.display(),
-            up = format!("{}@{}", nsd.addr.ip(), nsd.addr.port()),
+            up_ip = nsd.addr.ip(),
+            up_port = nsd.addr.port(),
             api = s.api
         ),
     )
