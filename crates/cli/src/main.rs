@@ -46,8 +46,31 @@ enum Command {
     Token(cmd::token::Args),
 }
 
+/// Short-lived commands that print to stdout end quietly when the reader goes away
+/// (`dnsight alerts list | head`), as Unix tools do, instead of failing on a broken pipe.
+/// Long-running commands keep Rust's default (SIGPIPE ignored: a closed socket is an error
+/// the code handles).
+fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_DFL before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Alerts(_)
+            | Command::Devices(_)
+            | Command::Blocks(_)
+            | Command::Token(_)
+            | Command::ScoreNames(_)
+            | Command::CheckConfig(_)
+            | Command::Eval(_)
+    ) {
+        default_sigpipe();
+    }
     let r = match cli.command {
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::ScoreNames(a) => cmd::score_names::run(a),

@@ -468,6 +468,29 @@ mod tests {
         assert_eq!(reg, table, "every table detector is registered, once");
     }
 
+    /// The README's alert tables are the kind table: every kind has its row in "fires when"
+    /// and its acknowledgement effect word for word.
+    #[test]
+    fn readme_documents_every_kind_from_the_table() {
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+        )
+        .expect("README.md");
+        for k in kinds() {
+            let name = k.kind.as_str();
+            assert!(
+                readme.lines().any(|l| l.starts_with(&format!("| `{name}`"))
+                    || l.starts_with(&format!("| `{name}`,"))),
+                "README has no table row for {name}"
+            );
+            let row = format!("| `{name}` | {} |", k.ack_effect);
+            assert!(
+                readme.contains(&row),
+                "README's acknowledge table lacks or differs for {name}: want {row}"
+            );
+        }
+    }
+
     #[test]
     fn device_and_destination_views_tell_the_baseline_story() {
         let e = run(

@@ -154,6 +154,16 @@ mod tests {
     }
 
     #[test]
+    fn serve_example_api_section() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/serve.toml");
+        let s = load(Some(&p), None, false).unwrap();
+        assert_eq!(s.listen, Some(DEFAULT_LISTEN.parse().unwrap()));
+        assert_eq!(s.rpz_clients.len(), 1);
+        assert_eq!(s.rpz_zone, "rpz.dnsight.");
+        assert!(s.tls.is_none() && s.rpz_file.is_none() && !s.metrics_public);
+    }
+
+    #[test]
     fn defaults_flags_and_errors() {
         let s = load(None, None, true).unwrap();
         assert_eq!(s.listen, Some(DEFAULT_LISTEN.parse().unwrap()));
