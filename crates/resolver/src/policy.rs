@@ -439,31 +439,91 @@ pub enum Decision<'a> {
 /// Everything the resolver consults per query; immutable, swapped whole on reload.
 pub struct Policy {
     pub lists: Vec<List>,
-    /// Checked in order; the last one is the default group (matches everyone).
+    /// The client groups; the last one is the default group (everyone no other block matches).
+    /// Read-only once built: [`Policy::group_of`] uses an index made from them in
+    /// [`Policy::new`].
     pub groups: Vec<Group>,
     pub block_ttl: u32,
+    clients: ClientIndex,
+}
+
+/// Which group a client address belongs to: over every group's client blocks, the longest
+/// matching prefix wins (a single address, `/32` or `/128`, beats any wider block); among
+/// equal blocks in two groups, the earlier group. Single addresses are hashed (an inventory
+/// may name thousands of devices); the wider blocks are few and scanned longest first.
+#[derive(Debug, Clone, Default)]
+struct ClientIndex {
+    /// Canonical address (IPv4-mapped IPv6 as IPv4) → group index.
+    hosts: HashMap<IpAddr, usize, foldhash::fast::RandomState>,
+    /// Wider blocks, longest prefix first (ties in group order), with their group index.
+    nets: Vec<(Cidr, usize)>,
+}
+
+impl ClientIndex {
+    fn new(groups: &[Group]) -> ClientIndex {
+        let mut ix = ClientIndex::default();
+        for (gi, g) in groups.iter().enumerate() {
+            for c in &g.clients {
+                let full = if c.addr().is_ipv4() { 32 } else { 128 };
+                if c.prefix_len() == full {
+                    ix.hosts
+                        .entry(dnsight_model::canonical(c.addr()))
+                        .or_insert(gi);
+                } else {
+                    ix.nets.push((*c, gi));
+                }
+            }
+        }
+        // stable: blocks of one length stay in group order
+        ix.nets
+            .sort_by_key(|(c, _)| std::cmp::Reverse(c.prefix_len()));
+        ix
+    }
+    fn find(&self, client: IpAddr) -> Option<usize> {
+        let ip = dnsight_model::canonical(client);
+        if !self.hosts.is_empty() {
+            if let Some(&g) = self.hosts.get(&ip) {
+                return Some(g);
+            }
+        }
+        self.nets
+            .iter()
+            .find(|(c, _)| c.contains_canonical(ip))
+            .map(|&(_, g)| g)
+    }
 }
 
 impl Policy {
-    pub fn empty() -> Policy {
-        Policy {
-            lists: Vec::new(),
-            groups: vec![Group {
+    /// A policy over loaded lists and groups (the last group is the default group; an empty
+    /// `groups` gets a default group that uses every list and answers NXDOMAIN).
+    pub fn new(lists: Vec<List>, mut groups: Vec<Group>, block_ttl: u32) -> Policy {
+        if groups.is_empty() {
+            groups.push(Group {
                 name: "default".into(),
                 clients: Vec::new(),
-                lists: Vec::new(),
+                lists: (0..lists.len()).collect(),
                 answer: BlockAnswer::NxDomain,
-            }],
-            block_ttl: 60,
+            });
+        }
+        let clients = ClientIndex::new(&groups);
+        Policy {
+            lists,
+            groups,
+            block_ttl,
+            clients,
         }
     }
 
+    pub fn empty() -> Policy {
+        Policy::new(Vec::new(), Vec::new(), 60)
+    }
+
+    /// The client's group: the group with the longest client block containing the address
+    /// (see [`ClientIndex`]), else the default group (the last one).
     pub fn group_of(&self, client: IpAddr) -> &Group {
         let n = self.groups.len();
-        self.groups[..n.saturating_sub(1)]
-            .iter()
-            .find(|g| g.clients.iter().any(|c| c.contains(client)))
-            .unwrap_or(&self.groups[n - 1])
+        let i = self.clients.find(client).unwrap_or(n - 1);
+        &self.groups[i]
     }
 
     /// Decides a query for `client` asking for the lowercased wire name `wire`.
@@ -533,6 +593,8 @@ impl Policy {
 pub struct PolicySpec {
     pub lists: Vec<ListSpec>,
     /// Groups by name with their list names; when empty, one default group uses all lists.
+    /// A client belongs to the group with the longest client block containing its address
+    /// ([`Policy::group_of`]); the group named `default` (given or implied) takes everyone else.
     pub groups: Vec<GroupSpec>,
     pub default_answer: BlockAnswer,
     pub block_ttl: u32,
@@ -608,11 +670,7 @@ impl PolicySpec {
             }
         }
         groups.push(default);
-        Ok(Policy {
-            lists,
-            groups,
-            block_ttl: self.block_ttl,
-        })
+        Ok(Policy::new(lists, groups, self.block_ttl))
     }
 
     /// Latest modification time over all list files (for change polling).
@@ -672,16 +730,16 @@ mod tests {
         let text = "# comment\n! adblock comment\n0.0.0.0 exact.example other.example\nplain.example\n*.wild.example\n||ad.example^\n||ad2.example^$third-party\n@@||ok.ad.example^\nnot a domain line\nbad\\name.example\n";
         let l = List::parse(&spec("t.txt"), text);
         assert_eq!(l.rejected_lines, 2);
-        let p = Policy {
-            lists: vec![l],
-            groups: vec![Group {
+        let p = Policy::new(
+            vec![l],
+            vec![Group {
                 name: "default".into(),
                 clients: vec![],
                 lists: vec![0],
                 answer: BlockAnswer::NxDomain,
             }],
-            block_ttl: 60,
-        };
+            60,
+        );
         let c: IpAddr = "10.0.0.1".parse().unwrap();
         let blocked = |n: &str| matches!(p.decide(c, &w(n)), Decision::Block { .. });
         assert!(blocked("exact.example"));
@@ -716,16 +774,16 @@ mod tests {
             zone,
         );
         assert_eq!(l.rejected_lines, 0);
-        let p = Policy {
-            lists: vec![l],
-            groups: vec![Group {
+        let p = Policy::new(
+            vec![l],
+            vec![Group {
                 name: "default".into(),
                 clients: vec![],
                 lists: vec![0],
                 answer: BlockAnswer::Null,
             }],
-            block_ttl: 60,
-        };
+            60,
+        );
         let c: IpAddr = "10.0.0.1".parse().unwrap();
         assert!(matches!(
             p.decide(c, &w("nx.example")),
@@ -783,11 +841,7 @@ mod tests {
             lists: vec![0],
             answer: BlockAnswer::NxDomain,
         };
-        let p = Policy {
-            lists: vec![a, b],
-            groups: vec![kids, def],
-            block_ttl: 60,
-        };
+        let p = Policy::new(vec![a, b], vec![kids, def], 60);
         let kid: IpAddr = "10.9.1.1".parse().unwrap();
         let adult: IpAddr = "10.8.1.1".parse().unwrap();
         assert!(matches!(
@@ -805,6 +859,41 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_longest_client_block_decides_the_group() {
+        let g = |name: &str, clients: &[&str]| Group {
+            name: name.into(),
+            clients: clients.iter().map(|c| c.parse().unwrap()).collect(),
+            lists: vec![],
+            answer: BlockAnswer::NxDomain,
+        };
+        // the wide group first: config order does not matter, the longest prefix does
+        let p = Policy::new(
+            vec![],
+            vec![
+                g("office", &["10.0.0.0/8", "fd00::/8"]),
+                g("servers", &["10.0.1.0/24", "fd00:1::/32"]),
+                g("db", &["10.0.1.10", "10.0.1.11/32"]),
+                g("lab", &["10.0.1.0/24"]),
+                g("default", &["10.0.1.128/25"]),
+            ],
+            60,
+        );
+        let of = |ip: &str| p.group_of(ip.parse().unwrap()).name.clone();
+        assert_eq!(of("10.9.9.9"), "office");
+        assert_eq!(of("10.0.1.5"), "servers"); // equal blocks: the earlier group
+        assert_eq!(of("10.0.1.10"), "db");
+        assert_eq!(of("::ffff:10.0.1.11"), "db"); // IPv4-mapped is IPv4
+        assert_eq!(of("10.0.1.200"), "default"); // the default group's own block counts too
+        assert_eq!(of("fd00:1::5"), "servers");
+        assert_eq!(of("fd00:2::5"), "office");
+        assert_eq!(of("192.168.1.1"), "default");
+        assert_eq!(
+            Policy::empty().group_of("10.0.0.1".parse().unwrap()).name,
+            "default"
+        );
     }
 
     #[test]

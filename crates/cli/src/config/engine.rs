@@ -138,6 +138,9 @@ pub struct EngineSections {
     pub inventory: InventoryRaw,
     pub geoip: GeoipRaw,
     pub intel: Vec<IntelRaw>,
+    /// `[[resolver.blocking.group]]` (the resolver's section): their `clients` are inventory
+    /// groups too (one group table, see [`super::GroupTable`]).
+    pub blocking_groups: Vec<super::resolver::GroupRaw>,
 }
 
 /// Detection flags of `dnsight analyze` (and `serve`).
@@ -199,6 +202,7 @@ pub fn parse_sections(text: &str, file: &Path) -> anyhow::Result<EngineSections>
     if let Some(v) = sec("intel") {
         s.intel = v.try_into().map_err(|e| anyhow!("{}: [[intel]]: {e} (each entry needs `file = \"...\"`, optional name, format, expires)", file.display()))?;
     }
+    s.blocking_groups = super::resolver::blocking_groups(&table, file)?;
     Ok(s)
 }
 
@@ -344,23 +348,25 @@ fn validate_with_intel(
             except_groups,
         });
     }
-    // inventory
+    // inventory: the CSV's hosts, the leases' names, and every group block of the one group
+    // table (inventory groups and the resolver's blocking groups)
     let mut inv = Inventory::new();
-    if let Some(p) = &s.inventory.file {
-        let p = rel(base_dir, p);
-        inv.load_csv(&read(&p, "inventory (inventory.file)")?);
+    let csv = super::InventoryCsv::read(&s.inventory, base_dir)?;
+    let groups = super::GroupTable::build(
+        &s.inventory,
+        csv.as_ref(),
+        &s.blocking_groups,
+        &f.to_string(),
+    )?;
+    if let Some(csv) = &csv {
+        inv.load_csv(&csv.text);
     }
     for p in &s.inventory.dhcp_leases {
         let p = rel(base_dir, p);
         inv.load_dhcp_leases(&read(&p, "DHCP leases (inventory.dhcp_leases)")?);
     }
-    for (g, cidrs) in &s.inventory.groups {
-        for c in cidrs {
-            inv.add_group(
-                Cidr::parse(c).map_err(|e| anyhow!("{f}: inventory.groups.{g}: {e}"))?,
-                g,
-            );
-        }
+    for b in groups.blocks.iter().filter(|b| !b.from_csv) {
+        inv.add_group(b.cidr, &b.group);
     }
     cfg.inventory = inv;
     // geoip

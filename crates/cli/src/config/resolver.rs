@@ -131,12 +131,14 @@ pub struct ListRaw {
     pub role: Option<String>,
 }
 
-/// `[[resolver.blocking.group]]`
-#[derive(Debug, Deserialize)]
+/// `[[resolver.blocking.group]]`: a group of the one group table (see [`super::GroupTable`]),
+/// with the lists and block answer its devices get.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupRaw {
     pub name: String,
-    /// Client CIDR blocks in this group (`default` matches everyone else).
+    /// Client CIDR blocks in this group, added to the blocks `[inventory]` gives a group of
+    /// this name (`default` matches everyone no block matches).
     #[serde(default)]
     pub clients: Vec<String>,
     /// List names applied to this group (default: all lists).
@@ -180,6 +182,9 @@ pub enum SourceConfig {
 pub struct ServeSections {
     pub resolver: ResolverRaw,
     pub sources: Vec<SourceRaw>,
+    /// `[inventory]` (the engine's section): its groups and the CSV's per-device groups are
+    /// client groups too (one group table, see [`super::GroupTable`]).
+    pub inventory: super::engine::InventoryRaw,
 }
 
 /// Everything `serve` needs besides the engine.
@@ -245,7 +250,27 @@ pub fn parse_sections(text: &str, file: &Path) -> anyhow::Result<ServeSections> 
             )
         })?;
     }
+    if let Some(v) = table.get("inventory").cloned() {
+        s.inventory = v
+            .try_into()
+            .map_err(|e| anyhow!("{}: [inventory]: {e}", file.display()))?;
+    }
     Ok(s)
+}
+
+/// `[[resolver.blocking.group]]` alone, for the engine's side of the group table (the rest of
+/// `[resolver]` is left to [`parse_sections`]).
+pub fn blocking_groups(table: &toml::Table, file: &Path) -> anyhow::Result<Vec<GroupRaw>> {
+    let Some(v) = table
+        .get("resolver")
+        .and_then(|r| r.get("blocking"))
+        .and_then(|b| b.get("group"))
+    else {
+        return Ok(Vec::new());
+    };
+    v.clone()
+        .try_into()
+        .map_err(|e| anyhow!("{}: [[resolver.blocking.group]]: {e}", file.display()))
 }
 
 fn parse_addr(s: &str, default_port: u16) -> Option<SocketAddr> {
@@ -341,7 +366,15 @@ fn rel(base: &Path, p: &Path) -> PathBuf {
 }
 
 /// Validates the raw sections (+ overrides) into settings. Does not read list files (the
-/// resolver loads them at start, so `check-config` reports missing lists separately).
+/// resolver loads them at start, so `check-config` reports missing lists separately); does
+/// read the inventory CSV (`[inventory] file`), whose per-device groups are client groups.
+///
+/// Client groups come from the one group table ([`super::GroupTable`]): every group of
+/// `[[resolver.blocking.group]]`, `[inventory] groups` and the CSV's group column, each with
+/// all its blocks from every place. A group named in `[[resolver.blocking.group]]` has the
+/// lists and answer given there; a group defined only in `[inventory]` has those of the
+/// `default` blocking group when there is one, else every list and `[resolver.blocking]
+/// answer`, so its devices are blocked as before they had a group.
 pub fn validate(
     s: ServeSections,
     file: &Path,
@@ -558,10 +591,17 @@ pub fn validate(
             role: ListRole::Block,
         });
     }
+    let csv = super::InventoryCsv::read(&s.inventory, base_dir)?;
+    let table = super::GroupTable::build(&s.inventory, csv.as_ref(), &b.group, &f.to_string())?;
+    let mut specs: Vec<GroupSpec> = Vec::new();
     for g in &b.group {
         let key = format!("{f}: [[resolver.blocking.group]] {:?}", g.name);
-        if g.name != "default" && g.clients.is_empty() {
-            bail!("{key}: `clients` is empty; list CIDR blocks, e.g. clients = [\"10.9.0.0/16\"]");
+        let name = dnsight_engine::inventory::group_name(&g.name)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        let clients = table.cidrs(&name);
+        if name != "default" && clients.is_empty() {
+            bail!("{key}: `clients` is empty and [inventory] has no group {name:?}; list CIDR blocks, e.g. clients = [\"10.9.0.0/16\"], or define the group in [inventory] groups or the inventory CSV");
         }
         if let Some(ls) = &g.lists {
             for l in ls {
@@ -578,13 +618,30 @@ pub fn validate(
             .as_deref()
             .map(|a| parse_answer(a, &format!("{key} answer"), v4, v6))
             .transpose()?;
-        cfg.policy.groups.push(GroupSpec {
-            name: g.name.clone(),
-            clients: parse_cidrs(&g.clients, &format!("{key} clients"))?,
+        specs.push(GroupSpec {
+            name,
+            clients,
             lists: g.lists.clone(),
             answer,
         });
     }
+    // groups only the inventory defines: blocked like the default group
+    let (dl, da) = specs
+        .iter()
+        .find(|g| g.name == "default")
+        .map(|g| (g.lists.clone(), g.answer.clone()))
+        .unwrap_or((None, None));
+    for name in &table.names {
+        if !specs.iter().any(|g| &g.name == name) {
+            specs.push(GroupSpec {
+                name: name.clone(),
+                clients: table.cidrs(name),
+                lists: dl.clone(),
+                answer: da.clone(),
+            });
+        }
+    }
+    cfg.policy.groups = specs;
     let mut sources = Vec::new();
     for (i, src) in s.sources.iter().enumerate() {
         let key = format!("{f}: [[source]] #{}", i + 1);
@@ -672,7 +729,16 @@ mod tests {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "toml") {
                 let text = std::fs::read_to_string(&p).unwrap();
-                check_top_level(&text, &p, &[SECTIONS, super::super::engine::SECTIONS]).unwrap();
+                check_top_level(
+                    &text,
+                    &p,
+                    &[
+                        SECTIONS,
+                        super::super::engine::SECTIONS,
+                        super::super::api::SECTIONS,
+                    ],
+                )
+                .unwrap();
                 let s = parse_sections(&text, &p).unwrap();
                 validate(s, &p, p.parent().unwrap(), &ServeOverrides::default()).unwrap();
             }
