@@ -77,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         listen: args.listen.clone(),
         upstreams: args.upstream.clone(),
         blocklists: args.blocklist.clone(),
+        inventory: args.engine.inventory.clone(),
     };
     let settings = rcfg::load(args.engine.config.as_deref(), &o)?;
     if settings.resolver.listen.is_empty() && settings.sources.is_empty() {

@@ -213,6 +213,9 @@ pub struct ServeOverrides {
     pub listen: Vec<String>,
     pub upstreams: Vec<String>,
     pub blocklists: Vec<PathBuf>,
+    /// `--inventory CSV` (relative to the working directory): replaces `[inventory] file`, for
+    /// the client groups as for the engine.
+    pub inventory: Option<PathBuf>,
 }
 
 /// Checks that every top-level key of the file belongs to some section owner.
@@ -376,12 +379,16 @@ fn rel(base: &Path, p: &Path) -> PathBuf {
 /// `default` blocking group when there is one, else every list and `[resolver.blocking]
 /// answer`, so its devices are blocked as before they had a group.
 pub fn validate(
-    s: ServeSections,
+    mut s: ServeSections,
     file: &Path,
     base_dir: &Path,
     o: &ServeOverrides,
 ) -> anyhow::Result<ServeSettings> {
     let f = file.display();
+    if let Some(p) = &o.inventory {
+        let cwd = std::env::current_dir().context("the working directory")?;
+        s.inventory.file = Some(cwd.join(p));
+    }
     let r = s.resolver;
     let mut cfg = ResolverConfig::default();
     // `listen = []` (explicitly empty) runs dnsight as a passive analyser of its [[source]]s only
@@ -746,11 +753,35 @@ mod tests {
     }
 
     #[test]
+    fn inventory_flag_gives_the_resolver_the_csv_groups() {
+        let d = tempfile::tempdir().unwrap();
+        let csv = d.path().join("inv.csv");
+        std::fs::write(&csv, "ip,name,group\n10.0.0.9,tablet,kids\n").unwrap();
+        let conf = d.path().join("c.toml");
+        std::fs::write(
+            &conf,
+            "[[resolver.blocking.group]]\nname = \"kids\"\nanswer = \"refused\"\n",
+        )
+        .unwrap();
+        // without the CSV the group has no devices: a clear error
+        assert!(load(Some(&conf), &ServeOverrides::default()).is_err());
+        let o = ServeOverrides {
+            inventory: Some(csv),
+            ..Default::default()
+        };
+        let s = load(Some(&conf), &o).unwrap();
+        let policy = s.resolver.policy.build().unwrap();
+        assert_eq!(policy.group_of("10.0.0.9".parse().unwrap()).name, "kids");
+        assert_eq!(policy.group_of("10.0.0.8".parse().unwrap()).name, "default");
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let o = ServeOverrides {
             listen: vec!["127.0.0.1:5390".into()],
             upstreams: vec!["127.0.0.1:5300".into(), "tcp://[::1]:53".into()],
             blocklists: vec!["x.txt".into()],
+            ..Default::default()
         };
         let s = load(None, &o).unwrap();
         assert_eq!(s.resolver.listen[0].port(), 5390);
