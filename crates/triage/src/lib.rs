@@ -311,6 +311,10 @@ pub struct ActOutcome {
     pub ack: Option<AckRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block: Option<BlockRule>,
+    /// Acknowledgements this action ended (reopening an acknowledged alert ends the acks that
+    /// covered it: the engine must lift their suppression).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ended_acks: Vec<AckRule>,
 }
 
 /// Store counters for stats.

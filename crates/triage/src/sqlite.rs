@@ -867,6 +867,7 @@ impl TriageStore for SqliteStore {
         let mut reason = cur.reason;
         let mut ack = None;
         let mut block = None;
+        let mut ended_acks = Vec::new();
         let mut line = Line {
             actor,
             alert_id: Some(alert_id),
@@ -950,6 +951,32 @@ impl TriageStore for SqliteStore {
             Act::Reopen => {
                 reason = None;
                 line.action = "reopen";
+                if before == Status::Acknowledged {
+                    // not normal after all: the acks that covered it end with the reopen (else a
+                    // restart would re-apply them and close the alert again)
+                    let a = &cur.alert;
+                    let covering: Vec<AckRule> = tx
+                        .prepare_cached(&format!(
+                            "SELECT {ACK_COLS} FROM acks WHERE kind = ? AND destination = ? \
+                             AND (until_ts IS NULL OR until_ts > ?) ORDER BY id"
+                        ))?
+                        .query_map(params![a.kind.as_str(), a.destination, now], row_ack)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?
+                        .into_iter()
+                        .filter(|k| {
+                            let ip = a.device.parse::<std::net::IpAddr>().ok();
+                            a.devices
+                                .iter()
+                                .filter_map(|d| d.parse().ok())
+                                .chain(ip)
+                                .any(|ip| k.scope.covers(ip, a.group.as_deref()))
+                        })
+                        .collect();
+                    for k in &covering {
+                        tx.execute("DELETE FROM acks WHERE id = ?", [k.id])?;
+                    }
+                    ended_acks = covering;
+                }
                 Status::Reopened
             }
             Act::Note => {
@@ -987,6 +1014,7 @@ impl TriageStore for SqliteStore {
             after,
             ack,
             block,
+            ended_acks,
         })
     }
 

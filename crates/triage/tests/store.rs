@@ -432,6 +432,9 @@ fn act_each_variant() {
         (o.before, o.after),
         (Status::Acknowledged, Status::Reopened)
     );
+    // reopening ends the ack that covered it: a restart must not re-apply it
+    assert_eq!(o.ended_acks, vec![ack.clone()]);
+    assert!(s.active_acks(NOW + 2).unwrap().is_empty());
     // note: status stays, latest note stored
     let o = s
         .act("a1", &Act::Note, "bob", Some("still looking"), NOW + 3)
