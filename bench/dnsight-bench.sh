@@ -13,6 +13,8 @@
 #   dnsight      5390  defaults, events go to the analysis consumer (no file)
 #   dnsight-log  5391  + every query written as a JSON-lines event (run/logs/dnsight-log.log)
 #   dnsight-block 5392 + a 1,000,000-domain block list (the lab's 100k list + 900k synthetic)
+#   dnsight-state 5393 + --state (triage store, API on 127.0.0.1:8093) and 1,000 dynamic blocks
+#                      taken through the API (the resolver's overrides, checked before the cache)
 # Env: BIN (default target/release/dnsight), LAB_WORK (default /tmp/dnsight-lab-E), REPS (3),
 # QUIET (machine-quiet threshold %, default 10 here: other engineers share the box).
 set -u
@@ -65,6 +67,21 @@ stop_one() {
   rm -f "$R/$n.pid"
 }
 
+overrides() {  # 1,000 blocks (scope all, names the workloads never ask) through the API
+  local tok
+  tok=$("$BIN" token create --role analyst --name bench --state "$R/state-5393" | tail -1)
+  "$LABDIR/lab.sh" exec python3 - "$tok" <<'PY'
+import json, sys, urllib.request
+tok = sys.argv[1]
+for i in range(1000):
+    req = urllib.request.Request("http://127.0.0.1:8093/api/v1/blocks",
+        data=json.dumps({"name": f"ovr{i}.blocked.example", "note": "bench"}).encode(),
+        headers={"Authorization": "Bearer " + tok, "Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+print("1000 overrides in force")
+PY
+}
+
 cell() {  # label port workload mode
   local pid=""
   case $1 in dnsight*) pid=$(cat "$R/$1.pid") ;; esac
@@ -77,13 +94,16 @@ case ${1:-} in
     mkdir -p "$R/logs"; big_list
     start_one dnsight 5390
     start_one dnsight-log 5391 --events-out "$R/logs/dnsight-log.log"
-    start_one dnsight-block 5392 --blocklist "$D/block-1m.txt" ;;
+    start_one dnsight-block 5392 --blocklist "$D/block-1m.txt"
+    rm -rf "$R/state-5393"; mkdir -p "$R/state-5393"
+    start_one dnsight-state 5393 --state "$R/state-5393" --api 127.0.0.1:8093
+    overrides ;;
   stop)
-    for n in dnsight dnsight-log dnsight-block; do stop_one $n; done
+    for n in dnsight dnsight-log dnsight-block dnsight-state; do stop_one $n; done
     "$LABDIR/lab.sh" stop ;;
   run)
     shift
-    cells=${*:-"dnsight:5390:hit:max unbound:5301:hit:max dnsight-log:5391:hit:max unbound-log:5302:hit:max dnsmasq:5311:hit:max dnsmasq-log:5312:hit:max
+    cells=${*:-"dnsight:5390:hit:max unbound:5301:hit:max dnsight-state:5393:hit:max dnsight-log:5391:hit:max unbound-log:5302:hit:max dnsmasq:5311:hit:max dnsmasq-log:5312:hit:max
       dnsight-log:5391:mixed:max unbound-log:5302:mixed:max
       dnsight-block:5392:mixblock:max unbound-block:5303:mixblock:max
       dnsight-log:5391:hit:rate:50000 unbound-log:5302:hit:rate:50000"}
