@@ -24,7 +24,7 @@ use dnsight_engine::views::{DestinationView, DeviceSummary, DeviceView};
 use dnsight_engine::{Alert, Engine, IntelSet, Scope, Severity, Status};
 use dnsight_model::DnsEvent;
 use dnsight_triage::{Act, ActOutcome, BlockRule, Change, NewBlock, Reason, Secs, TriageStore};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -328,8 +328,9 @@ impl Pipeline {
         self.engine.drain_updates(&mut self.updates);
         if final_state {
             // the final count and last_seen of every live alert changed since its last line
+            let pending: HashSet<String> = self.updates.iter().map(|u| u.id.clone()).collect();
             for a in self.engine.alerts() {
-                if !self.updates.iter().any(|u| u.id == a.id) {
+                if !pending.contains(&a.id) {
                     self.updates.push(a);
                 }
             }
@@ -338,37 +339,17 @@ impl Pipeline {
             return Ok(());
         }
         let now = (self.clock)();
-        let updates = std::mem::take(&mut self.updates);
+        let mut updates = std::mem::take(&mut self.updates);
+        latest_only(&mut updates);
         let mut changes = vec![Change::Updated; updates.len()];
         if let Some(store) = self.store.as_mut() {
-            // alerts the engine let go of by themselves (idle) are closed in the store too
-            let (expired, live): (Vec<&Alert>, Vec<&Alert>) =
-                updates.iter().partition(|a| is_expired(a));
-            let live_owned: Vec<Alert> = live.into_iter().cloned().collect();
-            let got = store.upsert_alerts(&live_owned, now)?;
-            let mut it = got.into_iter();
-            for (i, a) in updates.iter().enumerate() {
-                if !is_expired(a) {
-                    changes[i] = it.next().unwrap_or(Change::Updated);
-                }
+            if let Err(e) = write_updates(store.as_mut(), &updates, &mut changes, now) {
+                // kept (the latest copy of each) and written again at the next flush; nothing
+                // is handed out before the store has it
+                self.updates = updates;
+                return Err(e);
             }
-            for a in expired {
-                match store.get_alert(&a.id)? {
-                    Some(s) if s.alert.status.is_open() => {
-                        store.act(
-                            &a.id,
-                            &Act::Resolve {
-                                reason: Reason::Expired,
-                            },
-                            "system",
-                            Some("quiet past the idle window"),
-                            now,
-                        )?;
-                    }
-                    _ => {}
-                }
-            }
-            self.stats.alerts_written += live_owned.len() as u64;
+            self.stats.alerts_written += updates.len() as u64;
         } else {
             for (i, a) in updates.iter().enumerate() {
                 if !self.throttle.written.contains_key(&a.id) {
@@ -616,6 +597,11 @@ impl Pipeline {
                 }
                 *blocks_changed = true;
                 let o = store.act(id, &Act::Reopen, actor, note, now)?;
+                for k in &o.ended_acks {
+                    // not normal after all: its suppression ends (the baseline keeps what it
+                    // learned)
+                    self.engine.remove_ack(k.kind, &k.destination, &k.scope);
+                }
                 if self.engine.alert(id).is_some() {
                     self.engine.set_status(id, Status::Reopened);
                 } else {
@@ -636,6 +622,11 @@ impl Pipeline {
             }
             Action::Reopen => {
                 let o = store.act(id, &Act::Reopen, actor, note, now)?;
+                for k in &o.ended_acks {
+                    // not normal after all: its suppression ends (the baseline keeps what it
+                    // learned)
+                    self.engine.remove_ack(k.kind, &k.destination, &k.scope);
+                }
                 if self.engine.alert(id).is_some() {
                     self.engine.set_status(id, Status::Reopened);
                 } else {
@@ -701,6 +692,48 @@ impl Pipeline {
         }
         true
     }
+}
+
+/// Engine updates → store: every update in one upsert, the engine's own closings (idle, the
+/// bound of live alerts) included, so an alert raised and let go of between two ticks is kept
+/// and the stored copy is the final one (`evidence.closed = "expired"`); then those closings
+/// are resolved as expired in the store (audited as `system`).
+fn write_updates(
+    store: &mut dyn TriageStore,
+    updates: &[Alert],
+    changes: &mut [Change],
+    now: Secs,
+) -> Result<(), PipelineError> {
+    let got = store.upsert_alerts(updates, now)?;
+    for (c, g) in changes.iter_mut().zip(got) {
+        *c = g;
+    }
+    for a in updates.iter().filter(|a| is_expired(a)) {
+        if store
+            .get_alert(&a.id)?
+            .is_some_and(|s| s.alert.status.is_open())
+        {
+            store.act(
+                &a.id,
+                &Act::Resolve {
+                    reason: Reason::Expired,
+                },
+                "system",
+                Some("quiet past the idle window"),
+                now,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the latest copy of each alert, in order (an alert can be reported twice: it left and
+/// came back with the same id, or an earlier write of it failed).
+fn latest_only(v: &mut Vec<Alert>) {
+    let mut seen = HashSet::with_capacity(v.len());
+    let keep: Vec<bool> = v.iter().rev().map(|a| seen.insert(a.id.clone())).collect();
+    let mut k = keep.into_iter().rev();
+    v.retain(|_| k.next().unwrap_or(true));
 }
 
 fn no_store() -> PipelineError {
