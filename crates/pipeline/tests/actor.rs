@@ -319,12 +319,10 @@ fn ticks_and_commands_keep_up_under_sustained_load() {
 // ------------------------------------------------------------------------------------------
 // 2. the one output throttle
 
-fn throttled(min: Severity) -> (tempfile::TempDir, Pipeline, Buf, Seen) {
-    let dir = tempfile::tempdir().unwrap();
-    let buf = Buf::default();
-    let seen: Seen = Arc::default();
+/// Outputs that keep the JSON lines in `buf` and every `on_alert` call in `seen`.
+fn recording(buf: &Buf, seen: &Seen) -> Outputs {
     let s2 = seen.clone();
-    let out = Outputs {
+    Outputs {
         alert_lines: Some(Box::new(buf.clone())),
         on_alert: Some(Box::new(move |a, c| {
             s2.lock()
@@ -332,7 +330,13 @@ fn throttled(min: Severity) -> (tempfile::TempDir, Pipeline, Buf, Seen) {
                 .push((a.id.clone(), c, a.count, a.device_count, a.severity))
         })),
         ..Outputs::default()
-    };
+    }
+}
+
+fn throttled(min: Severity) -> (tempfile::TempDir, Pipeline, Buf, Seen) {
+    let dir = tempfile::tempdir().unwrap();
+    let (buf, seen) = (Buf::default(), Seen::default());
+    let out = recording(&buf, &seen);
     let p = Pipeline::new(
         Engine::new(engine_cfg()),
         Some(store(dir.path())),
@@ -1120,24 +1124,14 @@ impl TriageStore for Flaky {
 fn a_failed_store_write_is_retried_at_the_next_tick() {
     let dir = tempfile::tempdir().unwrap();
     let fail = Arc::new(AtomicBool::new(false));
-    let buf = Buf::default();
-    let seen: Seen = Arc::default();
-    let s2 = seen.clone();
+    let (buf, seen) = (Buf::default(), Seen::default());
     let mut p = Pipeline::new(
         Engine::new(engine_cfg()),
         Some(Box::new(Flaky {
             inner: SqliteStore::open(dir.path()).unwrap(),
             fail: fail.clone(),
         })),
-        Outputs {
-            alert_lines: Some(Box::new(buf.clone())),
-            on_alert: Some(Box::new(move |a, c| {
-                s2.lock()
-                    .unwrap()
-                    .push((a.id.clone(), c, a.count, a.device_count, a.severity))
-            })),
-            ..Outputs::default()
-        },
+        recording(&buf, &seen),
         PipelineConfig::default(),
     )
     .unwrap();

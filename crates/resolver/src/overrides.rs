@@ -99,30 +99,6 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Lowercased wire form of a presentation name, with `\DDD` / `\c` escapes decoded.
-pub fn presentation_to_wire(text: &str, out: &mut Vec<u8>) -> bool {
-    if !text.contains('\\') {
-        return text_to_wire(text, out);
-    }
-    out.clear();
-    let Ok(name) = dnsight_model::Name::parse(text) else {
-        return false;
-    };
-    if name.is_root() {
-        return false;
-    }
-    for l in name.wire_labels() {
-        if l.is_empty() || l.len() > 63 {
-            out.clear();
-            return false;
-        }
-        out.push(l.len() as u8);
-        out.extend(l.iter().map(|b| b.to_ascii_lowercase()));
-    }
-    out.push(0);
-    true
-}
-
 impl Overrides {
     /// No overrides.
     pub fn empty() -> Overrides {
@@ -146,7 +122,7 @@ impl Overrides {
         let mut rejected = Vec::new();
         let mut wire = Vec::with_capacity(256);
         for r in rules {
-            if !presentation_to_wire(r.name.trim(), &mut wire) {
+            if !text_to_wire(r.name.trim(), &mut wire) {
                 rejected.push(r.id);
                 continue;
             }
@@ -340,7 +316,7 @@ mod tests {
         );
         assert_eq!(hit(&o, other, None, "esc.aped.example"), None);
         let mut v = Vec::new();
-        assert!(presentation_to_wire("esc\\046aped.example", &mut v));
+        assert!(text_to_wire("esc\\046aped.example", &mut v));
         assert_eq!(
             o.decide(other.parse().unwrap(), None, &v),
             Some(OverrideHit::Block(&Arc::from("block:7")))

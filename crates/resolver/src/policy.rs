@@ -199,8 +199,12 @@ pub fn text_to_wire(text: &str, out: &mut Vec<u8>) -> bool {
             return false;
         }
         for l in name.wire_labels() {
+            if l.is_empty() || l.len() > 63 {
+                out.clear();
+                return false;
+            }
             out.push(l.len() as u8);
-            out.extend(l);
+            out.extend(l.iter().map(|b| b.to_ascii_lowercase()));
         }
         out.push(0);
         return true;
