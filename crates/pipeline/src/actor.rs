@@ -45,6 +45,10 @@ pub struct PipelineConfig {
     pub tick: Duration,
     /// How often the engine state is saved (when persistent).
     pub save_every: Duration,
+    /// After a person's action, the state is saved at the first tick at least this long after
+    /// the previous save (so what they acted on — the devices and destinations learned up to
+    /// then — survives a crash with their decision, without a save per click).
+    pub save_after_action: Duration,
     /// How often intel feed files are checked for changes.
     pub intel_check: Duration,
     /// Capacity of the event channel, in batches.
@@ -62,6 +66,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             tick: Duration::from_secs(1),
             save_every: Duration::from_secs(60),
+            save_after_action: Duration::from_secs(5),
             intel_check: Duration::from_secs(5),
             queue_batches: 256,
             min_output_severity: Severity::Info,
@@ -143,6 +148,7 @@ pub struct Pipeline {
     updates: Vec<Alert>,
     collected: HashMap<String, Alert>,
     last_save: Instant,
+    acted_since_save: bool,
     last_intel: Instant,
     last_blocks: Option<Vec<BlockRule>>,
     clock: fn() -> Secs,
@@ -169,6 +175,7 @@ impl Pipeline {
             updates: Vec::new(),
             collected: HashMap::new(),
             last_save: Instant::now(),
+            acted_since_save: false,
             last_intel: Instant::now(),
             last_blocks: None,
             clock: now_secs,
@@ -240,7 +247,11 @@ impl Pipeline {
                 Err(e) => tracing::error!(error = %e, "expiring blocks failed"),
             }
         }
-        if self.cfg.persistent && self.last_save.elapsed() >= self.cfg.save_every {
+        let since = self.last_save.elapsed();
+        if self.cfg.persistent
+            && (since >= self.cfg.save_every
+                || (self.acted_since_save && since >= self.cfg.save_after_action))
+        {
             self.save();
         }
         if self.last_intel.elapsed() >= self.cfg.intel_check {
@@ -282,6 +293,7 @@ impl Pipeline {
 
     fn save(&mut self) {
         self.last_save = Instant::now();
+        self.acted_since_save = false;
         match self.engine.save() {
             Ok(()) => {
                 self.stats.saves += 1;
@@ -464,6 +476,7 @@ impl Pipeline {
         if blocks_changed {
             self.push_blocks()?;
         }
+        self.acted_since_save |= !res.outcomes.is_empty();
         // the engine's own report of what these actions changed is already in the store
         self.flush_alerts(false)?;
         Ok(res)

@@ -905,6 +905,60 @@ fn restart_reapplies_acks_and_keeps_closed_alerts_closed() {
     assert_eq!(st(&ia).alert.status, Status::Reopened);
 }
 
+#[test]
+fn an_action_saves_the_state_soon_so_a_crash_keeps_what_was_learned() {
+    // without this, kill -9 after an ack loses up to `save_every` of learning: the device
+    // that was acknowledged comes back as a new device
+    let dir = tempfile::tempdir().unwrap();
+    let rd = reader(dir.path());
+    let t = now() - 600;
+    let engine = Engine::open(engine_cfg(), dir.path()).unwrap();
+    let p = Pipeline::new(
+        engine,
+        Some(store(dir.path())),
+        Outputs::default(),
+        PipelineConfig {
+            persistent: true,
+            save_every: Duration::from_secs(3600),
+            save_after_action: Duration::from_millis(0),
+            ..fast()
+        },
+    )
+    .unwrap();
+    let run = dnsight_pipeline::spawn(p).unwrap();
+    let h = run.handle();
+    feed(&run, vec![ev(t, A, "x.evil.example")]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(h.stats().unwrap().saves, 0, "saved without an action");
+    let id = on_dest(&rd, "evil.example")[0].alert.id.clone();
+    ok(h.act(req(
+        &[&id],
+        Action::Ack {
+            scope: ScopeSel::Device,
+            until: None,
+        },
+        None,
+    )));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.stats().unwrap().saves == 0 {
+        assert!(Instant::now() < deadline, "no save after the action");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(h.stats().unwrap().saves, 1, "saved again without an action");
+    // the state file as kill -9 would leave it now: a restart from it knows the device
+    let crashed = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let f = f.unwrap();
+        if f.file_name().to_string_lossy().starts_with("engine") {
+            std::fs::copy(f.path(), crashed.path().join(f.file_name())).unwrap();
+        }
+    }
+    let again = Engine::open(engine_cfg(), crashed.path()).unwrap();
+    assert_eq!(again.stats().devices, 1);
+    drop(run.stop());
+}
+
 fn ic_again(rd: &SqliteStore) -> String {
     on_dest(rd, "other.example")[0].alert.id.clone()
 }

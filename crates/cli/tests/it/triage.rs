@@ -340,6 +340,19 @@ fn block_ack_and_rpz_loop_with_real_tools() {
     let shown = alerts(&s, &t);
     let a = shown.iter().find(|a| a["id"] == intel["id"]).unwrap();
     assert_eq!(a["status"], "blocked", "{a}");
+    // another device asking for the blocked name is news (a second infected host): it joins
+    // the blocked alert, which stays blocked
+    assert_eq!(
+        dig(s.dns, "c2.bad.example", Some("127.0.0.9")).1,
+        "NXDOMAIN"
+    );
+    let grown = wait_alert(&s, &t, "the blocked alert with the second device", |a| {
+        a["id"] == intel["id"]
+            && a["devices"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d == "127.0.0.9"))
+    });
+    assert_eq!(grown["status"], "blocked", "{grown}");
 
     // the RPZ zone has it (open to loopback)
     let (code, zone) = http_get(&s.api, "/rpz");

@@ -37,7 +37,21 @@ impl Detector for ThreatIntel {
         if ev.resolved() {
             score += 10.0;
         }
+        let blocked = ev
+            .ev
+            .verdict
+            .as_ref()
+            .is_some_and(|v| v.action == dnsight_model::VerdictAction::Blocked);
         let how = match hit.matched_on {
+            "qname" if blocked => format!("asked for {} (blocked)", ev.ev.qname.as_str()),
+            "qname" if !ev.resolved() => format!(
+                "asked for {} (answer: {})",
+                ev.ev.qname.as_str(),
+                ev.ev
+                    .rcode
+                    .map(dnsight_model::rcode_to_str)
+                    .unwrap_or_else(|| "none".into())
+            ),
             "qname" => format!("resolved {}", ev.ev.qname.as_str()),
             "cname" => format!(
                 "resolved {} whose CNAME chain leads to {}",
@@ -61,6 +75,7 @@ impl Detector for ThreatIntel {
                 "matched_on": hit.matched_on,
                 "observed": hit.observed.as_str(),
                 "resolved": ev.resolved(),
+                "blocked": blocked,
             }),
             sample: Some(ev.sample()),
             repeat: false,
@@ -110,6 +125,21 @@ mod tests {
             .unwrap();
         assert_eq!(a.evidence["matched_on"], "cname");
         assert_eq!(a.evidence["feed"], "c2-feed");
+    }
+
+    #[test]
+    fn a_listed_name_that_did_not_resolve_is_not_said_to_have_resolved() {
+        let mut cfg = cfg();
+        let mut s = IntelSet::new();
+        s.add_feed("c2-feed", "c2.example\n", Format::Auto, None);
+        cfg.intel = std::sync::Arc::new(s);
+        let e = run(cfg, "+0 10.0.0.7 c2.example A NXDOMAIN");
+        let a = &e.alerts()[0];
+        assert_eq!(
+            a.summary, "10.0.0.7 asked for c2.example (answer: NXDOMAIN), listed as c2.example on threat feed c2-feed.",
+        );
+        assert_eq!(a.evidence["resolved"], false);
+        assert_eq!(a.evidence["blocked"], false);
     }
 
     #[test]
