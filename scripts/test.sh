@@ -11,6 +11,8 @@ for pair in dig:dnsutils tshark:tshark unbound:unbound nsd:nsd dnsperf:dnsperf d
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
+# the SMTP server the notification tests send e-mail to (Debian's, run with Debian's python3)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "scripts/test.sh: installing ${need[*]}"

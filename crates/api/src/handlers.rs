@@ -138,6 +138,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(stats))
         .routes(routes!(kinds))
         .routes(routes!(audit))
+        .routes(routes!(notifications))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
         .routes(routes!(reload_intel))
@@ -702,6 +703,19 @@ async fn kinds(_t: Viewer) -> Response {
     Json(dnsight_engine::views::kinds()).into_response()
 }
 
+/// A `limit` query value: 1..=1000, default 100.
+fn limit_1000(v: Option<String>) -> Result<u32, AppError> {
+    match v {
+        None => Ok(100),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| AppError::bad_request(format!("limit: {v:?} must be 1..=1000"))),
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -719,16 +733,38 @@ async fn audit(
     State(st): State<AppState>,
     Q(q): Q<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
-    let limit = match q.limit {
-        None => 100,
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| AppError::bad_request(format!("limit: {v:?} must be 1..=1000")))?,
-    };
+    let limit = limit_1000(q.limit)?;
     Ok(Json(st.read(move |s| s.audit(limit)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct NotificationsQuery {
+    /// pending, sent or failed (default: all).
+    state: Option<String>,
+    /// Rows, newest first, 1..=1000 (default 100).
+    limit: Option<String>,
+}
+
+/// The notification outbox, newest first: what was told to which target, what waits, and what
+/// failed after its last try (with the error).
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "meta", params(NotificationsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "OutboxItem list", body = Vec<Object>), (status = 400, body = ErrorBody)))]
+async fn notifications(
+    _t: Viewer,
+    State(st): State<AppState>,
+    Q(q): Q<NotificationsQuery>,
+) -> ApiResult<Json<Vec<dnsight_triage::OutboxItem>>> {
+    let limit = limit_1000(q.limit)?;
+    let state = match q.state.as_deref() {
+        None | Some("all") => None,
+        Some(v) => Some(dnsight_triage::OutboxState::parse(v).ok_or_else(|| {
+            AppError::bad_request(format!("state: {v:?}: use pending, sent, failed or all"))
+        })?),
+    };
+    Ok(Json(st.read(move |s| s.outbox_list(state, limit)).await?))
 }
 
 // ---------------------------------------------------------------- admin

@@ -44,6 +44,8 @@ enum Command {
     Blocks(cmd::client::BlocksArgs),
     /// API tokens in the state directory: create, list, revoke.
     Token(cmd::token::Args),
+    /// Notifications: send a test to a target, list targets, see the outbox.
+    Notify(cmd::notify::Args),
 }
 
 /// Short-lived commands that print to stdout end quietly when the reader goes away
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
             | Command::Devices(_)
             | Command::Blocks(_)
             | Command::Token(_)
+            | Command::Notify(_)
             | Command::ScoreNames(_)
             | Command::CheckConfig(_)
             | Command::Eval(_)
@@ -84,6 +87,7 @@ fn main() -> std::process::ExitCode {
         Command::Devices(a) => cmd::client::devices(a),
         Command::Blocks(a) => cmd::client::blocks(a),
         Command::Token(a) => cmd::token::run(a),
+        Command::Notify(a) => cmd::notify::run(a),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

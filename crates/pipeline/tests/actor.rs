@@ -1169,6 +1169,39 @@ impl TriageStore for Flaky {
     ) -> TResult<dnsight_triage::TokenInfo> {
         self.inner.revoke_token(name_or_id, actor, now)
     }
+    fn set_router(&mut self, r: Option<Arc<dyn dnsight_triage::Router>>) {
+        self.inner.set_router(r)
+    }
+    fn outbox_due(
+        &self,
+        t: &str,
+        now: i64,
+        limit: u32,
+    ) -> TResult<Vec<dnsight_triage::OutboxItem>> {
+        self.inner.outbox_due(t, now, limit)
+    }
+    fn outbox_sent(&mut self, ids: &[i64], now: i64) -> TResult<()> {
+        self.inner.outbox_sent(ids, now)
+    }
+    fn outbox_digest_sent(&mut self, t: &str, ids: &[i64], now: i64) -> TResult<i64> {
+        self.inner.outbox_digest_sent(t, ids, now)
+    }
+    fn outbox_retry(&mut self, ids: &[i64], e: &str, next: i64, max: u32) -> TResult<u64> {
+        self.inner.outbox_retry(ids, e, next, max)
+    }
+    fn outbox_sent_since(&self, t: &str, since: i64) -> TResult<(u64, u64)> {
+        self.inner.outbox_sent_since(t, since)
+    }
+    fn outbox_last_digest(&self, t: &str) -> TResult<Option<i64>> {
+        self.inner.outbox_last_digest(t)
+    }
+    fn outbox_list(
+        &self,
+        st: Option<dnsight_triage::OutboxState>,
+        limit: u32,
+    ) -> TResult<Vec<dnsight_triage::OutboxItem>> {
+        self.inner.outbox_list(st, limit)
+    }
     fn stats(&self, now: i64) -> TResult<dnsight_triage::StoreStats> {
         self.inner.stats(now)
     }

@@ -14,8 +14,10 @@ pub use dnsight_engine::Scope;
 use dnsight_engine::{Alert, Kind, Severity, Status};
 use serde::{Deserialize, Serialize};
 
+pub mod outbox;
 pub mod rpz;
 mod sqlite;
+pub use outbox::{NotifyEvent, OutboxItem, OutboxState, OutboxStats, Router};
 pub use sqlite::{normalize_name, SqliteStore};
 
 /// File name of the triage database inside the state directory.
@@ -327,6 +329,8 @@ pub struct StoreStats {
     pub audit_entries: u64,
     pub tokens_active: u64,
     pub file_bytes: u64,
+    #[serde(default)]
+    pub outbox: OutboxStats,
 }
 
 /// The triage store. One writer (the pipeline) and any number of readers (the API, other
@@ -396,4 +400,30 @@ pub trait TriageStore: Send {
     fn revoke_token(&mut self, name_or_id: &str, actor: &str, now: Secs) -> Result<TokenInfo>;
 
     fn stats(&self, now: Secs) -> Result<StoreStats>;
+
+    // ---- notification outbox (see [`outbox`])
+    /// Routes notifications: from now on every alert change this store writes queues one
+    /// outbox row per target the router names, in the change's own transaction.
+    fn set_router(&mut self, router: Option<std::sync::Arc<dyn Router>>);
+    /// Pending rows of `target` due at `now` (`next_at <= now`), oldest first.
+    fn outbox_due(&self, target: &str, now: Secs, limit: u32) -> Result<Vec<OutboxItem>>;
+    /// Marks rows delivered one by one.
+    fn outbox_sent(&mut self, ids: &[i64], now: Secs) -> Result<()>;
+    /// Marks rows delivered in one digest message; returns the digest's id.
+    fn outbox_digest_sent(&mut self, target: &str, ids: &[i64], now: Secs) -> Result<i64>;
+    /// Records a failed try: the rows are tried again at `next_at`, or become failed once
+    /// they have been tried `max_attempts` times. Returns how many became failed.
+    fn outbox_retry(
+        &mut self,
+        ids: &[i64],
+        error: &str,
+        next_at: Secs,
+        max_attempts: u32,
+    ) -> Result<u64>;
+    /// Messages sent to `target` at or after `since`: (single notifications, digests).
+    fn outbox_sent_since(&self, target: &str, since: Secs) -> Result<(u64, u64)>;
+    /// When the last digest went to `target`.
+    fn outbox_last_digest(&self, target: &str) -> Result<Option<Secs>>;
+    /// The latest rows (newest first), of one state or all.
+    fn outbox_list(&self, state: Option<OutboxState>, limit: u32) -> Result<Vec<OutboxItem>>;
 }

@@ -32,9 +32,9 @@
 //! too, so a list and its total come from one snapshot.
 
 use crate::{
-    AckRule, Act, ActOutcome, AlertFilter, AuditEntry, BlockRule, Change, NewBlock, Reason, Result,
-    Role, Scope, Secs, Sort, StoreStats, StoredAlert, TokenInfo, TriageError, TriageStore,
-    TRIAGE_FILE,
+    AckRule, Act, ActOutcome, AlertFilter, AuditEntry, BlockRule, Change, NewBlock, NotifyEvent,
+    OutboxItem, OutboxState, OutboxStats, Reason, Result, Role, Router, Scope, Secs, Sort,
+    StoreStats, StoredAlert, TokenInfo, TriageError, TriageStore, TRIAGE_FILE,
 };
 use dnsight_engine::{Alert, Kind, Severity, Status};
 use rusqlite::types::Value;
@@ -43,7 +43,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Longest note (bytes) on an action, a block or an acknowledgement.
 pub const MAX_NOTE: usize = 4096;
 /// Longest token name (bytes).
@@ -144,8 +144,38 @@ CREATE TABLE meta (
 INSERT INTO meta (k, v) VALUES ('rpz_serial', 1);
 ";
 
+/// Version 2: the notification outbox.
+const SCHEMA_V2: &str = "
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    event TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    note TEXT,
+    created_at BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_at BIGINT NOT NULL,
+    last_error TEXT,
+    sent_at BIGINT,
+    digest BIGINT
+);
+CREATE INDEX outbox_due ON outbox (state, target, next_at);
+CREATE INDEX outbox_sent ON outbox (target, sent_at);
+CREATE TABLE notify_digests (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    sent_at BIGINT NOT NULL,
+    items INTEGER NOT NULL
+);
+CREATE INDEX notify_digests_target ON notify_digests (target, sent_at);
+";
+
 /// The SQLite triage store. See the module doc for schema, durability and concurrency.
 pub struct SqliteStore {
+    router: Option<std::sync::Arc<dyn Router>>,
     conn: Connection,
     path: PathBuf,
 }
@@ -182,7 +212,11 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn, path })
+        Ok(SqliteStore {
+            conn,
+            path,
+            router: None,
+        })
     }
 
     /// The database file.
@@ -213,7 +247,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     if v == 0 {
         tx.execute_batch(SCHEMA_V1)?;
     }
-    // future: `if v < 2 { ... }`
+    if v < 2 {
+        tx.execute_batch(SCHEMA_V2)?;
+    }
+    // future: `if v < 3 { ... }`
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -650,10 +687,87 @@ fn order_by(s: Sort) -> &'static str {
     }
 }
 
+// ---------------------------------------------------------------- outbox
+
+const OUTBOX_COLS: &str = "id, target, event, body, actor, note, created_at, state, attempts, \
+     next_at, last_error, sent_at, digest";
+
+fn row_outbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
+    let ev: String = r.get(2)?;
+    let body: String = r.get(3)?;
+    let st: String = r.get(7)?;
+    Ok(OutboxItem {
+        id: r.get(0)?,
+        target: r.get(1)?,
+        event: NotifyEvent::parse(&ev).ok_or_else(|| bad_col(format!("unknown event {ev:?}")))?,
+        alert: serde_json::from_str(&body).map_err(|e| bad_col(format!("outbox body: {e}")))?,
+        actor: r.get(4)?,
+        note: r.get(5)?,
+        created_at: r.get(6)?,
+        state: OutboxState::parse(&st).ok_or_else(|| bad_col(format!("unknown state {st:?}")))?,
+        attempts: r.get::<_, i64>(8)?.clamp(0, i64::from(u32::MAX)) as u32,
+        next_at: r.get(9)?,
+        last_error: r.get(10)?,
+        sent_at: r.get(11)?,
+        digest: r.get(12)?,
+    })
+}
+
+/// Queues one outbox row per target the router names for this event (inside the caller's
+/// transaction).
+fn queue(
+    c: &Connection,
+    router: Option<&dyn Router>,
+    alert: &Alert,
+    event: NotifyEvent,
+    actor: &str,
+    note: Option<&str>,
+    now: Secs,
+) -> Result<()> {
+    let Some(router) = router else {
+        return Ok(());
+    };
+    let targets = router.route(alert, event);
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let body = serde_json::to_string(alert).map_err(|e| db(e.to_string()))?;
+    let mut ins = c.prepare_cached(
+        "INSERT INTO outbox (target, event, alert_id, body, actor, note, created_at, state, \
+         attempts, next_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+    )?;
+    for t in targets {
+        ins.execute(params![
+            t,
+            event.as_str(),
+            alert.id,
+            body,
+            actor,
+            note,
+            now,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+fn id_list(ids: &[i64]) -> String {
+    let mut s = String::from("(");
+    for (i, _) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    s.push(')');
+    s
+}
+
 // ---------------------------------------------------------------- the store
 
 impl TriageStore for SqliteStore {
     fn upsert_alerts(&mut self, alerts: &[Alert], now: Secs) -> Result<Vec<Change>> {
+        let router = self.router.clone();
         let tx = self.write_tx()?;
         let mut out = Vec::with_capacity(alerts.len());
         {
@@ -783,6 +897,21 @@ impl TriageStore for SqliteStore {
                         member.execute(params![a.id, d])?;
                     }
                 }
+                let event = match change {
+                    Change::New => Some(NotifyEvent::New),
+                    Change::Escalated => Some(NotifyEvent::Escalated),
+                    Change::Reopened => Some(NotifyEvent::Reopened),
+                    Change::Grew => {
+                        // 2, 4, 8, ... devices: a spreading roll-up is news, each member not
+                        let old_devs = old.as_ref().map_or(0, |o| o.2).max(1) as u64;
+                        let new_devs = u64::from(a.device_count);
+                        (new_devs.ilog2() > old_devs.ilog2()).then_some(NotifyEvent::Grew)
+                    }
+                    Change::Updated => None,
+                };
+                if let Some(ev) = event {
+                    queue(&tx, router.as_deref(), &copy, ev, "system", None, now)?;
+                }
                 if let Some(before) = reopened_from {
                     audit_line(
                         &tx,
@@ -855,6 +984,7 @@ impl TriageStore for SqliteStore {
         now: Secs,
     ) -> Result<ActOutcome> {
         check_note(note)?;
+        let router = self.router.clone();
         let tx = self.write_tx()?;
         let cur = tx
             .prepare_cached(&format!("SELECT {ALERT_COLS} FROM alerts WHERE id = ?"))?
@@ -1007,6 +1137,9 @@ impl TriageStore for SqliteStore {
             ],
         )?;
         audit_line(&tx, now, &line)?;
+        if let Some(ev) = NotifyEvent::of_status(before, after) {
+            queue(&tx, router.as_deref(), &copy, ev, actor, note, now)?;
+        }
         tx.commit()?;
         Ok(ActOutcome {
             alert_id: alert_id.to_string(),
@@ -1347,6 +1480,136 @@ impl TriageStore for SqliteStore {
         Ok(info)
     }
 
+    fn set_router(&mut self, router: Option<std::sync::Arc<dyn Router>>) {
+        self.router = router;
+    }
+
+    fn outbox_due(&self, target: &str, now: Secs, limit: u32) -> Result<Vec<OutboxItem>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {OUTBOX_COLS} FROM outbox WHERE state = 'pending' AND target = ? \
+                 AND next_at <= ? ORDER BY id LIMIT ?"
+            ))?
+            .query_map(params![target, now, i64::from(limit)], row_outbox)?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn outbox_sent(&mut self, ids: &[i64], now: Secs) -> Result<()> {
+        let tx = self.write_tx()?;
+        for chunk in ids.chunks(500) {
+            let mut p: Vec<Value> = vec![Value::Integer(now)];
+            p.extend(chunk.iter().map(|&i| Value::Integer(i)));
+            tx.execute(
+                &format!(
+                    "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL \
+                     WHERE id IN {}",
+                    id_list(chunk)
+                ),
+                params_from_iter(p.iter()),
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn outbox_digest_sent(&mut self, target: &str, ids: &[i64], now: Secs) -> Result<i64> {
+        let tx = self.write_tx()?;
+        tx.execute(
+            "INSERT INTO notify_digests (target, sent_at, items) VALUES (?, ?, ?)",
+            params![target, now, ids.len() as i64],
+        )?;
+        let d = tx.last_insert_rowid();
+        for chunk in ids.chunks(500) {
+            let mut p: Vec<Value> = vec![Value::Integer(now), Value::Integer(d)];
+            p.extend(chunk.iter().map(|&i| Value::Integer(i)));
+            tx.execute(
+                &format!(
+                    "UPDATE outbox SET state = 'sent', sent_at = ?, digest = ?, last_error = NULL \
+                     WHERE id IN {}",
+                    id_list(chunk)
+                ),
+                params_from_iter(p.iter()),
+            )?;
+        }
+        tx.commit()?;
+        Ok(d)
+    }
+
+    fn outbox_retry(
+        &mut self,
+        ids: &[i64],
+        error: &str,
+        next_at: Secs,
+        max_attempts: u32,
+    ) -> Result<u64> {
+        let error: String = error.chars().take(1000).collect();
+        let tx = self.write_tx()?;
+        let mut failed = 0;
+        for chunk in ids.chunks(500) {
+            let mut p: Vec<Value> = vec![Value::Text(error.clone()), Value::Integer(next_at)];
+            p.extend(chunk.iter().map(|&i| Value::Integer(i)));
+            tx.execute(
+                &format!(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ? \
+                     WHERE state = 'pending' AND id IN {}",
+                    id_list(chunk)
+                ),
+                params_from_iter(p.iter()),
+            )?;
+            let mut p: Vec<Value> = vec![Value::Integer(i64::from(max_attempts))];
+            p.extend(chunk.iter().map(|&i| Value::Integer(i)));
+            failed += tx.execute(
+                &format!(
+                    "UPDATE outbox SET state = 'failed' WHERE state = 'pending' \
+                     AND attempts >= ? AND id IN {}",
+                    id_list(chunk)
+                ),
+                params_from_iter(p.iter()),
+            )? as u64;
+        }
+        tx.commit()?;
+        Ok(failed)
+    }
+
+    fn outbox_sent_since(&self, target: &str, since: Secs) -> Result<(u64, u64)> {
+        let single: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE target = ? AND sent_at >= ? AND digest IS NULL",
+            params![target, since],
+            |r| r.get(0),
+        )?;
+        let digests: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM notify_digests WHERE target = ? AND sent_at >= ?",
+            params![target, since],
+            |r| r.get(0),
+        )?;
+        Ok((single.max(0) as u64, digests.max(0) as u64))
+    }
+
+    fn outbox_last_digest(&self, target: &str) -> Result<Option<Secs>> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(sent_at) FROM notify_digests WHERE target = ?",
+            [target],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn outbox_list(&self, state: Option<OutboxState>, limit: u32) -> Result<Vec<OutboxItem>> {
+        let mut q = format!("SELECT {OUTBOX_COLS} FROM outbox");
+        let mut p: Vec<Value> = Vec::new();
+        if let Some(st) = state {
+            q.push_str(" WHERE state = ?");
+            p.push(Value::Text(st.as_str().into()));
+        }
+        q.push_str(" ORDER BY id DESC LIMIT ?");
+        p.push(Value::Integer(i64::from(limit)));
+        Ok(self
+            .conn
+            .prepare(&q)?
+            .query_map(params_from_iter(p.iter()), row_outbox)?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     fn stats(&self, now: Secs) -> Result<StoreStats> {
         let tx = self.conn.unchecked_transaction()?;
         let mut st = StoreStats::default();
@@ -1378,6 +1641,12 @@ impl TriageStore for SqliteStore {
             &[&now],
         )?;
         st.audit_entries = count("SELECT COUNT(*) FROM audit", &[])?;
+        st.outbox = OutboxStats {
+            pending: count("SELECT COUNT(*) FROM outbox WHERE state = 'pending'", &[])?,
+            sent: count("SELECT COUNT(*) FROM outbox WHERE state = 'sent'", &[])?,
+            failed: count("SELECT COUNT(*) FROM outbox WHERE state = 'failed'", &[])?,
+            digests: count("SELECT COUNT(*) FROM notify_digests", &[])?,
+        };
         st.tokens_active = count(
             "SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL AND \
              (expires_at IS NULL OR expires_at > ?)",

@@ -910,3 +910,143 @@ fn hostile_strings_round_trip_and_reopen_keeps_everything() {
     assert_eq!(st.audit_entries, 3);
     assert!(st.file_bytes > 0);
 }
+
+// ---------------------------------------------------------------- the notification outbox
+
+/// Routes every event of a medium-or-worse alert to "hook", and acknowledgements to "chat".
+struct TestRouter;
+impl dnsight_triage::Router for TestRouter {
+    fn route(&self, a: &Alert, e: dnsight_triage::NotifyEvent) -> Vec<String> {
+        use dnsight_triage::NotifyEvent as E;
+        let mut v = Vec::new();
+        if a.severity >= Severity::Medium {
+            v.push("hook".to_string());
+        }
+        if e == E::Acknowledged {
+            v.push("chat".to_string());
+        }
+        v
+    }
+}
+
+#[test]
+fn outbox_rows_come_with_the_change_that_caused_them() {
+    use dnsight_triage::{NotifyEvent as E, OutboxState};
+    let (d, mut s) = store();
+    // before a router is set, nothing is queued
+    s.upsert_alerts(
+        &[alert(
+            "q",
+            Kind::Dga,
+            Severity::High,
+            "10.0.0.9",
+            "q.example",
+            NOW,
+        )],
+        NOW,
+    )
+    .unwrap();
+    assert!(s.outbox_list(None, 10).unwrap().is_empty());
+    s.set_router(Some(std::sync::Arc::new(TestRouter)));
+
+    let mut a = alert(
+        "a",
+        Kind::Dga,
+        Severity::Medium,
+        "10.0.0.1",
+        "x.example",
+        NOW,
+    );
+    let low = alert("l", Kind::Dga, Severity::Low, "10.0.0.2", "y.example", NOW);
+    s.upsert_alerts(&[a.clone(), low.clone()], NOW).unwrap();
+    // a count update is not news; an escalation is; the roll-up growing to 2 and 4 devices is,
+    // to 3 is not
+    a.count = 5;
+    s.upsert_alerts(&[a.clone()], NOW + 1).unwrap();
+    a.severity = Severity::High;
+    s.upsert_alerts(&[a.clone()], NOW + 2).unwrap();
+    for n in [2u32, 3, 4] {
+        a.device_count = n;
+        a.devices.push(format!("10.0.0.{}", 10 + n));
+        s.upsert_alerts(&[a.clone()], NOW + 3).unwrap();
+    }
+    s.act(
+        "a",
+        &Act::Ack {
+            scope: Scope::All,
+            until: None,
+        },
+        "ann",
+        Some("fine"),
+        NOW + 4,
+    )
+    .unwrap();
+    s.act("a", &Act::Note, "ann", Some("just a note"), NOW + 5)
+        .unwrap();
+    let due = s.outbox_due("hook", NOW + 10, 100).unwrap();
+    let evs: Vec<(String, E)> = due.iter().map(|i| (i.alert.id.clone(), i.event)).collect();
+    assert_eq!(
+        evs,
+        vec![
+            ("a".into(), E::New),
+            ("a".into(), E::Escalated),
+            ("a".into(), E::Grew),
+            ("a".into(), E::Grew),
+            ("a".into(), E::Acknowledged),
+        ]
+    );
+    let ack = &due[4];
+    assert_eq!(
+        (ack.actor.as_str(), ack.note.as_deref()),
+        ("ann", Some("fine"))
+    );
+    assert_eq!(ack.alert.status, Status::Acknowledged);
+    assert_eq!(due[3].alert.device_count, 4);
+    let chat = s.outbox_due("chat", NOW + 10, 100).unwrap();
+    assert_eq!(chat.len(), 1);
+    // not due before its time
+    assert!(s.outbox_due("hook", NOW - 1, 100).unwrap().is_empty());
+
+    // delivery outcomes: sent, digest, retry until failed
+    s.outbox_sent(&[due[0].id], NOW + 11).unwrap();
+    let dg = s
+        .outbox_digest_sent("hook", &[due[1].id, due[2].id], NOW + 12)
+        .unwrap();
+    assert_eq!(s.outbox_sent_since("hook", NOW).unwrap(), (1, 1));
+    assert_eq!(s.outbox_last_digest("hook").unwrap(), Some(NOW + 12));
+    assert_eq!(s.outbox_retry(&[due[3].id], "503", NOW + 20, 2).unwrap(), 0);
+    assert!(s
+        .outbox_due("hook", NOW + 19, 100)
+        .unwrap()
+        .iter()
+        .all(|i| i.id != due[3].id));
+    assert_eq!(
+        s.outbox_retry(&[due[3].id], "503 again", NOW + 40, 2)
+            .unwrap(),
+        1
+    );
+    let failed = s.outbox_list(Some(OutboxState::Failed), 10).unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].attempts, 2);
+    assert_eq!(failed[0].last_error.as_deref(), Some("503 again"));
+    let st = s.stats(NOW).unwrap().outbox;
+    assert_eq!((st.pending, st.sent, st.failed, st.digests), (2, 3, 1, 1));
+    let all = s.outbox_list(None, 100).unwrap();
+    assert!(all.iter().filter(|i| i.digest == Some(dg)).count() == 2);
+
+    // another connection (the notifier's) sees the same rows
+    let other = SqliteStore::open(d.path()).unwrap();
+    assert_eq!(other.outbox_due("hook", NOW + 10, 100).unwrap().len(), 1);
+}
+
+#[test]
+fn a_version_1_file_gains_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.path().join(TRIAGE_FILE)).unwrap();
+        c.execute_batch("CREATE TABLE alerts (id TEXT PRIMARY KEY); PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert!(s.outbox_list(None, 1).unwrap().is_empty());
+}

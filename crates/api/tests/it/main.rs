@@ -244,6 +244,7 @@ fn health_is_open_everything_else_needs_a_token() {
         ("GET", "/api/v1/stats"),
         ("GET", "/api/v1/kinds"),
         ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/notifications"),
         ("GET", "/api/v1/tokens"),
         ("POST", "/api/v1/tokens"),
         ("DELETE", "/api/v1/tokens/1"),
@@ -522,6 +523,13 @@ fn every_single_action_through_the_api() {
     let au = json_ok(&get(&fx, "/api/v1/audit?limit=3", &fx.viewer));
     assert_eq!(au.as_array().unwrap().len(), 3);
     json_err(&get(&fx, "/api/v1/audit?limit=0", &fx.viewer), 400);
+    // the notification outbox (no targets here: empty), and its parameters checked
+    let nb = json_ok(&get(&fx, "/api/v1/notifications?state=failed", &fx.viewer));
+    assert_eq!(nb.as_array().map(Vec::len), Some(0));
+    json_err(
+        &get(&fx, "/api/v1/notifications?state=lost", &fx.viewer),
+        400,
+    );
     // wrong fields for the action, missing ones, unknown values
     for body in [
         json!({"action":"ack"}),
@@ -1005,6 +1013,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/stats"),
     ("get", "/api/v1/kinds"),
     ("get", "/api/v1/audit"),
+    ("get", "/api/v1/notifications"),
     ("get", "/api/v1/tokens"),
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),

@@ -67,15 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // A typo in a section name is an error, whichever part of dnsight owns the section.
         let text = std::fs::read_to_string(p)
             .with_context(|| format!("cannot read config file {}", p.display()))?;
-        crate::config::resolver::check_top_level(
-            &text,
-            p,
-            &[
-                crate::config::resolver::SECTIONS,
-                crate::config::engine::SECTIONS,
-                crate::config::api::SECTIONS,
-            ],
-        )?;
+        crate::config::resolver::check_top_level(&text, p, crate::config::ALL_SECTIONS)?;
     }
     let (engine_cfg, state_dir) = crate::config::engine::build(&args.engine)?;
     let engine = crate::wiring::open_engine(engine_cfg, state_dir.as_deref())?;

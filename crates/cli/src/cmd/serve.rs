@@ -100,6 +100,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("the API needs the analysis and a state directory (tokens, alerts and blocks live there): add --state DIR, or turn the API off with --api off");
     }
 
+    let targets = crate::config::notify::load(args.engine.config.as_deref())?;
+    if !targets.is_empty() && (args.engine.state.is_none() || args.no_analysis) {
+        anyhow::bail!("[[notify]] needs the analysis and a state directory (the notification outbox lives in its triage store): add --state DIR");
+    }
+    let mut notifier = None;
+
     // the pipeline: the engine as one actor, fed by the resolver and the passive sources
     let slot = crate::wiring::OverrideSlot::default();
     let running = if args.no_analysis {
@@ -110,10 +116,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for n in engine.notices() {
             tracing::info!("{n}");
         }
-        let store = match &state {
+        let mut store = match &state {
             Some(d) => Some(crate::wiring::open_store(d)?),
             None => None,
         };
+        if let (Some(st), Some(dir)) = (store.as_mut(), &state) {
+            if !targets.is_empty() {
+                st.set_router(Some(std::sync::Arc::new(dnsight_notify::Routes::new(
+                    &targets,
+                ))));
+                notifier = Some(
+                    dnsight_notify::Notifier::spawn(&targets, dir)
+                        .map_err(|e| anyhow::anyhow!("starting notifications: {e}"))?,
+                );
+                for t in &targets {
+                    tracing::info!(target = %t.name, kind = t.type_name(), to = %t.describe(), "notification target ready");
+                }
+            }
+        }
         let out = dnsight_pipeline::Outputs {
             alert_lines: match &args.engine.alerts_out {
                 Some(p) => Some(crate::wiring::open_alerts_out(p)?),
@@ -131,6 +151,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             out,
             dnsight_pipeline::PipelineConfig {
                 persistent: state.is_some(),
+                // alerts reach the store (and so the API and notifications) within ~¼ s
+                tick: std::time::Duration::from_millis(250),
                 ..Default::default()
             },
         )?;
@@ -227,6 +249,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(run) = running {
         let mut p = run.stop();
         tracing::info!(stats = ?p.stats().engine, "engine stopped");
+    }
+    // after the pipeline's final writes: what they queued is delivered now or at the next start
+    if let Some(n) = notifier {
+        std::thread::sleep(dnsight_notify::POLL);
+        n.stop();
     }
     tracing::info!(stats = %stats, "dnsight serve: stopped");
     eprintln!("dnsight serve: {stats}");
@@ -356,16 +383,9 @@ pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<()> {
     let p = &args.file;
     let b = std::fs::read(p).with_context(|| format!("cannot read config file {}", p.display()))?;
     let text = String::from_utf8_lossy(&b);
-    rcfg::check_top_level(
-        &text,
-        p,
-        &[
-            rcfg::SECTIONS,
-            crate::config::engine::SECTIONS,
-            crate::config::api::SECTIONS,
-        ],
-    )?;
+    rcfg::check_top_level(&text, p, crate::config::ALL_SECTIONS)?;
     crate::config::api::load(Some(p), None, false)?;
+    let targets = crate::config::notify::load(Some(p))?;
     let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
     let s = rcfg::validate(
         rcfg::parse_sections(&text, p)?,
@@ -404,6 +424,17 @@ pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<()> {
         policy.groups.len(),
         s.sources.len()
     );
+    for t in &targets {
+        println!(
+            "  notify {:?}: {} to {} (min_severity {}; `dnsight notify test {} --config {}` sends a sample)",
+            t.name,
+            t.type_name(),
+            t.describe(),
+            t.route.min_severity.as_str(),
+            t.name,
+            p.display()
+        );
+    }
     for l in &policy.lists {
         if l.rejected_lines > 0 {
             println!(

@@ -13,7 +13,16 @@
 //! given to two different groups is an error naming both places.
 pub mod api;
 pub mod engine;
+pub mod notify;
 pub mod resolver;
+
+/// Every top-level section some part of dnsight reads (a name outside these is a typo).
+pub const ALL_SECTIONS: &[&[&str]] = &[
+    resolver::SECTIONS,
+    engine::SECTIONS,
+    api::SECTIONS,
+    notify::SECTIONS,
+];
 
 use anyhow::{anyhow, bail};
 use dnsight_model::Cidr;

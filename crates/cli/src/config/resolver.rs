@@ -692,6 +692,7 @@ pub fn load(file: Option<&Path>, o: &ServeOverrides) -> anyhow::Result<ServeSett
             let b = std::fs::read(p)
                 .with_context(|| format!("cannot read config file {}", p.display()))?;
             let text = String::from_utf8_lossy(&b);
+            check_top_level(&text, p, super::ALL_SECTIONS)?;
             let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
             validate(parse_sections(&text, p)?, p, &base, o)
         }
@@ -736,16 +737,7 @@ mod tests {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "toml") {
                 let text = std::fs::read_to_string(&p).unwrap();
-                check_top_level(
-                    &text,
-                    &p,
-                    &[
-                        SECTIONS,
-                        super::super::engine::SECTIONS,
-                        super::super::api::SECTIONS,
-                    ],
-                )
-                .unwrap();
+                check_top_level(&text, &p, super::super::ALL_SECTIONS).unwrap();
                 let s = parse_sections(&text, &p).unwrap();
                 validate(s, &p, p.parent().unwrap(), &ServeOverrides::default()).unwrap();
             }

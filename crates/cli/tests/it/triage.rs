@@ -486,3 +486,157 @@ fn block_ack_and_rpz_loop_with_real_tools() {
         "the acknowledged destination alerted again: {again:#?}"
     );
 }
+
+/// A webhook receiver on `port`: every request body, with when it arrived.
+fn receiver(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<(Instant, serde_json::Value)>>> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = BufReader::new(s);
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 {
+                    break;
+                }
+                let h = h.trim_end().to_ascii_lowercase();
+                if let Some(v) = h.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if h.is_empty() {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_err() {
+                continue;
+            }
+            if let Ok(v) = serde_json::from_slice(&body) {
+                g.lock().unwrap().push((Instant::now(), v));
+            }
+            let _ = r
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    got
+}
+
+#[test]
+fn notifications_reach_a_webhook_at_once_and_survive_kill_9() {
+    if !which("nsd") || !which("dig") {
+        eprintln!("SKIP: nsd or dig not installed (scripts/test.sh installs them)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("intel.txt"), "c2.bad.example\n").unwrap();
+    let nsd = start_nsd(d);
+    let (up_port, down_port) = (free_port(), free_port());
+    let up = receiver(up_port);
+    std::fs::write(
+        d.join("dnsight.toml"),
+        format!(
+            "[[notify]]\nname = \"soc\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{up_port}/hook\"\nsecret = \"k\"\n\n[[notify]]\nname = \"later\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{down_port}/hook\"\n"
+        ),
+    )
+    .unwrap();
+    let check = bin()
+        .arg("check-config")
+        .arg(d.join("dnsight.toml"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && out.contains("notify \"soc\""),
+        "{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let serve = |dns_port: u16| {
+        let mut p = Proc::spawn(
+            "dnsight serve",
+            bin()
+                .args(["serve", "--listen", &format!("127.0.0.1:{dns_port}")])
+                .arg("--upstream")
+                .arg(nsd.addr.to_string())
+                .arg("--state")
+                .arg(d.join("state"))
+                .arg("--config")
+                .arg(d.join("dnsight.toml"))
+                .arg("--intel")
+                .arg(d.join("intel.txt"))
+                .args(["--learn-days", "0", "--api", "off"])
+                .env("RUST_LOG", "info"),
+        );
+        p.wait_line("resolver ready");
+        p
+    };
+    let dns_port = free_port();
+    let mut s = serve(dns_port);
+    let dns: SocketAddr = format!("127.0.0.1:{dns_port}").parse().unwrap();
+    let asked = Instant::now();
+    assert_eq!(dig(dns, "c2.bad.example", None).1, "NOERROR");
+    let end = Instant::now() + WAIT;
+    let (at, first) = loop {
+        if let Some((t, v)) = up
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, v)| v["alert"]["kind"] == "threat_intel")
+            .cloned()
+        {
+            break (t, v);
+        }
+        assert!(Instant::now() < end, "the webhook got nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!(
+        "query → webhook: {} ms",
+        at.duration_since(asked).as_millis()
+    );
+    assert_eq!(first["event"], "new");
+    // the other target is down: its notifications wait in the outbox; the process dies
+    std::thread::sleep(Duration::from_millis(1500));
+    s.kill9();
+    let o = bin()
+        .args([
+            "notify", "outbox", "--status", "pending", "--json", "--state",
+        ])
+        .arg(d.join("state"))
+        .output()
+        .unwrap();
+    let pending: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert!(
+        pending
+            .iter()
+            .any(|p| p["target"] == "later" && p["alert"]["kind"] == "threat_intel"),
+        "nothing pending for the down target: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // the target comes up, dnsight restarts: what was pending is delivered
+    let later = receiver(down_port);
+    let _s = serve(dns_port);
+    let end = Instant::now() + WAIT;
+    while !later
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, v)| v["alert"]["kind"] == "threat_intel" && v["event"] == "new")
+    {
+        assert!(
+            Instant::now() < end,
+            "the pending notification was lost across kill -9"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // and the first target did not get it twice
+    let n = up
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| v["alert"]["kind"] == "threat_intel" && v["event"] == "new")
+        .count();
+    assert_eq!(n, 1);
+}
