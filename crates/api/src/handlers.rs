@@ -994,6 +994,23 @@ fn prometheus_text(s: &PipelineStats) -> String {
         s.store.acks_active,
     );
     gauge("tokens_active", "Usable API tokens.", s.store.tokens_active);
+    let ob = &s.store.outbox;
+    let _ = writeln!(
+        o,
+        "# HELP dnsight_notifications Notifications in the outbox by state (failed: every try failed).\n# TYPE dnsight_notifications gauge"
+    );
+    for (st, n) in [
+        ("pending", ob.pending),
+        ("sent", ob.sent),
+        ("failed", ob.failed),
+    ] {
+        let _ = writeln!(o, "dnsight_notifications{{state=\"{st}\"}} {n}");
+    }
+    let _ = writeln!(
+        o,
+        "# HELP dnsight_notification_digests_total Digest messages sent (floods folded into one message).\n# TYPE dnsight_notification_digests_total counter\ndnsight_notification_digests_total {}",
+        ob.digests
+    );
     o
 }
 

@@ -981,6 +981,11 @@ fn devices_destinations_stats_kinds_metrics() {
     let m = call(&fx, "GET", "/metrics", Some(&fx.viewer), None);
     assert_eq!(m.0, 200);
     assert!(m.1.contains("dnsight_pipeline_events_total 5"), "{}", m.1);
+    assert!(
+        m.1.contains("dnsight_notifications{state=\"failed\"} 0"),
+        "{}",
+        m.1
+    );
     // intel reload with no feeds configured: a clear answer, not a 500
     let r = post(&fx, "/api/v1/intel/reload", &fx.admin, json!({}));
     assert!(r.0 == 200 || r.0 == 400, "{} {}", r.0, r.1);

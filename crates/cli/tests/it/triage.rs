@@ -640,3 +640,45 @@ fn notifications_reach_a_webhook_at_once_and_survive_kill_9() {
         .count();
     assert_eq!(n, 1);
 }
+
+#[test]
+fn notify_test_sends_a_sample_and_says_which_target_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dead = free_port();
+    std::fs::write(
+        d.join("n.toml"),
+        format!("[[notify]]\nname = \"lines\"\ntype = \"file\"\npath = \"out.jsonl\"\n\n[[notify]]\nname = \"dead\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{dead}/x\"\ntimeout_secs = 2\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = bin()
+            .args(args)
+            .arg("--config")
+            .arg(d.join("n.toml"))
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (ok, out) = run(&["notify", "test", "lines"]);
+    assert!(ok, "{out}");
+    let line = std::fs::read_to_string(d.join("out.jsonl")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(v["alert"]["destination"], "test.dnsight.invalid");
+    let (ok, out) = run(&["notify", "test"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("lines  file  sent") && out.contains("dead  webhook  FAILED"),
+        "{out}"
+    );
+    let (ok, out) = run(&["notify", "test", "nope"]);
+    assert!(!ok && out.contains("lines, dead"), "{out}");
+    let (ok, out) = run(&["notify", "list"]);
+    assert!(
+        ok && out.contains("dead  webhook  http://127.0.0.1:"),
+        "{out}"
+    );
+}
