@@ -306,14 +306,18 @@ pub fn email(t: &Target, b: Batch<'_>) -> (String, String) {
     match b {
         Batch::One(i) => {
             let a = &i.alert;
-            let subject = format!(
-                "[dnsight] {} {} ({}): {} → {}",
+            // plain ASCII, so the subject stays one readable line in every mail client
+            let mut subject = format!(
+                "[dnsight] {} {} ({}): {}",
                 a.severity.as_str(),
                 a.kind.as_str(),
                 i.event.as_str(),
                 clean(&a.device, 60),
-                clean(&a.destination, 80)
             );
+            if !a.destination.is_empty() {
+                subject.push_str(" -> ");
+                subject.push_str(&clean(&a.destination, 80));
+            }
             let mut body = String::new();
             detail(i, &mut body);
             let _ = writeln!(

@@ -471,11 +471,19 @@ min_severity = "info"
             "{mail}"
         );
         let head = mail.split("\r\n\r\n").next().unwrap_or(&mail);
+        // header lines as the reader sees them: folded lines joined (RFC 5322 folding)
+        let head = head.replace("\r\n ", " ").replace("\n ", " ");
+        let head = head.as_str();
         let subject_lines: Vec<&str> = head
             .lines()
             .filter(|l| l.to_ascii_lowercase().starts_with("subject:"))
             .collect();
         assert_eq!(subject_lines.len(), 1, "{head}");
+        assert!(
+            subject_lines[0]
+                .starts_with("Subject: [dnsight] high threat_intel (new): 10.0.0.5 -> x"),
+            "{head}"
+        );
         assert!(!head.to_ascii_lowercase().contains("\ninjected:"), "{head}");
         assert!(
             mail.contains("Summary:") && mail.contains("Destination:"),
