@@ -44,6 +44,10 @@ enum Command {
     Blocks(cmd::client::BlocksArgs),
     /// API tokens in the state directory: create, list, revoke.
     Token(cmd::token::Args),
+    /// Threat-intel feeds: check NAME..., stats, update.
+    Intel(cmd::intel::Args),
+    /// GeoIP databases: update.
+    Geoip(cmd::intel::GeoipArgs),
 }
 
 /// Short-lived commands that print to stdout end quietly when the reader goes away
@@ -68,6 +72,8 @@ fn main() -> std::process::ExitCode {
             | Command::ScoreNames(_)
             | Command::CheckConfig(_)
             | Command::Eval(_)
+            | Command::Intel(_)
+            | Command::Geoip(_)
     ) {
         default_sigpipe();
     }
@@ -84,6 +90,8 @@ fn main() -> std::process::ExitCode {
         Command::Devices(a) => cmd::client::devices(a),
         Command::Blocks(a) => cmd::client::blocks(a),
         Command::Token(a) => cmd::token::run(a),
+        Command::Intel(a) => cmd::intel::run(a),
+        Command::Geoip(a) => cmd::intel::run_geoip(a),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

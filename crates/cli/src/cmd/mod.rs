@@ -3,6 +3,7 @@ pub mod analyze;
 pub mod client;
 pub mod demo;
 pub mod eval;
+pub mod intel;
 pub mod score_names;
 pub mod serve;
 pub mod simulate;
