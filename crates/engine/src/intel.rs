@@ -697,6 +697,15 @@ mod tests {
     }
 
     #[test]
+    fn maltrail_trails_as_they_are() {
+        let trail = "# Copyright (c) 2014-2026 Maltrail developers\n# See the file 'LICENSE'\n\n# Reference: https://example.org/report\n\nevil-c2.example\n198.51.100.23\nhttp://203.0.113.5/bad/x.php\n";
+        let mut s = IntelSet::new();
+        let f = s.add_feed("maltrail", trail, Format::Auto, None).clone();
+        assert_eq!((f.domains, f.networks, f.rejected), (1, 1, 1), "{f:?}");
+        assert!(s.match_name("a.evil-c2.example", ts()).is_some());
+    }
+
+    #[test]
     fn csv_and_jsonl_feeds() {
         // abuse.ch-style CSV: the header in the last comment line, quoted fields, ip:port
         let csv = "# ThreatFox IOCs\n# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\"\n\"2026-11-01 10:00:00\",\"1\",\"c2.example\",\"domain\"\n\"2026-11-01 10:00:00\",\"2\",\"198.51.100.9:443\",\"ip:port\"\n\"2026-11-01 10:00:00\",\"3\",\"http://shared.example/x.exe\",\"url\"\n";

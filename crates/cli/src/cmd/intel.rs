@@ -10,6 +10,18 @@ use dnsight_engine::intel::{find_in_feed, Query};
 use std::io::Write;
 use std::path::PathBuf;
 
+/// A freely redistributable country database in MaxMind format (CC BY 4.0 data).
+pub const DEFAULT_GEOIP_URL: &str =
+    "https://cdn.jsdelivr.net/npm/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb";
+
+/// The downloaded copy of [`DEFAULT_GEOIP_URL`] (without `--state`), if there is one.
+pub fn downloaded_geoip() -> Option<PathBuf> {
+    let p = crate::config::engine::downloads_dir(None)
+        .join("geoip")
+        .join("geo-whois-asn-country.mmdb");
+    p.exists().then_some(p)
+}
+
 /// Which config, and where its downloads are kept.
 #[derive(ClapArgs, Debug, Clone)]
 pub struct Source {
@@ -111,7 +123,6 @@ fn check(src: &Source, names: &[String]) -> anyhow::Result<()> {
     }
     let out = std::io::stdout();
     let mut out = out.lock();
-    let mut listed_any = false;
     for n in names {
         let Some(q) = Query::parse(n) else {
             writeln!(out, "{}: not a DNS name or an address", escape(n))?;
@@ -140,7 +151,6 @@ fn check(src: &Source, names: &[String]) -> anyhow::Result<()> {
         if hits == 0 {
             writeln!(out, "{}: not listed", escape(n))?;
         }
-        listed_any |= hits > 0;
     }
     let missing: Vec<_> = files
         .intel
@@ -157,7 +167,6 @@ fn check(src: &Source, names: &[String]) -> anyhow::Result<()> {
             missing.join(", ")
         )?;
     }
-    let _ = listed_any;
     Ok(())
 }
 
@@ -229,15 +238,13 @@ fn stats(src: &Source, json: bool) -> anyhow::Result<()> {
             writeln!(out, "       last error: {e}")?;
         }
     }
-    if !files.geo.is_empty() || !st.iter().any(|s| s.kind == "geoip") {
-        if files.geo.is_empty() {
-            writeln!(out, "GeoIP: none configured: new_country and new_asn are off (see the README, \"GeoIP\": one [geoip] urls line and `dnsight geoip update`)")?;
-        } else if !files.geo.missing().is_empty() {
-            writeln!(
-                out,
-                "GeoIP: not downloaded yet: `dnsight geoip update` fetches it"
-            )?;
-        }
+    if files.geo.is_empty() {
+        writeln!(out, "GeoIP: none configured: new_country and new_asn are off (see the README, \"GeoIP\": one [geoip] urls line and `dnsight geoip update`)")?;
+    } else if !files.geo.missing().is_empty() {
+        writeln!(
+            out,
+            "GeoIP: not downloaded yet: `dnsight geoip update` fetches it"
+        )?;
     }
     Ok(())
 }
@@ -254,7 +261,7 @@ fn update(src: &Source, kind: &str) -> anyhow::Result<()> {
         .collect();
     if fetches.is_empty() {
         match kind {
-            "geoip" => bail!("no GeoIP database to download: add to the config\n  [geoip]\n  urls = [\"https://cdn.jsdelivr.net/npm/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb\", \"https://cdn.jsdelivr.net/npm/@ip-location-db/asn-mmdb/asn.mmdb\"]\nand pass it with --config FILE"),
+            "geoip" => bail!("no GeoIP database to download: add to the config\n  [geoip]\n  urls = [\"{DEFAULT_GEOIP_URL}\"]\nand pass it with --config FILE"),
             _ => bail!("no threat-intel feed has a url: add url = \"https://...\" to an [[intel]] entry (--config FILE)"),
         }
     }

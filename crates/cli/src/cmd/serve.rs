@@ -404,6 +404,18 @@ pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: [[resolver.blocking.list]]: {e}", p.display()))?;
     let load_ms = t0.elapsed().as_millis();
     let eng = crate::config::engine::parse_sections(&text, p)?;
+    let files = crate::config::engine::enrich_files(&eng, p, &base)?;
+    for f in files.fetches.iter().filter(|f| !f.path.exists()) {
+        println!(
+            "  {} {:?}: no local copy yet ({}); `serve` downloads it from {} at start (now: `dnsight {} update --config {}`)",
+            f.kind(),
+            f.name,
+            f.path.display(),
+            f.url,
+            f.kind(),
+            p.display()
+        );
+    }
     crate::config::engine::validate(eng, p, &base)?;
     println!("{}: ok", p.display());
     println!(

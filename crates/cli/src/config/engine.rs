@@ -350,9 +350,12 @@ fn validate_with_files(
     base_dir: &Path,
     fetch_missing: bool,
 ) -> anyhow::Result<(EngineConfig, EnrichFiles)> {
-    let files = enrich_files(&s, file, base_dir)?;
+    let mut files = enrich_files(&s, file, base_dir)?;
     if fetch_missing {
         crate::fetch::prepare(&files.fetches);
+        // the change stamps start from the copies as loaded now
+        files.intel.changed();
+        files.geo.changed();
     }
     let f = file.display();
     let mut cfg = EngineConfig::default();
