@@ -671,7 +671,7 @@ impl IntelFiles {
             };
             if let Some(u) = &it.url {
                 check_url(u, &what)?;
-            } else if it.refresh_secs.is_some() || it.max_age_secs.is_some() && it.file.is_none() {
+            } else if it.refresh_secs.is_some() {
                 bail!("{what}: refresh_secs needs a url; add url = \"https://...\" or remove refresh_secs");
             }
             let every = refresh(it.refresh_secs, 3600, &what)?;
