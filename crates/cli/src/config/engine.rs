@@ -1029,6 +1029,56 @@ mod tests {
     }
 
     #[test]
+    fn intel_and_geoip_from_urls() {
+        let f = Path::new("x.toml");
+        let err = |text: &str| {
+            let s = parse_sections(text, f).unwrap();
+            format!("{:#}", validate(s, f, Path::new(".")).unwrap_err())
+        };
+        for (text, want) in [
+            ("[[intel]]\nname = \"a\"\nurl = \"ftp://x/feed\"\n", "http://"),
+            ("[[intel]]\nurl = \"https://x/feed\"\n", "needs a name"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\nrefresh_secs = 5\n", "at least 60"),
+            ("[[intel]]\nfile = \"f.txt\"\nrefresh_secs = 600\n", "needs a url"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\nformat = \"csv\"\n", "column"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\ncolumn = 0\nformat = \"csv\"\n", "from 1"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\nseverity = \"urgent\"\n", "info, low, medium, high or critical"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\n[[intel]]\nname = \"a\"\nurl = \"https://y/f\"\n", "same file"),
+            ("[geoip]\nrefresh_secs = 600\n", "needs urls"),
+            ("[geoip]\nurls = [\"https://a/x.mmdb\", \"https://b/x.mmdb\"]\n", "same file name"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        // URL copies not downloaded yet: the config is valid, the feed empty, no database
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[geoip]\nurls = [\"https://a/country.mmdb?v=1\"]\n[[intel]]\nname = \"abuse ch/tf\"\nurl = \"https://x/f.csv\"\nformat = \"csv\"\ncolumn = \"ioc_value\"\ncategory = \"c2\"\nseverity = \"High\"\n";
+        let mut s = parse_sections(text, f).unwrap();
+        s.downloads = Some(dir.path().to_path_buf());
+        let files = enrich_files(&s, f, Path::new(".")).unwrap();
+        let paths: Vec<_> = files
+            .fetches
+            .iter()
+            .map(|x| x.path.strip_prefix(dir.path()).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                PathBuf::from("intel/abuse_ch_tf.txt"),
+                PathBuf::from("geoip/country.mmdb")
+            ]
+        );
+        assert_eq!(files.fetches[0].every, std::time::Duration::from_secs(3600));
+        let cfg = validate(s, f, Path::new(".")).unwrap();
+        assert!(cfg.geoip.is_none());
+        let feed = &cfg.intel.feeds()[0];
+        assert_eq!(
+            (feed.domains, feed.category.as_deref(), feed.severity),
+            (0, Some("c2"), Some(dnsight_engine::Severity::High))
+        );
+    }
+
+    #[test]
     fn flags_override_file() {
         let dir = std::env::temp_dir().join(format!("dnsight-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
