@@ -46,6 +46,10 @@ enum Command {
     Token(cmd::token::Args),
     /// Notifications: send a test to a target, list targets, see the outbox.
     Notify(cmd::notify::Args),
+    /// Threat-intel feeds: check NAME..., stats, update.
+    Intel(cmd::intel::Args),
+    /// GeoIP databases: update.
+    Geoip(cmd::intel::GeoipArgs),
 }
 
 /// Short-lived commands that print to stdout end quietly when the reader goes away
@@ -71,6 +75,8 @@ fn main() -> std::process::ExitCode {
             | Command::ScoreNames(_)
             | Command::CheckConfig(_)
             | Command::Eval(_)
+            | Command::Intel(_)
+            | Command::Geoip(_)
     ) {
         default_sigpipe();
     }
@@ -88,6 +94,8 @@ fn main() -> std::process::ExitCode {
         Command::Blocks(a) => cmd::client::blocks(a),
         Command::Token(a) => cmd::token::run(a),
         Command::Notify(a) => cmd::notify::run(a),
+        Command::Intel(a) => cmd::intel::run(a),
+        Command::Geoip(a) => cmd::intel::run_geoip(a),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,16 +8,116 @@ use dnsight_triage::{BlockRule, SqliteStore, TriageStore};
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
-/// Intel feed files as the pipeline's reload source.
-pub struct IntelFilesSource(pub crate::config::engine::IntelFiles);
+/// Intel feed files and GeoIP databases as the pipeline's reload source.
+pub struct IntelFilesSource {
+    files: crate::config::engine::EnrichFiles,
+    /// The feeds last loaded (their entry counts, for `status`).
+    loaded: Arc<dnsight_engine::IntelSet>,
+}
+
+impl IntelFilesSource {
+    pub fn new(
+        files: crate::config::engine::EnrichFiles,
+        loaded: Arc<dnsight_engine::IntelSet>,
+    ) -> Self {
+        IntelFilesSource { files, loaded }
+    }
+}
 
 impl IntelSource for IntelFilesSource {
     fn changed(&mut self) -> bool {
-        !self.0.is_empty() && self.0.changed()
+        !self.files.intel.is_empty() && self.files.intel.changed()
     }
     fn load(&mut self) -> Result<Arc<dnsight_engine::IntelSet>, String> {
-        self.0.load().map(Arc::new).map_err(|e| format!("{e:#}"))
+        let set = Arc::new(self.files.intel.load().map_err(|e| format!("{e:#}"))?);
+        self.loaded = set.clone();
+        Ok(set)
     }
+    fn geo(&mut self) -> Option<Result<Arc<dnsight_engine::Geo>, String>> {
+        if self.files.geo.is_empty() || !self.files.geo.changed() {
+            return None;
+        }
+        self.files.geo.load().map(|g| g.map(Arc::new)).transpose()
+    }
+    fn status(&mut self) -> Vec<dnsight_pipeline::FeedStatus> {
+        feed_status(&self.files, &self.loaded)
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Every feed and database of `files` with its freshness: entries from `loaded`, download
+/// state from the status files next to the copies.
+pub fn feed_status(
+    files: &crate::config::engine::EnrichFiles,
+    loaded: &dnsight_engine::IntelSet,
+) -> Vec<dnsight_pipeline::FeedStatus> {
+    use crate::fetch::read_status;
+    let now = now_unix();
+    let mtime_age = |p: &Path| {
+        let m = std::fs::metadata(p).ok()?.modified().ok()?;
+        Some(
+            std::time::SystemTime::now()
+                .duration_since(m)
+                .map_or(0, |d| d.as_secs()),
+        )
+    };
+    let mut out = Vec::new();
+    let fetches = files.intel.fetches();
+    for (i, x) in files.intel.feeds.iter().enumerate() {
+        let f = fetches.iter().find(|f| f.path == x.path);
+        let st = f.and_then(|_| read_status(&x.path));
+        let age = match f {
+            Some(_) => st.as_ref().and_then(|s| s.age(now)),
+            None => mtime_age(&x.path),
+        };
+        let max_age = f.map(|f| f.max_age).or(x.max_age);
+        let lf = loaded.feeds().get(i).filter(|l| l.name == x.name.as_str());
+        out.push(dnsight_pipeline::FeedStatus {
+            kind: "intel".into(),
+            name: x.name.clone(),
+            url: x.url.clone(),
+            path: x.path.display().to_string(),
+            entries: lf.map_or(0, |l| (l.domains + l.networks) as u64),
+            rejected: lf.map_or(0, |l| l.rejected as u64),
+            age_secs: age,
+            last_error: st.and_then(|s| s.error),
+            stale: max_age.is_some_and(|m| age.is_none_or(|a| a > m.as_secs())),
+            category: x.spec.category.as_ref().map(|c| c.to_string()),
+            severity: x.spec.severity.map(|s| s.as_str().to_string()),
+        });
+    }
+    for p in &files.geo.files {
+        out.push(dnsight_pipeline::FeedStatus {
+            kind: "geoip".into(),
+            name: p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: p.display().to_string(),
+            age_secs: mtime_age(p),
+            ..Default::default()
+        });
+    }
+    for f in &files.geo.fetches {
+        let st = read_status(&f.path);
+        let age = st.as_ref().and_then(|s| s.age(now));
+        out.push(dnsight_pipeline::FeedStatus {
+            kind: "geoip".into(),
+            name: f.name.clone(),
+            url: Some(f.url.clone()),
+            path: f.path.display().to_string(),
+            age_secs: age,
+            last_error: st.and_then(|s| s.error),
+            stale: age.is_none_or(|a| a > f.max_age.as_secs()),
+            ..Default::default()
+        });
+    }
+    out
 }
 
 /// Opens the engine (persistent when `state` is given) and the triage store in `triage_dir`.

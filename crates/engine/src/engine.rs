@@ -111,7 +111,7 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
         let mut notices = Vec::new();
         if cfg.geoip.is_none() && !cfg.is_disabled("new_geo") {
-            notices.push("GeoIP: no database configured (--geoip or [geoip] in the config): the new_country and new_asn detectors are off.".to_string());
+            notices.push("GeoIP: no database: the new_country and new_asn detectors are off. Fix: add `[geoip] urls = [...]` to the config (README, \"GeoIP\") and run `dnsight geoip update --config FILE`, or pass --geoip FILE.".to_string());
         }
         let geo = cfg.geoip.clone().map(GeoCache::new);
         if let Some(g) = &geo {
@@ -169,6 +169,17 @@ impl Engine {
     pub fn set_intel(&mut self, intel: Arc<IntelSet>) {
         self.cfg.intel = intel;
         self.names.clear(); // cached intel prefilter results are stale
+    }
+
+    /// Replaces the GeoIP databases (a refreshed download, without restart). Lookups cached
+    /// from the old databases are dropped with the old cache.
+    pub fn set_geo(&mut self, geo: Arc<crate::Geo>) {
+        self.cfg.geoip = Some(geo.clone());
+        let mut c = GeoCache::new(geo);
+        if let Some(old) = &self.geo {
+            (c.lookups, c.cache_hits, c.errors) = (old.lookups, old.cache_hits, old.errors);
+        }
+        self.geo = Some(c);
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -76,11 +76,20 @@ impl Default for PipelineConfig {
     }
 }
 
-/// Reloads threat-intel feeds when their files change (implemented by the binary, which knows
-/// the config format).
+/// Reloads threat-intel feeds (and GeoIP databases) when their files change (implemented by
+/// the binary, which knows the config format).
 pub trait IntelSource: Send {
     fn changed(&mut self) -> bool;
     fn load(&mut self) -> Result<Arc<IntelSet>, String>;
+    /// GeoIP databases that changed on disk since the last call: the new set to use
+    /// (`None`: unchanged, or none configured).
+    fn geo(&mut self) -> Option<Result<Arc<dnsight_engine::Geo>, String>> {
+        None
+    }
+    /// Every feed and database with its freshness, for `stats`.
+    fn status(&mut self) -> Vec<crate::FeedStatus> {
+        Vec::new()
+    }
 }
 
 /// A callback for each alert line's alert and what changed.
@@ -257,6 +266,7 @@ impl Pipeline {
         if self.last_intel.elapsed() >= self.cfg.intel_check {
             self.last_intel = Instant::now();
             self.reload_intel(false);
+            self.reload_geo();
         }
     }
 
@@ -283,6 +293,9 @@ impl Pipeline {
     pub fn stats(&mut self) -> PipelineStats {
         let mut s = self.stats.clone();
         s.engine = self.engine.stats();
+        if let Some(src) = self.out.intel.as_mut() {
+            s.feeds = src.status();
+        }
         if let Some(st) = self.store.as_ref() {
             if let Ok(x) = st.stats((self.clock)()) {
                 s.store = x;
@@ -303,6 +316,23 @@ impl Pipeline {
                 self.stats.save_errors += 1;
                 tracing::error!(error = %e, "saving engine state failed");
             }
+        }
+    }
+
+    /// Takes GeoIP databases that changed on disk (a refreshed download).
+    fn reload_geo(&mut self) {
+        let Some(src) = self.out.intel.as_mut() else {
+            return;
+        };
+        match src.geo() {
+            Some(Ok(g)) => {
+                self.engine.set_geo(g);
+                tracing::info!("GeoIP databases reloaded");
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "reloading GeoIP databases failed; the previous ones stay")
+            }
+            None => {}
         }
     }
 

@@ -127,6 +127,32 @@ pub struct PipelineStats {
     pub save_errors: u64,
     pub last_save_unix: Option<Secs>,
     pub store: dnsight_triage::StoreStats,
+    /// Threat-intel feeds and GeoIP databases: entries, freshness, last download error.
+    #[serde(default)]
+    pub feeds: Vec<FeedStatus>,
+}
+
+/// One enrichment source (a threat-intel feed or a GeoIP database) as `stats` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedStatus {
+    /// `intel` or `geoip`.
+    pub kind: String,
+    pub name: String,
+    /// Where it is downloaded from (none: a local file kept by someone else).
+    pub url: Option<String>,
+    pub path: String,
+    /// Indicators loaded (0 for a database).
+    pub entries: u64,
+    /// Lines not understood and skipped.
+    pub rejected: u64,
+    /// Seconds since the URL last confirmed the copy (or since the file changed, without URL).
+    pub age_secs: Option<u64>,
+    /// The last download's error, if it failed.
+    pub last_error: Option<String>,
+    /// Older than its max age (a URL that has not answered for too long, or never did).
+    pub stale: bool,
+    pub category: Option<String>,
+    pub severity: Option<String>,
 }
 
 mod actor;

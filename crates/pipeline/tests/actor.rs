@@ -1251,3 +1251,72 @@ fn a_failed_store_write_is_retried_at_the_next_tick() {
     assert_eq!(buf.lines().len(), 2);
     assert_eq!(p.stats().alerts_written, 2);
 }
+
+/// An enrichment source: a GeoIP database that "changes on disk" once (here: fails to open),
+/// and feed freshness the pipeline hands out with its stats.
+struct FakeSource {
+    geo_calls: Arc<Mutex<u32>>,
+}
+
+impl dnsight_pipeline::IntelSource for FakeSource {
+    fn changed(&mut self) -> bool {
+        false
+    }
+    fn load(&mut self) -> Result<Arc<dnsight_engine::IntelSet>, String> {
+        Ok(Arc::new(dnsight_engine::IntelSet::new()))
+    }
+    fn geo(&mut self) -> Option<Result<Arc<dnsight_engine::Geo>, String>> {
+        let mut n = self.geo_calls.lock().unwrap();
+        *n += 1;
+        (*n == 1).then(|| Err("not a valid mmdb database".to_string()))
+    }
+    fn status(&mut self) -> Vec<dnsight_pipeline::FeedStatus> {
+        vec![dnsight_pipeline::FeedStatus {
+            kind: "intel".into(),
+            name: "c2".into(),
+            entries: 2,
+            age_secs: Some(30),
+            last_error: Some("the download broke off".into()),
+            ..Default::default()
+        }]
+    }
+}
+
+#[test]
+fn enrichment_sources_are_checked_on_ticks_and_their_freshness_is_in_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let geo_calls = Arc::new(Mutex::new(0));
+    let out = Outputs {
+        intel: Some(Box::new(FakeSource {
+            geo_calls: geo_calls.clone(),
+        })),
+        ..Outputs::default()
+    };
+    let cfg = PipelineConfig {
+        intel_check: Duration::from_millis(20),
+        ..fast()
+    };
+    let p = Pipeline::new(Engine::new(engine_cfg()), Some(store(dir.path())), out, cfg).unwrap();
+    let run = dnsight_pipeline::spawn(p).unwrap();
+    let h = run.handle();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // a database that fails to open keeps the engine as it was, and the ticks go on
+    while *geo_calls.lock().unwrap() < 3 {
+        assert!(Instant::now() < deadline, "the GeoIP source was not polled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    feed(&run, vec![ev(now(), A, "a.evil.example")]);
+    let st = h.stats().unwrap();
+    assert_eq!(st.feeds.len(), 1);
+    assert_eq!(
+        (
+            st.feeds[0].name.as_str(),
+            st.feeds[0].entries,
+            st.feeds[0].age_secs
+        ),
+        ("c2", 2, Some(30))
+    );
+    let json = serde_json::to_value(&st).unwrap();
+    assert_eq!(json["feeds"][0]["last_error"], "the download broke off");
+    run.stop();
+}

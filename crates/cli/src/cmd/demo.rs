@@ -29,7 +29,8 @@ pub struct Args {
     /// Days of simulated history the engine learns from before the live part.
     #[arg(long, default_value_t = 7)]
     pub history_days: u32,
-    /// MaxMind-format database for answer countries (simulator and engine).
+    /// MaxMind-format database for answer countries (simulator and engine). Default: the
+    /// country database `dnsight geoip update` downloaded to ~/.cache/dnsight, if there.
     #[arg(long)]
     pub geoip: Option<PathBuf>,
     /// Print alerts of at least this severity (info, low, medium, high, critical); all are counted.
@@ -175,7 +176,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         days: a.history_days + 1,
         learn_days: a.history_days,
         seed: a.seed,
-        geoip: a.geoip.clone(),
+        // the free country database, once `dnsight geoip update` has downloaded it
+        geoip: a.geoip.clone().or_else(crate::cmd::intel::downloaded_geoip),
         ..SimConfig::default()
     };
     let mut sim = Simulation::new(cfg)?;

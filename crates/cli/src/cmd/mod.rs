@@ -4,6 +4,7 @@ pub mod client;
 pub mod demo;
 pub mod eval;
 pub mod notify;
+pub mod intel;
 pub mod score_names;
 pub mod serve;
 pub mod simulate;

@@ -108,10 +108,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // the pipeline: the engine as one actor, fed by the resolver and the passive sources
     let slot = crate::wiring::OverrideSlot::default();
+    let mut enrich_fetches = Vec::new();
     let running = if args.no_analysis {
         None
     } else {
-        let (cfg, state, intel) = crate::config::engine::build_with_intel(&args.engine)?;
+        // feeds and databases from URLs: the missing copies are downloaded before loading
+        let (cfg, state, files) = crate::config::engine::build_with_files(&args.engine, true)?;
+        enrich_fetches = files.fetches.clone();
+        for f in files.geo.missing() {
+            tracing::warn!(url = %f.url, "GeoIP database not downloaded yet (new_country and new_asn start when it arrives; `dnsight geoip update` fetches it now)");
+        }
+        let loaded = cfg.intel.clone();
         let engine = crate::wiring::open_engine(cfg, state.as_deref())?;
         for n in engine.notices() {
             tracing::info!("{n}");
@@ -143,7 +150,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             on_alert: None,
             on_blocks: Some(slot.sink()),
             rpz_file: api.rpz_file.clone().map(|p| (p, api.rpz_zone.clone())),
-            intel: Some(Box::new(crate::wiring::IntelFilesSource(intel))),
+            intel: Some(Box::new(crate::wiring::IntelFilesSource::new(
+                files, loaded,
+            ))),
         };
         let p = crate::wiring::build_pipeline(
             engine,
@@ -224,7 +233,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let sources = start_sources(&settings.sources, &feed)?;
-    let refresher = crate::fetch::spawn_refresher(settings.fetches.clone());
+    // one refresher for block lists, intel feeds and GeoIP databases
+    let mut fetches = settings.fetches.clone();
+    fetches.extend(enrich_fetches);
+    let refresher = crate::fetch::spawn_refresher(fetches);
     r.run_until_signal(poll, settings.stats_interval)
         .context("waiting for signals")?;
     if let Some((stop, t)) = refresher {
@@ -412,6 +424,18 @@ pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: [[resolver.blocking.list]]: {e}", p.display()))?;
     let load_ms = t0.elapsed().as_millis();
     let eng = crate::config::engine::parse_sections(&text, p)?;
+    let files = crate::config::engine::enrich_files(&eng, p, &base)?;
+    for f in files.fetches.iter().filter(|f| !f.path.exists()) {
+        println!(
+            "  {} {:?}: no local copy yet ({}); `serve` downloads it from {} at start (now: `dnsight {} update --config {}`)",
+            f.kind(),
+            f.name,
+            f.path.display(),
+            f.url,
+            f.kind(),
+            p.display()
+        );
+    }
     crate::config::engine::validate(eng, p, &base)?;
     println!("{}: ok", p.display());
     println!(

@@ -9,6 +9,7 @@
 //! directory.
 
 use anyhow::{anyhow, bail, Context};
+use dnsight_engine::intel::{Column as IntelColumn, FeedSpec};
 use dnsight_engine::{
     Cidr, EngineConfig, Geo, IntelFormat, IntelSet, Inventory, PolicyRule, Tuning,
 };
@@ -117,18 +118,49 @@ pub struct GeoipRaw {
     /// MaxMind-format databases: a country (or city) database and optionally an ASN database.
     #[serde(default)]
     pub databases: Vec<PathBuf>,
+    /// Databases downloaded from these `http(s)://` addresses into the state directory
+    /// (`geoip/`), refreshed every `refresh_secs`; `dnsight geoip update` fetches them now.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Seconds between refreshes of `urls` (default 86400; at least 60).
+    pub refresh_secs: Option<u64>,
 }
 
 /// `[[intel]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntelRaw {
     pub name: Option<String>,
-    pub file: PathBuf,
-    /// auto, plain, hosts, adblock, rpz, ip.
+    /// The feed file. With `url`, the local copy (default: `intel/NAME.txt` in the state
+    /// directory).
+    pub file: Option<PathBuf>,
+    /// `http(s)://` address the feed is downloaded from, every `refresh_secs`.
+    pub url: Option<String>,
+    /// Seconds between downloads of `url` (default 3600; at least 60).
+    pub refresh_secs: Option<u64>,
+    /// The feed is flagged stale when its URL has not confirmed it for this long (default
+    /// three refreshes, at least a day).
+    pub max_age_secs: Option<u64>,
+    /// auto, plain, hosts, adblock, rpz, ip, csv, jsonl.
     pub format: Option<String>,
+    /// CSV: the indicator column, a number from 1 or a header name.
+    pub column: Option<ColumnRaw>,
+    /// JSON lines: the indicator field (dotted for nested objects).
+    pub field: Option<String>,
+    /// What the feed lists (c2, phishing, malware, ...), shown in its alerts.
+    pub category: Option<String>,
+    /// Severity of its alerts: info, low, medium, high, critical (default: by what matched).
+    pub severity: Option<String>,
     /// RFC 3339: entries stop matching after this time.
     pub expires: Option<String>,
+}
+
+/// `column = 3` or `column = "ioc_value"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnRaw {
+    Number(i64),
+    Name(String),
 }
 
 /// The engine's sections of the config file.
@@ -141,6 +173,61 @@ pub struct EngineSections {
     /// `[[resolver.blocking.group]]` (the resolver's section): their `clients` are inventory
     /// groups too (one group table, see [`super::GroupTable`]).
     pub blocking_groups: Vec<super::resolver::GroupRaw>,
+    /// Where feeds and databases from URLs are kept (`--state`; default [`downloads_dir`]).
+    pub downloads: Option<PathBuf>,
+}
+
+/// Where downloads go without `--state`: `$XDG_CACHE_HOME/dnsight`, else
+/// `$HOME/.cache/dnsight`, else `.dnsight-cache` in the working directory.
+pub fn downloads_dir(state: Option<&Path>) -> PathBuf {
+    if let Some(s) = state {
+        return s.to_path_buf();
+    }
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(x) = env("XDG_CACHE_HOME") {
+        return x.join("dnsight");
+    }
+    match env("HOME") {
+        Some(h) => h.join(".cache").join("dnsight"),
+        None => PathBuf::from(".dnsight-cache"),
+    }
+}
+
+/// A name made safe as a file name.
+fn file_safe(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match t.trim_start_matches('.') {
+        "" => "feed".into(),
+        x => x.into(),
+    }
+}
+
+fn check_url(url: &str, what: &str) -> anyhow::Result<()> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("{what}: url = {url:?}: use an http:// or https:// address");
+    }
+    Ok(())
+}
+
+fn refresh(v: Option<u64>, dflt: u64, what: &str) -> anyhow::Result<std::time::Duration> {
+    let every = v.unwrap_or(dflt);
+    if every < 60 {
+        bail!("{what}: refresh_secs = {every}: use at least 60");
+    }
+    Ok(std::time::Duration::from_secs(every))
 }
 
 /// Detection flags of `dnsight analyze` (and `serve`).
@@ -200,7 +287,7 @@ pub fn parse_sections(text: &str, file: &Path) -> anyhow::Result<EngineSections>
             .map_err(|e| anyhow!("{}: [geoip]: {e}", file.display()))?;
     }
     if let Some(v) = sec("intel") {
-        s.intel = v.try_into().map_err(|e| anyhow!("{}: [[intel]]: {e} (each entry needs `file = \"...\"`, optional name, format, expires)", file.display()))?;
+        s.intel = v.try_into().map_err(|e| anyhow!("{}: [[intel]]: {e} (each entry needs `file = \"...\"` or `url = \"https://...\"`; optional name, refresh_secs, max_age_secs, format, column, field, category, severity, expires)", file.display()))?;
     }
     s.blocking_groups = super::resolver::blocking_groups(&table, file)?;
     Ok(s)
@@ -221,16 +308,55 @@ fn rel(base: &Path, p: &Path) -> PathBuf {
 }
 
 /// Validates the raw sections (file paths relative to `base_dir`) into an [`EngineConfig`].
+/// Feeds and databases from URLs are used when their local copy is there (nothing is
+/// downloaded here).
 pub fn validate(s: EngineSections, file: &Path, base_dir: &Path) -> anyhow::Result<EngineConfig> {
-    validate_with_intel(s, file, base_dir).map(|(cfg, _)| cfg)
+    validate_with_files(s, file, base_dir, false).map(|(cfg, _)| cfg)
 }
 
-/// [`validate`], also returning the intel feed files it loaded (for reloading them later).
-fn validate_with_intel(
+/// The intel feeds and GeoIP databases of a configuration, and the downloads that keep the
+/// URL ones fresh.
+#[derive(Debug, Default)]
+pub struct EnrichFiles {
+    pub intel: IntelFiles,
+    pub geo: GeoFiles,
+    pub fetches: Vec<crate::fetch::Fetch>,
+}
+
+/// The engine's sections of a configuration as files, without loading anything.
+pub fn enrich_files(
+    s: &EngineSections,
+    file: &Path,
+    base_dir: &Path,
+) -> anyhow::Result<EnrichFiles> {
+    let f = file.display().to_string();
+    let dl = downloads_dir(s.downloads.as_deref());
+    let intel = IntelFiles::from_sections(&s.intel, base_dir, &dl, &f)?;
+    let geo = GeoFiles::from_section(&s.geoip, base_dir, &dl, &f)?;
+    let mut fetches = intel.fetches();
+    fetches.extend(geo.fetches.iter().cloned());
+    Ok(EnrichFiles {
+        intel,
+        geo,
+        fetches,
+    })
+}
+
+/// [`validate`], also returning the feed and database files (for reloading them later);
+/// with `fetch_missing`, downloads the URL copies that are not there yet first (`serve`).
+fn validate_with_files(
     s: EngineSections,
     file: &Path,
     base_dir: &Path,
-) -> anyhow::Result<(EngineConfig, IntelFiles)> {
+    fetch_missing: bool,
+) -> anyhow::Result<(EngineConfig, EnrichFiles)> {
+    let mut files = enrich_files(&s, file, base_dir)?;
+    if fetch_missing {
+        crate::fetch::prepare(&files.fetches);
+        // the change stamps start from the copies as loaded now
+        files.intel.changed();
+        files.geo.changed();
+    }
     let f = file.display();
     let mut cfg = EngineConfig::default();
     let d = s.detection;
@@ -370,34 +496,121 @@ fn validate_with_intel(
     }
     cfg.inventory = inv;
     // geoip
-    if !s.geoip.databases.is_empty() {
-        let paths: Vec<PathBuf> = s.geoip.databases.iter().map(|p| rel(base_dir, p)).collect();
-        let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-        cfg.geoip = Some(Arc::new(
-            Geo::open(&refs).map_err(|e| anyhow!("{f}: geoip.databases: {e}"))?,
-        ));
-    }
+    cfg.geoip = files
+        .geo
+        .load()
+        .map_err(|e| anyhow!("{f}: [geoip]: {e}"))?
+        .map(Arc::new);
     // intel
-    let intel = IntelFiles::from_sections(&s.intel, base_dir, &f.to_string())?;
-    cfg.intel = Arc::new(intel.load()?);
-    Ok((cfg, intel))
+    cfg.intel = Arc::new(files.intel.load()?);
+    Ok((cfg, files))
+}
+
+/// The GeoIP databases of a configuration: local files and downloaded copies.
+#[derive(Debug, Default)]
+pub struct GeoFiles {
+    /// `databases`: must exist.
+    pub files: Vec<PathBuf>,
+    /// `urls`: used once downloaded.
+    pub fetches: Vec<crate::fetch::Fetch>,
+    stamps: Vec<Option<(std::time::SystemTime, u64)>>,
+}
+
+impl GeoFiles {
+    fn from_section(g: &GeoipRaw, base_dir: &Path, dl: &Path, f: &str) -> anyhow::Result<GeoFiles> {
+        let files: Vec<PathBuf> = g.databases.iter().map(|p| rel(base_dir, p)).collect();
+        let every = refresh(g.refresh_secs, 86_400, &format!("{f}: [geoip]"))?;
+        let mut fetches: Vec<crate::fetch::Fetch> = Vec::new();
+        for url in &g.urls {
+            check_url(url, &format!("{f}: [geoip] urls"))?;
+            let last = url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or("")
+                .rsplit('/')
+                .next()
+                .unwrap_or("");
+            let mut name = file_safe(last);
+            if !name.ends_with(".mmdb") {
+                name.push_str(".mmdb");
+            }
+            let path = dl.join("geoip").join(&name);
+            if fetches.iter().any(|x| x.path == path) {
+                bail!("{f}: [geoip] urls: two urls end in the same file name {name:?}; each database needs its own name");
+            }
+            fetches.push(crate::fetch::Fetch::new(
+                &name,
+                url,
+                path,
+                every,
+                crate::fetch::Check::Mmdb,
+            ));
+        }
+        if g.refresh_secs.is_some() && g.urls.is_empty() {
+            bail!("{f}: [geoip] refresh_secs needs urls; add urls = [\"https://...\"] or remove refresh_secs");
+        }
+        let mut me = GeoFiles {
+            files,
+            fetches,
+            stamps: Vec::new(),
+        };
+        me.stamps = me.all().iter().map(|p| stamp(p)).collect();
+        Ok(me)
+    }
+    fn all(&self) -> Vec<PathBuf> {
+        let mut v = self.files.clone();
+        v.extend(self.fetches.iter().map(|x| x.path.clone()));
+        v
+    }
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.fetches.is_empty()
+    }
+    /// The downloaded copies not there yet.
+    pub fn missing(&self) -> Vec<&crate::fetch::Fetch> {
+        self.fetches.iter().filter(|x| !x.path.exists()).collect()
+    }
+    /// Opens every database there is (`databases` must exist; downloads not there yet are
+    /// left out). `None` when there is none.
+    pub fn load(&self) -> Result<Option<Geo>, String> {
+        let mut paths: Vec<&Path> = self.files.iter().map(|p| p.as_path()).collect();
+        paths.extend(
+            self.fetches
+                .iter()
+                .map(|x| x.path.as_path())
+                .filter(|p| p.exists()),
+        );
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        Geo::open(&paths).map(Some)
+    }
+    /// Some database file changed (or appeared) since the last call.
+    pub fn changed(&mut self) -> bool {
+        let now: Vec<_> = self.all().iter().map(|p| stamp(p)).collect();
+        let changed = now != self.stamps;
+        self.stamps = now;
+        changed
+    }
 }
 
 /// The threat-intel feed files of a configuration, so a running `serve` can reload them when
 /// they change on disk (the engine takes the new set with `Engine::set_intel`).
 #[derive(Debug, Default)]
 pub struct IntelFiles {
-    feeds: Vec<IntelFile>,
+    pub feeds: Vec<IntelFile>,
     /// (modified time, length) of each file when last checked.
     stamps: Vec<Option<(std::time::SystemTime, u64)>>,
 }
 
 #[derive(Debug)]
-struct IntelFile {
-    name: String,
-    path: PathBuf,
-    format: IntelFormat,
-    expires: Option<Ts>,
+pub struct IntelFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub spec: FeedSpec,
+    /// Downloaded from here (into `path`).
+    pub url: Option<String>,
+    pub every: std::time::Duration,
+    pub max_age: Option<std::time::Duration>,
 }
 
 fn stamp(p: &Path) -> Option<(std::time::SystemTime, u64)> {
@@ -406,55 +619,134 @@ fn stamp(p: &Path) -> Option<(std::time::SystemTime, u64)> {
 }
 
 impl IntelFiles {
-    /// Validates `[[intel]]` entries (formats, expiry times); paths are relative to `base_dir`.
-    fn from_sections(raw: &[IntelRaw], base_dir: &Path, f: &str) -> anyhow::Result<IntelFiles> {
-        let mut feeds = Vec::new();
+    /// Validates `[[intel]]` entries (formats, expiry times); paths are relative to
+    /// `base_dir`, downloads without a `file` go to `dl/intel/`.
+    fn from_sections(
+        raw: &[IntelRaw],
+        base_dir: &Path,
+        dl: &Path,
+        f: &str,
+    ) -> anyhow::Result<IntelFiles> {
+        let mut feeds: Vec<IntelFile> = Vec::new();
         for (i, it) in raw.iter().enumerate() {
-            let path = rel(base_dir, &it.file);
+            let what = format!("{f}: intel[{i}]");
             let format = match &it.format {
                 Some(x) => IntelFormat::parse(x).ok_or_else(|| {
-                    anyhow!(
-                        "{f}: intel[{i}].format = {x:?}: use auto, plain, hosts, adblock, rpz or ip"
-                    )
+                    anyhow!("{what}.format = {x:?}: use auto, plain, hosts, adblock, rpz, ip, csv or jsonl")
                 })?,
                 None => IntelFormat::Auto,
             };
             let expires = match &it.expires {
                 Some(e) => Some(
-                    Ts::parse(e)
-                        .ok_or_else(|| anyhow!("{f}: intel[{i}].expires = {e:?}: use RFC 3339"))?,
+                    Ts::parse(e).ok_or_else(|| anyhow!("{what}.expires = {e:?}: use RFC 3339"))?,
                 ),
                 None => None,
             };
-            let name = it.name.clone().unwrap_or_else(|| {
-                path.file_name()
+            let column = match &it.column {
+                None => None,
+                Some(ColumnRaw::Number(n)) if *n >= 1 => Some(IntelColumn::Index(*n as usize)),
+                Some(ColumnRaw::Number(n)) => bail!("{what}.column = {n}: columns count from 1"),
+                Some(ColumnRaw::Name(n)) if n.trim().is_empty() => {
+                    bail!("{what}.column: an empty name; use a header name like \"ioc_value\" or a number from 1")
+                }
+                Some(ColumnRaw::Name(n)) => Some(match n.trim().parse::<usize>() {
+                    Ok(k) if k >= 1 => IntelColumn::Index(k),
+                    _ => IntelColumn::Name(n.trim().into()),
+                }),
+            };
+            if format == IntelFormat::Csv && column.is_none() {
+                bail!("{what}: format = \"csv\" needs column = N (from 1) or column = \"header name\"");
+            }
+            if column.is_some() && format != IntelFormat::Csv {
+                bail!("{what}: column is for format = \"csv\"");
+            }
+            if it.field.is_some() && !matches!(format, IntelFormat::Jsonl | IntelFormat::Auto) {
+                bail!("{what}: field is for format = \"jsonl\"");
+            }
+            let severity = match &it.severity {
+                Some(x) => Some(dnsight_engine::Severity::parse(x).ok_or_else(|| {
+                    anyhow!("{what}.severity = {x:?}: use info, low, medium, high or critical")
+                })?),
+                None => None,
+            };
+            if let Some(u) = &it.url {
+                check_url(u, &what)?;
+            } else if it.refresh_secs.is_some() {
+                bail!("{what}: refresh_secs needs a url; add url = \"https://...\" or remove refresh_secs");
+            }
+            let every = refresh(it.refresh_secs, 3600, &what)?;
+            let name = match (&it.name, &it.file, &it.url) {
+                (Some(n), _, _) => n.clone(),
+                (None, Some(p), _) => p
+                    .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| format!("feed{i}"))
-            });
+                    .unwrap_or_else(|| format!("feed{i}")),
+                (None, None, Some(_)) => bail!("{what}: a feed from a url needs a name (name = \"...\"): it names the feed in alerts and its download"),
+                (None, None, None) => bail!("{what}: needs file = \"...\" or url = \"https://...\""),
+            };
+            let path = match &it.file {
+                Some(p) => rel(base_dir, p),
+                None => dl.join("intel").join(format!("{}.txt", file_safe(&name))),
+            };
+            if it.url.is_some() {
+                if let Some(o) = feeds.iter().find(|x| x.path == path) {
+                    bail!("{what}: feed {name:?} would download to the same file as {:?}; give it another name or a file", o.name);
+                }
+            }
             feeds.push(IntelFile {
                 name,
                 path,
-                format,
-                expires,
+                spec: FeedSpec {
+                    format,
+                    column,
+                    field: it.field.clone(),
+                    expires,
+                    category: it.category.as_deref().map(|c| c.trim().into()),
+                    severity,
+                },
+                url: it.url.clone(),
+                every,
+                max_age: it.max_age_secs.map(std::time::Duration::from_secs),
             });
         }
         let stamps = feeds.iter().map(|x| stamp(&x.path)).collect();
         Ok(IntelFiles { feeds, stamps })
     }
+    /// The downloads that keep the URL feeds fresh.
+    pub fn fetches(&self) -> Vec<crate::fetch::Fetch> {
+        self.feeds
+            .iter()
+            .filter_map(|x| {
+                let url = x.url.as_ref()?;
+                let mut f = crate::fetch::Fetch::new(
+                    &x.name,
+                    url,
+                    x.path.clone(),
+                    x.every,
+                    crate::fetch::Check::Intel(x.spec.clone()),
+                );
+                if let Some(m) = x.max_age {
+                    f.max_age = m;
+                }
+                Some(f)
+            })
+            .collect()
+    }
     pub fn is_empty(&self) -> bool {
         self.feeds.is_empty()
     }
     /// Reads and parses every feed file. A missing or unreadable file is an error (a running
-    /// engine keeps its previous set then).
+    /// engine keeps its previous set then), except a URL feed not downloaded yet: empty until
+    /// its download comes.
     pub fn load(&self) -> anyhow::Result<IntelSet> {
         let mut set = IntelSet::new();
         for (i, x) in self.feeds.iter().enumerate() {
-            set.add_feed(
-                &x.name,
-                &read(&x.path, &format!("intel feed (intel[{i}].file)"))?,
-                x.format,
-                x.expires,
-            );
+            let text = if x.url.is_some() && !x.path.exists() {
+                String::new()
+            } else {
+                read(&x.path, &format!("intel feed (intel[{i}].file)"))?
+            };
+            set.add_feed_with(&x.name, &text, &x.spec);
         }
         Ok(set)
     }
@@ -534,18 +826,26 @@ fn tuning(t: TuningRaw, f: &str) -> anyhow::Result<Tuning> {
 /// Reads `--config` (if any), merges the flags over it and builds the engine config.
 /// Returns the config and the state directory (`--state`).
 pub fn build(flags: &EngineFlags) -> anyhow::Result<(EngineConfig, Option<PathBuf>)> {
-    build_with_intel(flags).map(|(cfg, state, _)| (cfg, state))
+    build_with_files(flags, false).map(|(cfg, state, _)| (cfg, state))
 }
 
-/// [`build`], also returning the intel feed files it loaded (their change stamps taken before
-/// reading them), so a running `serve` can reload them when they change.
-pub fn build_with_intel(
+/// [`build`], also returning the feed and database files it loaded (their change stamps
+/// taken before reading them), so a running `serve` can reload them when they change; with
+/// `fetch_missing`, URL copies not there yet are downloaded first.
+pub fn build_with_files(
     flags: &EngineFlags,
-) -> anyhow::Result<(EngineConfig, Option<PathBuf>, IntelFiles)> {
+    fetch_missing: bool,
+) -> anyhow::Result<(EngineConfig, Option<PathBuf>, EnrichFiles)> {
     let (s, file, base_dir) = sections(flags)?;
-    let (mut cfg, intel) = validate_with_intel(s, &file, &base_dir)?;
+    let (mut cfg, files) = validate_with_files(s, &file, &base_dir, fetch_missing)?;
     cfg.replay = flags.replay;
-    Ok((cfg, flags.state.clone(), intel))
+    Ok((cfg, flags.state.clone(), files))
+}
+
+/// The feed and database files of the config the flags name (nothing loaded or fetched).
+pub fn files(flags: &EngineFlags) -> anyhow::Result<EnrichFiles> {
+    let (s, file, base_dir) = sections(flags)?;
+    enrich_files(&s, &file, &base_dir)
 }
 
 /// The config file's engine sections with the flags applied over them; the file's path and
@@ -581,15 +881,16 @@ fn sections(flags: &EngineFlags) -> anyhow::Result<(EngineSections, PathBuf, Pat
     }
     if !flags.geoip.is_empty() {
         s.geoip.databases = flags.geoip.iter().map(|p| cwd.join(p)).collect();
+        s.geoip.urls.clear();
+        s.geoip.refresh_secs = None;
     }
     for p in &flags.intel {
         s.intel.push(IntelRaw {
-            name: None,
-            file: cwd.join(p),
-            format: None,
-            expires: None,
+            file: Some(cwd.join(p)),
+            ..IntelRaw::default()
         });
     }
+    s.downloads = flags.state.clone();
     Ok((s, file, base_dir))
 }
 
@@ -725,6 +1026,56 @@ mod tests {
             .contains("inventory.groups.servers"));
         // other sections are not ours: left alone
         assert!(parse_sections("[resolver]\nlisten = \"x\"\n", f).is_ok());
+    }
+
+    #[test]
+    fn intel_and_geoip_from_urls() {
+        let f = Path::new("x.toml");
+        let err = |text: &str| {
+            let s = parse_sections(text, f).unwrap();
+            format!("{:#}", validate(s, f, Path::new(".")).unwrap_err())
+        };
+        for (text, want) in [
+            ("[[intel]]\nname = \"a\"\nurl = \"ftp://x/feed\"\n", "http://"),
+            ("[[intel]]\nurl = \"https://x/feed\"\n", "needs a name"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\nrefresh_secs = 5\n", "at least 60"),
+            ("[[intel]]\nfile = \"f.txt\"\nrefresh_secs = 600\n", "needs a url"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\nformat = \"csv\"\n", "column"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\ncolumn = 0\nformat = \"csv\"\n", "from 1"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\nseverity = \"urgent\"\n", "info, low, medium, high or critical"),
+            ("[[intel]]\nname = \"a\"\nurl = \"https://x/f\"\n[[intel]]\nname = \"a\"\nurl = \"https://y/f\"\n", "same file"),
+            ("[geoip]\nrefresh_secs = 600\n", "needs urls"),
+            ("[geoip]\nurls = [\"https://a/x.mmdb\", \"https://b/x.mmdb\"]\n", "same file name"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        // URL copies not downloaded yet: the config is valid, the feed empty, no database
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[geoip]\nurls = [\"https://a/country.mmdb?v=1\"]\n[[intel]]\nname = \"abuse ch/tf\"\nurl = \"https://x/f.csv\"\nformat = \"csv\"\ncolumn = \"ioc_value\"\ncategory = \"c2\"\nseverity = \"High\"\n";
+        let mut s = parse_sections(text, f).unwrap();
+        s.downloads = Some(dir.path().to_path_buf());
+        let files = enrich_files(&s, f, Path::new(".")).unwrap();
+        let paths: Vec<_> = files
+            .fetches
+            .iter()
+            .map(|x| x.path.strip_prefix(dir.path()).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                PathBuf::from("intel/abuse_ch_tf.txt"),
+                PathBuf::from("geoip/country.mmdb")
+            ]
+        );
+        assert_eq!(files.fetches[0].every, std::time::Duration::from_secs(3600));
+        let cfg = validate(s, f, Path::new(".")).unwrap();
+        assert!(cfg.geoip.is_none());
+        let feed = &cfg.intel.feeds()[0];
+        assert_eq!(
+            (feed.domains, feed.category.as_deref(), feed.severity),
+            (0, Some("c2"), Some(dnsight_engine::Severity::High))
+        );
     }
 
     #[test]

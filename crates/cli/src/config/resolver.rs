@@ -197,15 +197,9 @@ pub struct ServeSettings {
     pub fetches: Vec<ListFetch>,
 }
 
-/// A list kept fresh from a URL: downloaded to `path` (atomically), which the resolver's
-/// file polling then reloads like any other list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListFetch {
-    pub name: String,
-    pub url: String,
-    pub path: PathBuf,
-    pub every: Duration,
-}
+/// A list kept fresh from a URL: downloaded to `path` (atomically, checked), which the
+/// resolver's file polling then reloads like any other list.
+pub use crate::fetch::Fetch as ListFetch;
 
 /// Command-line overrides.
 #[derive(Debug, Default, Clone)]
@@ -572,12 +566,13 @@ pub fn validate(
             if every < 60 {
                 bail!("{f}: [[resolver.blocking.list]] {name:?}: refresh_secs = {every}: use at least 60");
             }
-            fetches.push(ListFetch {
-                name: name.clone(),
-                url: url.clone(),
-                path: path.clone(),
-                every: Duration::from_secs(every),
-            });
+            fetches.push(ListFetch::new(
+                &name,
+                url,
+                path.clone(),
+                Duration::from_secs(every),
+                crate::fetch::Check::List,
+            ));
         } else if l.refresh_secs.is_some() {
             bail!("{f}: [[resolver.blocking.list]] {name:?}: refresh_secs needs a url; add url = \"https://...\" or remove refresh_secs");
         }

@@ -1,6 +1,7 @@
 //! Integration tests of the `dnsight` binary (one test binary for the crate).
 mod client;
 mod demo;
+mod enrich_urls;
 mod eval;
 mod realtools;
 mod score_names;

@@ -37,6 +37,10 @@ impl Detector for ThreatIntel {
         if ev.resolved() {
             score += 10.0;
         }
+        // a feed's configured severity decides (a resolved answer still adds a little)
+        if let Some(sev) = hit.severity {
+            score = severity_score(sev) + if ev.resolved() { 4.0 } else { 0.0 };
+        }
         let blocked = ev
             .ev
             .verdict
@@ -65,10 +69,16 @@ impl Detector for ThreatIntel {
             dev: ev.dev,
             destination: ev.dest.into(),
             score,
-            summary: format!(
-                "{} {how}, listed as {} on threat feed {}.",
-                ev.ev.client, hit.indicator, hit.feed
-            ),
+            summary: match &hit.category {
+                Some(c) => format!(
+                    "{} {how}, listed as {} ({c}) on threat feed {}.",
+                    ev.ev.client, hit.indicator, hit.feed
+                ),
+                None => format!(
+                    "{} {how}, listed as {} on threat feed {}.",
+                    ev.ev.client, hit.indicator, hit.feed
+                ),
+            },
             evidence: json!({
                 "feed": hit.feed.as_str(),
                 "indicator": hit.indicator.as_str(),
@@ -76,10 +86,37 @@ impl Detector for ThreatIntel {
                 "observed": hit.observed.as_str(),
                 "resolved": ev.resolved(),
                 "blocked": blocked,
-            }),
+            })
+            .tap_category(hit.category.as_deref()),
             sample: Some(ev.sample()),
             repeat: false,
         });
+    }
+}
+
+/// Adds the feed's category to the evidence when it has one.
+trait TapCategory {
+    fn tap_category(self, c: Option<&str>) -> Self;
+}
+impl TapCategory for serde_json::Value {
+    fn tap_category(mut self, c: Option<&str>) -> Self {
+        if let (Some(c), Some(o)) = (c, self.as_object_mut()) {
+            o.insert("category".into(), c.into());
+        }
+        self
+    }
+}
+
+/// The score a feed's configured severity gives (inside its band, see `Severity::from_score`;
+/// a resolved answer adds 4, staying in the band).
+fn severity_score(s: crate::alert::Severity) -> f64 {
+    use crate::alert::Severity::*;
+    match s {
+        Critical => 90.0,
+        High => 70.0,
+        Medium => 45.0,
+        Low => 25.0,
+        Info => 10.0,
     }
 }
 
@@ -163,6 +200,28 @@ mod tests {
             &e,
             Some("threat_intel"),
             "threat_intel critical 10.0.0.5 late.example x1",
+        );
+    }
+
+    #[test]
+    fn a_feed_category_and_severity_shape_its_alerts() {
+        let mut cfg = cfg();
+        let mut s = IntelSet::new();
+        let spec = crate::intel::FeedSpec {
+            category: Some("phishing".into()),
+            severity: Some(crate::alert::Severity::Medium),
+            ..Default::default()
+        };
+        s.add_feed_with("phish", "login-bank.example\n", &spec);
+        cfg.intel = std::sync::Arc::new(s);
+        let e = run(cfg, "+0 10.0.0.7 login-bank.example A NOERROR 203.0.113.9");
+        let a = &e.alerts()[0];
+        assert_eq!(a.severity, crate::alert::Severity::Medium);
+        assert_eq!(a.evidence["category"], "phishing");
+        assert!(
+            a.summary.contains("(phishing) on threat feed phish"),
+            "{}",
+            a.summary
         );
     }
 }
