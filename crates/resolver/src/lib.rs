@@ -17,6 +17,7 @@ pub mod cache;
 pub mod events;
 pub mod overrides;
 pub mod policy;
+pub mod route;
 pub mod server;
 pub mod stats;
 pub mod tls;
@@ -29,6 +30,7 @@ pub use cache::CacheConfig;
 pub use events::{EventSink, JsonlSink, NullSink, Tee};
 pub use overrides::{Override, OverrideHit, OverrideScope, Overrides};
 pub use policy::{BlockAnswer, GroupSpec, ListRole, ListSpec, PolicySpec};
+pub use route::ForwardSpec;
 pub use stats::StatsSnapshot;
 pub use upstream::{UpstreamProto, UpstreamSpec};
 
@@ -48,6 +50,8 @@ pub struct ResolverConfig {
     /// UDP+TCP listeners.
     pub listen: Vec<SocketAddr>,
     pub upstreams: Vec<UpstreamSpec>,
+    /// Conditional-forwarding zones, tried before `upstreams` (longest zone wins).
+    pub forwards: Vec<ForwardSpec>,
     pub upstream_timeout: Duration,
     /// How often upstreams marked down are probed.
     pub health_interval: Duration,
@@ -89,6 +93,7 @@ impl Default for ResolverConfig {
         ResolverConfig {
             listen: vec!["127.0.0.1:5353".parse().expect("static addr")],
             upstreams: Vec::new(),
+            forwards: Vec::new(),
             upstream_timeout: Duration::from_millis(1500),
             health_interval: Duration::from_secs(5),
             cache: CacheConfig::default(),
@@ -196,8 +201,9 @@ impl Resolver {
             cache: cache::PacketCache::new(cfg.cache.clone()),
             policy: ArcSwap::from_pointee(policy),
             overrides: ArcSwap::from_pointee(Overrides::empty()),
-            upstreams: upstream::Upstreams::new(
+            upstreams: route::Router::new(
                 cfg.upstreams.clone(),
+                &cfg.forwards,
                 cfg.upstream_timeout,
                 stats.clone(),
                 cfg.upstream_ca.as_deref(),

@@ -14,8 +14,8 @@ use crate::cache::PacketCache;
 use crate::events::{EventQueue, QueryRecord};
 use crate::overrides::{OverrideHit, Overrides};
 use crate::policy::{BlockAnswer, Decision, Policy};
+use crate::route::Router;
 use crate::stats::Stats;
-use crate::upstream::Upstreams;
 use crate::wire::{self, Question, WireError};
 use arc_swap::ArcSwap;
 use dnsight_model::{Transport, VerdictAction};
@@ -55,7 +55,8 @@ pub struct Core {
     pub policy: ArcSwap<Policy>,
     /// Dynamic block/allow overrides, consulted before the lists ([`crate::overrides`]).
     pub overrides: ArcSwap<Overrides>,
-    pub upstreams: Upstreams,
+    /// Forward zones and the default upstreams ([`crate::route`]).
+    pub upstreams: Router,
     pub rate: RateLimiter,
     pub stats: Arc<Stats>,
     pub events: EventQueue,

@@ -52,6 +52,8 @@ counters! {
     upstream_failures: "Upstream exchanges that failed (timeout, error, mismatch).",
     upstream_tcp_retries: "TC answers retried over TCP.",
     upstream_mismatched: "Upstream datagrams that did not match the query.",
+    zone_forwards: "Misses sent to a conditional-forwarding zone's upstreams.",
+    zone_fallbacks: "Zone upstreams all failed: asked the default upstreams (zones not internal_only).",
     servfail: "SERVFAIL answers sent (no upstream answered, nothing stale cached).",
     prefetches: "Cache entries refreshed in the background before they expired (prefetch).",
     stale_answers: "Expired cached answers served because no upstream answered (RFC 8767).",

@@ -157,6 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         udp = ?r.udp_addrs(),
         tcp = ?r.tcp_addrs(),
         upstreams = ?settings.resolver.upstreams.iter().map(|u| u.addr).collect::<Vec<_>>(),
+        forward_zones = settings.resolver.forwards.iter().map(|f| f.zones.len()).sum::<usize>(),
         list_rules = rules,
         list_bytes = mem,
         startup_ms = t0.elapsed().as_millis() as u64,

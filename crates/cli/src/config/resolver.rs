@@ -1,6 +1,7 @@
 //! Config sections for `dnsight serve`: `[resolver]` (listeners, upstreams, ACL, limits),
 //! `[resolver.cache]`, `[resolver.rate_limit]`, `[resolver.blocking]` with `[[resolver.blocking.list]]`
-//! and `[[resolver.blocking.group]]`, and `[[source]]` (passive sources run beside the resolver).
+//! and `[[resolver.blocking.group]]`, `[[resolver.forward]]` (conditional forwarding), and
+//! `[[source]]` (passive sources run beside the resolver).
 //!
 //! Two phases, like every section: raw serde structs with `deny_unknown_fields` (a typo is an
 //! error that names the key) → a validated [`ServeSettings`] holding a
@@ -70,6 +71,25 @@ pub struct ResolverRaw {
     pub rate_limit: RateLimitRaw,
     #[serde(default)]
     pub blocking: BlockingRaw,
+    /// `[[resolver.forward]]`: conditional-forwarding zones.
+    #[serde(default)]
+    pub forward: Vec<ForwardRaw>,
+}
+
+/// `[[resolver.forward]]`: zones answered by their own upstreams (e.g. the domain controllers),
+/// tried before `[resolver] upstreams`; the longest zone wins.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRaw {
+    /// Domain names (`corp.example`: it and everything below) and address blocks for reverse
+    /// zones (`10.20.0.0/16` = `20.10.in-addr.arpa`).
+    pub zones: Vec<String>,
+    /// Same forms as `[resolver] upstreams`, tried in order.
+    pub upstreams: Vec<String>,
+    /// Never send these zones' names to the default upstreams, even when their own fail
+    /// (they get SERVFAIL). Default false: fall back to the default upstreams.
+    #[serde(default)]
+    pub internal_only: bool,
 }
 
 /// `[resolver.cache]`
@@ -416,6 +436,37 @@ pub fn validate(
         .iter()
         .map(|u| parse_upstream(u, &format!("{f}: [resolver] upstreams")))
         .collect::<anyhow::Result<_>>()?;
+    let mut seen_zones: Vec<(Vec<u8>, String)> = Vec::new();
+    for (i, fw) in r.forward.iter().enumerate() {
+        let key = format!("{f}: [[resolver.forward]] #{}", i + 1);
+        if fw.zones.is_empty() {
+            bail!("{key}: `zones` is empty; list domains and address blocks, e.g. zones = [\"corp.example\", \"10.20.0.0/16\"]");
+        }
+        if fw.upstreams.is_empty() {
+            bail!("{key}: `upstreams` is empty; give the zones' servers, e.g. upstreams = [\"10.20.0.10\"]");
+        }
+        for z in &fw.zones {
+            for w in
+                dnsight_resolver::route::zone_names(z).map_err(|e| anyhow!("{key} zones: {e}"))?
+            {
+                if let Some((_, other)) = seen_zones.iter().find(|(x, _)| *x == w) {
+                    bail!(
+                        "{key} zones: {z:?} is already forwarded by {other}; give each zone once"
+                    );
+                }
+                seen_zones.push((w, format!("{key} ({z:?})")));
+            }
+        }
+        cfg.forwards.push(dnsight_resolver::ForwardSpec {
+            zones: fw.zones.clone(),
+            upstreams: fw
+                .upstreams
+                .iter()
+                .map(|u| parse_upstream(u, &format!("{key} upstreams")))
+                .collect::<anyhow::Result<_>>()?,
+            internal_only: fw.internal_only,
+        });
+    }
     if let Some(ms) = r.upstream_timeout_ms {
         if ms == 0 || ms > 30_000 {
             bail!("{f}: [resolver] upstream_timeout_ms = {ms}: use 1..=30000");
@@ -728,6 +779,35 @@ mod tests {
         assert!(policy.total_rules() > 0);
         assert_eq!(policy.groups.len(), 2);
         assert_eq!(s.sources.len(), 1);
+        assert_eq!(r.forwards.len(), 2);
+        assert!(r.forwards[0].internal_only);
+        assert_eq!(r.forwards[0].zones[..2], ["corp.example", "10.20.0.0/16"]);
+    }
+
+    #[test]
+    fn forward_zones_are_checked() {
+        let f = Path::new("x.toml");
+        let parse = |t: &str| {
+            parse_sections(t, f)
+                .and_then(|s| validate(s, f, Path::new("."), &ServeOverrides::default()))
+        };
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        let ok = parse("[[resolver.forward]]\nzones = [\"corp.example\", \"fd00:20::/32\"]\nupstreams = [\"10.20.0.10\", \"tls://10.20.0.11#dc2.corp.example\"]\n").unwrap();
+        let fw = &ok.resolver.forwards[0];
+        assert_eq!((fw.upstreams.len(), fw.internal_only), (2, false));
+        let e = err("[[resolver.forward]]\nzones = [\"10.20\"]\nupstreams = [\"10.0.0.1\"]\n");
+        assert!(e.contains("#1") && e.contains("10.20.0.0/16"), "{e}");
+        let e = err("[[resolver.forward]]\nzones = [\"corp.example\"]\nupstreams = []\n");
+        assert!(e.contains("upstreams") && e.contains("empty"), "{e}");
+        let e = err("[[resolver.forward]]\nzones = [\"corp.example\"]\nupstreams = [\"dc1\"]\n");
+        assert!(e.contains("#1 upstreams"), "{e}");
+        let e = err("[[resolver.forward]]\nzones = [\"10.20.0.0/16\"]\nupstreams = [\"10.0.0.1\"]\n[[resolver.forward]]\nzones = [\"20.10.in-addr.arpa\"]\nupstreams = [\"10.0.0.2\"]\n");
+        assert!(
+            e.contains("#2") && e.contains("already forwarded by") && e.contains("#1"),
+            "{e}"
+        );
+        let e = err("[[resolver.forward]]\nzone = \"corp.example\"\nupstreams = [\"10.0.0.1\"]\n");
+        assert!(e.contains("zone"), "{e}");
     }
 
     #[test]

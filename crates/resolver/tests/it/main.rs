@@ -3,6 +3,7 @@
 //! sockets and `dig`). Tests that need `nsd` print a message and skip when it is missing.
 
 mod encrypted;
+mod forward;
 mod harness;
 mod overrides;
 mod resolve;
