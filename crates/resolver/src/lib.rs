@@ -15,6 +15,7 @@
 pub mod acl;
 pub mod cache;
 pub mod events;
+pub mod local;
 pub mod overrides;
 pub mod policy;
 pub mod route;
@@ -28,6 +29,7 @@ pub mod wire;
 pub use acl::Cidr;
 pub use cache::CacheConfig;
 pub use events::{EventSink, JsonlSink, NullSink, Tee};
+pub use local::LocalSpec;
 pub use overrides::{Override, OverrideHit, OverrideScope, Overrides};
 pub use policy::{BlockAnswer, GroupSpec, ListRole, ListSpec, PolicySpec};
 pub use route::ForwardSpec;
@@ -189,6 +191,7 @@ impl Resolver {
             lists = policy.lists.len(),
             rules = policy.total_rules(),
             memory_bytes = policy.memory(),
+            local_names = policy.local.len(),
             ms = t0.elapsed().as_millis() as u64,
             "policy loaded"
         );
@@ -218,6 +221,7 @@ impl Resolver {
             stats: stats.clone(),
             events,
             rule_names: ArcSwap::from_pointee(names),
+            local_rule: Arc::from("local"),
             prefetch: prefetch_tx,
         });
         let consumer_stats = stats.clone();

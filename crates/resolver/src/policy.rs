@@ -448,6 +448,8 @@ pub struct Policy {
     /// [`Policy::new`].
     pub groups: Vec<Group>,
     pub block_ttl: u32,
+    /// Names the resolver answers itself ([`crate::local`]), before the lists.
+    pub local: crate::local::LocalRecords,
     clients: ClientIndex,
 }
 
@@ -514,6 +516,7 @@ impl Policy {
             lists,
             groups,
             block_ttl,
+            local: Default::default(),
             clients,
         }
     }
@@ -602,6 +605,8 @@ pub struct PolicySpec {
     pub groups: Vec<GroupSpec>,
     pub default_answer: BlockAnswer,
     pub block_ttl: u32,
+    /// Local records (config lines and hosts-style files, reloaded with the lists).
+    pub local: crate::local::LocalSpec,
 }
 
 #[derive(Debug, Clone)]
@@ -620,6 +625,7 @@ impl Default for PolicySpec {
             groups: Vec::new(),
             default_answer: BlockAnswer::NxDomain,
             block_ttl: 60,
+            local: crate::local::LocalSpec::new(),
         }
     }
 }
@@ -674,14 +680,26 @@ impl PolicySpec {
             }
         }
         groups.push(default);
-        Ok(Policy::new(lists, groups, self.block_ttl))
+        let local = crate::local::LocalRecords::build(&self.local)?;
+        if local.rejected > 0 {
+            tracing::warn!(
+                rejected = local.rejected,
+                first = ?local.first_rejected,
+                "local records: lines that are not `NAME [TTL] TYPE DATA` (A, AAAA, CNAME, TXT, PTR) or `ADDRESS NAME...` were skipped"
+            );
+        }
+        let mut p = Policy::new(lists, groups, self.block_ttl);
+        p.local = local;
+        Ok(p)
     }
 
-    /// Latest modification time over all list files (for change polling).
+    /// Modification times of every list and local-records file (for change polling).
     pub fn mtimes(&self) -> Vec<Option<std::time::SystemTime>> {
         self.lists
             .iter()
-            .map(|l| std::fs::metadata(&l.path).and_then(|m| m.modified()).ok())
+            .map(|l| &l.path)
+            .chain(&self.local.files)
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
             .collect()
     }
 }

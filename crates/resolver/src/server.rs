@@ -62,6 +62,8 @@ pub struct Core {
     pub events: EventQueue,
     /// `blocklist:NAME` per list index of the current policy.
     pub rule_names: ArcSwap<Vec<Arc<str>>>,
+    /// The verdict rule of answers from local records (`local`).
+    pub local_rule: Arc<str>,
     /// Background cache refreshes, asked for by cache hits (`CacheConfig::prefetch` decides).
     /// Bounded: when full, a prefetch is skipped (the entry then expires and misses once, as
     /// without prefetch).
@@ -309,6 +311,25 @@ impl Core {
             }
         }
         drop(ov);
+        // local records: the operator's own names, answered here and never forwarded
+        if !policy.local.is_empty()
+            && policy
+                .local
+                .answer(wire::key_name(key), query, q, &mut s.out)
+        {
+            self.stats.local_answers.fetch_add(1, Ordering::Relaxed);
+            self.record(
+                peer,
+                Some(q),
+                key,
+                query.len(),
+                VerdictAction::Local,
+                Some(self.local_rule.clone()),
+                &s.out,
+                None,
+            );
+            return Outcome::Reply;
+        }
         let decision = if allow_rule.is_some() {
             Decision::Pass
         } else {

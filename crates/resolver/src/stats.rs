@@ -38,6 +38,7 @@ counters! {
     cache_hits: "Answered from the packet cache.",
     cache_misses: "Forwarded upstream.",
     blocked: "Answered by policy (block, local data, drop).",
+    local_answers: "Answered from local records.",
     refused_acl: "Clients outside the ACL.",
     rate_limited: "Dropped by the per-client rate limit.",
     garbage: "Malformed messages dropped or answered FORMERR.",

@@ -20,6 +20,7 @@ pub const TYPE_CNAME: u16 = 5;
 pub const TYPE_SOA: u16 = 6;
 pub const TYPE_PTR: u16 = 12;
 pub const TYPE_HINFO: u16 = 13;
+pub const TYPE_TXT: u16 = 16;
 pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_DNAME: u16 = 39;
 pub const TYPE_OPT: u16 = 41;
@@ -376,6 +377,30 @@ pub fn build_answers(
     start_response(out, query, q, RCODE_NOERROR, rdatas.len() as u16, false);
     for (rtype, rdata) in rdatas {
         out.extend_from_slice(&[0xc0, 0x0c]);
+        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&q.qclass.to_be_bytes());
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(rdata);
+    }
+    if let Some(e) = q.edns {
+        push_opt(out, e.dnssec_ok);
+    }
+}
+
+/// One answer record for [`build_records`]: owner (`None` = the question name, written as a
+/// pointer to it; else an uncompressed wire name), type, TTL, rdata.
+pub type Record<'a> = (Option<&'a [u8]>, u16, u32, &'a [u8]);
+
+/// A NOERROR response with the given answer records; `aa` sets the authoritative flag (for
+/// data the resolver holds itself).
+pub fn build_records(out: &mut Vec<u8>, query: &[u8], q: &Question, aa: bool, recs: &[Record]) {
+    start_response(out, query, q, RCODE_NOERROR, recs.len() as u16, aa);
+    for (owner, rtype, ttl, rdata) in recs {
+        match owner {
+            Some(n) => out.extend_from_slice(n),
+            None => out.extend_from_slice(&[0xc0, 0x0c]),
+        }
         out.extend_from_slice(&rtype.to_be_bytes());
         out.extend_from_slice(&q.qclass.to_be_bytes());
         out.extend_from_slice(&ttl.to_be_bytes());

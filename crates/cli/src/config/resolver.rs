@@ -71,9 +71,28 @@ pub struct ResolverRaw {
     pub rate_limit: RateLimitRaw,
     #[serde(default)]
     pub blocking: BlockingRaw,
+    #[serde(default)]
+    pub local: LocalRaw,
     /// `[[resolver.forward]]`: conditional-forwarding zones.
     #[serde(default)]
     pub forward: Vec<ForwardRaw>,
+}
+
+/// `[resolver.local]`: names the resolver answers itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRaw {
+    /// `NAME [TTL] TYPE DATA` (A, AAAA, CNAME, TXT, PTR; `*.NAME` wildcards) or hosts lines
+    /// `ADDRESS NAME...`.
+    #[serde(default)]
+    pub records: Vec<String>,
+    /// Files of such lines (hosts files work), reloaded like the block lists.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// TTL of records that give none (default 300).
+    pub ttl: Option<u32>,
+    /// Answer PTR queries for the addresses of A/AAAA records (default true).
+    pub ptr: Option<bool>,
 }
 
 /// `[[resolver.forward]]`: zones answered by their own upstreams (e.g. the domain controllers),
@@ -436,6 +455,18 @@ pub fn validate(
         .iter()
         .map(|u| parse_upstream(u, &format!("{f}: [resolver] upstreams")))
         .collect::<anyhow::Result<_>>()?;
+    for line in &r.local.records {
+        dnsight_resolver::local::check_line(line)
+            .map_err(|e| anyhow!("{f}: [resolver.local] records: {e}"))?;
+    }
+    cfg.policy.local.records = r.local.records.clone();
+    cfg.policy.local.files = r.local.files.iter().map(|p| rel(base_dir, p)).collect();
+    if let Some(t) = r.local.ttl {
+        cfg.policy.local.ttl = t;
+    }
+    if let Some(p) = r.local.ptr {
+        cfg.policy.local.ptr = p;
+    }
     let mut seen_zones: Vec<(Vec<u8>, String)> = Vec::new();
     for (i, fw) in r.forward.iter().enumerate() {
         let key = format!("{f}: [[resolver.forward]] #{}", i + 1);
@@ -780,6 +811,12 @@ mod tests {
         assert_eq!(policy.groups.len(), 2);
         assert_eq!(s.sources.len(), 1);
         assert_eq!(r.forwards.len(), 2);
+        assert!(policy.local.len() >= 3, "{}", policy.local.len());
+        assert_eq!(
+            policy.local.rejected, 0,
+            "{:?}",
+            policy.local.first_rejected
+        );
         assert!(r.forwards[0].internal_only);
         assert_eq!(r.forwards[0].zones[..2], ["corp.example", "10.20.0.0/16"]);
     }
@@ -804,6 +841,11 @@ mod tests {
         let e = err("[[resolver.forward]]\nzones = [\"10.20.0.0/16\"]\nupstreams = [\"10.0.0.1\"]\n[[resolver.forward]]\nzones = [\"20.10.in-addr.arpa\"]\nupstreams = [\"10.0.0.2\"]\n");
         assert!(
             e.contains("#2") && e.contains("already forwarded by") && e.contains("#1"),
+            "{e}"
+        );
+        let e = err("[resolver.local]\nrecords = [\"nas.office.example MX 10 mail\"]\n");
+        assert!(
+            e.contains("[resolver.local] records") && e.contains("NAME [TTL] TYPE DATA"),
             "{e}"
         );
         let e = err("[[resolver.forward]]\nzone = \"corp.example\"\nupstreams = [\"10.0.0.1\"]\n");

@@ -5,6 +5,7 @@
 mod encrypted;
 mod forward;
 mod harness;
+mod local;
 mod overrides;
 mod resolve;
 mod safety;
