@@ -207,6 +207,7 @@ impl Resolver {
             upstreams: route::Router::new(
                 cfg.upstreams.clone(),
                 &cfg.forwards,
+                &cfg.policy.view_upstreams(),
                 cfg.upstream_timeout,
                 stats.clone(),
                 cfg.upstream_ca.as_deref(),

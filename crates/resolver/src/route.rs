@@ -10,8 +10,12 @@
 //! zone is `internal_only`: then it gets SERVFAIL (or a stale answer) and its names never leave
 //! for the default upstreams (no leak of internal names to the internet); a zone inside an
 //! internal-only zone is internal-only too. Prefetches take the
-//! same route. Answers are cached (one cache for every route: a name always takes the same
-//! route, so the key needs no route) and recorded as events like any other.
+//! same route. Answers are cached (a name always takes the same zone route, so the key needs no
+//! zone) and recorded as events like any other.
+//!
+//! Client groups may have upstreams of their own (guest Wi-Fi to a filtering resolver): such a
+//! group's view (carried in the cache key, so its answers are cached apart) picks its set
+//! instead of set 0 for names outside the forward zones.
 
 use crate::stats::Stats;
 use crate::upstream::{Answered, UpstreamError, UpstreamSpec, Upstreams};
@@ -119,15 +123,20 @@ struct Route {
 pub struct Router {
     /// Set 0: the default upstreams; then one per forward entry.
     sets: Vec<Upstreams>,
+    /// Upstream view (a client group with upstreams of its own, [`wire::key_view`]) → set;
+    /// view 0 is set 0.
+    views: Vec<usize>,
     /// Lowercased wire zone name → route (a few entries; keys come from the config).
     zones: HashMap<Box<[u8]>, Route, foldhash::fast::RandomState>,
     stats: Arc<Stats>,
 }
 
 impl Router {
+    /// `groups`: the upstreams of the groups that have their own, view 1 first.
     pub fn new(
         defaults: Vec<UpstreamSpec>,
         forwards: &[ForwardSpec],
+        groups: &[Vec<UpstreamSpec>],
         timeout: Duration,
         stats: Arc<Stats>,
         ca_file: Option<&std::path::Path>,
@@ -157,6 +166,14 @@ impl Router {
                 }
             }
         }
+        let mut views = vec![0];
+        for g in groups {
+            if g.is_empty() {
+                return Err("a group's upstreams are empty".into());
+            }
+            views.push(sets.len());
+            sets.push(Upstreams::new(g.clone(), timeout, stats.clone(), ca_file)?);
+        }
         // a zone inside an internal-only zone is internal-only too: its names are the outer
         // zone's names (`branch.corp.example` under `corp.example`)
         let inner: Vec<Box<[u8]>> = zones
@@ -178,7 +195,12 @@ impl Router {
                 r.internal_only = true;
             }
         }
-        Ok(Router { sets, zones, stats })
+        Ok(Router {
+            sets,
+            views,
+            zones,
+            stats,
+        })
     }
 
     /// The route of the longest forward zone containing the lowercased wire name.
@@ -217,7 +239,12 @@ impl Router {
                 }
             }
         }
-        self.sets[0].query(q, key, name).await
+        let set = self
+            .views
+            .get(wire::key_view(key) as usize)
+            .copied()
+            .unwrap_or(0);
+        self.sets[set].query(q, key, name).await
     }
 
     /// (upstream, healthy) over every set, defaults first.
@@ -293,6 +320,7 @@ mod tests {
                 f(&["lab.corp.example"], 3, false),
                 f(&["partner.example"], 4, false),
             ],
+            &[],
             Duration::from_secs(1),
             Arc::new(Stats::default()),
             None,
@@ -321,6 +349,7 @@ mod tests {
                 f(&["corp.example"], 2, true),
                 f(&["CORP.example."], 3, true)
             ],
+            &[],
             Duration::from_secs(1),
             Arc::new(Stats::default()),
             None,

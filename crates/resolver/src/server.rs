@@ -228,8 +228,8 @@ impl Core {
                 }
             }
         };
-        let key = std::mem::take(&mut s.key);
-        let out = self.decide(query, &q, &key, peer, s, now);
+        let mut key = std::mem::take(&mut s.key);
+        let out = self.decide(query, &q, &mut key, peer, s, now);
         s.key = key;
         if let Outcome::Reply = out {
             if udp && s.out.len() > q.max_udp() {
@@ -269,7 +269,7 @@ impl Core {
         &self,
         query: &[u8],
         q: &Question,
-        key: &[u8],
+        key: &mut [u8],
         peer: &Peer,
         s: &mut Scratch,
         _now: Instant,
@@ -283,6 +283,11 @@ impl Core {
             return self.refuse(wire::RCODE_REFUSED, query, q, key, peer, s);
         }
         let policy = self.policy.load();
+        if policy.views > 0 {
+            // the group's own upstreams: its answers are cached apart
+            wire::set_key_view(key, policy.group_of(peer.client.ip()).view);
+        }
+        let key: &[u8] = key;
         // overrides first: an allow skips the lists, a block answers here (before the cache)
         let mut allow_rule = None;
         let ov = self.overrides.load();

@@ -205,6 +205,23 @@ pub fn parse_query(buf: &[u8], key: &mut Vec<u8>) -> Result<Question, WireError>
     })
 }
 
+/// The key's last byte holds the question's flags in its low nibble and, from this bit up, the
+/// client group's upstream view ([`crate::policy::Group::view`]): groups with upstreams of
+/// their own get answers cached apart.
+pub const VIEW_SHIFT: u8 = 4;
+
+/// The upstream view recorded in a key (0 = the default upstreams).
+pub fn key_view(key: &[u8]) -> u8 {
+    key.last().map(|b| b >> VIEW_SHIFT).unwrap_or(0)
+}
+
+/// Records the upstream view (0..=15) in a key produced by [`parse_query`].
+pub fn set_key_view(key: &mut [u8], view: u8) {
+    if let Some(b) = key.last_mut() {
+        *b = (*b & 0x0f) | (view << VIEW_SHIFT);
+    }
+}
+
 /// The wire name part of a key produced by [`parse_query`].
 pub fn key_name(key: &[u8]) -> &[u8] {
     &key[..key.len().saturating_sub(5)]

@@ -183,6 +183,9 @@ pub struct GroupRaw {
     /// List names applied to this group (default: all lists).
     pub lists: Option<Vec<String>>,
     pub answer: Option<String>,
+    /// Upstreams of this group's own instead of `[resolver] upstreams` (same forms; forward
+    /// zones still go to their servers). Not for `default`.
+    pub upstreams: Option<Vec<String>>,
 }
 
 /// `[[source]]`: passive sources run in the same process.
@@ -468,6 +471,15 @@ pub fn validate(
         cfg.policy.local.ptr = p;
     }
     let mut seen_zones: Vec<(Vec<u8>, String)> = Vec::new();
+    let own = r
+        .blocking
+        .group
+        .iter()
+        .filter(|g| g.upstreams.is_some())
+        .count();
+    if own > dnsight_resolver::policy::MAX_VIEWS {
+        bail!("{f}: [[resolver.blocking.group]]: {own} groups have upstreams of their own; at most {} may", dnsight_resolver::policy::MAX_VIEWS);
+    }
     for (i, fw) in r.forward.iter().enumerate() {
         let key = format!("{f}: [[resolver.forward]] #{}", i + 1);
         if fw.zones.is_empty() {
@@ -707,11 +719,22 @@ pub fn validate(
             .as_deref()
             .map(|a| parse_answer(a, &format!("{key} answer"), v4, v6))
             .transpose()?;
+        let upstreams = match &g.upstreams {
+            None => None,
+            Some(_) if name == "default" => bail!("{key}: upstreams: the default group's upstreams are [resolver] upstreams; set them there"),
+            Some(u) if u.is_empty() => bail!("{key}: upstreams = []: give at least one, or remove the key to use [resolver] upstreams"),
+            Some(u) => Some(
+                u.iter()
+                    .map(|x| parse_upstream(x, &format!("{key} upstreams")))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            ),
+        };
         specs.push(GroupSpec {
             name,
             clients,
             lists: g.lists.clone(),
             answer,
+            upstreams,
         });
     }
     // groups only the inventory defines: blocked like the default group
@@ -727,6 +750,7 @@ pub fn validate(
                 clients: table.cidrs(name),
                 lists: dl.clone(),
                 answer: da.clone(),
+                upstreams: None,
             });
         }
     }
@@ -819,6 +843,50 @@ mod tests {
         );
         assert!(r.forwards[0].internal_only);
         assert_eq!(r.forwards[0].zones[..2], ["corp.example", "10.20.0.0/16"]);
+    }
+
+    #[test]
+    fn the_readme_office_config_is_valid() {
+        let readme = std::fs::read_to_string(examples_dir().join("../README.md")).unwrap();
+        let at = readme.find("**In front of an office network.**").unwrap();
+        let block = readme[at..].split("```toml\n").nth(1).unwrap();
+        let text = block.split("```").next().unwrap();
+        let f = Path::new("README.md");
+        let s = validate(
+            parse_sections(text, f).unwrap(),
+            f,
+            Path::new("."),
+            &ServeOverrides::default(),
+        )
+        .unwrap();
+        let r = &s.resolver;
+        assert_eq!((r.forwards.len(), r.upstreams.len()), (1, 2));
+        assert_eq!(r.policy.view_upstreams().len(), 1);
+        assert_eq!(r.policy.local.records.len(), 2);
+    }
+
+    #[test]
+    fn groups_may_have_their_own_upstreams() {
+        let f = Path::new("x.toml");
+        let parse = |t: &str| {
+            parse_sections(t, f)
+                .and_then(|s| validate(s, f, Path::new("."), &ServeOverrides::default()))
+        };
+        let s = parse("[resolver]\nupstreams = [\"10.0.0.1\"]\n[[resolver.blocking.group]]\nname = \"guests\"\nclients = [\"10.99.0.0/16\"]\nupstreams = [\"tls://9.9.9.11#dns11.quad9.net\"]\n[[resolver.blocking.group]]\nname = \"office\"\nclients = [\"10.1.0.0/16\"]\n").unwrap();
+        let p = s.resolver.policy.build().unwrap();
+        assert_eq!(p.views, 1);
+        assert_eq!(p.group_of("10.99.1.1".parse().unwrap()).view, 1);
+        assert_eq!(p.group_of("10.1.1.1".parse().unwrap()).view, 0);
+        assert_eq!(
+            s.resolver.policy.view_upstreams()[0][0].proto,
+            UpstreamProto::Dot
+        );
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        let e =
+            err("[[resolver.blocking.group]]\nname = \"default\"\nupstreams = [\"10.0.0.1\"]\n");
+        assert!(e.contains("[resolver] upstreams"), "{e}");
+        let e = err("[[resolver.blocking.group]]\nname = \"g\"\nclients = [\"10.0.0.0/8\"]\nupstreams = []\n");
+        assert!(e.contains("upstreams = []"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod encrypted;
 mod forward;
+mod groups;
 mod harness;
 mod local;
 mod overrides;
