@@ -34,7 +34,7 @@ pub use overrides::{Override, OverrideHit, OverrideScope, Overrides};
 pub use policy::{BlockAnswer, GroupSpec, ListRole, ListSpec, PolicySpec};
 pub use route::ForwardSpec;
 pub use stats::StatsSnapshot;
-pub use upstream::{UpstreamProto, UpstreamSpec};
+pub use upstream::{Strategy, UpstreamProto, UpstreamSpec, UpstreamStats};
 
 use arc_swap::ArcSwap;
 use dnsight_model::Transport;
@@ -54,6 +54,8 @@ pub struct ResolverConfig {
     pub upstreams: Vec<UpstreamSpec>,
     /// Conditional-forwarding zones, tried before `upstreams` (longest zone wins).
     pub forwards: Vec<ForwardSpec>,
+    /// How each set of upstreams is asked (in order, or all at once).
+    pub upstream_strategy: upstream::Strategy,
     pub upstream_timeout: Duration,
     /// How often upstreams marked down are probed.
     pub health_interval: Duration,
@@ -96,6 +98,7 @@ impl Default for ResolverConfig {
             listen: vec!["127.0.0.1:5353".parse().expect("static addr")],
             upstreams: Vec::new(),
             forwards: Vec::new(),
+            upstream_strategy: upstream::Strategy::InOrder,
             upstream_timeout: Duration::from_millis(1500),
             health_interval: Duration::from_secs(5),
             cache: CacheConfig::default(),
@@ -211,6 +214,7 @@ impl Resolver {
                 cfg.upstream_timeout,
                 stats.clone(),
                 cfg.upstream_ca.as_deref(),
+                cfg.upstream_strategy,
             )
             .map_err(Error::Upstream)?,
             rate: acl::RateLimiter::new(
@@ -387,6 +391,10 @@ impl Resolver {
     pub fn upstream_health(&self) -> Vec<(SocketAddr, bool)> {
         self.core.upstreams.health()
     }
+    /// Counters of every upstream (asked, answered, failed, chosen, smoothed latency).
+    pub fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        self.core.upstreams.upstream_stats()
+    }
     pub fn cache_entries(&self) -> usize {
         self.core.cache.len()
     }
@@ -485,7 +493,12 @@ impl Resolver {
                     _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
                     _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
                     _ = poll_t.tick() => { let _ = self.reload_if_changed(); }
-                    _ = stats_t.tick() => { tracing::info!(stats = %self.stats(), "resolver stats"); }
+                    _ = stats_t.tick() => {
+                        tracing::info!(stats = %self.stats(), "resolver stats");
+                        for u in self.upstream_stats() {
+                            tracing::info!(upstream = %u.addr, proto = u.proto, healthy = u.healthy, asked = u.asked, answered = u.answered, failed = u.failed, chosen = u.chosen, latency_us = u.latency_us, "upstream stats");
+                        }
+                    }
                 }
             }
             Ok(())

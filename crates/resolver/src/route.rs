@@ -18,7 +18,7 @@
 //! instead of set 0 for names outside the forward zones.
 
 use crate::stats::Stats;
-use crate::upstream::{Answered, UpstreamError, UpstreamSpec, Upstreams};
+use crate::upstream::{Answered, Strategy, UpstreamError, UpstreamSpec, UpstreamStats, Upstreams};
 use crate::wire::{self, Question};
 use dnsight_model::Cidr;
 use std::collections::HashMap;
@@ -140,8 +140,15 @@ impl Router {
         timeout: Duration,
         stats: Arc<Stats>,
         ca_file: Option<&std::path::Path>,
+        strategy: Strategy,
     ) -> Result<Router, String> {
-        let mut sets = vec![Upstreams::new(defaults, timeout, stats.clone(), ca_file)?];
+        let mut sets = vec![Upstreams::new(
+            defaults,
+            timeout,
+            stats.clone(),
+            ca_file,
+            strategy,
+        )?];
         let mut zones = HashMap::default();
         for f in forwards {
             if f.upstreams.is_empty() {
@@ -153,6 +160,7 @@ impl Router {
                 timeout,
                 stats.clone(),
                 ca_file,
+                strategy,
             )?);
             for z in &f.zones {
                 for w in zone_names(z)? {
@@ -172,7 +180,13 @@ impl Router {
                 return Err("a group's upstreams are empty".into());
             }
             views.push(sets.len());
-            sets.push(Upstreams::new(g.clone(), timeout, stats.clone(), ca_file)?);
+            sets.push(Upstreams::new(
+                g.clone(),
+                timeout,
+                stats.clone(),
+                ca_file,
+                strategy,
+            )?);
         }
         // a zone inside an internal-only zone is internal-only too: its names are the outer
         // zone's names (`branch.corp.example` under `corp.example`)
@@ -252,6 +266,11 @@ impl Router {
         self.sets.iter().flat_map(|s| s.health()).collect()
     }
 
+    /// Counters of every upstream, defaults first, then forward zones', then groups'.
+    pub fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        self.sets.iter().flat_map(|s| s.upstream_stats()).collect()
+    }
+
     /// Probes the upstreams marked down in every set.
     pub async fn probe_down(&self) {
         for s in &self.sets {
@@ -324,6 +343,7 @@ mod tests {
             Duration::from_secs(1),
             Arc::new(Stats::default()),
             None,
+            Strategy::InOrder,
         )
         .unwrap();
         let set = |n: &str| {
@@ -353,6 +373,7 @@ mod tests {
             Duration::from_secs(1),
             Arc::new(Stats::default()),
             None,
+            Strategy::InOrder,
         )
         .is_err());
     }

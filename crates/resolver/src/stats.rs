@@ -52,6 +52,7 @@ counters! {
     upstream_queries: "Queries sent upstream (incl. retries).",
     upstream_failures: "Upstream exchanges that failed (timeout, error, mismatch).",
     upstream_tcp_retries: "TC answers retried over TCP.",
+    upstream_races: "Misses asked of every healthy upstream at once (strategy fastest).",
     upstream_mismatched: "Upstream datagrams that did not match the query.",
     zone_forwards: "Misses sent to a conditional-forwarding zone's upstreams.",
     zone_fallbacks: "Zone upstreams all failed: asked the default upstreams (zones not internal_only).",

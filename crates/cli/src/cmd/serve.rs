@@ -223,6 +223,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok(r) => r,
         Err(_) => anyhow::bail!("internal: the resolver is still referenced at shutdown"),
     };
+    for u in r.upstream_stats() {
+        tracing::info!(upstream = %u.addr, proto = u.proto, healthy = u.healthy, asked = u.asked, answered = u.answered, failed = u.failed, chosen = u.chosen, latency_us = u.latency_us, "upstream stats");
+    }
     let stats = r.shutdown();
     // the resolver has handed its last events to the pipeline: final alerts, save
     if let Some(run) = running {

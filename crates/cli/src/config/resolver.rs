@@ -32,6 +32,9 @@ pub struct ResolverRaw {
     #[serde(default)]
     pub upstreams: Vec<String>,
     pub upstream_timeout_ms: Option<u64>,
+    /// `in_order` (default: failover, healthy first) or `fastest` (every healthy upstream at
+    /// once, the first answer wins); for every set of upstreams (default, zones, groups).
+    pub upstream_strategy: Option<String>,
     pub health_interval_secs: Option<u64>,
     /// Who may query (CIDR blocks). Default: loopback and private ranges.
     pub acl: Option<Vec<String>>,
@@ -510,6 +513,13 @@ pub fn validate(
             internal_only: fw.internal_only,
         });
     }
+    if let Some(st) = &r.upstream_strategy {
+        cfg.upstream_strategy = match st.as_str() {
+            "in_order" => dnsight_resolver::Strategy::InOrder,
+            "fastest" => dnsight_resolver::Strategy::Fastest,
+            other => bail!("{f}: [resolver] upstream_strategy = {other:?}: use \"in_order\" (failover) or \"fastest\" (all at once, first answer wins)"),
+        };
+    }
     if let Some(ms) = r.upstream_timeout_ms {
         if ms == 0 || ms > 30_000 {
             bail!("{f}: [resolver] upstream_timeout_ms = {ms}: use 1..=30000");
@@ -835,6 +845,7 @@ mod tests {
         assert_eq!(policy.groups.len(), 2);
         assert_eq!(s.sources.len(), 1);
         assert_eq!(r.forwards.len(), 2);
+        assert_eq!(r.upstream_strategy, dnsight_resolver::Strategy::InOrder);
         assert!(policy.local.len() >= 3, "{}", policy.local.len());
         assert_eq!(
             policy.local.rejected, 0,
@@ -909,6 +920,11 @@ mod tests {
         let e = err("[[resolver.forward]]\nzones = [\"10.20.0.0/16\"]\nupstreams = [\"10.0.0.1\"]\n[[resolver.forward]]\nzones = [\"20.10.in-addr.arpa\"]\nupstreams = [\"10.0.0.2\"]\n");
         assert!(
             e.contains("#2") && e.contains("already forwarded by") && e.contains("#1"),
+            "{e}"
+        );
+        let e = err("[resolver]\nupstream_strategy = \"random\"\n");
+        assert!(
+            e.contains("upstream_strategy") && e.contains("fastest"),
             "{e}"
         );
         let e = err("[resolver.local]\nrecords = [\"nas.office.example MX 10 mail\"]\n");

@@ -10,5 +10,6 @@ mod local;
 mod overrides;
 mod resolve;
 mod safety;
+mod strategy;
 
 pub use harness::*;
