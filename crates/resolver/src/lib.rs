@@ -309,7 +309,7 @@ impl Resolver {
                 ));
             }
             for &want in &cfg.doh_listen {
-                let tls = tls::server_config(&files.cert, &files.key, &[b"http/1.1"])
+                let tls = tls::server_config(&files.cert, &files.key, &[b"h2", b"http/1.1"])
                     .map_err(Error::Tls)?;
                 let l = rt
                     .block_on(tokio::net::TcpListener::bind(want))

@@ -26,7 +26,7 @@ pub enum UpstreamProto {
     Tcp,
     /// DNS over TLS (RFC 7858).
     Dot,
-    /// DNS over HTTPS (RFC 8484), HTTP/1.1 POST.
+    /// DNS over HTTPS (RFC 8484) POST, over HTTP/2 when the server speaks it, else HTTP/1.1.
     Doh,
 }
 
@@ -137,7 +137,7 @@ impl Upstreams {
                         if spec.proto == UpstreamProto::Dot {
                             (&mut dot_cfg, &[b"dot"])
                         } else {
-                            (&mut doh_cfg, &[b"http/1.1"])
+                            (&mut doh_cfg, &[b"h2", b"http/1.1"])
                         };
                     if slot.is_none() {
                         *slot = Some(crate::tls::client_config(ca_file, alpn)?);
