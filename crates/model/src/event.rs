@@ -204,6 +204,8 @@ pub enum VerdictAction {
     Refused,
     RateLimited,
     Failed,
+    /// Answered from the resolver's own local records (never forwarded).
+    Local,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -15,8 +15,10 @@
 pub mod acl;
 pub mod cache;
 pub mod events;
+pub mod local;
 pub mod overrides;
 pub mod policy;
+pub mod route;
 pub mod server;
 pub mod stats;
 pub mod tls;
@@ -27,10 +29,12 @@ pub mod wire;
 pub use acl::Cidr;
 pub use cache::CacheConfig;
 pub use events::{EventSink, JsonlSink, NullSink, Tee};
+pub use local::LocalSpec;
 pub use overrides::{Override, OverrideHit, OverrideScope, Overrides};
 pub use policy::{BlockAnswer, GroupSpec, ListRole, ListSpec, PolicySpec};
+pub use route::ForwardSpec;
 pub use stats::StatsSnapshot;
-pub use upstream::{UpstreamProto, UpstreamSpec};
+pub use upstream::{Strategy, UpstreamProto, UpstreamSpec, UpstreamStats};
 
 use arc_swap::ArcSwap;
 use dnsight_model::Transport;
@@ -48,6 +52,10 @@ pub struct ResolverConfig {
     /// UDP+TCP listeners.
     pub listen: Vec<SocketAddr>,
     pub upstreams: Vec<UpstreamSpec>,
+    /// Conditional-forwarding zones, tried before `upstreams` (longest zone wins).
+    pub forwards: Vec<ForwardSpec>,
+    /// How each set of upstreams is asked (in order, or all at once).
+    pub upstream_strategy: upstream::Strategy,
     pub upstream_timeout: Duration,
     /// How often upstreams marked down are probed.
     pub health_interval: Duration,
@@ -89,6 +97,8 @@ impl Default for ResolverConfig {
         ResolverConfig {
             listen: vec!["127.0.0.1:5353".parse().expect("static addr")],
             upstreams: Vec::new(),
+            forwards: Vec::new(),
+            upstream_strategy: upstream::Strategy::InOrder,
             upstream_timeout: Duration::from_millis(1500),
             health_interval: Duration::from_secs(5),
             cache: CacheConfig::default(),
@@ -184,6 +194,7 @@ impl Resolver {
             lists = policy.lists.len(),
             rules = policy.total_rules(),
             memory_bytes = policy.memory(),
+            local_names = policy.local.len(),
             ms = t0.elapsed().as_millis() as u64,
             "policy loaded"
         );
@@ -196,11 +207,14 @@ impl Resolver {
             cache: cache::PacketCache::new(cfg.cache.clone()),
             policy: ArcSwap::from_pointee(policy),
             overrides: ArcSwap::from_pointee(Overrides::empty()),
-            upstreams: upstream::Upstreams::new(
+            upstreams: route::Router::new(
                 cfg.upstreams.clone(),
+                &cfg.forwards,
+                &cfg.policy.view_upstreams(),
                 cfg.upstream_timeout,
                 stats.clone(),
                 cfg.upstream_ca.as_deref(),
+                cfg.upstream_strategy,
             )
             .map_err(Error::Upstream)?,
             rate: acl::RateLimiter::new(
@@ -212,6 +226,7 @@ impl Resolver {
             stats: stats.clone(),
             events,
             rule_names: ArcSwap::from_pointee(names),
+            local_rule: Arc::from("local"),
             prefetch: prefetch_tx,
         });
         let consumer_stats = stats.clone();
@@ -294,7 +309,7 @@ impl Resolver {
                 ));
             }
             for &want in &cfg.doh_listen {
-                let tls = tls::server_config(&files.cert, &files.key, &[b"http/1.1"])
+                let tls = tls::server_config(&files.cert, &files.key, &[b"h2", b"http/1.1"])
                     .map_err(Error::Tls)?;
                 let l = rt
                     .block_on(tokio::net::TcpListener::bind(want))
@@ -375,6 +390,10 @@ impl Resolver {
     /// (upstream, healthy) pairs.
     pub fn upstream_health(&self) -> Vec<(SocketAddr, bool)> {
         self.core.upstreams.health()
+    }
+    /// Counters of every upstream (asked, answered, failed, chosen, smoothed latency).
+    pub fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        self.core.upstreams.upstream_stats()
     }
     pub fn cache_entries(&self) -> usize {
         self.core.cache.len()
@@ -474,7 +493,12 @@ impl Resolver {
                     _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
                     _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
                     _ = poll_t.tick() => { let _ = self.reload_if_changed(); }
-                    _ = stats_t.tick() => { tracing::info!(stats = %self.stats(), "resolver stats"); }
+                    _ = stats_t.tick() => {
+                        tracing::info!(stats = %self.stats(), "resolver stats");
+                        for u in self.upstream_stats() {
+                            tracing::info!(upstream = %u.addr, proto = u.proto, healthy = u.healthy, asked = u.asked, answered = u.answered, failed = u.failed, chosen = u.chosen, latency_us = u.latency_us, "upstream stats");
+                        }
+                    }
                 }
             }
             Ok(())

@@ -417,7 +417,13 @@ pub struct Group {
     /// Indices into [`Policy::lists`].
     pub lists: Vec<usize>,
     pub answer: BlockAnswer,
+    /// The group's upstream view: 0 = `[resolver] upstreams`, 1.. = its own upstreams
+    /// ([`crate::route::Router`] set; also part of the cache key, see [`crate::wire::VIEW_SHIFT`]).
+    pub view: u8,
 }
+
+/// Most groups that may have upstreams of their own (the view is 4 bits of the cache key).
+pub const MAX_VIEWS: usize = 15;
 
 /// The decision for one query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -448,6 +454,11 @@ pub struct Policy {
     /// [`Policy::new`].
     pub groups: Vec<Group>,
     pub block_ttl: u32,
+    /// Groups with upstreams of their own (0: every group uses the default upstreams, and the
+    /// query path skips the group lookup).
+    pub views: u8,
+    /// Names the resolver answers itself ([`crate::local`]), before the lists.
+    pub local: crate::local::LocalRecords,
     clients: ClientIndex,
 }
 
@@ -507,13 +518,17 @@ impl Policy {
                 clients: Vec::new(),
                 lists: (0..lists.len()).collect(),
                 answer: BlockAnswer::NxDomain,
+                view: 0,
             });
         }
         let clients = ClientIndex::new(&groups);
+        let views = groups.iter().map(|g| g.view).max().unwrap_or(0);
         Policy {
             lists,
             groups,
             block_ttl,
+            views,
+            local: Default::default(),
             clients,
         }
     }
@@ -602,6 +617,8 @@ pub struct PolicySpec {
     pub groups: Vec<GroupSpec>,
     pub default_answer: BlockAnswer,
     pub block_ttl: u32,
+    /// Local records (config lines and hosts-style files, reloaded with the lists).
+    pub local: crate::local::LocalSpec,
 }
 
 #[derive(Debug, Clone)]
@@ -611,6 +628,9 @@ pub struct GroupSpec {
     /// List names; `None` means all lists.
     pub lists: Option<Vec<String>>,
     pub answer: Option<BlockAnswer>,
+    /// Upstreams of the group's own, instead of the default upstreams (forward zones still
+    /// go to their servers); `None`: the default upstreams. Not for the `default` group.
+    pub upstreams: Option<Vec<crate::upstream::UpstreamSpec>>,
 }
 
 impl Default for PolicySpec {
@@ -620,6 +640,7 @@ impl Default for PolicySpec {
             groups: Vec::new(),
             default_answer: BlockAnswer::NxDomain,
             block_ttl: 60,
+            local: crate::local::LocalSpec::new(),
         }
     }
 }
@@ -656,9 +677,25 @@ impl PolicySpec {
             clients: Vec::new(),
             lists: all.clone(),
             answer: self.default_answer.clone(),
+            view: 0,
         };
+        let mut view = 0u8;
         for g in &self.groups {
+            let v = match &g.upstreams {
+                Some(_) if g.name == "default" => {
+                    return Err("the default group cannot have upstreams of its own: they are [resolver] upstreams".into())
+                }
+                Some(_) => {
+                    view += 1;
+                    if view as usize > MAX_VIEWS {
+                        return Err(format!("more than {MAX_VIEWS} groups have upstreams of their own"));
+                    }
+                    view
+                }
+                None => 0,
+            };
             let built = Group {
+                view: v,
                 name: g.name.clone(),
                 clients: g.clients.clone(),
                 lists: resolve(&g.lists)?,
@@ -674,14 +711,34 @@ impl PolicySpec {
             }
         }
         groups.push(default);
-        Ok(Policy::new(lists, groups, self.block_ttl))
+        let local = crate::local::LocalRecords::build(&self.local)?;
+        if local.rejected > 0 {
+            tracing::warn!(
+                rejected = local.rejected,
+                first = ?local.first_rejected,
+                "local records: lines that are not `NAME [TTL] TYPE DATA` (A, AAAA, CNAME, TXT, PTR) or `ADDRESS NAME...` were skipped"
+            );
+        }
+        let mut p = Policy::new(lists, groups, self.block_ttl);
+        p.local = local;
+        Ok(p)
     }
 
-    /// Latest modification time over all list files (for change polling).
+    /// The upstreams of the groups that have their own, in view order (view 1 first).
+    pub fn view_upstreams(&self) -> Vec<Vec<crate::upstream::UpstreamSpec>> {
+        self.groups
+            .iter()
+            .filter_map(|g| g.upstreams.clone())
+            .collect()
+    }
+
+    /// Modification times of every list and local-records file (for change polling).
     pub fn mtimes(&self) -> Vec<Option<std::time::SystemTime>> {
         self.lists
             .iter()
-            .map(|l| std::fs::metadata(&l.path).and_then(|m| m.modified()).ok())
+            .map(|l| &l.path)
+            .chain(&self.local.files)
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
             .collect()
     }
 }
@@ -741,6 +798,7 @@ mod tests {
                 clients: vec![],
                 lists: vec![0],
                 answer: BlockAnswer::NxDomain,
+                view: 0,
             }],
             60,
         );
@@ -785,6 +843,7 @@ mod tests {
                 clients: vec![],
                 lists: vec![0],
                 answer: BlockAnswer::Null,
+                view: 0,
             }],
             60,
         );
@@ -838,12 +897,14 @@ mod tests {
             clients: vec!["10.9.0.0/16".parse().unwrap()],
             lists: vec![0, 1],
             answer: BlockAnswer::Refused,
+            view: 0,
         };
         let def = Group {
             name: "default".into(),
             clients: vec![],
             lists: vec![0],
             answer: BlockAnswer::NxDomain,
+            view: 0,
         };
         let p = Policy::new(vec![a, b], vec![kids, def], 60);
         let kid: IpAddr = "10.9.1.1".parse().unwrap();
@@ -872,6 +933,7 @@ mod tests {
             clients: clients.iter().map(|c| c.parse().unwrap()).collect(),
             lists: vec![],
             answer: BlockAnswer::NxDomain,
+            view: 0,
         };
         // the wide group first: config order does not matter, the longest prefix does
         let p = Policy::new(

@@ -14,8 +14,8 @@ use crate::cache::PacketCache;
 use crate::events::{EventQueue, QueryRecord};
 use crate::overrides::{OverrideHit, Overrides};
 use crate::policy::{BlockAnswer, Decision, Policy};
+use crate::route::Router;
 use crate::stats::Stats;
-use crate::upstream::Upstreams;
 use crate::wire::{self, Question, WireError};
 use arc_swap::ArcSwap;
 use dnsight_model::{Transport, VerdictAction};
@@ -55,12 +55,15 @@ pub struct Core {
     pub policy: ArcSwap<Policy>,
     /// Dynamic block/allow overrides, consulted before the lists ([`crate::overrides`]).
     pub overrides: ArcSwap<Overrides>,
-    pub upstreams: Upstreams,
+    /// Forward zones and the default upstreams ([`crate::route`]).
+    pub upstreams: Router,
     pub rate: RateLimiter,
     pub stats: Arc<Stats>,
     pub events: EventQueue,
     /// `blocklist:NAME` per list index of the current policy.
     pub rule_names: ArcSwap<Vec<Arc<str>>>,
+    /// The verdict rule of answers from local records (`local`).
+    pub local_rule: Arc<str>,
     /// Background cache refreshes, asked for by cache hits (`CacheConfig::prefetch` decides).
     /// Bounded: when full, a prefetch is skipped (the entry then expires and misses once, as
     /// without prefetch).
@@ -225,8 +228,8 @@ impl Core {
                 }
             }
         };
-        let key = std::mem::take(&mut s.key);
-        let out = self.decide(query, &q, &key, peer, s, now);
+        let mut key = std::mem::take(&mut s.key);
+        let out = self.decide(query, &q, &mut key, peer, s, now);
         s.key = key;
         if let Outcome::Reply = out {
             if udp && s.out.len() > q.max_udp() {
@@ -266,7 +269,7 @@ impl Core {
         &self,
         query: &[u8],
         q: &Question,
-        key: &[u8],
+        key: &mut [u8],
         peer: &Peer,
         s: &mut Scratch,
         _now: Instant,
@@ -280,6 +283,11 @@ impl Core {
             return self.refuse(wire::RCODE_REFUSED, query, q, key, peer, s);
         }
         let policy = self.policy.load();
+        if policy.views > 0 {
+            // the group's own upstreams: its answers are cached apart
+            wire::set_key_view(key, policy.group_of(peer.client.ip()).view);
+        }
+        let key: &[u8] = key;
         // overrides first: an allow skips the lists, a block answers here (before the cache)
         let mut allow_rule = None;
         let ov = self.overrides.load();
@@ -308,6 +316,25 @@ impl Core {
             }
         }
         drop(ov);
+        // local records: the operator's own names, answered here and never forwarded
+        if !policy.local.is_empty()
+            && policy
+                .local
+                .answer(wire::key_name(key), query, q, &mut s.out)
+        {
+            self.stats.local_answers.fetch_add(1, Ordering::Relaxed);
+            self.record(
+                peer,
+                Some(q),
+                key,
+                query.len(),
+                VerdictAction::Local,
+                Some(self.local_rule.clone()),
+                &s.out,
+                None,
+            );
+            return Outcome::Reply;
+        }
         let decision = if allow_rule.is_some() {
             Decision::Pass
         } else {

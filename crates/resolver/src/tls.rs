@@ -1,10 +1,10 @@
 //! Encrypted transports: DNS over TLS (RFC 7858) and DNS over HTTPS (RFC 8484), as listeners
 //! with a configured certificate and as upstreams. rustls with the ring provider.
 //!
-//! DoT is the TCP stream protocol inside TLS, so it reuses [`crate::serve_stream`]. DoH is a
-//! deliberately small HTTP/1.1 implementation (GET `?dns=` base64url and POST
-//! `application/dns-message`, keep-alive, bounded header and body sizes): DNS needs nothing more
-//! and the attack surface stays small. Upstream DoT/DoH connections are kept in a small pool so
+//! DoT is the TCP stream protocol inside TLS, so it reuses [`crate::serve_stream`]. The DoH
+//! listener runs on hyper (HTTP/2, which browsers use, and HTTP/1.1 with keep-alive, chosen by
+//! ALPN): GET `?dns=` base64url and POST `application/dns-message` (RFC 8484), bodies capped
+//! at 64 KiB, header sizes and HTTP/2 streams bounded. Upstream DoT/DoH connections are kept in a small pool so
 //! a miss does not pay a TLS handshake.
 
 use crate::server::{Core, Outcome, Peer, Scratch};
@@ -159,14 +159,12 @@ pub async fn doh_accept(
                     transport: dnsight_model::Transport::Doh,
                 },
                 idle,
-                &path,
+                path,
             )
             .await;
         });
     }
 }
-
-const MAX_HEAD: usize = 8192;
 
 /// Decodes base64url without padding (RFC 8484 `dns=`); None on any invalid character.
 pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
@@ -205,166 +203,135 @@ pub fn base64url_encode(b: &[u8]) -> String {
     s
 }
 
-/// A parsed HTTP/1.1 request head.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Head {
-    pub method: String,
-    pub target: String,
-    pub content_length: Option<usize>,
-    pub content_type: Option<String>,
-    pub close: bool,
-}
+type DohResponse = hyper::Response<http_body_util::Full<hyper::body::Bytes>>;
 
-/// Parses a request head (up to and including the blank line).
-pub fn parse_head(h: &[u8]) -> Option<Head> {
-    let text = std::str::from_utf8(h).ok()?;
-    let mut lines = text.split("\r\n");
-    let mut rl = lines.next()?.split(' ');
-    let (method, target, version) = (rl.next()?, rl.next()?, rl.next()?);
-    if !version.starts_with("HTTP/1.") {
-        return None;
-    }
-    let mut head = Head {
-        method: method.to_string(),
-        target: target.to_string(),
-        content_length: None,
-        content_type: None,
-        close: version == "HTTP/1.0",
-    };
-    for l in lines {
-        if l.is_empty() {
-            continue;
-        }
-        let (k, v) = l.split_once(':')?;
-        let v = v.trim();
-        match k.trim().to_ascii_lowercase().as_str() {
-            "content-length" => head.content_length = Some(v.parse().ok()?),
-            "content-type" => head.content_type = Some(v.to_ascii_lowercase()),
-            "connection" => head.close = v.eq_ignore_ascii_case("close"),
-            "transfer-encoding" => return None, // chunked bodies are not supported
-            _ => {}
-        }
-    }
-    Some(head)
-}
-
-async fn respond<S: tokio::io::AsyncWrite + Unpin>(
-    s: &mut S,
-    status: &str,
-    body: &[u8],
-    ttl: Option<u32>,
-) -> std::io::Result<()> {
-    let mut r = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
+fn doh_response(status: u16, body: Vec<u8>, ttl: Option<u32>) -> DohResponse {
+    let mut r = hyper::Response::builder().status(status);
     if !body.is_empty() {
-        r.push_str("content-type: application/dns-message\r\n");
+        r = r.header("content-type", "application/dns-message");
     }
     if let Some(t) = ttl {
-        r.push_str(&format!("cache-control: max-age={t}\r\n"));
+        r = r.header("cache-control", format!("max-age={t}"));
     }
-    r.push_str("\r\n");
-    let mut out = r.into_bytes();
-    out.extend_from_slice(body);
-    s.write_all(&out).await
+    r.body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+        .unwrap_or_else(|_| hyper::Response::new(Default::default()))
 }
 
-/// Serves DoH requests on one connection.
-pub async fn serve_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+/// Answers one RFC 8484 request: GET `?dns=` (base64url) or POST `application/dns-message`
+/// on `path`; 404/405/400/413/415 otherwise.
+async fn doh_request(
+    core: &Arc<Core>,
+    peer: Peer,
+    path: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> DohResponse {
+    use http_body_util::BodyExt;
+    if req.uri().path() != path {
+        return doh_response(404, Vec::new(), None);
+    }
+    let msg: Result<Vec<u8>, u16> = match *req.method() {
+        hyper::Method::GET => req
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("dns="))
+            .and_then(base64url_decode)
+            .ok_or(400),
+        hyper::Method::POST => {
+            let ct = req
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| {
+                    v.split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase()
+                });
+            if ct.as_deref() != Some("application/dns-message") {
+                Err(415)
+            } else {
+                match http_body_util::Limited::new(req.into_body(), 65535)
+                    .collect()
+                    .await
+                {
+                    Ok(b) => Ok(b.to_bytes().to_vec()),
+                    Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(413),
+                    Err(_) => Err(400),
+                }
+            }
+        }
+        _ => Err(405),
+    };
+    let m = match msg {
+        Ok(m) => m,
+        Err(status) => {
+            if status == 400 {
+                core.stats.garbage.fetch_add(1, Ordering::Relaxed);
+            }
+            return doh_response(status, Vec::new(), None);
+        }
+    };
+    let mut scratch = Scratch::default();
+    let now = Instant::now();
+    let out = match core.handle(&m, &peer, &mut scratch, now) {
+        Outcome::Reply => std::mem::take(&mut scratch.out),
+        Outcome::Drop => return doh_response(400, Vec::new(), None),
+        Outcome::Miss(q) => {
+            let key = scratch.key.clone();
+            core.resolve(&m, &q, &key, &peer, now).await
+        }
+    };
+    let ttl = wire::inspect_response(&out).and_then(|i| i.ttl);
+    doh_response(200, out, ttl)
+}
+
+/// Serves DoH on one connection with hyper: HTTP/2 (what browsers use) or HTTP/1.1 with
+/// keep-alive, as the client's ALPN or preface says. Idle HTTP/1.1 connections are closed after
+/// `idle` waiting for a request head; HTTP/2 connections are pinged every `idle` and closed when
+/// a ping goes unanswered.
+pub async fn serve_http<
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+>(
     core: Arc<Core>,
-    mut s: S,
+    s: S,
     peer: Peer,
     idle: Duration,
-    path: &str,
+    path: Arc<str>,
 ) {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut scratch = Scratch::default();
-    let mut chunk = vec![0u8; 16384];
-    loop {
-        // read the head
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if buf.len() > MAX_HEAD {
-                let _ = respond(&mut s, "431 Request Header Fields Too Large", &[], None).await;
-                return;
-            }
-            match tokio::time::timeout(idle, s.read(&mut chunk)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                Err(_) => {
-                    core.stats.tcp_timeouts.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-        };
-        let Some(head) = parse_head(&buf[..end]) else {
-            core.stats.garbage.fetch_add(1, Ordering::Relaxed);
-            let _ = respond(&mut s, "400 Bad Request", &[], None).await;
-            return;
-        };
-        buf.drain(..end);
-        let (tpath, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
-        let msg: Result<Vec<u8>, &str> = if tpath != path {
-            Err("404 Not Found")
-        } else if head.method == "GET" {
-            query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("dns="))
-                .and_then(base64url_decode)
-                .ok_or("400 Bad Request")
-        } else if head.method == "POST" {
-            match (head.content_length, head.content_type.as_deref()) {
-                (Some(n), _) if n > 65535 => Err("413 Content Too Large"),
-                (Some(n), Some("application/dns-message")) => {
-                    while buf.len() < n {
-                        match tokio::time::timeout(idle, s.read(&mut chunk)).await {
-                            Ok(Ok(0)) | Ok(Err(_)) => return,
-                            Ok(Ok(k)) => buf.extend_from_slice(&chunk[..k]),
-                            Err(_) => {
-                                core.stats.tcp_timeouts.fetch_add(1, Ordering::Relaxed);
-                                return;
-                            }
-                        }
-                    }
-                    Ok(buf.drain(..n).collect())
-                }
-                (None, _) => Err("411 Length Required"),
-                _ => Err("415 Unsupported Media Type"),
-            }
-        } else {
-            Err("405 Method Not Allowed")
-        };
-        let result = match msg {
-            Err(status) => respond(&mut s, status, &[], None).await,
-            Ok(m) => {
-                let now = Instant::now();
-                match core.handle(&m, &peer, &mut scratch, now) {
-                    Outcome::Reply => {
-                        let ttl = wire::inspect_response(&scratch.out).and_then(|i| i.ttl);
-                        respond(&mut s, "200 OK", &scratch.out, ttl).await
-                    }
-                    Outcome::Drop => respond(&mut s, "400 Bad Request", &[], None).await,
-                    Outcome::Miss(q) => {
-                        let key = scratch.key.clone();
-                        let out = core.resolve(&m, &q, &key, &peer, now).await;
-                        let ttl = wire::inspect_response(&out).and_then(|i| i.ttl);
-                        respond(&mut s, "200 OK", &out, ttl).await
-                    }
-                }
-            }
-        };
-        if result.is_err() || head.close {
-            return;
-        }
-    }
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let svc = hyper::service::service_fn(move |req| {
+        let (core, path) = (core.clone(), path.clone());
+        async move { Ok::<_, std::convert::Infallible>(doh_request(&core, peer, &path, req).await) }
+    });
+    let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle)
+        .max_buf_size(16 * 1024);
+    b.http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(idle)
+        .keep_alive_timeout(idle)
+        .max_concurrent_streams(100)
+        .max_header_list_size(16 * 1024);
+    let _ = b.serve_connection(TokioIo::new(s), svc).await;
 }
 
-/// A pool of idle TLS connections to one upstream.
+type DohBody = http_body_util::Full<hyper::body::Bytes>;
+
+/// A pool of connections to one upstream: idle TLS streams (DoT); for DoH, one multiplexed
+/// HTTP/2 connection when the server speaks it (ALPN `h2`), else idle HTTP/1.1 connections —
+/// both on hyper.
 pub struct TlsPool {
     addr: SocketAddr,
     name: ServerName<'static>,
     connector: TlsConnector,
     idle: Mutex<Vec<TlsStream<TcpStream>>>,
+    h2: Mutex<Option<hyper::client::conn::http2::SendRequest<DohBody>>>,
+    h1: Mutex<Vec<hyper::client::conn::http1::SendRequest<DohBody>>>,
 }
 
 impl TlsPool {
@@ -380,6 +347,8 @@ impl TlsPool {
             name,
             connector: TlsConnector::from(cfg),
             idle: Mutex::new(Vec::new()),
+            h2: Mutex::new(None),
+            h1: Mutex::new(Vec::new()),
         })
     }
     async fn connect(&self) -> Option<TlsStream<TcpStream>> {
@@ -411,19 +380,109 @@ impl TlsPool {
         Some(r)
     }
 
-    /// DoH exchange (HTTP/1.1 POST to `path`).
+    /// True while a DoH HTTP/2 connection to the upstream is open.
+    pub fn http2_live(&self) -> bool {
+        self.h2
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// DoH exchange (RFC 8484 POST to `path`): over the live HTTP/2 connection, else a pooled
+    /// HTTP/1.1 one, else a new connection (HTTP/2 when the server agrees to it).
     pub async fn doh_exchange(&self, host: &str, path: &str, msg: &[u8]) -> Option<Vec<u8>> {
-        if let Some(mut s) = self.take() {
-            if let Some(r) = doh_once(&mut s, host, path, msg).await {
-                self.put(s);
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        let h2 = self
+            .h2
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|tx| !tx.is_closed());
+        if let Some(mut tx) = h2 {
+            if let Some(r) = doh_h2(&mut tx, host, path, msg).await {
                 return Some(r);
             }
         }
-        let mut s = self.connect().await?;
-        let r = doh_once(&mut s, host, path, msg).await?;
-        self.put(s);
+        let h1 = self.h1.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(mut tx) = h1 {
+            if let Some(r) = doh_h1(&mut tx, host, path, msg).await {
+                self.put_h1(tx);
+                return Some(r);
+            }
+        }
+        let s = self.connect().await?;
+        if s.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let (mut tx, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+                    .await
+                    .ok()?;
+            tokio::spawn(conn);
+            *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx.clone());
+            return doh_h2(&mut tx, host, path, msg).await;
+        }
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let r = doh_h1(&mut tx, host, path, msg).await?;
+        self.put_h1(tx);
         Some(r)
     }
+
+    fn put_h1(&self, tx: hyper::client::conn::http1::SendRequest<DohBody>) {
+        let mut v = self.h1.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() < 8 && !tx.is_closed() {
+            v.push(tx);
+        }
+    }
+}
+
+fn doh_post(uri: String, host: &str, msg: &[u8]) -> Option<hyper::Request<DohBody>> {
+    hyper::Request::post(uri)
+        .header("host", host)
+        .header("content-type", "application/dns-message")
+        .header("accept", "application/dns-message")
+        .body(http_body_util::Full::new(
+            hyper::body::Bytes::copy_from_slice(msg),
+        ))
+        .ok()
+}
+
+/// A 200 response's body (at most 64 KiB), else None.
+async fn doh_body(resp: hyper::Response<hyper::body::Incoming>) -> Option<Vec<u8>> {
+    use http_body_util::BodyExt;
+    if resp.status() != 200 {
+        return None;
+    }
+    let b = http_body_util::Limited::new(resp.into_body(), 65535)
+        .collect()
+        .await
+        .ok()?;
+    Some(b.to_bytes().to_vec())
+}
+
+async fn doh_h2(
+    tx: &mut hyper::client::conn::http2::SendRequest<DohBody>,
+    host: &str,
+    path: &str,
+    msg: &[u8],
+) -> Option<Vec<u8>> {
+    tx.ready().await.ok()?;
+    // HTTP/2 takes the authority from the URI (host is dropped by hyper for h2)
+    let req = doh_post(format!("https://{host}{path}"), host, msg)?;
+    doh_body(tx.send_request(req).await.ok()?).await
+}
+
+async fn doh_h1(
+    tx: &mut hyper::client::conn::http1::SendRequest<DohBody>,
+    host: &str,
+    path: &str,
+    msg: &[u8],
+) -> Option<Vec<u8>> {
+    tx.ready().await.ok()?;
+    let req = doh_post(path.to_string(), host, msg)?;
+    doh_body(tx.send_request(req).await.ok()?).await
 }
 
 async fn dot_once(s: &mut TlsStream<TcpStream>, msg: &[u8]) -> Option<Vec<u8>> {
@@ -436,58 +495,6 @@ async fn dot_once(s: &mut TlsStream<TcpStream>, msg: &[u8]) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
     s.read_exact(&mut buf).await.ok()?;
     Some(buf)
-}
-
-async fn doh_once(
-    s: &mut TlsStream<TcpStream>,
-    host: &str,
-    path: &str,
-    msg: &[u8],
-) -> Option<Vec<u8>> {
-    let mut req = format!("POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/dns-message\r\naccept: application/dns-message\r\ncontent-length: {}\r\n\r\n", msg.len()).into_bytes();
-    req.extend_from_slice(msg);
-    s.write_all(&req).await.ok()?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > MAX_HEAD {
-            return None;
-        }
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..end]).ok()?;
-    let status = head.split(' ').nth(1)?;
-    if status != "200" {
-        return None;
-    }
-    let len: usize = head
-        .split("\r\n")
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-                .map(|(_, v)| v.trim().parse().ok())
-        })
-        .flatten()?;
-    if len > 65535 {
-        return None;
-    }
-    let mut body = buf[end..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(len);
-    Some(body)
 }
 
 #[cfg(test)]
@@ -507,18 +514,5 @@ mod tests {
             33
         );
         assert!(base64url_decode("a b").is_none());
-    }
-
-    #[test]
-    fn heads() {
-        let h = parse_head(b"POST /dns-query HTTP/1.1\r\nHost: x\r\nContent-Type: application/dns-message\r\nContent-Length: 33\r\n\r\n").unwrap();
-        assert_eq!(
-            (h.method.as_str(), h.content_length, h.close),
-            ("POST", Some(33), false)
-        );
-        assert!(parse_head(b"GET / HTTP/2\r\n\r\n").is_none());
-        assert!(parse_head(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").is_none());
-        assert!(parse_head(b"GET / HTTP/1.1\r\nbroken\r\n\r\n").is_none());
-        assert!(parse_head(&[0xff, 0xfe, b'\r', b'\n']).is_none());
     }
 }

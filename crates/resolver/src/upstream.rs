@@ -10,8 +10,9 @@
 
 use crate::stats::Stats;
 use crate::wire::{self, Question};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,7 +26,7 @@ pub enum UpstreamProto {
     Tcp,
     /// DNS over TLS (RFC 7858).
     Dot,
-    /// DNS over HTTPS (RFC 8484), HTTP/1.1 POST.
+    /// DNS over HTTPS (RFC 8484) POST, over HTTP/2 when the server speaks it, else HTTP/1.1.
     Doh,
 }
 
@@ -60,6 +61,40 @@ struct Upstream {
     pool: Option<crate::tls::TlsPool>,
     down: AtomicBool,
     failures: AtomicU32,
+    /// Exchanges asked of it (probes excluded), answered, failed.
+    asked: AtomicU64,
+    answered: AtomicU64,
+    failed: AtomicU64,
+    /// Answers the client got from it (with `fastest`: the races it won).
+    chosen: AtomicU64,
+    /// Smoothed answer latency in µs (EWMA, 1/8 per sample; 0 = no answer yet).
+    latency_us: AtomicU64,
+}
+
+/// How a set of upstreams is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// One at a time, healthy ones first, in the configured order (failover).
+    #[default]
+    InOrder,
+    /// Every healthy upstream at once; the first valid answer wins (the others are cancelled).
+    /// Costs one exchange per healthy upstream per miss.
+    Fastest,
+}
+
+/// One upstream's counters ([`crate::Resolver::upstream_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UpstreamStats {
+    pub addr: SocketAddr,
+    pub proto: &'static str,
+    pub healthy: bool,
+    pub asked: u64,
+    pub answered: u64,
+    pub failed: u64,
+    /// Answers that went to the client (with `fastest`: races won).
+    pub chosen: u64,
+    /// Smoothed latency of its answers (µs; 0 = none yet).
+    pub latency_us: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +109,7 @@ pub struct Upstreams {
     list: Vec<Upstream>,
     timeout: Duration,
     stats: Arc<Stats>,
+    strategy: Strategy,
 }
 
 /// One answered exchange.
@@ -89,6 +125,7 @@ impl Upstreams {
         timeout: Duration,
         stats: Arc<Stats>,
         ca_file: Option<&std::path::Path>,
+        strategy: Strategy,
     ) -> Result<Upstreams, String> {
         let mut list = Vec::new();
         let mut dot_cfg = None;
@@ -100,7 +137,7 @@ impl Upstreams {
                         if spec.proto == UpstreamProto::Dot {
                             (&mut dot_cfg, &[b"dot"])
                         } else {
-                            (&mut doh_cfg, &[b"http/1.1"])
+                            (&mut doh_cfg, &[b"h2", b"http/1.1"])
                         };
                     if slot.is_none() {
                         *slot = Some(crate::tls::client_config(ca_file, alpn)?);
@@ -115,12 +152,18 @@ impl Upstreams {
                 pool,
                 down: AtomicBool::new(false),
                 failures: AtomicU32::new(0),
+                asked: AtomicU64::new(0),
+                answered: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                chosen: AtomicU64::new(0),
+                latency_us: AtomicU64::new(0),
             });
         }
         Ok(Upstreams {
             list,
             timeout,
             stats,
+            strategy,
         })
     }
 
@@ -138,7 +181,69 @@ impl Upstreams {
             .collect()
     }
 
-    /// Resolves a question upstream: healthy upstreams in order, then the others.
+    /// Counters per upstream.
+    pub fn upstream_stats(&self) -> Vec<UpstreamStats> {
+        self.list
+            .iter()
+            .map(|u| UpstreamStats {
+                addr: u.spec.addr,
+                proto: match u.spec.proto {
+                    UpstreamProto::Udp => "udp",
+                    UpstreamProto::Tcp => "tcp",
+                    UpstreamProto::Dot => "tls",
+                    UpstreamProto::Doh => "https",
+                },
+                healthy: !u.down.load(Ordering::Relaxed),
+                asked: u.asked.load(Ordering::Relaxed),
+                answered: u.answered.load(Ordering::Relaxed),
+                failed: u.failed.load(Ordering::Relaxed),
+                chosen: u.chosen.load(Ordering::Relaxed),
+                latency_us: u.latency_us.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// One exchange with upstream `i`, timed; updates its counters and health.
+    async fn attempt(&self, i: usize, q: &Question, key: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+        let u = &self.list[i];
+        let id: u16 = rand::random();
+        let mut msg = Vec::with_capacity(64);
+        wire::build_upstream_query(&mut msg, id, q, name);
+        u.asked.fetch_add(1, Ordering::Relaxed);
+        let t0 = std::time::Instant::now();
+        match self.exchange(u, &msg, id, q, key).await {
+            Some(resp) => {
+                let us = t0.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                let old = u.latency_us.load(Ordering::Relaxed);
+                let new = if old == 0 { us } else { old - old / 8 + us / 8 };
+                u.latency_us.store(new.max(1), Ordering::Relaxed);
+                u.answered.fetch_add(1, Ordering::Relaxed);
+                u.failures.store(0, Ordering::Relaxed);
+                u.down.store(false, Ordering::Relaxed);
+                Some(resp)
+            }
+            None => {
+                self.stats.upstream_failures.fetch_add(1, Ordering::Relaxed);
+                u.failed.fetch_add(1, Ordering::Relaxed);
+                u.failures.fetch_add(1, Ordering::Relaxed);
+                if !u.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(upstream = %u.spec.addr, "upstream failed; marked down until a health probe succeeds");
+                }
+                None
+            }
+        }
+    }
+
+    fn chose(&self, i: usize, response: Vec<u8>) -> Answered {
+        self.list[i].chosen.fetch_add(1, Ordering::Relaxed);
+        Answered {
+            response,
+            upstream: i,
+        }
+    }
+
+    /// Resolves a question upstream by the set's [`Strategy`]: in order, healthy upstreams
+    /// first; or every healthy upstream at once (first answer wins), then the others in order.
     /// `name` is the question name as the client wrote it (sent upstream unchanged).
     pub async fn query(
         &self,
@@ -149,31 +254,50 @@ impl Upstreams {
         if self.list.is_empty() {
             return Err(UpstreamError::None);
         }
-        let mut order: smallvec::SmallVec<[usize; 8]> = (0..self.list.len())
+        let healthy: smallvec::SmallVec<[usize; 8]> = (0..self.list.len())
             .filter(|&i| !self.list[i].down.load(Ordering::Relaxed))
             .collect();
-        order.extend((0..self.list.len()).filter(|&i| self.list[i].down.load(Ordering::Relaxed)));
-        let mut msg = Vec::with_capacity(64);
-        for i in order {
-            let u = &self.list[i];
-            let id: u16 = rand::random();
-            wire::build_upstream_query(&mut msg, id, q, name);
-            match self.exchange(u, &msg, id, q, key).await {
-                Some(resp) => {
-                    u.failures.store(0, Ordering::Relaxed);
-                    u.down.store(false, Ordering::Relaxed);
-                    return Ok(Answered {
-                        response: resp,
-                        upstream: i,
-                    });
-                }
-                None => {
-                    self.stats.upstream_failures.fetch_add(1, Ordering::Relaxed);
-                    u.failures.fetch_add(1, Ordering::Relaxed);
-                    if !u.down.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(upstream = %u.spec.addr, "upstream failed; marked down until a health probe succeeds");
+        let down: smallvec::SmallVec<[usize; 8]> = (0..self.list.len())
+            .filter(|&i| self.list[i].down.load(Ordering::Relaxed))
+            .collect();
+        let mut order: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+        if self.strategy == Strategy::Fastest && healthy.len() > 1 {
+            self.stats.upstream_races.fetch_add(1, Ordering::Relaxed);
+            let mut racers: Vec<_> = healthy
+                .iter()
+                .map(|&i| Box::pin(async move { (i, self.attempt(i, q, key, name).await) }))
+                .collect();
+            // the first valid answer wins; dropping the rest cancels them
+            let won = std::future::poll_fn(|cx| {
+                let mut k = 0;
+                while k < racers.len() {
+                    match racers[k].as_mut().poll(cx) {
+                        std::task::Poll::Ready((i, Some(r))) => {
+                            return std::task::Poll::Ready(Some((i, r)))
+                        }
+                        std::task::Poll::Ready((_, None)) => {
+                            drop(racers.swap_remove(k));
+                        }
+                        std::task::Poll::Pending => k += 1,
                     }
                 }
+                if racers.is_empty() {
+                    std::task::Poll::Ready(None)
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            if let Some((i, r)) = won {
+                return Ok(self.chose(i, r));
+            }
+        } else {
+            order.extend(healthy);
+        }
+        order.extend(down);
+        for i in order {
+            if let Some(r) = self.attempt(i, q, key, name).await {
+                return Ok(self.chose(i, r));
             }
         }
         Err(UpstreamError::AllFailed)

@@ -20,6 +20,7 @@ pub const TYPE_CNAME: u16 = 5;
 pub const TYPE_SOA: u16 = 6;
 pub const TYPE_PTR: u16 = 12;
 pub const TYPE_HINFO: u16 = 13;
+pub const TYPE_TXT: u16 = 16;
 pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_DNAME: u16 = 39;
 pub const TYPE_OPT: u16 = 41;
@@ -204,6 +205,23 @@ pub fn parse_query(buf: &[u8], key: &mut Vec<u8>) -> Result<Question, WireError>
     })
 }
 
+/// The key's last byte holds the question's flags in its low nibble and, from this bit up, the
+/// client group's upstream view ([`crate::policy::Group::view`]): groups with upstreams of
+/// their own get answers cached apart.
+pub const VIEW_SHIFT: u8 = 4;
+
+/// The upstream view recorded in a key (0 = the default upstreams).
+pub fn key_view(key: &[u8]) -> u8 {
+    key.last().map(|b| b >> VIEW_SHIFT).unwrap_or(0)
+}
+
+/// Records the upstream view (0..=15) in a key produced by [`parse_query`].
+pub fn set_key_view(key: &mut [u8], view: u8) {
+    if let Some(b) = key.last_mut() {
+        *b = (*b & 0x0f) | (view << VIEW_SHIFT);
+    }
+}
+
 /// The wire name part of a key produced by [`parse_query`].
 pub fn key_name(key: &[u8]) -> &[u8] {
     &key[..key.len().saturating_sub(5)]
@@ -376,6 +394,30 @@ pub fn build_answers(
     start_response(out, query, q, RCODE_NOERROR, rdatas.len() as u16, false);
     for (rtype, rdata) in rdatas {
         out.extend_from_slice(&[0xc0, 0x0c]);
+        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&q.qclass.to_be_bytes());
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(rdata);
+    }
+    if let Some(e) = q.edns {
+        push_opt(out, e.dnssec_ok);
+    }
+}
+
+/// One answer record for [`build_records`]: owner (`None` = the question name, written as a
+/// pointer to it; else an uncompressed wire name), type, TTL, rdata.
+pub type Record<'a> = (Option<&'a [u8]>, u16, u32, &'a [u8]);
+
+/// A NOERROR response with the given answer records; `aa` sets the authoritative flag (for
+/// data the resolver holds itself).
+pub fn build_records(out: &mut Vec<u8>, query: &[u8], q: &Question, aa: bool, recs: &[Record]) {
+    start_response(out, query, q, RCODE_NOERROR, recs.len() as u16, aa);
+    for (owner, rtype, ttl, rdata) in recs {
+        match owner {
+            Some(n) => out.extend_from_slice(n),
+            None => out.extend_from_slice(&[0xc0, 0x0c]),
+        }
         out.extend_from_slice(&rtype.to_be_bytes());
         out.extend_from_slice(&q.qclass.to_be_bytes());
         out.extend_from_slice(&ttl.to_be_bytes());

@@ -188,6 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         udp = ?r.udp_addrs(),
         tcp = ?r.tcp_addrs(),
         upstreams = ?settings.resolver.upstreams.iter().map(|u| u.addr).collect::<Vec<_>>(),
+        forward_zones = settings.resolver.forwards.iter().map(|f| f.zones.len()).sum::<usize>(),
         list_rules = rules,
         list_bytes = mem,
         startup_ms = t0.elapsed().as_millis() as u64,
@@ -256,6 +257,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok(r) => r,
         Err(_) => anyhow::bail!("internal: the resolver is still referenced at shutdown"),
     };
+    for u in r.upstream_stats() {
+        tracing::info!(upstream = %u.addr, proto = u.proto, healthy = u.healthy, asked = u.asked, answered = u.answered, failed = u.failed, chosen = u.chosen, latency_us = u.latency_us, "upstream stats");
+    }
     let stats = r.shutdown();
     // the resolver has handed its last events to the pipeline: final alerts, save
     if let Some(run) = running {

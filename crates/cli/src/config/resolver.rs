@@ -1,6 +1,7 @@
 //! Config sections for `dnsight serve`: `[resolver]` (listeners, upstreams, ACL, limits),
 //! `[resolver.cache]`, `[resolver.rate_limit]`, `[resolver.blocking]` with `[[resolver.blocking.list]]`
-//! and `[[resolver.blocking.group]]`, and `[[source]]` (passive sources run beside the resolver).
+//! and `[[resolver.blocking.group]]`, `[[resolver.forward]]` (conditional forwarding), and
+//! `[[source]]` (passive sources run beside the resolver).
 //!
 //! Two phases, like every section: raw serde structs with `deny_unknown_fields` (a typo is an
 //! error that names the key) → a validated [`ServeSettings`] holding a
@@ -31,6 +32,9 @@ pub struct ResolverRaw {
     #[serde(default)]
     pub upstreams: Vec<String>,
     pub upstream_timeout_ms: Option<u64>,
+    /// `in_order` (default: failover, healthy first) or `fastest` (every healthy upstream at
+    /// once, the first answer wins); for every set of upstreams (default, zones, groups).
+    pub upstream_strategy: Option<String>,
     pub health_interval_secs: Option<u64>,
     /// Who may query (CIDR blocks). Default: loopback and private ranges.
     pub acl: Option<Vec<String>>,
@@ -70,6 +74,44 @@ pub struct ResolverRaw {
     pub rate_limit: RateLimitRaw,
     #[serde(default)]
     pub blocking: BlockingRaw,
+    #[serde(default)]
+    pub local: LocalRaw,
+    /// `[[resolver.forward]]`: conditional-forwarding zones.
+    #[serde(default)]
+    pub forward: Vec<ForwardRaw>,
+}
+
+/// `[resolver.local]`: names the resolver answers itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRaw {
+    /// `NAME [TTL] TYPE DATA` (A, AAAA, CNAME, TXT, PTR; `*.NAME` wildcards) or hosts lines
+    /// `ADDRESS NAME...`.
+    #[serde(default)]
+    pub records: Vec<String>,
+    /// Files of such lines (hosts files work), reloaded like the block lists.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// TTL of records that give none (default 300).
+    pub ttl: Option<u32>,
+    /// Answer PTR queries for the addresses of A/AAAA records (default true).
+    pub ptr: Option<bool>,
+}
+
+/// `[[resolver.forward]]`: zones answered by their own upstreams (e.g. the domain controllers),
+/// tried before `[resolver] upstreams`; the longest zone wins.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRaw {
+    /// Domain names (`corp.example`: it and everything below) and address blocks for reverse
+    /// zones (`10.20.0.0/16` = `20.10.in-addr.arpa`).
+    pub zones: Vec<String>,
+    /// Same forms as `[resolver] upstreams`, tried in order.
+    pub upstreams: Vec<String>,
+    /// Never send these zones' names to the default upstreams, even when their own fail
+    /// (they get SERVFAIL). Default false: fall back to the default upstreams.
+    #[serde(default)]
+    pub internal_only: bool,
 }
 
 /// `[resolver.cache]`
@@ -144,6 +186,9 @@ pub struct GroupRaw {
     /// List names applied to this group (default: all lists).
     pub lists: Option<Vec<String>>,
     pub answer: Option<String>,
+    /// Upstreams of this group's own instead of `[resolver] upstreams` (same forms; forward
+    /// zones still go to their servers). Not for `default`.
+    pub upstreams: Option<Vec<String>>,
 }
 
 /// `[[source]]`: passive sources run in the same process.
@@ -410,6 +455,65 @@ pub fn validate(
         .iter()
         .map(|u| parse_upstream(u, &format!("{f}: [resolver] upstreams")))
         .collect::<anyhow::Result<_>>()?;
+    for line in &r.local.records {
+        dnsight_resolver::local::check_line(line)
+            .map_err(|e| anyhow!("{f}: [resolver.local] records: {e}"))?;
+    }
+    cfg.policy.local.records = r.local.records.clone();
+    cfg.policy.local.files = r.local.files.iter().map(|p| rel(base_dir, p)).collect();
+    if let Some(t) = r.local.ttl {
+        cfg.policy.local.ttl = t;
+    }
+    if let Some(p) = r.local.ptr {
+        cfg.policy.local.ptr = p;
+    }
+    let mut seen_zones: Vec<(Vec<u8>, String)> = Vec::new();
+    let own = r
+        .blocking
+        .group
+        .iter()
+        .filter(|g| g.upstreams.is_some())
+        .count();
+    if own > dnsight_resolver::policy::MAX_VIEWS {
+        bail!("{f}: [[resolver.blocking.group]]: {own} groups have upstreams of their own; at most {} may", dnsight_resolver::policy::MAX_VIEWS);
+    }
+    for (i, fw) in r.forward.iter().enumerate() {
+        let key = format!("{f}: [[resolver.forward]] #{}", i + 1);
+        if fw.zones.is_empty() {
+            bail!("{key}: `zones` is empty; list domains and address blocks, e.g. zones = [\"corp.example\", \"10.20.0.0/16\"]");
+        }
+        if fw.upstreams.is_empty() {
+            bail!("{key}: `upstreams` is empty; give the zones' servers, e.g. upstreams = [\"10.20.0.10\"]");
+        }
+        for z in &fw.zones {
+            for w in
+                dnsight_resolver::route::zone_names(z).map_err(|e| anyhow!("{key} zones: {e}"))?
+            {
+                if let Some((_, other)) = seen_zones.iter().find(|(x, _)| *x == w) {
+                    bail!(
+                        "{key} zones: {z:?} is already forwarded by {other}; give each zone once"
+                    );
+                }
+                seen_zones.push((w, format!("{key} ({z:?})")));
+            }
+        }
+        cfg.forwards.push(dnsight_resolver::ForwardSpec {
+            zones: fw.zones.clone(),
+            upstreams: fw
+                .upstreams
+                .iter()
+                .map(|u| parse_upstream(u, &format!("{key} upstreams")))
+                .collect::<anyhow::Result<_>>()?,
+            internal_only: fw.internal_only,
+        });
+    }
+    if let Some(st) = &r.upstream_strategy {
+        cfg.upstream_strategy = match st.as_str() {
+            "in_order" => dnsight_resolver::Strategy::InOrder,
+            "fastest" => dnsight_resolver::Strategy::Fastest,
+            other => bail!("{f}: [resolver] upstream_strategy = {other:?}: use \"in_order\" (failover) or \"fastest\" (all at once, first answer wins)"),
+        };
+    }
     if let Some(ms) = r.upstream_timeout_ms {
         if ms == 0 || ms > 30_000 {
             bail!("{f}: [resolver] upstream_timeout_ms = {ms}: use 1..=30000");
@@ -620,11 +724,22 @@ pub fn validate(
             .as_deref()
             .map(|a| parse_answer(a, &format!("{key} answer"), v4, v6))
             .transpose()?;
+        let upstreams = match &g.upstreams {
+            None => None,
+            Some(_) if name == "default" => bail!("{key}: upstreams: the default group's upstreams are [resolver] upstreams; set them there"),
+            Some(u) if u.is_empty() => bail!("{key}: upstreams = []: give at least one, or remove the key to use [resolver] upstreams"),
+            Some(u) => Some(
+                u.iter()
+                    .map(|x| parse_upstream(x, &format!("{key} upstreams")))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            ),
+        };
         specs.push(GroupSpec {
             name,
             clients,
             lists: g.lists.clone(),
             answer,
+            upstreams,
         });
     }
     // groups only the inventory defines: blocked like the default group
@@ -640,6 +755,7 @@ pub fn validate(
                 clients: table.cidrs(name),
                 lists: dl.clone(),
                 answer: da.clone(),
+                upstreams: None,
             });
         }
     }
@@ -724,6 +840,96 @@ mod tests {
         assert!(policy.total_rules() > 0);
         assert_eq!(policy.groups.len(), 2);
         assert_eq!(s.sources.len(), 1);
+        assert_eq!(r.forwards.len(), 2);
+        assert_eq!(r.upstream_strategy, dnsight_resolver::Strategy::InOrder);
+        assert!(policy.local.len() >= 3, "{}", policy.local.len());
+        assert_eq!(
+            policy.local.rejected, 0,
+            "{:?}",
+            policy.local.first_rejected
+        );
+        assert!(r.forwards[0].internal_only);
+        assert_eq!(r.forwards[0].zones[..2], ["corp.example", "10.20.0.0/16"]);
+    }
+
+    #[test]
+    fn the_readme_office_config_is_valid() {
+        let readme = std::fs::read_to_string(examples_dir().join("../README.md")).unwrap();
+        let at = readme.find("**In front of an office network.**").unwrap();
+        let block = readme[at..].split("```toml\n").nth(1).unwrap();
+        let text = block.split("```").next().unwrap();
+        let f = Path::new("README.md");
+        let s = validate(
+            parse_sections(text, f).unwrap(),
+            f,
+            Path::new("."),
+            &ServeOverrides::default(),
+        )
+        .unwrap();
+        let r = &s.resolver;
+        assert_eq!((r.forwards.len(), r.upstreams.len()), (1, 2));
+        assert_eq!(r.policy.view_upstreams().len(), 1);
+        assert_eq!(r.policy.local.records.len(), 2);
+    }
+
+    #[test]
+    fn groups_may_have_their_own_upstreams() {
+        let f = Path::new("x.toml");
+        let parse = |t: &str| {
+            parse_sections(t, f)
+                .and_then(|s| validate(s, f, Path::new("."), &ServeOverrides::default()))
+        };
+        let s = parse("[resolver]\nupstreams = [\"10.0.0.1\"]\n[[resolver.blocking.group]]\nname = \"guests\"\nclients = [\"10.99.0.0/16\"]\nupstreams = [\"tls://9.9.9.11#dns11.quad9.net\"]\n[[resolver.blocking.group]]\nname = \"office\"\nclients = [\"10.1.0.0/16\"]\n").unwrap();
+        let p = s.resolver.policy.build().unwrap();
+        assert_eq!(p.views, 1);
+        assert_eq!(p.group_of("10.99.1.1".parse().unwrap()).view, 1);
+        assert_eq!(p.group_of("10.1.1.1".parse().unwrap()).view, 0);
+        assert_eq!(
+            s.resolver.policy.view_upstreams()[0][0].proto,
+            UpstreamProto::Dot
+        );
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        let e =
+            err("[[resolver.blocking.group]]\nname = \"default\"\nupstreams = [\"10.0.0.1\"]\n");
+        assert!(e.contains("[resolver] upstreams"), "{e}");
+        let e = err("[[resolver.blocking.group]]\nname = \"g\"\nclients = [\"10.0.0.0/8\"]\nupstreams = []\n");
+        assert!(e.contains("upstreams = []"), "{e}");
+    }
+
+    #[test]
+    fn forward_zones_are_checked() {
+        let f = Path::new("x.toml");
+        let parse = |t: &str| {
+            parse_sections(t, f)
+                .and_then(|s| validate(s, f, Path::new("."), &ServeOverrides::default()))
+        };
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        let ok = parse("[[resolver.forward]]\nzones = [\"corp.example\", \"fd00:20::/32\"]\nupstreams = [\"10.20.0.10\", \"tls://10.20.0.11#dc2.corp.example\"]\n").unwrap();
+        let fw = &ok.resolver.forwards[0];
+        assert_eq!((fw.upstreams.len(), fw.internal_only), (2, false));
+        let e = err("[[resolver.forward]]\nzones = [\"10.20\"]\nupstreams = [\"10.0.0.1\"]\n");
+        assert!(e.contains("#1") && e.contains("10.20.0.0/16"), "{e}");
+        let e = err("[[resolver.forward]]\nzones = [\"corp.example\"]\nupstreams = []\n");
+        assert!(e.contains("upstreams") && e.contains("empty"), "{e}");
+        let e = err("[[resolver.forward]]\nzones = [\"corp.example\"]\nupstreams = [\"dc1\"]\n");
+        assert!(e.contains("#1 upstreams"), "{e}");
+        let e = err("[[resolver.forward]]\nzones = [\"10.20.0.0/16\"]\nupstreams = [\"10.0.0.1\"]\n[[resolver.forward]]\nzones = [\"20.10.in-addr.arpa\"]\nupstreams = [\"10.0.0.2\"]\n");
+        assert!(
+            e.contains("#2") && e.contains("already forwarded by") && e.contains("#1"),
+            "{e}"
+        );
+        let e = err("[resolver]\nupstream_strategy = \"random\"\n");
+        assert!(
+            e.contains("upstream_strategy") && e.contains("fastest"),
+            "{e}"
+        );
+        let e = err("[resolver.local]\nrecords = [\"nas.office.example MX 10 mail\"]\n");
+        assert!(
+            e.contains("[resolver.local] records") && e.contains("NAME [TTL] TYPE DATA"),
+            "{e}"
+        );
+        let e = err("[[resolver.forward]]\nzone = \"corp.example\"\nupstreams = [\"10.0.0.1\"]\n");
+        assert!(e.contains("zone"), "{e}");
     }
 
     #[test]

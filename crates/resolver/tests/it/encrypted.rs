@@ -50,6 +50,23 @@ fn dot_and_doh_listeners_and_upstreams() {
         .block_on(doh_client.doh_exchange("localhost", "/dns-query", &q))
         .expect("DoH answer");
     assert_eq!(addrs(&r), vec!["192.0.2.1"]);
+    assert!(!doh_client.http2_live(), "offered only http/1.1");
+    // a client offering h2 gets a multiplexed HTTP/2 connection (hyper on both sides)
+    let h2_client = tls::TlsPool::new(
+        doh,
+        "localhost",
+        tls::client_config(Some(&files.cert), &[b"h2", b"http/1.1"]).unwrap(),
+    )
+    .unwrap();
+    let r = rt
+        .block_on(h2_client.doh_exchange("localhost", "/dns-query", &q))
+        .expect("DoH answer over HTTP/2");
+    assert_eq!(addrs(&r), vec!["192.0.2.1"]);
+    assert!(h2_client.http2_live());
+    let r = rt
+        .block_on(h2_client.doh_exchange("localhost", "/dns-query", &q))
+        .expect("second answer on the same HTTP/2 connection");
+    assert_eq!(addrs(&r), vec!["192.0.2.1"]);
     // wrong path: no answer (HTTP 404)
     assert!(rt
         .block_on(doh_client.doh_exchange("localhost", "/nope", &q))
@@ -101,4 +118,131 @@ fn tls_listener_without_certificate_is_an_error() {
         .err()
         .expect("must fail");
     assert!(err.to_string().contains("certificate"), "{err}");
+}
+
+/// curl against the DoH listener: `(http_version, status, body)`.
+fn curl(args: &[&str], out: &std::path::Path) -> (String, String, Vec<u8>) {
+    let o = std::process::Command::new("curl")
+        .args(["-s", "-o"])
+        .arg(out)
+        .args(["-w", "%{http_version} %{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let w = String::from_utf8_lossy(&o.stdout).to_string();
+    let (v, c) = w.split_once(' ').unwrap_or(("", ""));
+    (
+        v.to_string(),
+        c.to_string(),
+        std::fs::read(out).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn doh_speaks_http2_and_http1_to_real_clients() {
+    if !which("dig") || !which("curl") {
+        eprintln!("SKIP: dig or curl not installed");
+        return;
+    }
+    let Some(nsd) = start_nsd(None) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let files = cert(dir.path());
+    let mut cfg = base_config(&[nsd.addr]);
+    cfg.doh_listen = vec!["127.0.0.1:0".parse().unwrap()];
+    cfg.tls = Some(files.clone());
+    let (front, events) = start(cfg);
+    let doh = front.doh_addrs()[0];
+
+    // dig +https is an HTTP/2 client (nghttp2), POST by default, GET with +https-get
+    for extra in ["+https", "+https-get"] {
+        let out = std::process::Command::new("dig")
+            .args(["@127.0.0.1", "-p", &doh.port().to_string(), extra])
+            .args(["+short", "+time=3", "+tries=1", &format!("www.{ZONE}")])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "192.0.2.1",
+            "dig {extra}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // curl, verifying the certificate, over HTTP/2 and HTTP/1.1, GET and POST
+    let port = doh.port().to_string();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let url = format!("https://localhost:{port}/dns-query");
+    let q = build_query(0, &format!("www.{ZONE}"), 1, false);
+    let get = format!("{url}?dns={}", dnsight_resolver::tls::base64url_encode(&q));
+    let qfile = write(dir.path(), "q.bin", "");
+    std::fs::write(&qfile, &q).unwrap();
+    let post = format!("@{}", qfile.display());
+    let ca = files.cert.display().to_string();
+    let body = dir.path().join("body.bin");
+    let base = ["--cacert", &ca, "--resolve", &resolve];
+    for (ver, method) in [
+        ("--http2", "GET"),
+        ("--http1.1", "GET"),
+        ("--http2", "POST"),
+        ("--http1.1", "POST"),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        args.push(ver);
+        if method == "GET" {
+            args.push(&get);
+        } else {
+            args.extend([
+                "-H",
+                "content-type: application/dns-message",
+                "--data-binary",
+                &post,
+                &url,
+            ]);
+        }
+        let (v, code, b) = curl(&args, &body);
+        assert_eq!(code, "200", "{ver} {method}");
+        assert_eq!(
+            v,
+            if ver == "--http2" { "2" } else { "1.1" },
+            "{ver} {method}"
+        );
+        assert_eq!(addrs(&b), vec!["192.0.2.1"], "{ver} {method}");
+    }
+    // the errors RFC 8484 clients can get
+    let (_, code, _) = curl(
+        &[&base[..], &[&format!("https://localhost:{port}/nope")]].concat(),
+        &body,
+    );
+    assert_eq!(code, "404");
+    let (_, code, _) = curl(&[&base[..], &[&format!("{url}?dns=!!")]].concat(), &body);
+    assert_eq!(code, "400");
+    let (_, code, _) = curl(
+        &[&base[..], &["--data-binary", &post, &url]].concat(),
+        &body,
+    );
+    assert_eq!(code, "415");
+    let big = write(dir.path(), "big.bin", &"x".repeat(70_000));
+    let bigpost = format!("@{}", big.display());
+    let (_, code, _) = curl(
+        &[
+            &base[..],
+            &[
+                "-H",
+                "content-type: application/dns-message",
+                "--data-binary",
+                &bigpost,
+                &url,
+            ],
+        ]
+        .concat(),
+        &body,
+    );
+    assert_eq!(code, "413");
+
+    let evs = events.wait(6);
+    assert!(evs.len() >= 6);
+    assert!(evs
+        .iter()
+        .all(|e| e.transport == dnsight_model::Transport::Doh));
+    front.shutdown();
 }

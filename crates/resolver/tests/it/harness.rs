@@ -64,6 +64,12 @@ fn zone_text() -> String {
 
 /// Starts nsd serving [`ZONE`] on `port` (or a free port); None (with a message) if nsd is missing.
 pub fn start_nsd(port: Option<u16>) -> Option<Nsd> {
+    start_nsd_zones(port, &[(ZONE, zone_text())], &format!("www.{ZONE}"))
+}
+
+/// Starts nsd serving `zones` (origin, zone file text) on `port` (or a free port); ready once
+/// `probe` (an A query) answers NOERROR. None (with a message) if nsd is missing.
+pub fn start_nsd_zones(port: Option<u16>, zones: &[(&str, String)], probe: &str) -> Option<Nsd> {
     if !which("nsd") {
         eprintln!("SKIP: nsd not installed; upstream tests skipped");
         return None;
@@ -71,9 +77,15 @@ pub fn start_nsd(port: Option<u16>) -> Option<Nsd> {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = port.unwrap_or_else(free_port);
-    std::fs::write(d.join("zone"), zone_text()).unwrap();
+    let mut zone_conf = String::new();
+    for (i, (origin, text)) in zones.iter().enumerate() {
+        std::fs::write(d.join(format!("zone{i}")), text).unwrap();
+        zone_conf.push_str(&format!(
+            "zone:\n name: \"{origin}\"\n zonefile: \"zone{i}\"\n"
+        ));
+    }
     let conf = format!(
-        "server:\n ip-address: 127.0.0.1@{port}\n port: {port}\n server-count: 1\n do-ip6: no\n username: \"\"\n chroot: \"\"\n zonesdir: \"{d}\"\n database: \"\"\n zonelistfile: \"{d}/zone.list\"\n xfrdfile: \"{d}/xfrd.state\"\n xfrdir: \"{d}\"\n pidfile: \"{d}/nsd.pid\"\n logfile: \"{d}/nsd.log\"\n verbosity: 0\n rrl-ratelimit: 0\nremote-control:\n control-enable: no\nzone:\n name: \"{ZONE}\"\n zonefile: \"zone\"\n",
+        "server:\n ip-address: 127.0.0.1@{port}\n port: {port}\n server-count: 1\n do-ip6: no\n username: \"\"\n chroot: \"\"\n zonesdir: \"{d}\"\n database: \"\"\n zonelistfile: \"{d}/zone.list\"\n xfrdfile: \"{d}/xfrd.state\"\n xfrdir: \"{d}\"\n pidfile: \"{d}/nsd.pid\"\n logfile: \"{d}/nsd.log\"\n verbosity: 0\n rrl-ratelimit: 0\nremote-control:\n control-enable: no\n{zone_conf}",
         d = d.display()
     );
     std::fs::write(d.join("nsd.conf"), conf).unwrap();
@@ -94,19 +106,78 @@ pub fn start_nsd(port: Option<u16>) -> Option<Nsd> {
     // readiness: poll with real queries until it answers (bounded)
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        if let Some(r) = udp_query(
-            addr,
-            &format!("www.{ZONE}"),
-            1,
-            false,
-            Duration::from_millis(200),
-        ) {
+        if let Some(r) = udp_query(addr, probe, 1, false, Duration::from_millis(200)) {
             if rcode(&r) == 0 {
                 return Some(nsd);
             }
         }
     }
     panic!("nsd did not answer on {addr}");
+}
+
+/// A real Unbound on a free loopback port answering only its `local-data` lines (everything
+/// else NXDOMAIN: it never recurses off the machine), logging every query it gets to a file.
+pub struct Unbound {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Unbound {
+    /// Its query log so far (`log-queries: yes`, one line per query received).
+    pub fn query_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("unbound.log")).unwrap_or_default()
+    }
+}
+
+/// Starts Unbound with `local_data` records (`"www.internet.example. A 198.51.100.7"`); None
+/// (with a message) if unbound is missing. Ready once the first record's name answers.
+pub fn start_unbound(local_data: &[&str]) -> Option<Unbound> {
+    let bin = ["unbound", "/usr/sbin/unbound"]
+        .into_iter()
+        .find(|b| which(b))?;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let mut data = String::new();
+    for l in local_data {
+        data.push_str(&format!(" local-data: \"{l}\"\n"));
+    }
+    let conf = format!(
+        "server:\n interface: 127.0.0.1@{port}\n port: {port}\n do-ip6: no\n username: \"\"\n chroot: \"\"\n directory: \"{d}\"\n pidfile: \"{d}/unbound.pid\"\n use-syslog: no\n logfile: \"{d}/unbound.log\"\n log-queries: yes\n verbosity: 0\n num-threads: 1\n module-config: \"iterator\"\n access-control: 127.0.0.0/8 allow\n local-zone: \".\" static\n{data}remote-control:\n control-enable: no\n",
+        d = d.display()
+    );
+    std::fs::write(d.join("unbound.conf"), conf).unwrap();
+    let child = Command::new(bin)
+        .arg("-d")
+        .arg("-c")
+        .arg(d.join("unbound.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let u = Unbound { child, addr, dir };
+    let probe = local_data
+        .first()
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or(".");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Some(r) = udp_query(addr, probe, 1, false, Duration::from_millis(200)) {
+            if rcode(&r) == 0 {
+                return Some(u);
+            }
+        }
+    }
+    panic!("unbound did not answer on {addr}");
 }
 
 /// Collects events in memory.
@@ -234,4 +305,42 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `dig @addr ARGS +short +time=3 +tries=1`: its output lines, trimmed (the status line with
+/// `+short` is absent, so an error answer is empty). Panics when dig cannot run.
+pub fn dig(addr: SocketAddr, args: &[&str]) -> Vec<String> {
+    let out = Command::new("dig")
+        .arg(format!("@{}", addr.ip()))
+        .args([
+            "-p",
+            &addr.port().to_string(),
+            "+short",
+            "+time=3",
+            "+tries=1",
+        ])
+        .args(args)
+        .output()
+        .expect("dig runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// `dig` without `+short`: the `status:` of the answer (`NOERROR`, `SERVFAIL`, ...).
+pub fn dig_status(addr: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .arg(format!("@{}", addr.ip()))
+        .args(["-p", &addr.port().to_string(), "+time=3", "+tries=1"])
+        .args(args)
+        .output()
+        .expect("dig runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("")
+        .to_string()
 }

@@ -3,9 +3,13 @@
 //! sockets and `dig`). Tests that need `nsd` print a message and skip when it is missing.
 
 mod encrypted;
+mod forward;
+mod groups;
 mod harness;
+mod local;
 mod overrides;
 mod resolve;
 mod safety;
+mod strategy;
 
 pub use harness::*;

@@ -48,6 +48,7 @@ fn overrides_block_allow_and_restore() {
         clients: vec!["127.0.0.3/32".parse().unwrap()],
         lists: None,
         answer: Some(dnsight_resolver::BlockAnswer::Refused),
+        upstreams: None,
     }];
     let (r, events) = start(cfg);
     let a = r.udp_addrs()[0];
