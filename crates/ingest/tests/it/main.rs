@@ -5,4 +5,5 @@ mod corpus;
 mod dnstap;
 mod jsonl;
 mod live;
+mod querylogs;
 mod zeek;
