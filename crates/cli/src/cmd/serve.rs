@@ -281,11 +281,23 @@ fn start_sources(cfg: &[rcfg::SourceConfig], feed: &Feed) -> anyhow::Result<Vec<
                     format!("dnstap tcp:{a}"),
                 )
             }
-            rcfg::SourceConfig::Tail { kind, path } => {
+            rcfg::SourceConfig::Tail {
+                kind,
+                path,
+                format,
+                log_tz,
+            } => {
+                let mut io = dnsight_ingest::IngestOptions {
+                    format: *format,
+                    ..Default::default()
+                };
+                if let Some(tz) = log_tz {
+                    io.log_tz = rcfg::parse_log_tz(tz)?;
+                }
                 let (reader, h) = dnsight_ingest::follow::follow_path_deferred(
                     path,
                     &dnsight_ingest::follow::FollowOptions::default(),
-                    &dnsight_ingest::IngestOptions::default(),
+                    &io,
                 )
                 .with_context(|| format!("following {kind} file {}", path.display()))?;
                 (

@@ -2,6 +2,7 @@
 mod client;
 mod demo;
 mod eval;
+mod querylogs;
 mod realtools;
 mod score_names;
 mod serve_sources;

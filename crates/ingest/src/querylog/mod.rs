@@ -228,6 +228,21 @@ impl LogFormat {
     }
 }
 
+pub use jiff::tz::TimeZone;
+
+/// The zone for [`IngestOptions::log_tz`] from its configured name: an IANA name
+/// (`Europe/Paris`), `UTC`, or `local` (the system's zone).
+pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    match name {
+        "local" => jiff::tz::TimeZone::try_system()
+            .map_err(|e| format!("the system time zone is not known: {e}")),
+        "UTC" | "utc" => Ok(jiff::tz::TimeZone::UTC),
+        n => jiff::tz::TimeZone::get(n).map_err(|_| {
+            format!("unknown time zone {n:?} (an IANA name such as Europe/Paris, UTC or local)")
+        }),
+    }
+}
+
 /// One record after its envelope was removed.
 pub(crate) struct Msg<'a> {
     pub text: &'a str,
