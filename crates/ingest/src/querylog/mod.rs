@@ -630,10 +630,16 @@ impl EventReader for LogReader {
         let parser = &mut self.parser;
         let more = self
             .lines
-            .pump(&mut self.done, &mut self.stats, REASONS, |text, s| {
+            .pump_idle(&mut self.done, &mut self.stats, REASONS, |text, s| {
                 let before = out.len();
-                if let Err(reason) = parser.line(text, out) {
-                    s.reject(reason);
+                match text {
+                    Some(t) => {
+                        if let Err(reason) = parser.line(t, out) {
+                            s.reject(reason);
+                        }
+                    }
+                    // the input is idle: what has its answer goes out now
+                    None => parser.flush(true, out),
                 }
                 count(s, &out[before..]);
                 out.len() - before

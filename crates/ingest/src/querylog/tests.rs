@@ -496,3 +496,45 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn a_followed_pihole_log_delivers_answered_queries_without_waiting() {
+    use crate::follow::{follow_path, FollowOptions, Start};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pihole.log");
+    std::fs::write(
+        &path,
+        "Dec  3 12:00:00 dnsmasq[1]: query[A] a.example from 10.0.0.5\n",
+    )
+    .unwrap();
+    let opts = FollowOptions {
+        start: Start::Beginning,
+        poll: std::time::Duration::from_millis(5),
+    };
+    let (mut r, stop) = follow_path(&path, &opts, &IngestOptions::default()).unwrap();
+    let s = stop.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(20));
+        s.stop();
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(b"Dec  3 12:00:00 dnsmasq[1]: reply a.example is 192.0.2.1\n")
+        .unwrap();
+    let mut out = Vec::new();
+    while out.is_empty() {
+        assert!(r.next_batch(&mut out).unwrap());
+    }
+    // the answered query came out while the file is idle: no later line was needed
+    assert_eq!(addrs(&out[0]), ["192.0.2.1"]);
+    f.write_all(b"Dec  3 12:00:01 dnsmasq[1]: query[A] b.example from 10.0.0.6\n")
+        .unwrap();
+    stop.stop();
+    while r.next_batch(&mut out).unwrap() {}
+    // the unanswered one is emitted at the end
+    assert_eq!(out.len(), 2);
+    assert!(out[1].rcode.is_none());
+}
