@@ -17,6 +17,7 @@ pub mod pair;
 pub mod pcap;
 pub mod pcap_writer;
 pub mod querylog;
+pub mod syslog;
 pub mod tcp;
 pub mod zeek;
 

@@ -306,6 +306,33 @@ fn start_sources(cfg: &[rcfg::SourceConfig], feed: &Feed) -> anyhow::Result<Vec<
                     format!("{kind} {}", path.display()),
                 )
             }
+            rcfg::SourceConfig::Syslog {
+                tcp,
+                addr,
+                allow,
+                log_tz,
+            } => {
+                let mut so = dnsight_ingest::syslog::SyslogOptions {
+                    allow: allow.clone(),
+                    ..Default::default()
+                };
+                if let Some(tz) = log_tz {
+                    so.ingest.log_tz = rcfg::parse_log_tz(tz)?;
+                }
+                let a = addr.to_string();
+                let l = if *tcp {
+                    dnsight_ingest::syslog::listen_tcp(&a, &so)
+                } else {
+                    dnsight_ingest::syslog::listen_udp(&a, &so)
+                }
+                .with_context(|| format!("syslog source on {a}"))?;
+                let h = l.shutdown_handle();
+                (
+                    Box::new(l),
+                    Box::new(move || h.shutdown()),
+                    format!("syslog {}:{a}", if *tcp { "tcp" } else { "udp" }),
+                )
+            }
             rcfg::SourceConfig::Capture {
                 interface,
                 dns_ports,

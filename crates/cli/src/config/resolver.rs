@@ -152,7 +152,8 @@ pub struct GroupRaw {
 pub struct SourceRaw {
     /// `dnstap` (listen = `unix:/path` or `tcp:ADDR:PORT`), `zeek`, `jsonl` or `log` (path: a
     /// file that is followed as it grows; `log` is any DNS query log the reader knows),
-    /// `capture` (interface: live packet capture, needs root or CAP_NET_RAW).
+    /// `syslog` (listen = `udp:ADDR:PORT` or `tcp:ADDR:PORT`: query logs sent by syslog, from the
+    /// `allow`ed senders), `capture` (interface: live packet capture, needs root or CAP_NET_RAW).
     pub kind: String,
     pub listen: Option<String>,
     pub path: Option<PathBuf>,
@@ -164,6 +165,9 @@ pub struct SourceRaw {
     pub format: Option<String>,
     /// `log`: zone of timestamps that carry none (IANA name, `UTC` or `local`; default UTC).
     pub log_tz: Option<String>,
+    /// `syslog`: sender addresses (CIDR) allowed to send; default loopback only.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// A `format = "..."` / `--format` value: any input format by its report name.
@@ -201,6 +205,13 @@ pub enum SourceConfig {
     Capture {
         interface: String,
         dns_ports: Vec<u16>,
+    },
+    /// A syslog receiver for query logs (UDP or TCP).
+    Syslog {
+        tcp: bool,
+        addr: SocketAddr,
+        allow: Vec<Cidr>,
+        log_tz: Option<String>,
     },
 }
 
@@ -701,6 +712,25 @@ pub fn validate(
                 }
                 SourceConfig::Tail { kind: k.to_string(), path: rel(base_dir, p), format, log_tz: src.log_tz.clone() }
             }
+            "syslog" => {
+                let l = src.listen.as_deref().ok_or_else(|| anyhow!("{key}: kind = \"syslog\" needs listen = \"udp:0.0.0.0:5514\" or \"tcp:0.0.0.0:5514\""))?;
+                let (tcp, a) = if let Some(a) = l.strip_prefix("udp:") {
+                    (false, a)
+                } else if let Some(a) = l.strip_prefix("tcp:") {
+                    (true, a)
+                } else {
+                    bail!("{key}: listen = {l:?}: prefix it with udp: or tcp:");
+                };
+                if let Some(tz) = &src.log_tz {
+                    parse_log_tz(tz).map_err(|e| anyhow!("{key}: log_tz: {e}"))?;
+                }
+                SourceConfig::Syslog {
+                    tcp,
+                    addr: parse_listen(a, &format!("{key} listen"))?,
+                    allow: parse_cidrs(&src.allow, &format!("{key} allow"))?,
+                    log_tz: src.log_tz.clone(),
+                }
+            }
             "capture" => {
                 let i = src.interface.as_deref().ok_or_else(|| anyhow!("{key}: kind = \"capture\" needs interface = \"eth0\""))?;
                 if i.is_empty() || i.len() > 15 {
@@ -708,7 +738,7 @@ pub fn validate(
                 }
                 SourceConfig::Capture { interface: i.to_string(), dns_ports: src.dns_ports.clone() }
             }
-            other => bail!("{key}: unknown kind {other:?}; use dnstap, zeek, jsonl, log or capture"),
+            other => bail!("{key}: unknown kind {other:?}; use dnstap, zeek, jsonl, log, syslog or capture"),
         });
     }
     Ok(ServeSettings {
@@ -900,6 +930,10 @@ mod tests {
         );
         let e = err("[[source]]\nkind = \"dnstap\"\n");
         assert!(e.contains("unix:"), "{e}");
+        let e = err("[[source]]\nkind = \"syslog\"\nlisten = \"0.0.0.0:5514\"\n");
+        assert!(e.contains("udp:"), "{e}");
+        let e = err("[[source]]\nkind = \"syslog\"\nlisten = \"udp:0.0.0.0:5514\"\nallow = [\"10.0.0.0/33\"]\n");
+        assert!(e.contains("allow"), "{e}");
         let e = err("[[source]]\nkind = \"log\"\npath = \"q.log\"\nformat = \"pihole\"\n");
         assert!(e.contains("format") && e.contains("dnsmasq"), "{e}");
         let e = err("[[source]]\nkind = \"log\"\npath = \"q.log\"\nlog_tz = \"Mars/Base\"\n");

@@ -41,6 +41,8 @@
 mod json;
 mod text;
 
+pub(crate) use text::syslog_app;
+
 use crate::jsonl::{CappedLines, MAX_LINE};
 use crate::{EventReader, IngestError, IngestOptions, IngestStats};
 use dnsight_model::{Answer, DnsEvent, Flags, Name, RData, Source, Transport, Ts};
@@ -411,7 +413,19 @@ impl Parser {
             return self.message(&inner, ts, out);
         }
         if info.json {
-            return (info.parse)(self, &Msg { text, ts: None }, out);
+            if text.starts_with('{') {
+                return (info.parse)(self, &Msg { text, ts: None }, out);
+            }
+            // a JSON record carried by syslog (`suricata: {...}`)
+            let (msg, ts) = text::strip_syslog(text, self);
+            return (info.parse)(
+                self,
+                &Msg {
+                    text: msg.trim(),
+                    ts,
+                },
+                out,
+            );
         }
         self.message(text, None, out)
     }
@@ -467,7 +481,7 @@ impl Parser {
     }
 
     /// Emits what is pending (end of input, or only answered queries when the input is idle).
-    fn flush(&mut self, answered_only: bool, out: &mut Vec<DnsEvent>) {
+    pub(crate) fn flush(&mut self, answered_only: bool, out: &mut Vec<DnsEvent>) {
         self.pending.flush(answered_only, out);
     }
 }

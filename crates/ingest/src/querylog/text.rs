@@ -135,6 +135,27 @@ pub(crate) fn strip_syslog<'a>(s: &'a str, p: &Parser) -> (&'a str, Option<Ts>) 
     (rest, None)
 }
 
+/// The program name of a syslog line (RFC 5424's APP-NAME, RFC 3164's tag without `[pid]`).
+pub(crate) fn syslog_app(s: &str) -> Option<&str> {
+    let mut rest = s;
+    if let Some(r) = rest.strip_prefix('<') {
+        let i = r.find('>')?;
+        rest = &r[i + 1..];
+        if let Some(r) = rest.strip_prefix("1 ") {
+            let mut it = r.split_ascii_whitespace();
+            let app = it.nth(2)?;
+            return (app != "-").then_some(app);
+        }
+    }
+    let t = rest
+        .split_ascii_whitespace()
+        .take(6)
+        .find(|t| t.ends_with(':'))?;
+    let t = t.trim_end_matches(':');
+    let t = t.split('[').next().unwrap_or(t);
+    (!t.is_empty()).then_some(t)
+}
+
 /// `TIMESTAMP HOST APP PROCID MSGID SD MSG` (after `<PRI>1 `).
 fn rfc5424(r: &str) -> (&str, Option<Ts>) {
     let mut rest = r;

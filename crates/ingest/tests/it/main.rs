@@ -6,4 +6,5 @@ mod dnstap;
 mod jsonl;
 mod live;
 mod querylogs;
+mod syslog;
 mod zeek;
