@@ -260,7 +260,8 @@ pub fn open_reader(
     open_reader_detect(raw, name, opts).map(|(_, r)| r)
 }
 
-fn open_reader_detect(
+/// Like [`open_reader`], also telling which format was detected.
+pub fn open_reader_detect(
     raw: Box<dyn Read + Send>,
     name: &str,
     opts: &IngestOptions,

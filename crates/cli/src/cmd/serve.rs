@@ -171,6 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     rpz_clients: api.rpz_clients.clone(),
                     metrics_public: api.metrics_public,
                     rpz_zone: api.rpz_zone.clone(),
+                    intake: Some(dnsight_api::Intake(run.producer())),
                 },
                 run.handle(),
                 state.clone(),
