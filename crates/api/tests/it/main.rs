@@ -1010,6 +1010,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
     ("post", "/api/v1/intel/reload"),
+    ("post", "/api/v1/events"),
     ("get", "/rpz"),
     ("get", "/metrics"),
 ];

@@ -481,6 +481,10 @@ mod hostile {
                 let mut out = Vec::new();
                 while r.next_batch(&mut out).unwrap() {}
                 prop_assert_eq!(r.stats().records, 1);
+                prop_assert_eq!(r.stats().events as usize, out.len());
+                for e in &out {
+                    prop_assert!(e.qname.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
+                }
             }
         }
 
