@@ -417,9 +417,7 @@ pub(crate) fn gcp(_p: &mut Parser, m: &Msg, out: &mut Vec<DnsEvent>) -> Result<(
             e.flags.0 |= Flags::AA;
         }
     }
-    if let Some(ms) = j.server_latency.filter(|v| v.is_finite() && *v >= 0.0) {
-        e.rtt_us = Some((ms * 1000.0).min(u32::MAX as f64) as u32);
-    }
+    e.rtt_us = j.server_latency.and_then(|ms| super::rtt_secs(ms / 1000.0));
     if let Some(rd) = &j.rdata {
         for line in rd.lines().take(MAX_ANSWERS) {
             let f: Vec<&str> = line.split(['\t', ' ']).filter(|s| !s.is_empty()).collect();
@@ -513,25 +511,9 @@ pub(crate) fn azure(_p: &mut Parser, m: &Msg, out: &mut Vec<DnsEvent>) -> Result
         if let Some(rc) = props.response_code.as_deref().and_then(rcode_from_str) {
             set_rcode(&mut e, rc);
             e.response_size = Some(props.response_size.unwrap_or(0));
-            for f in props.response_flags.as_deref().unwrap_or("").split(',') {
-                e.flags.0 |= match f.trim() {
-                    "qr" => Flags::QR,
-                    "aa" => Flags::AA,
-                    "tc" => Flags::TC,
-                    "rd" => Flags::RD,
-                    "ra" => Flags::RA,
-                    "ad" => Flags::AD,
-                    "cd" => Flags::CD,
-                    _ => 0,
-                };
-            }
+            e.flags.0 |= super::flag_names(props.response_flags.as_deref().unwrap_or(""));
         }
-        if let Some(s) = props
-            .request_duration_secs
-            .filter(|v| v.is_finite() && *v >= 0.0)
-        {
-            e.rtt_us = Some((s * 1e6).min(u32::MAX as f64) as u32);
-        }
+        e.rtt_us = props.request_duration_secs.and_then(super::rtt_secs);
         e
     };
     e.ts = ts;
@@ -596,10 +578,8 @@ pub(crate) fn cloudflare(
     }
     let owner = e.qname.clone();
     for a in c.ResolvedIPs.iter().take(MAX_ANSWERS) {
-        let ty = match a.parse::<IpAddr>() {
-            Ok(IpAddr::V4(_)) => 1,
-            Ok(IpAddr::V6(_)) => 28,
-            Err(_) => continue,
+        let Some(ty) = super::addr_type(a) else {
+            continue;
         };
         if let Some(x) = answer(&owner, ty, 0, a) {
             e.answers.push(x);

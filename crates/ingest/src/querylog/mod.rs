@@ -520,6 +520,36 @@ pub(crate) fn set_rcode(e: &mut DnsEvent, rcode: u16) {
     }
 }
 
+/// Header flags from their lower-case names, comma-separated (`qr,aa,rd,ra`: CoreDNS, Azure).
+pub(crate) fn flag_names(list: &str) -> u16 {
+    list.split(',')
+        .map(|f| match f.trim() {
+            "qr" => Flags::QR,
+            "aa" => Flags::AA,
+            "tc" => Flags::TC,
+            "rd" => Flags::RD,
+            "ra" => Flags::RA,
+            "ad" => Flags::AD,
+            "cd" => Flags::CD,
+            _ => 0,
+        })
+        .fold(0, |a, b| a | b)
+}
+
+/// A / AAAA for text that is an address.
+pub(crate) fn addr_type(s: &str) -> Option<u16> {
+    match s.trim().parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => Some(1),
+        Ok(IpAddr::V6(_)) => Some(28),
+        Err(_) => None,
+    }
+}
+
+/// A response time in seconds as microseconds (None when not a sane number).
+pub(crate) fn rtt_secs(s: f64) -> Option<u32> {
+    (s.is_finite() && s >= 0.0).then(|| (s * 1e6).min(u32::MAX as f64) as u32)
+}
+
 /// Answers kept per record.
 pub(crate) const MAX_ANSWERS: usize = 64;
 

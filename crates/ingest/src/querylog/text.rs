@@ -435,19 +435,14 @@ pub(crate) fn unbound(
             let e = event(ts, client, n, qt);
             p.pending.insert(key, e, out);
         }
-        [rc, secs, cached, size, ..] => {
+        [rc, secs, _from_cache, size, ..] => {
             let rc = rcode_from_str(rc).ok_or("log.bad_line")?;
             let mut e = p
                 .pending
                 .remove(&key)
                 .unwrap_or_else(|| event(ts, client, n, qt));
             set_rcode(&mut e, rc);
-            if let Ok(s) = secs.parse::<f64>() {
-                if s.is_finite() && s >= 0.0 {
-                    e.rtt_us = Some((s * 1e6).min(u32::MAX as f64) as u32);
-                }
-            }
-            let _ = cached;
+            e.rtt_us = secs.parse().ok().and_then(super::rtt_secs);
             e.response_size = size.parse().ok().or(Some(0));
             p.pending.expire(ts, out);
             out.push(e);
@@ -564,12 +559,7 @@ pub(crate) fn dnsmasq(
                         }
                     }
                 }
-                let ty = match d.parse::<IpAddr>() {
-                    Ok(IpAddr::V4(_)) => 1,
-                    Ok(IpAddr::V6(_)) => 28,
-                    Err(_) if e.qtype == 12 => 12,
-                    Err(_) => 16,
-                };
+                let ty = super::addr_type(d).unwrap_or(if e.qtype == 12 { 12 } else { 16 });
                 if let Some(a) = super::answer(&owner, ty, 0, d) {
                     e.answers.push(a);
                 }
@@ -696,24 +686,12 @@ pub(crate) fn coredns_fields(r: &str) -> Result<DnsEvent, &'static str> {
     if let Some(rc) = rcode_from_str(rc) {
         set_rcode(&mut e, rc);
         if let [flags, rsize, dur, ..] = rest {
-            for f in flags.split(',') {
-                e.flags.0 |= match f {
-                    "qr" => Flags::QR,
-                    "aa" => Flags::AA,
-                    "tc" => Flags::TC,
-                    "rd" => Flags::RD,
-                    "ra" => Flags::RA,
-                    "ad" => Flags::AD,
-                    "cd" => Flags::CD,
-                    _ => 0,
-                };
-            }
+            e.flags.0 |= super::flag_names(flags);
             e.response_size = rsize.parse().ok().or(Some(0));
-            if let Some(s) = dur.strip_suffix('s').and_then(|d| d.parse::<f64>().ok()) {
-                if s.is_finite() && s >= 0.0 {
-                    e.rtt_us = Some((s * 1e6).min(u32::MAX as f64) as u32);
-                }
-            }
+            e.rtt_us = dur
+                .strip_suffix('s')
+                .and_then(|d| d.parse().ok())
+                .and_then(super::rtt_secs);
         }
     }
     Ok(e)
@@ -930,11 +908,7 @@ pub(crate) fn technitium(
             .filter(|d| !d.is_empty())
             .take(MAX_ANSWERS)
         {
-            let ty = match d.parse::<IpAddr>() {
-                Ok(IpAddr::V4(_)) => 1,
-                Ok(IpAddr::V6(_)) => 28,
-                Err(_) => 5,
-            };
+            let ty = super::addr_type(d).unwrap_or(5);
             if let Some(x) = answer(&owner, ty, 0, d) {
                 e.answers.push(x);
             }
