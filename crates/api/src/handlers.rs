@@ -117,7 +117,7 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     components(schemas(ErrorBody)),
     tags(
-        (name = "alerts"), (name = "devices"), (name = "blocks"), (name = "admin"), (name = "meta")
+        (name = "alerts"), (name = "devices"), (name = "blocks"), (name = "admin"), (name = "meta"), (name = "ingest")
     )
 )]
 struct ApiDoc;
@@ -144,6 +144,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(reload_intel))
         .routes(routes!(rpz))
         .routes(routes!(metrics))
+        .routes(routes!(crate::intake::post_events))
 }
 
 /// The OpenAPI document (3.1).

@@ -23,10 +23,12 @@ mod auth;
 mod error;
 mod extract;
 mod handlers;
+mod intake;
 mod params;
 mod server;
 
 pub use handlers::check_token_name;
+pub use intake::{Intake, IntakeReport};
 pub use params::{parse_duration, parse_time};
 
 /// Where and how the API listens.
@@ -42,6 +44,8 @@ pub struct ApiConfig {
     pub metrics_public: bool,
     /// Origin of the RPZ zone, e.g. `rpz.dnsight.`.
     pub rpz_zone: String,
+    /// `POST /api/v1/events` feeds this queue (None: the route answers 503).
+    pub intake: Option<Intake>,
 }
 
 impl ApiConfig {
@@ -53,6 +57,7 @@ impl ApiConfig {
             rpz_clients: Vec::new(),
             metrics_public: false,
             rpz_zone: DEFAULT_RPZ_ZONE.to_string(),
+            intake: None,
         }
     }
 }

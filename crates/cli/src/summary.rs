@@ -65,6 +65,9 @@ pub struct InputReport {
     pub format: String,
     pub events: u64,
     pub rejected: u64,
+    /// What the format does not carry (query logs): which detections its events cannot feed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub lacks: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -158,6 +161,9 @@ impl SummaryReport<'_> {
                         "  {}  [{}]  {} events, {} rejected",
                         i.path, i.format, i.events, i.rejected
                     );
+                    if !i.lacks.is_empty() {
+                        let _ = writeln!(s, "    (this format lacks {})", i.lacks);
+                    }
                 }
             }
         }

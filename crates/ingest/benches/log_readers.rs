@@ -1,9 +1,11 @@
-//! Throughput of the log-style readers: Zeek TSV, Zeek JSON, dnsight JSON lines and a dnstap
-//! Frame Streams file, each on a generated in-memory input (no disk in the loop). Prints lines
-//! (or frames) per second; run with `cargo bench -p dnsight-ingest --bench log_readers`.
+//! Throughput of the log-style readers: Zeek TSV, Zeek JSON, dnsight JSON lines, a dnstap
+//! Frame Streams file, and three query logs (dnsmasq, Route 53 Resolver, BIND), each on a
+//! generated in-memory input (no disk in the loop). Prints lines (or frames) per second; run
+//! with `cargo bench -p dnsight-ingest --bench log_readers [NAME]`.
 
 use dnsight_ingest::dnstap::framestream::{Writer, DNSTAP_CONTENT_TYPE};
 use dnsight_ingest::dnstap::{self, proto};
+use dnsight_ingest::querylog::LogFormat;
 use dnsight_ingest::{open_format, Format, IngestOptions};
 use dnsight_model::wire::{encode_query, encode_response, Question};
 use dnsight_model::{Answer, DnsEvent, Flags, Name, RData, Ts};
@@ -124,6 +126,59 @@ fn dnstap_file() -> Vec<u8> {
     w.finish().unwrap()
 }
 
+/// A Pi-hole / dnsmasq `log-queries=extra` log: query, forwarded and reply lines (3 a query).
+fn dnsmasq() -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..N / 3 {
+        let (c, n) = (
+            format!("10.1.{}.{}", (i / 250) % 250, i % 250),
+            format!("www{}.site{}.example.com", i % 10, i % 5000),
+        );
+        let t = format!("Dec  3 12:{:02}:{:02}", (i / 60_000) % 60, (i / 1000) % 60);
+        let id = i + 1;
+        s.push_str(&format!(
+            "{t} dnsmasq[676]: {id} {c}/{} query[A] {n} from {c}\n",
+            1024 + i % 60000
+        ));
+        s.push_str(&format!(
+            "{t} dnsmasq[676]: {id} {c}/{} forwarded {n} to 1.1.1.1\n",
+            1024 + i % 60000
+        ));
+        s.push_str(&format!(
+            "{t} dnsmasq[676]: {id} {c}/{} reply {n} is 93.184.{}.{}\n",
+            1024 + i % 60000,
+            i % 200,
+            i % 250
+        ));
+    }
+    s.into_bytes()
+}
+
+/// AWS Route 53 Resolver query log lines (JSON), one answer each.
+fn route53() -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..N {
+        s.push_str(&format!(
+            r#"{{"version":"1.100000","account_id":"111122223333","region":"eu-west-1","vpc_id":"vpc-0a1b2c3d","query_timestamp":"2026-12-03T12:{:02}:{:02}Z","query_name":"www{}.site{}.example.com.","query_type":"A","query_class":"IN","rcode":"NOERROR","answers":[{{"Rdata":"93.184.{}.{}","Type":"A","Class":"IN"}}],"srcaddr":"10.1.{}.{}","srcport":"{}","transport":"UDP","srcids":{{"instance":"i-0abc"}}}}"#,
+            (i / 60_000) % 60, (i / 1000) % 60, i % 10, i % 5000, i % 200, i % 250, (i / 250) % 250, i % 250, 1024 + i % 60000
+        ));
+        s.push('\n');
+    }
+    s.into_bytes()
+}
+
+/// BIND querylog lines.
+fn bind() -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..N {
+        s.push_str(&format!(
+            "03-Dec-2026 12:{:02}:{:02}.{:03} queries: info: client @0x7f3a2c00e1d8 10.1.{}.{}#{} (www{}.site{}.example.com): query: www{}.site{}.example.com IN A +E(0)K (10.0.0.1)\n",
+            (i / 60_000) % 60, (i / 1000) % 60, i % 1000, (i / 250) % 250, i % 250, 1024 + i % 60000, i % 10, i % 5000, i % 10, i % 5000
+        ));
+    }
+    s.into_bytes()
+}
+
 /// CPU time of this thread (seconds): the machine is shared, so wall time alone overstates cost.
 fn thread_cpu() -> f64 {
     let mut ts = libc::timespec {
@@ -184,5 +239,18 @@ fn main() {
     }
     if want("dnstap") {
         run("dnstap", Format::Dnstap, dnstap_file());
+    }
+    if want("dnsmasq") {
+        run("dnsmasq", Format::Log(LogFormat::Dnsmasq), dnsmasq());
+    }
+    if want("route53") {
+        run(
+            "route53",
+            Format::Log(LogFormat::Route53Resolver),
+            route53(),
+        );
+    }
+    if want("bind") {
+        run("bind", Format::Log(LogFormat::Bind), bind());
     }
 }

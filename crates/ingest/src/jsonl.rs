@@ -159,6 +159,19 @@ impl CappedLines {
         reasons: (&'static str, &'static str),
         mut f: impl FnMut(&[u8], &mut IngestStats) -> usize,
     ) -> bool {
+        self.pump_idle(done, stats, reasons, |l, s| l.map_or(0, |t| f(t, s)))
+    }
+
+    /// Like [`CappedLines::pump`], for readers that hold events back (pairing across lines):
+    /// `f(None, ..)` is called when the buffered input is used up and the batch has no event
+    /// yet, before a read that may block on a followed file; it returns what it emitted then.
+    pub(crate) fn pump_idle(
+        &mut self,
+        done: &mut bool,
+        stats: &mut IngestStats,
+        reasons: (&'static str, &'static str),
+        mut f: impl FnMut(Option<&[u8]>, &mut IngestStats) -> usize,
+    ) -> bool {
         if *done {
             return false;
         }
@@ -179,7 +192,10 @@ impl CappedLines {
             stats.records += 1;
             match line {
                 Line::TooLong => stats.reject(reasons.1),
-                Line::Text(t) => n += f(t, stats),
+                Line::Text(t) => n += f(Some(t), stats),
+            }
+            if n == 0 && self.drained() {
+                n += f(None, stats);
             }
         }
         n > 0 || !*done

@@ -16,6 +16,8 @@ pub mod net;
 pub mod pair;
 pub mod pcap;
 pub mod pcap_writer;
+pub mod querylog;
+pub mod syslog;
 pub mod tcp;
 pub mod zeek;
 
@@ -81,10 +83,18 @@ pub enum IngestError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: unrecognised input format (expected pcap, pcapng, dnstap, Zeek dns.log or JSON lines)")]
+    #[error("{path}: unrecognised input format (expected pcap, pcapng, dnstap, Zeek dns.log, JSON lines or a DNS query log: {})", querylog_names())]
     UnknownFormat { path: String },
     #[error("{0}")]
     Other(String),
+}
+
+fn querylog_names() -> String {
+    querylog::FORMATS
+        .iter()
+        .map(|f| f.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Options shared by all sources.
@@ -94,6 +104,11 @@ pub struct IngestOptions {
     pub dns_ports: Vec<u16>,
     /// Seconds after which an unanswered query is emitted without a response (event time).
     pub pair_timeout_secs: u32,
+    /// Zone of query-log timestamps that carry none (BIND, syslog, Windows DNS debug log).
+    pub log_tz: jiff::tz::TimeZone,
+    /// Use this format instead of sniffing (e.g. a followed log whose first lines are not
+    /// queries yet).
+    pub format: Option<Format>,
 }
 
 impl Default for IngestOptions {
@@ -101,6 +116,8 @@ impl Default for IngestOptions {
         IngestOptions {
             dns_ports: vec![53],
             pair_timeout_secs: 5,
+            log_tz: jiff::tz::TimeZone::UTC,
+            format: None,
         }
     }
 }
@@ -121,6 +138,46 @@ pub enum Format {
     ZeekTsv,
     ZeekJson,
     Jsonl,
+    /// A third-party DNS query log (see [`querylog::FORMATS`]).
+    Log(querylog::LogFormat),
+}
+
+impl Format {
+    /// Lower-case name for reports and config: `pcap`, `zeek-tsv`, `bind`, `route53-resolver`...
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pcap => "pcap",
+            Format::PcapNg => "pcapng",
+            Format::Dnstap => "dnstap",
+            Format::ZeekTsv => "zeek-tsv",
+            Format::ZeekJson => "zeek-json",
+            Format::Jsonl => "jsonl",
+            Format::Log(f) => f.name(),
+        }
+    }
+    /// By [`Format::name`].
+    pub fn from_name(s: &str) -> Option<Format> {
+        let fixed = [
+            Format::Pcap,
+            Format::PcapNg,
+            Format::Dnstap,
+            Format::ZeekTsv,
+            Format::ZeekJson,
+            Format::Jsonl,
+        ];
+        fixed
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
+            .or_else(|| querylog::LogFormat::from_name(s).map(Format::Log))
+    }
+    /// What events of this format lack compared to a capture (empty when nothing).
+    pub fn lacks(self) -> &'static str {
+        match self {
+            Format::ZeekTsv | Format::ZeekJson => "message sizes",
+            Format::Log(f) => f.info().lacks,
+            _ => "",
+        }
+    }
 }
 
 /// Guesses the format from the first bytes of (already decompressed) input.
@@ -156,12 +213,19 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
         if has(b"\"qname\"") {
             return Some(Format::Jsonl);
         }
-        if has(b"\"query\"") || has(b"\"id.orig_h\"") || has(b"\"trans_id\"") {
+        if has(b"\"id.orig_h\"") || has(b"\"trans_id\"") {
+            return Some(Format::ZeekJson);
+        }
+        // before Zeek's `"query"` key, which e.g. Suricata's `"type":"query"` also has
+        if let Some(f) = querylog::sniff(text) {
+            return Some(Format::Log(f));
+        }
+        if has(b"\"query\"") {
             return Some(Format::ZeekJson);
         }
         return Some(Format::Jsonl);
     }
-    None
+    querylog::sniff(text).map(Format::Log)
 }
 
 /// Opens a file (or `-` for stdin), unwrapping gzip, and returns a reader for its format.
@@ -196,7 +260,8 @@ pub fn open_reader(
     open_reader_detect(raw, name, opts).map(|(_, r)| r)
 }
 
-fn open_reader_detect(
+/// Like [`open_reader`], also telling which format was detected.
+pub fn open_reader_detect(
     raw: Box<dyn Read + Send>,
     name: &str,
     opts: &IngestOptions,
@@ -217,9 +282,12 @@ fn open_reader_detect(
     };
     let mut input = input;
     let head = input.fill_buf().map_err(io_err)?.to_vec();
-    let format = sniff(&head).ok_or_else(|| IngestError::UnknownFormat {
-        path: name.to_string(),
-    })?;
+    let format = match opts.format {
+        Some(f) => f,
+        None => sniff(&head).ok_or_else(|| IngestError::UnknownFormat {
+            path: name.to_string(),
+        })?,
+    };
     Ok((format, open_format(format, input, name, opts)?))
 }
 
@@ -236,6 +304,7 @@ pub fn open_format(
         Format::ZeekTsv => zeek::tsv_reader(input, name, opts),
         Format::ZeekJson => zeek::json_reader(input, name, opts),
         Format::Jsonl => jsonl::reader(input, name, opts),
+        Format::Log(f) => querylog::reader(input, f, opts),
     }
 }
 

@@ -33,6 +33,8 @@ pub enum Source {
     Jsonl,
     Resolver,
     Sim,
+    /// A third-party query log (BIND, Unbound, dnsmasq, Route 53, Windows DNS, ...).
+    Log,
 }
 
 /// DNS header flags (the 16-bit header word without opcode and rcode), taken from the

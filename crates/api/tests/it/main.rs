@@ -88,6 +88,7 @@ fn fixture_with(cfg: impl FnOnce(&mut ApiConfig)) -> Fx {
     .expect("pipeline");
     let run = dnsight_pipeline::spawn(p).expect("spawn");
     let mut c = ApiConfig::new("127.0.0.1:0".parse().unwrap());
+    c.intake = Some(dnsight_api::Intake(run.producer()));
     cfg(&mut c);
     let api = dnsight_api::start(c, run.handle(), path.clone()).expect("api");
     let url = api.url();
@@ -1023,6 +1024,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{id}"),
     ("post", "/api/v1/intel/reload"),
+    ("post", "/api/v1/events"),
     ("get", "/rpz"),
     ("get", "/metrics"),
 ];
@@ -1114,4 +1116,78 @@ fn store_reads_see_the_pipelines_commits() {
     let other = SqliteStore::open(&fx.dir).unwrap();
     let n = other.list_alerts(&Default::default()).unwrap().1;
     assert_eq!(n, 4);
+}
+
+// ---------------------------------------------------------------- event intake
+
+fn post_bytes(fx: &Fx, token: Option<&str>, body: &[u8]) -> (u16, String) {
+    let mut req = agent().post(&format!("{}/api/v1/events", fx.url));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req
+        .set("Content-Type", "application/x-ndjson")
+        .send_bytes(body)
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("POST /api/v1/events: {e}"),
+    }
+}
+
+#[test]
+fn event_intake_takes_query_logs_plain_and_gzip_and_refuses_hostile_bodies() {
+    let fx = fixture();
+    let t = jiff::Timestamp::from_second(now() - 60).unwrap();
+    let body = format!(
+        "{{\"query_timestamp\":\"{t}\",\"query_name\":\"a.evil.example.\",\"query_type\":\"A\",\"rcode\":\"NOERROR\",\"answers\":[],\"srcaddr\":\"10.0.0.44\",\"srcport\":\"4000\",\"transport\":\"UDP\"}}\nnot a record\n"
+    );
+    assert_eq!(post_bytes(&fx, None, body.as_bytes()).0, 401);
+    let (st, text) = post_bytes(&fx, Some(&fx.viewer), body.as_bytes());
+    assert_eq!(st, 403, "{text}");
+    let (st, text) = post_bytes(&fx, Some(&fx.analyst), body.as_bytes());
+    assert_eq!(st, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["format"], "route53-resolver");
+    assert_eq!(
+        (v["records"].as_u64(), v["events"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(v["rejected"]["log.bad_json"], 1, "{v}");
+    // gzip: unwrapped by its magic bytes
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(body.as_bytes()).unwrap();
+    let (st, text) = post_bytes(&fx, Some(&fx.analyst), &gz.finish().unwrap());
+    assert_eq!(st, 200, "{text}");
+    // the events reached the pipeline: the policy rule on evil.example alerts for the device
+    let h = fx.run.as_ref().unwrap().handle();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.stats().unwrap().events_in < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline did not take the events"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // hostile bodies: invalid UTF-8 and control bytes are no format (400), an oversized body is 413
+    let (st, text) = post_bytes(
+        &fx,
+        Some(&fx.analyst),
+        b"\xff\xfe\x00\x01garbage\n\xc3\x28\n",
+    );
+    assert_eq!(st, 400, "{text}");
+    let big = vec![b'{'; 2 << 20];
+    assert_eq!(post_bytes(&fx, Some(&fx.analyst), &big).0, 413);
+    // an empty body is no format either
+    assert_eq!(post_bytes(&fx, Some(&fx.analyst), b"").0, 400);
+    // a million lines in a small gzip body: read up to the cap, then 413 (no stall, no crash)
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(body.as_bytes()).unwrap();
+    for _ in 0..1_100_000 {
+        gz.write_all(b"x\n").unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 1 << 20);
+    let (st, text) = post_bytes(&fx, Some(&fx.analyst), &bomb);
+    assert_eq!(st, 413, "{text}");
 }

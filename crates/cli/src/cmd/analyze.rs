@@ -22,7 +22,9 @@ pub enum ReportFormat {
 #[derive(clap::Args)]
 pub struct Args {
     /// Input files (`-` for stdin): pcap, pcapng, dnstap (Frame Streams), Zeek dns.log (TSV or
-    /// JSON) or dnsight JSON lines; the format is sniffed from the content, `.gz` is unwrapped.
+    /// JSON), dnsight JSON lines, or a DNS query log (BIND, Unbound, dnsmasq/Pi-hole, Windows
+    /// DNS debug log, Route 53 Resolver, ...: see README); the format is sniffed from the
+    /// content, `.gz` is unwrapped.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Write every event as a JSON line (dnsight's event schema) to this file (`-` = stdout).
@@ -40,6 +42,14 @@ pub struct Args {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Read every input as this format instead of sniffing it (e.g. `dnsmasq`, `windows-dns`,
+    /// `route53-resolver`; the list is in README).
+    #[arg(long, value_name = "NAME")]
+    pub format: Option<String>,
+    /// Time zone of query-log timestamps that carry none (BIND, syslog, Windows DNS debug
+    /// log): an IANA name such as `Europe/Paris`, or `local`. Default UTC.
+    #[arg(long, value_name = "TZ")]
+    pub log_tz: Option<String>,
     #[command(flatten)]
     pub engine: crate::config::engine::EngineFlags,
 }
@@ -47,8 +57,16 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut opts = IngestOptions {
         pair_timeout_secs: args.pair_timeout,
+        format: args
+            .format
+            .as_deref()
+            .map(crate::config::resolver::parse_format)
+            .transpose()?,
         ..Default::default()
     };
+    if let Some(tz) = &args.log_tz {
+        opts.log_tz = crate::config::resolver::parse_log_tz(tz)?;
+    }
     for p in &args.dns_ports {
         if !opts.dns_ports.contains(p) {
             opts.dns_ports.push(*p);
@@ -111,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     format: "-".into(),
                     events: 0,
                     rejected: 0,
+                    lacks: String::new(),
                     error: Some(e.to_string()),
                 });
                 continue;
@@ -167,7 +186,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let st = reader.stats();
         inputs.push(InputReport {
             path: shown,
-            format: format!("{format:?}").to_lowercase(),
+            format: format.name().to_string(),
+            lacks: format.lacks().to_string(),
             events,
             rejected: st.rejected_total(),
             error,

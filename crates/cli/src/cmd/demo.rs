@@ -330,6 +330,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 rpz_clients: Vec::new(),
                 metrics_public: false,
                 rpz_zone: "rpz.dnsight.".into(),
+                intake: None,
             },
             running.handle(),
             dir.clone(),

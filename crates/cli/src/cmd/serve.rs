@@ -203,6 +203,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     rpz_clients: api.rpz_clients.clone(),
                     metrics_public: api.metrics_public,
                     rpz_zone: api.rpz_zone.clone(),
+                    intake: Some(dnsight_api::Intake(run.producer())),
                 },
                 run.handle(),
                 state.clone(),
@@ -324,17 +325,56 @@ fn start_sources(cfg: &[rcfg::SourceConfig], feed: &Feed) -> anyhow::Result<Vec<
                     format!("dnstap tcp:{a}"),
                 )
             }
-            rcfg::SourceConfig::Tail { kind, path } => {
+            rcfg::SourceConfig::Tail {
+                kind,
+                path,
+                format,
+                log_tz,
+            } => {
+                let mut io = dnsight_ingest::IngestOptions {
+                    format: *format,
+                    ..Default::default()
+                };
+                if let Some(tz) = log_tz {
+                    io.log_tz = rcfg::parse_log_tz(tz)?;
+                }
                 let (reader, h) = dnsight_ingest::follow::follow_path_deferred(
                     path,
                     &dnsight_ingest::follow::FollowOptions::default(),
-                    &dnsight_ingest::IngestOptions::default(),
+                    &io,
                 )
                 .with_context(|| format!("following {kind} file {}", path.display()))?;
                 (
                     reader,
                     Box::new(move || h.stop()),
                     format!("{kind} {}", path.display()),
+                )
+            }
+            rcfg::SourceConfig::Syslog {
+                tcp,
+                addr,
+                allow,
+                log_tz,
+            } => {
+                let mut so = dnsight_ingest::syslog::SyslogOptions {
+                    allow: allow.clone(),
+                    ..Default::default()
+                };
+                if let Some(tz) = log_tz {
+                    so.ingest.log_tz = rcfg::parse_log_tz(tz)?;
+                }
+                let a = addr.to_string();
+                let l = if *tcp {
+                    dnsight_ingest::syslog::listen_tcp(&a, &so)
+                } else {
+                    dnsight_ingest::syslog::listen_udp(&a, &so)
+                }
+                .with_context(|| format!("syslog source on {a}"))?;
+                let h = l.shutdown_handle();
+                (
+                    Box::new(l),
+                    Box::new(move || h.shutdown()),
+                    format!("syslog {}:{a}", if *tcp { "tcp" } else { "udp" }),
                 )
             }
             rcfg::SourceConfig::Capture {

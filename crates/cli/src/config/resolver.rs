@@ -195,9 +195,10 @@ pub struct GroupRaw {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceRaw {
-    /// `dnstap` (listen = `unix:/path` or `tcp:ADDR:PORT`), `zeek` or `jsonl` (path: a file
-    /// that is followed as it grows), `capture` (interface: live packet capture, needs root or
-    /// CAP_NET_RAW).
+    /// `dnstap` (listen = `unix:/path` or `tcp:ADDR:PORT`), `zeek`, `jsonl` or `log` (path: a
+    /// file that is followed as it grows; `log` is any DNS query log the reader knows),
+    /// `syslog` (listen = `udp:ADDR:PORT` or `tcp:ADDR:PORT`: query logs sent by syslog, from the
+    /// `allow`ed senders), `capture` (interface: live packet capture, needs root or CAP_NET_RAW).
     pub kind: String,
     pub listen: Option<String>,
     pub path: Option<PathBuf>,
@@ -205,6 +206,32 @@ pub struct SourceRaw {
     /// `capture`: extra UDP/TCP ports treated as DNS (53 always is).
     #[serde(default)]
     pub dns_ports: Vec<u16>,
+    /// `log` (and `zeek`/`jsonl`): read the file as this format instead of sniffing it.
+    pub format: Option<String>,
+    /// `log`: zone of timestamps that carry none (IANA name, `UTC` or `local`; default UTC).
+    pub log_tz: Option<String>,
+    /// `syslog`: sender addresses (CIDR) allowed to send; default loopback only.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// A `format = "..."` / `--format` value: any input format by its report name.
+pub fn parse_format(s: &str) -> anyhow::Result<dnsight_ingest::Format> {
+    dnsight_ingest::Format::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = dnsight_ingest::querylog::FORMATS
+            .iter()
+            .map(|f| f.name)
+            .collect();
+        anyhow!(
+            "unknown format {s:?}; use pcap, pcapng, dnstap, zeek-tsv, zeek-json, jsonl or one of the query logs: {}",
+            names.join(", ")
+        )
+    })
+}
+
+/// A `log_tz = "..."` / `--log-tz` value.
+pub fn parse_log_tz(s: &str) -> anyhow::Result<dnsight_ingest::querylog::TimeZone> {
+    dnsight_ingest::querylog::time_zone(s).map_err(|e| anyhow!(e))
 }
 
 /// A validated passive source.
@@ -215,10 +242,21 @@ pub enum SourceConfig {
     Tail {
         kind: String,
         path: PathBuf,
+        /// Read as this format instead of sniffing.
+        format: Option<dnsight_ingest::Format>,
+        /// Zone of zone-less log timestamps (validated name).
+        log_tz: Option<String>,
     },
     Capture {
         interface: String,
         dns_ports: Vec<u16>,
+    },
+    /// A syslog receiver for query logs (UDP or TCP).
+    Syslog {
+        tcp: bool,
+        addr: SocketAddr,
+        allow: Vec<Cidr>,
+        log_tz: Option<String>,
     },
 }
 
@@ -774,9 +812,35 @@ pub fn validate(
                     bail!("{key}: listen = {l:?}: prefix it with unix: or tcp:");
                 }
             }
-            k @ ("zeek" | "jsonl") => {
+            k @ ("zeek" | "jsonl" | "log") => {
                 let p = src.path.as_ref().ok_or_else(|| anyhow!("{key}: kind = {k:?} needs path = \"...\""))?;
-                SourceConfig::Tail { kind: k.to_string(), path: rel(base_dir, p) }
+                let format = match &src.format {
+                    Some(f) => Some(parse_format(f).map_err(|e| anyhow!("{key}: format: {e}"))?),
+                    None => None,
+                };
+                if let Some(tz) = &src.log_tz {
+                    parse_log_tz(tz).map_err(|e| anyhow!("{key}: log_tz: {e}"))?;
+                }
+                SourceConfig::Tail { kind: k.to_string(), path: rel(base_dir, p), format, log_tz: src.log_tz.clone() }
+            }
+            "syslog" => {
+                let l = src.listen.as_deref().ok_or_else(|| anyhow!("{key}: kind = \"syslog\" needs listen = \"udp:0.0.0.0:5514\" or \"tcp:0.0.0.0:5514\""))?;
+                let (tcp, a) = if let Some(a) = l.strip_prefix("udp:") {
+                    (false, a)
+                } else if let Some(a) = l.strip_prefix("tcp:") {
+                    (true, a)
+                } else {
+                    bail!("{key}: listen = {l:?}: prefix it with udp: or tcp:");
+                };
+                if let Some(tz) = &src.log_tz {
+                    parse_log_tz(tz).map_err(|e| anyhow!("{key}: log_tz: {e}"))?;
+                }
+                SourceConfig::Syslog {
+                    tcp,
+                    addr: parse_listen(a, &format!("{key} listen"))?,
+                    allow: parse_cidrs(&src.allow, &format!("{key} allow"))?,
+                    log_tz: src.log_tz.clone(),
+                }
             }
             "capture" => {
                 let i = src.interface.as_deref().ok_or_else(|| anyhow!("{key}: kind = \"capture\" needs interface = \"eth0\""))?;
@@ -785,7 +849,7 @@ pub fn validate(
                 }
                 SourceConfig::Capture { interface: i.to_string(), dns_ports: src.dns_ports.clone() }
             }
-            other => bail!("{key}: unknown kind {other:?}; use dnstap, zeek, jsonl or capture"),
+            other => bail!("{key}: unknown kind {other:?}; use dnstap, zeek, jsonl, log, syslog or capture"),
         });
     }
     Ok(ServeSettings {
@@ -1001,6 +1065,36 @@ mod tests {
     }
 
     #[test]
+    fn log_sources_take_a_format_and_a_zone() {
+        let f = Path::new("x.toml");
+        let t = "[resolver]\nlisten = []\n[[source]]\nkind = \"log\"\npath = \"/var/log/pihole/pihole.log\"\nformat = \"dnsmasq\"\nlog_tz = \"Europe/Paris\"\n[[source]]\nkind = \"log\"\npath = \"dns.log\"\n";
+        let s = validate(
+            parse_sections(t, f).unwrap(),
+            f,
+            Path::new("/etc/dnsight"),
+            &ServeOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.sources,
+            [
+                SourceConfig::Tail {
+                    kind: "log".into(),
+                    path: "/var/log/pihole/pihole.log".into(),
+                    format: dnsight_ingest::Format::from_name("dnsmasq"),
+                    log_tz: Some("Europe/Paris".into()),
+                },
+                SourceConfig::Tail {
+                    kind: "log".into(),
+                    path: "/etc/dnsight/dns.log".into(),
+                    format: None,
+                    log_tz: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_and_the_fix() {
         let f = Path::new("x.toml");
         let err = |t: &str| {
@@ -1029,6 +1123,14 @@ mod tests {
         );
         let e = err("[[source]]\nkind = \"dnstap\"\n");
         assert!(e.contains("unix:"), "{e}");
+        let e = err("[[source]]\nkind = \"syslog\"\nlisten = \"0.0.0.0:5514\"\n");
+        assert!(e.contains("udp:"), "{e}");
+        let e = err("[[source]]\nkind = \"syslog\"\nlisten = \"udp:0.0.0.0:5514\"\nallow = [\"10.0.0.0/33\"]\n");
+        assert!(e.contains("allow"), "{e}");
+        let e = err("[[source]]\nkind = \"log\"\npath = \"q.log\"\nformat = \"pihole\"\n");
+        assert!(e.contains("format") && e.contains("dnsmasq"), "{e}");
+        let e = err("[[source]]\nkind = \"log\"\npath = \"q.log\"\nlog_tz = \"Mars/Base\"\n");
+        assert!(e.contains("log_tz") && e.contains("IANA"), "{e}");
         let e = format!(
             "{:#}",
             check_top_level("[resolvr]\n", f, &[SECTIONS]).unwrap_err()

@@ -3,6 +3,7 @@ mod client;
 mod demo;
 mod enrich_urls;
 mod eval;
+mod querylogs;
 mod realtools;
 mod score_names;
 mod serve_sources;

@@ -291,3 +291,63 @@ fn intel_feeds_reload_while_serving() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `serve` with a followed Pi-hole log (`kind = "log"`) and a syslog receiver fed by `logger`
+/// (`kind = "syslog"`): a device behind each asks a policy name and each gets its alert.
+#[test]
+fn passive_serve_reads_a_followed_query_log_and_syslog() {
+    let Some(logger) = ["/usr/bin/logger", "/bin/logger"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("skipping: needs logger (util-linux)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[resolver]\nlisten = []\n\n[[source]]\nkind = \"log\"\npath = \"pihole.log\"\nformat = \"dnsmasq\"\n\n[[source]]\nkind = \"syslog\"\nlisten = \"udp:127.0.0.1:{port}\"\nallow = [\"127.0.0.0/8\"]\n"),
+    )
+    .unwrap();
+    let pihole = dir.path().join("pihole.log");
+    std::fs::write(&pihole, "").unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let log = dir.path().join("serve.log");
+    let _guard = serve_passive(&cfg, &alerts, &log);
+    assert!(wait_for(&log, "syslog udp:", Duration::from_secs(30)));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&pihole)
+        .unwrap();
+    writeln!(
+        f,
+        "Dec  3 02:00:01 dnsmasq[676]: query[A] use-application-dns.net from 192.168.7.23"
+    )
+    .unwrap();
+    writeln!(
+        f,
+        "Dec  3 02:00:01 dnsmasq[676]: reply use-application-dns.net is NXDOMAIN"
+    )
+    .unwrap();
+    f.flush().unwrap();
+    let st = Command::new(logger)
+        .args(["--server", "127.0.0.1", "--port", &port.to_string(), "--udp", "--rfc5424", "-t", "named"])
+        .arg("client @0x7f1 10.30.0.7#5353 (use-application-dns.net): query: use-application-dns.net IN A + (10.30.0.1)")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for dev in ["192.168.7.23", "10.30.0.7"] {
+        assert!(
+            wait_for(&alerts, dev, Duration::from_secs(30)),
+            "no alert for {dev}: {}\n{}",
+            std::fs::read_to_string(&alerts).unwrap_or_default(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+}

@@ -5,4 +5,6 @@ mod corpus;
 mod dnstap;
 mod jsonl;
 mod live;
+mod querylogs;
+mod syslog;
 mod zeek;

@@ -1,0 +1,97 @@
+//! Query logs from three different worlds in one `dnsight analyze` run: an AWS Route 53
+//! Resolver log (cloud workload), a Windows DNS Server debug log (office domain controller) and
+//! a Pi-hole log (branch office). Each has a device asking a name on the threat-intel feed; each
+//! device gets its alert, and the report names each input's format and what it lacks.
+
+use std::process::Command;
+
+#[test]
+fn route53_windows_and_pihole_logs_alert_for_their_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r53 = d.join("route53.json");
+    std::fs::write(&r53, concat!(
+        r#"{"version":"1.100000","account_id":"111122223333","region":"eu-west-1","vpc_id":"vpc-0a1b2c3d","query_timestamp":"2026-12-03T09:00:00Z","query_name":"api.example.com.","query_type":"A","query_class":"IN","rcode":"NOERROR","answers":[{"Rdata":"203.0.113.9","Type":"A","Class":"IN"}],"srcaddr":"10.20.0.5","srcport":"40001","transport":"UDP","srcids":{"instance":"i-0abc"}}"#, "\n",
+        r#"{"version":"1.100000","account_id":"111122223333","region":"eu-west-1","vpc_id":"vpc-0a1b2c3d","query_timestamp":"2026-12-03T09:00:05Z","query_name":"c2-cloud.evil.test.","query_type":"A","query_class":"IN","rcode":"NOERROR","answers":[{"Rdata":"198.51.100.66","Type":"A","Class":"IN"}],"srcaddr":"10.20.0.5","srcport":"40002","transport":"UDP","srcids":{"instance":"i-0abc"}}"#, "\n",
+    )).unwrap();
+    let win = d.join("dns.log");
+    std::fs::write(&win, "\
+DNS Server log file creation at 12/3/2026 9:00:00 AM
+Log file wrap at 12/3/2026 9:00:00 AM
+
+12/3/2026 9:00:10 AM 0F3C PACKET  000001F4A2B3C4D0 UDP Rcv 10.30.0.7       8f3a   Q [0001   D   NOERROR] A      (3)www(7)example(3)com(0)
+12/3/2026 9:00:10 AM 0F3C PACKET  000001F4A2B3C4D0 UDP Snd 10.30.0.7       8f3a R Q [8081   DR  NOERROR] A      (3)www(7)example(3)com(0)
+12/3/2026 9:00:12 AM 0F3C PACKET  000001F4A2B3C4D0 UDP Rcv 10.30.0.7       9001   Q [0001   D   NOERROR] A      (9)c2-office(4)evil(4)test(0)
+12/3/2026 9:00:12 AM 0F3C PACKET  000001F4A2B3C4D0 UDP Snd 10.30.0.7       9001 R Q [8081   DR  NOERROR] A      (9)c2-office(4)evil(4)test(0)
+").unwrap();
+    let pihole = d.join("pihole.log");
+    std::fs::write(
+        &pihole,
+        "\
+Dec  3 09:00:20 dnsmasq[676]: query[A] news.example.org from 192.168.7.23
+Dec  3 09:00:20 dnsmasq[676]: forwarded news.example.org to 1.1.1.1
+Dec  3 09:00:20 dnsmasq[676]: reply news.example.org is 198.51.100.10
+Dec  3 09:00:21 dnsmasq[676]: query[A] c2-branch.evil.test from 192.168.7.23
+Dec  3 09:00:21 dnsmasq[676]: forwarded c2-branch.evil.test to 1.1.1.1
+Dec  3 09:00:21 dnsmasq[676]: reply c2-branch.evil.test is 198.51.100.67
+",
+    )
+    .unwrap();
+    let intel = d.join("intel.txt");
+    std::fs::write(
+        &intel,
+        "c2-cloud.evil.test\nc2-office.evil.test\nc2-branch.evil.test\n",
+    )
+    .unwrap();
+    let alerts = d.join("alerts.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_dnsight"))
+        .args(["analyze", "--no-progress", "--intel"])
+        .arg(&intel)
+        .arg("--alerts-out")
+        .arg(&alerts)
+        .args([&r53, &win, &pihole])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (file, fmt) in [
+        ("route53.json", "[route53-resolver]"),
+        ("dns.log", "[windows-dns]"),
+        ("pihole.log", "[dnsmasq]"),
+    ] {
+        let line = report
+            .lines()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("{report}"));
+        assert!(
+            line.contains(fmt) && line.contains(" 2 events, 0 rejected"),
+            "{line}\n{report}"
+        );
+    }
+    assert!(report.contains("this format lacks"), "{report}");
+    let text = std::fs::read_to_string(&alerts).unwrap();
+    let v: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // one roll-up alert for the feed's domain, naming every device that asked (with its query)
+    let intel_alerts: Vec<&serde_json::Value> =
+        v.iter().filter(|a| a["kind"] == "threat_intel").collect();
+    for (dev, q) in [
+        ("10.20.0.5", "c2-cloud.evil.test"),
+        ("10.30.0.7", "c2-office.evil.test"),
+        ("192.168.7.23", "c2-branch.evil.test"),
+    ] {
+        assert!(
+            intel_alerts.iter().any(|a| a["devices"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|x| x == dev))
+                && a["evidence"]["sample_queries"].to_string().contains(q)),
+            "no threat_intel alert for {dev} / {q}:\n{text}"
+        );
+    }
+}
