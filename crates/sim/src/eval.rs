@@ -32,6 +32,7 @@ const KIND_ONLY: &[&str] = &[
     "new_device",
     "dga",
     "tunneling",
+    "misconfiguration",
 ];
 
 /// The fields of an alert the scorer uses.
