@@ -915,6 +915,33 @@ mod tests {
     }
 
     #[test]
+    fn an_exempted_mirror_raises_nothing_others_still_do() {
+        // a package mirror pulls many unique names from upstream after learning; so does
+        // another server: only the mirror is exempt (tunneling and traffic jumps on its job)
+        let mut c = cfg();
+        c.exempt.push(crate::config::Exemption {
+            devices: vec![crate::net::Cidr::parse("10.0.0.80").unwrap()],
+            kinds: vec![Kind::Tunneling, Kind::NewDestination, Kind::TrafficChange],
+            ..Default::default()
+        });
+        let fx = "
+            +0 10.0.0.80 www.example.com A NOERROR 93.184.216.34
+            +0 10.0.0.81 www.example.com A NOERROR 93.184.216.34
+            +1d 10.0.0.80 www.example.com A NOERROR 93.184.216.34
+            +1s x150 10.0.0.80 {r}{r}{r}.pkgs.mirror-up.example TXT NOERROR txt:ok
+            +1s x150 10.0.0.81 {r}{r}{r}.pkgs.mirror-up.example TXT NOERROR txt:ok
+        ";
+        let e = crate::detectors::testkit::run(c, fx);
+        let got = lines(&e, None);
+        assert!(!got.contains("10.0.0.80"), "{got}");
+        assert!(
+            got.contains("tunneling") && got.contains("10.0.0.81"),
+            "{got}"
+        );
+        assert!(e.stats().exempted > 0);
+    }
+
+    #[test]
     fn relative_timestamps_give_the_same_findings_as_absolute_ones() {
         // a log written with times from 1970-01-01 (a capture's own clock): the same story
         // shifted back to the epoch must raise the same alerts, and say what it did

@@ -544,5 +544,10 @@ mod tests {
             a.evidence
         );
         assert!(a.evidence["resolved_names"].as_array().unwrap().len() >= 10);
+        // nor one new_destination per resolving name (20 of them): a handful in the inbox
+        // (the device alert, the first name's own alerts, the hour's traffic change, the names
+        // resolved before the device alert opened)
+        let inbox = e.alerts();
+        assert!(inbox.len() <= 6, "{}", lines(&e, None));
     }
 }

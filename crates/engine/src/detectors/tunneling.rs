@@ -297,31 +297,40 @@ fn private_or_cgnat(ip: std::net::IpAddr) -> bool {
 /// The cold-start evidence one query carries: (class, points).
 fn cold_signal(ev: &Enriched<'_>) -> Option<(ColdClass, u32)> {
     let qt = ev.ev.qtype;
-    let first = ev.sub.split('.').next().unwrap_or("");
-    let encoded = ev.sub.split('.').find_map(encoding);
     if qt == 10 || qt == 65399 || (65280..=65534).contains(&qt) {
         return Some((ColdClass::OddType, 3));
     }
-    let data_type = !matches!(qt, 1 | 28 | 64 | 65 | 12);
-    if data_type && encoded.is_some() {
+    // the common case first, without looking at the labels: an address query answered from
+    // a public address (or a PTR, HTTPS, SVCB query) carries no cold-start signal
+    if matches!(qt, 1 | 28) {
+        if !ev.internal_answer
+            || !ev
+                .ev
+                .answers
+                .iter()
+                .any(|a| a.addr().is_some_and(private_or_cgnat))
+        {
+            return None;
+        }
+        let data = ev
+            .sub
+            .split('.')
+            .any(|l| short_data_label(l) || encoding(l).is_some());
+        return data.then_some((ColdClass::PrivateAnswer, 2));
+    }
+    if matches!(qt, 64 | 65 | 12) {
+        return None;
+    }
+    if ev.sub.split('.').any(|l| encoding(l).is_some()) {
         return Some((ColdClass::EncodedData, 2));
     }
+    let first = ev.sub.split('.').next().unwrap_or("");
     if qt == 16
         && !first.is_empty()
         && first.len() <= 5
         && first.bytes().all(|c| c.is_ascii_digit())
     {
         return Some((ColdClass::Chunks, 1));
-    }
-    if matches!(qt, 1 | 28)
-        && ev
-            .ev
-            .answers
-            .iter()
-            .any(|a| a.addr().is_some_and(private_or_cgnat))
-        && (encoded.is_some() || ev.sub.split('.').any(short_data_label))
-    {
-        return Some((ColdClass::PrivateAnswer, 2));
     }
     None
 }
