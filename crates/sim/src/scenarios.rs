@@ -138,12 +138,25 @@ impl Planner<'_> {
             .map(|d| d.idx)
             .collect();
         let cands = if cands.is_empty() {
-            self.org
-                .devices
-                .iter()
-                .filter(|d| d.group == group && role.is_none_or(|r| d.role == r))
-                .map(|d| d.idx)
-                .collect()
+            // reuse a device active from the start; any of the group only when none is
+            let of_group = |late: bool| -> Vec<usize> {
+                self.org
+                    .devices
+                    .iter()
+                    .filter(|d| {
+                        d.group == group
+                            && role.is_none_or(|r| d.role == r)
+                            && (late || d.active_from == 0)
+                    })
+                    .map(|d| d.idx)
+                    .collect()
+            };
+            let v = of_group(false);
+            if v.is_empty() {
+                of_group(true)
+            } else {
+                v
+            }
         } else {
             cands
         };
@@ -824,8 +837,25 @@ impl Planner<'_> {
 
     /// An inventory scanner's PTR sweep of the workstation network every night at 02:00, from
     /// the first day (so during learning too): its routine, not reconnaissance.
+    /// A server of its own for a confounder (in the inventory, normal traffic from day 0), so
+    /// that confounders never share a device with an attack or with each other.
+    fn own_server(&mut self, last_octet: u8, name: &str) -> usize {
+        let dev = self.org.add_device(
+            self.world,
+            v4(10, 2, 0, last_octet),
+            name,
+            Group::Server,
+            Role::App,
+            0,
+            true,
+            vec![],
+        );
+        self.used.push(dev);
+        dev
+    }
+
     fn scanner_routine(&mut self) {
-        let dev = self.pick(Group::Server, None);
+        let dev = self.own_server(240, "scan01");
         for day in 0..self.days {
             let mut t = self.start
                 + day as i64 * crate::traffic::DAY_US
@@ -853,7 +883,7 @@ impl Planner<'_> {
     /// A server whose retired names are still configured: it re-asks the same few names that
     /// do not exist every few seconds for the rest of the run.
     fn misconfig(&mut self) {
-        let dev = self.pick(Group::Server, None);
+        let dev = self.own_server(241, "app-legacy");
         let t0 = self.when(false);
         let names = [
             internal("fs-old"),
@@ -1074,7 +1104,7 @@ impl Planner<'_> {
 
     /// A server switched off over two days (maintenance), then back: quiet is not an attack.
     fn device_off(&mut self) -> (usize, i64, i64) {
-        let dev = self.pick(Group::Server, None);
+        let dev = self.own_server(242, "app-maint");
         let t0 = self.when(false);
         let t0 = t0 - (t0 - self.start).rem_euclid(crate::traffic::DAY_US);
         let end = (t0 + 2 * crate::traffic::DAY_US).min(self.end);
