@@ -51,6 +51,7 @@ pub enum Kind {
     Policy,
     Reconnaissance,
     NewDevice,
+    Misconfiguration,
 }
 
 impl Kind {
@@ -60,7 +61,7 @@ impl Kind {
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
     }
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::NewDestination,
         Kind::NewCountry,
         Kind::NewAsn,
@@ -72,6 +73,7 @@ impl Kind {
         Kind::Policy,
         Kind::Reconnaissance,
         Kind::NewDevice,
+        Kind::Misconfiguration,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,13 +88,14 @@ impl Kind {
             Kind::Policy => "policy",
             Kind::Reconnaissance => "reconnaissance",
             Kind::NewDevice => "new_device",
+            Kind::Misconfiguration => "misconfiguration",
         }
     }
     /// Kinds that stay per device even with a destination.
     pub fn per_device(self) -> bool {
         matches!(
             self,
-            Kind::TrafficChange | Kind::Reconnaissance | Kind::NewDevice
+            Kind::TrafficChange | Kind::Reconnaissance | Kind::NewDevice | Kind::Misconfiguration
         )
     }
     /// Kinds that only say "new": they do not stop a destination from being learned.
@@ -316,6 +319,11 @@ pub struct BookLimits {
     pub idle_secs: i64,
     /// At most this many live alerts; beyond it the least recently seen leave.
     pub max_live: usize,
+    /// Alerts below this severity are recorded (held, scored, saved with the state, counted
+    /// in the stats) but not handed out by [`AlertBook::drain_updates`] and
+    /// [`AlertBook::shown`]: info-level novelty is not an inbox item. One that rises to this
+    /// severity is handed out from then on, and its closing too.
+    pub min_severity: Severity,
 }
 
 impl Default for BookLimits {
@@ -323,6 +331,7 @@ impl Default for BookLimits {
         BookLimits {
             idle_secs: 7 * 86_400,
             max_live: 50_000,
+            min_severity: Severity::Low,
         }
     }
 }
@@ -335,6 +344,8 @@ struct Live {
     devs: Vec<DevId>,
     /// It owns its key in `index` (a reopened alert whose key a newer alert holds does not).
     keyed: bool,
+    /// It was handed out at least once (reached the minimum severity, or was restored).
+    shown: bool,
 }
 
 /// Deduplicates findings into live alerts and keeps track of what changed. Keys hold
@@ -421,6 +432,20 @@ impl AlertBook {
     /// Every live alert as handed out (evidence complete), in slot order.
     pub fn all(&self) -> impl Iterator<Item = Alert> + '_ {
         self.live_slots().map(|(_, l)| materialize(l))
+    }
+    /// The live alerts that are handed out (at or above the minimum severity, or shown once).
+    pub fn shown(&self) -> impl Iterator<Item = Alert> + '_ {
+        let min = self.limits.min_severity;
+        self.live_slots()
+            .filter(move |(_, l)| l.shown || l.a.severity >= min)
+            .map(|(_, l)| materialize(l))
+    }
+    /// Live alerts held below the minimum severity and never handed out (recorded only).
+    pub fn recorded_only(&self) -> usize {
+        let min = self.limits.min_severity;
+        self.live_slots()
+            .filter(|(_, l)| !l.shown && l.a.severity < min)
+            .count()
     }
     /// The live alert with this id.
     pub fn get(&self, id: &str) -> Option<Alert> {
@@ -542,7 +567,7 @@ impl AlertBook {
     /// Puts a whole alert in as live (restored from the state, or reopened). `ids` are the
     /// devices of `a.devices` that the baselines know. A live alert with the same id is
     /// replaced by it.
-    fn insert(&mut self, a: Alert, ids: Vec<DevId>) -> u32 {
+    fn insert(&mut self, a: Alert, ids: Vec<DevId>, shown: bool) -> u32 {
         if let Some(&old) = self.ids.get(a.id.as_str()) {
             self.unlink(old);
         }
@@ -578,6 +603,7 @@ impl AlertBook {
             x,
             devs: ids.clone(),
             keyed,
+            shown,
         });
         if keyed {
             self.index.insert(key.expect("keyed"), i);
@@ -598,14 +624,16 @@ impl AlertBook {
             return;
         }
         let ids: Vec<DevId> = a.devices.iter().filter_map(|d| dev_of(d)).collect();
-        self.insert(a, ids);
+        // an alert recorded below the minimum severity stays recorded only
+        let shown = a.severity >= self.limits.min_severity;
+        self.insert(a, ids, shown);
     }
     /// Puts a closed alert back as live with status Reopened (reported by the next drain).
     pub fn reopen(&mut self, mut a: Alert, dev_of: impl Fn(&str) -> Option<DevId>) -> AlertSlot {
         a.status = Status::Reopened;
         let ids: Vec<DevId> = a.devices.iter().filter_map(|d| dev_of(d)).collect();
         let (dev, dest) = (ids.first().copied(), a.destination.clone());
-        let i = self.insert(a, ids);
+        let i = self.insert(a, ids, true);
         match dev {
             Some(d) => self.rescore(i, d, &dest.as_str().into()),
             None => self.touch(i),
@@ -666,7 +694,9 @@ impl AlertBook {
             }
         }
         self.deleted.push(a.id.clone());
-        self.closed.push(a.clone());
+        if l.shown || l.a.severity >= self.limits.min_severity {
+            self.closed.push(a.clone());
+        }
         a
     }
     /// Sets the status of a live alert that stays live (open, flagged, blocked, reopened);
@@ -815,6 +845,7 @@ impl AlertBook {
                     x: extra,
                     devs: vec![who.id],
                     keyed: true,
+                    shown: false,
                 });
                 self.members.insert((i, who.id));
                 self.index.insert(key, i);
@@ -885,10 +916,14 @@ impl AlertBook {
     pub fn drain_updates(&mut self, out: &mut Vec<Alert>) {
         out.append(&mut self.closed);
         let updated = std::mem::take(&mut self.updated);
+        let min = self.limits.min_severity;
         for &i in &updated {
             self.updated_flag[i as usize] = false;
-            if let Some(l) = &self.slots[i as usize] {
-                out.push(materialize(l));
+            if let Some(l) = self.slots[i as usize].as_mut() {
+                if l.shown || l.a.severity >= min {
+                    l.shown = true;
+                    out.push(materialize(l));
+                }
             }
         }
         self.updated = updated;
@@ -897,6 +932,12 @@ impl AlertBook {
     /// All live alerts, most severe first (score, then last seen, then id for determinism).
     pub fn sorted(&self) -> Vec<Alert> {
         let mut v: Vec<Alert> = self.all().collect();
+        sort_alerts(&mut v);
+        v
+    }
+    /// The live alerts handed out ([`shown`](Self::shown)), most severe first.
+    pub fn sorted_shown(&self) -> Vec<Alert> {
+        let mut v: Vec<Alert> = self.shown().collect();
         sort_alerts(&mut v);
         v
     }

@@ -110,12 +110,36 @@ pub struct HourAcc {
     pub bits: [u64; 16],
     /// Bit set per metric once a traffic_change finding fired this hour.
     pub fired: u8,
+    /// NXDOMAIN names asked this hour (1024-bit set of qname hashes; not persisted: after a
+    /// restart the running hour counts its names afresh).
+    pub nx_bits: [u64; 16],
+    /// NXDOMAIN answers this hour for a name that already got one this hour: a device
+    /// re-asking what does not exist (misconfiguration), not new traffic.
+    pub nx_repeat: u32,
 }
 
 impl HourAcc {
     pub fn add_dest(&mut self, id: u32) {
         let h = (id.wrapping_mul(0x9E37_79B1) >> 22) as usize; // 10 bits
         self.bits[h >> 6] |= 1 << (h & 63);
+    }
+    /// Queries this hour without the NXDOMAIN repeats.
+    pub fn volume_new(&self) -> u32 {
+        self.volume.saturating_sub(self.nx_repeat)
+    }
+    /// NXDOMAIN answers this hour without the repeats.
+    pub fn nx_new(&self) -> u32 {
+        self.nx.saturating_sub(self.nx_repeat)
+    }
+    /// Counts an NXDOMAIN for the name with hash `h`; true when it is a repeat this hour.
+    pub fn add_nx(&mut self, h: u64) -> bool {
+        let b = (h >> 40) as usize & 1023;
+        let repeat = self.nx_bits[b >> 6] & (1 << (b & 63)) != 0;
+        self.nx_bits[b >> 6] |= 1 << (b & 63);
+        if repeat {
+            self.nx_repeat += 1;
+        }
+        repeat
     }
     /// Linear-counting estimate of distinct destinations this hour.
     pub fn distinct(&self) -> f32 {
@@ -149,13 +173,11 @@ impl Profile {
     /// Closes hour `c` into its slot and fills the empty hours up to `next` (at most a week)
     /// with zeros.
     pub fn close(&mut self, c: &HourAcc, next: u32) {
-        let share = if c.volume > 0 {
-            c.nx as f32 / c.volume as f32
-        } else {
-            0.0
-        };
+        // repeats of a name that does not exist are not traffic (see `HourAcc::nx_repeat`)
+        let (vol, nx) = (c.volume_new(), c.nx_new());
+        let share = if vol > 0 { nx as f32 / vol as f32 } else { 0.0 };
         let d = c.distinct();
-        let v = c.volume as f32;
+        let v = vol as f32;
         let s = &mut self.slots[how_of(c.hour)];
         s.volume.push(v);
         s.distinct.push(d);

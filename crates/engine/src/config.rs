@@ -54,6 +54,43 @@ impl PolicyRule {
     }
 }
 
+/// A standing exemption from the config (`[[detection.exempt]]`): findings of `kinds` (all
+/// kinds when empty) on `destinations` (a name matches itself and names below it; any
+/// destination when empty) from the listed devices or groups are dropped before they become
+/// alerts, and counted (`exempted` in the stats). For machines whose job looks like an
+/// attack: a package mirror syncing, a vulnerability scanner, a mail server's DNSBL lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Exemption {
+    pub devices: Vec<Cidr>,
+    pub groups: Vec<CompactString>,
+    pub kinds: Vec<crate::alert::Kind>,
+    pub destinations: Vec<CompactString>,
+    /// Why (for the config reader; not shown in alerts).
+    pub reason: CompactString,
+}
+
+impl Exemption {
+    /// Does it cover a finding of `kind` on `destination` from a device with `ip` and `group`?
+    pub fn covers(
+        &self,
+        kind: crate::alert::Kind,
+        destination: &str,
+        ip: std::net::IpAddr,
+        group: Option<&str>,
+    ) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && (self.devices.iter().any(|c| c.contains(ip))
+                || group.is_some_and(|g| self.groups.iter().any(|e| e == g)))
+            && (self.destinations.is_empty()
+                || self.destinations.iter().any(|d| {
+                    destination == d.as_str()
+                        || destination
+                            .strip_suffix(d.as_str())
+                            .is_some_and(|p| p.ends_with('.'))
+                }))
+    }
+}
+
 /// Per-detector tuning. Defaults are documented in each detector file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tuning {
@@ -112,6 +149,8 @@ pub struct EngineConfig {
     pub geoip: Option<Arc<Geo>>,
     pub intel: Arc<IntelSet>,
     pub policy: Vec<PolicyRule>,
+    /// Standing exemptions (`[[detection.exempt]]`).
+    pub exempt: Vec<Exemption>,
     /// Flag DNS-over-HTTPS resolver names and the Firefox canary (resolver bypass).
     pub doh_bypass: bool,
     /// Extra DoH resolver names on top of the built-in list.
@@ -141,6 +180,9 @@ pub struct EngineConfig {
     /// Upper bound of live alerts held by the engine; beyond it the least recently seen leave
     /// (as expired). Default 50 000 (see `alert.rs` for the memory per alert).
     pub max_open_alerts: usize,
+    /// Alerts below this severity are recorded, not handed out (default low: info-level
+    /// novelty is not an inbox item).
+    pub min_alert_severity: crate::alert::Severity,
     pub tuning: Tuning,
 }
 
@@ -161,6 +203,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("disabled", &self.disabled)
             .field("alert_idle_secs", &self.alert_idle_secs)
             .field("max_open_alerts", &self.max_open_alerts)
+            .field("min_alert_severity", &self.min_alert_severity)
             .finish()
     }
 }
@@ -230,6 +273,8 @@ impl Default for EngineConfig {
             max_dests_per_device: 20_000,
             alert_idle_secs: 7 * 86_400,
             max_open_alerts: 50_000,
+            min_alert_severity: crate::alert::Severity::Low,
+            exempt: Vec::new(),
             tuning: Tuning::default(),
         }
     }

@@ -24,6 +24,10 @@ use std::sync::Arc;
 const MIN_TS: i64 = 946_684_800;
 const MAX_TS: i64 = 4_102_444_800;
 
+/// Where event times relative to 1970-01-01 (a capture's own clock, e.g. Slips' Zeek logs) are
+/// placed: 2000-01-03T00:00:00Z, a Monday, so hour-of-week profiles start on a week boundary.
+const RELATIVE_BASE: i64 = 946_857_600;
+
 /// Format version of the detectors' persisted windows.
 const WINDOWS_VERSION: u8 = 1;
 
@@ -42,6 +46,12 @@ pub struct EngineStats {
     /// Findings dropped because an acknowledgement covers them.
     #[serde(default)]
     pub suppressed: u64,
+    /// Findings dropped because a `[[detection.exempt]]` entry covers them.
+    #[serde(default)]
+    pub exempted: u64,
+    /// Live alerts held below `min_alert_severity` (recorded, not handed out).
+    #[serde(default)]
+    pub alerts_recorded_only: u64,
     /// Live alerts.
     pub alerts: u64,
     pub alerts_by_severity: BTreeMap<String, u64>,
@@ -90,6 +100,7 @@ pub struct Engine {
     /// their source of truth and re-applies them at start).
     acks: HashMap<CompactString, Vec<Suppression>, foldhash::quality::RandomState>,
     suppressed: u64,
+    exempted: u64,
     /// Event time (s) of the last idle-alert sweep.
     last_expire: u32,
     geo: Option<GeoCache>,
@@ -104,6 +115,9 @@ pub struct Engine {
     pub(crate) last_event: Option<dnsight_model::Ts>,
     last_tick: u32,
     notices: Vec<String>,
+    /// Set when the input's times are relative (before 2000, nothing absolute seen first):
+    /// such times are shifted by [`RELATIVE_BASE`].
+    relative: bool,
 }
 
 impl Engine {
@@ -122,6 +136,7 @@ impl Engine {
         let limits = BookLimits {
             idle_secs: cfg.alert_idle_secs,
             max_live: cfg.max_open_alerts,
+            min_severity: cfg.min_alert_severity,
         };
         Engine {
             detectors: detectors::registry(&cfg),
@@ -131,6 +146,7 @@ impl Engine {
             book: AlertBook::with_limits(limits),
             acks: HashMap::default(),
             suppressed: 0,
+            exempted: 0,
             last_expire: 0,
             geo,
             store: None,
@@ -142,6 +158,7 @@ impl Engine {
             last_event: None,
             last_tick: 0,
             notices,
+            relative: false,
         }
     }
 
@@ -211,6 +228,9 @@ impl Engine {
     /// Feeds one event. Hot path: no I/O, no clock.
     pub fn observe(&mut self, ev: &DnsEvent) {
         let secs = ev.ts.secs();
+        if (0..MIN_TS).contains(&secs) && (self.relative || self.first_event.is_none()) {
+            return self.observe_relative(ev);
+        }
         if !(MIN_TS..MAX_TS).contains(&secs) {
             return self.skip("timestamp_out_of_range");
         }
@@ -336,6 +356,7 @@ impl Engine {
                 d.cur.volume += 1;
                 if en.nx {
                     d.cur.nx += 1;
+                    d.cur.add_nx(facts.hashes.qname);
                 }
                 d.cur
                     .add_dest(en.dest_id.unwrap_or(facts.hashes.dest as u32));
@@ -459,6 +480,16 @@ impl Engine {
                     continue;
                 }
                 let d = &self.base.devices[f.dev as usize];
+                if !self.cfg.exempt.is_empty()
+                    && self
+                        .cfg
+                        .exempt
+                        .iter()
+                        .any(|x| x.covers(f.kind, &f.destination, d.ip, d.group.as_deref()))
+                {
+                    self.exempted += 1;
+                    continue;
+                }
                 let who = DeviceRef {
                     id: f.dev,
                     ip: d.ip,
@@ -477,6 +508,23 @@ impl Engine {
             }
             self.findings = findings;
         }
+    }
+
+    /// An event whose time counts from 1970-01-01 (a log written with times relative to the
+    /// start of its capture): the first one, before any absolute time, switches the engine to
+    /// relative input, said once in the notices; its times are placed from [`RELATIVE_BASE`].
+    #[cold]
+    fn observe_relative(&mut self, ev: &DnsEvent) {
+        if !self.relative {
+            self.relative = true;
+            self.notices.push(format!(
+                "time: the input's timestamps are relative (seconds from 1970-01-01, e.g. from the start of a capture): they are placed from {} on, so alert times are that moment plus the file's own times",
+                dnsight_model::Ts(RELATIVE_BASE * 1_000_000).to_rfc3339()
+            ));
+        }
+        let mut e = ev.clone();
+        e.ts = dnsight_model::Ts(ev.ts.0.saturating_add(RELATIVE_BASE * 1_000_000));
+        self.observe(&e)
     }
 
     /// Is this finding covered by an acknowledgement (at event time `now`)? Only called when a
@@ -712,8 +760,14 @@ impl Engine {
         self.book.drain_updates(out);
     }
 
-    /// All live alerts, most severe first.
+    /// The live alerts handed out (at or above `min_alert_severity`), most severe first.
     pub fn alerts(&self) -> Vec<Alert> {
+        self.book.sorted_shown()
+    }
+
+    /// Every live alert, including those recorded below `min_alert_severity` (info-level
+    /// novelty: kept, scored and saved, not handed out), most severe first.
+    pub fn all_alerts(&self) -> Vec<Alert> {
         self.book.sorted()
     }
 
@@ -804,6 +858,8 @@ impl Engine {
                 .map(|(k, n)| (k.as_str().to_string(), n))
                 .collect(),
             suppressed: self.suppressed,
+            exempted: self.exempted,
+            alerts_recorded_only: self.book.recorded_only() as u64,
             alerts: self.book.len() as u64,
             alerts_by_severity: by_sev,
             first_event: self.first_event,
@@ -862,6 +918,65 @@ mod tests {
     }
 
     /// A state directory holding the story's events up to `split`.
+    /// Kind, severity and count of each alert, without times and ids.
+    fn shape(e: &Engine) -> Vec<String> {
+        let mut v: Vec<String> = lines(e, None).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_exempted_mirror_raises_nothing_others_still_do() {
+        // a package mirror pulls many unique names from upstream after learning; so does
+        // another server: only the mirror is exempt (tunneling and traffic jumps on its job)
+        let mut c = cfg();
+        c.exempt.push(crate::config::Exemption {
+            devices: vec![crate::net::Cidr::parse("10.0.0.80").unwrap()],
+            kinds: vec![Kind::Tunneling, Kind::NewDestination, Kind::TrafficChange],
+            ..Default::default()
+        });
+        let fx = "
+            +0 10.0.0.80 www.example.com A NOERROR 93.184.216.34
+            +0 10.0.0.81 www.example.com A NOERROR 93.184.216.34
+            +1d 10.0.0.80 www.example.com A NOERROR 93.184.216.34
+            +1s x150 10.0.0.80 {r}{r}{r}.pkgs.mirror-up.example TXT NOERROR txt:ok
+            +1s x150 10.0.0.81 {r}{r}{r}.pkgs.mirror-up.example TXT NOERROR txt:ok
+        ";
+        let e = crate::detectors::testkit::run(c, fx);
+        let got = lines(&e, None);
+        assert!(!got.contains("10.0.0.80"), "{got}");
+        assert!(
+            got.contains("tunneling") && got.contains("10.0.0.81"),
+            "{got}"
+        );
+        assert!(e.stats().exempted > 0);
+    }
+
+    #[test]
+    fn relative_timestamps_give_the_same_findings_as_absolute_ones() {
+        // a log written with times from 1970-01-01 (a capture's own clock): the same story
+        // shifted back to the epoch must raise the same alerts, and say what it did
+        let (evs, _) = story();
+        let t0 = evs[0].ts.0;
+        let mut abs = Engine::new(cfg());
+        let mut rel = Engine::new(cfg());
+        for ev in &evs {
+            abs.observe(ev);
+            let mut r = ev.clone();
+            r.ts = dnsight_model::Ts(ev.ts.0 - t0 + 29_557_741);
+            rel.observe(&r);
+        }
+        assert!(!shape(&abs).is_empty());
+        assert_eq!(shape(&rel), shape(&abs));
+        assert!(
+            rel.notices().iter().any(|n| n.contains("relative")),
+            "{:?}",
+            rel.notices()
+        );
+        assert!(!abs.notices().iter().any(|n| n.contains("relative")));
+        assert_eq!(rel.stats().skipped.get("timestamp_out_of_range"), None);
+    }
+
     fn first_half_into_state(evs: &[DnsEvent], split: dnsight_model::Ts) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let mut a = Engine::open(cfg(), dir.path()).unwrap();

@@ -248,6 +248,14 @@ const KIND_TABLE: [KindRow; Kind::ALL.len()] = {
             ack_effect: "Suppressed for the covered devices (the device keeps its baseline).",
             typical: (Info, Low),
         },
+        KindRow {
+            kind: Kind::Misconfiguration,
+            detector: "misconfiguration",
+            title: "Misconfiguration",
+            description: "A device keeps asking for the same few names that do not exist (stale service discovery, a broken search list, a removed server still configured): worth fixing, not an attack.",
+            ack_effect: "Suppressed for the covered devices until the acknowledgement ends.",
+            typical: (Low, Medium),
+        },
     ]
 };
 

@@ -158,6 +158,7 @@ impl Simulation {
                 extra: Default::default(),
                 labels: vec![],
                 intel: vec![],
+                off: vec![],
             }
         };
         let labels = Labels {
@@ -208,6 +209,7 @@ impl Simulation {
             }
             let cache = &mut self.caches[i];
             cache.prune(d0);
+            let from = out.len();
             let mut g = DayGen {
                 world: &self.world,
                 dev,
@@ -221,6 +223,19 @@ impl Simulation {
                 session: None,
             };
             g.run();
+            // a device switched off sends nothing
+            for &(d, a, b) in &self.plan.off {
+                if d == i {
+                    let mut k = from;
+                    while k < out.len() {
+                        if (a..b).contains(&out[k].ts.0) {
+                            out.swap_remove(k);
+                        } else {
+                            k += 1;
+                        }
+                    }
+                }
+            }
         }
         let lo = self.plan.events.partition_point(|e| e.ts.0 < d0);
         let hi = self.plan.events.partition_point(|e| e.ts.0 < d0 + DAY_US);

@@ -23,7 +23,7 @@ pub struct ScenarioLabel {
     pub id: String,
     /// beaconing, dga, tunnel_fast, exfil_slow, new_country, package_repo, db_rate, intel_qname,
     /// intel_cname, intel_ip, doh_bypass, ptr_sweep, new_device; confounders: org_update,
-    /// saas_rollout, cdn_move, new_laptop.
+    /// saas_rollout, cdn_move, new_laptop, scanner_routine, misconfig, av_scan, device_off.
     pub kind: String,
     /// True for benign confounders.
     pub benign: bool,
@@ -69,6 +69,8 @@ pub struct Plan {
     pub labels: Vec<ScenarioLabel>,
     /// Intel feed entries (domains and addresses) a real operator would have.
     pub intel: Vec<String>,
+    /// Devices switched off: (device index, from µs, to µs); their normal traffic is dropped.
+    pub off: Vec<(usize, i64, i64)>,
 }
 
 struct Planner<'a> {
@@ -136,12 +138,25 @@ impl Planner<'_> {
             .map(|d| d.idx)
             .collect();
         let cands = if cands.is_empty() {
-            self.org
-                .devices
-                .iter()
-                .filter(|d| d.group == group && role.is_none_or(|r| d.role == r))
-                .map(|d| d.idx)
-                .collect()
+            // reuse a device active from the start; any of the group only when none is
+            let of_group = |late: bool| -> Vec<usize> {
+                self.org
+                    .devices
+                    .iter()
+                    .filter(|d| {
+                        d.group == group
+                            && role.is_none_or(|r| d.role == r)
+                            && (late || d.active_from == 0)
+                    })
+                    .map(|d| d.idx)
+                    .collect()
+            };
+            let v = of_group(false);
+            if v.is_empty() {
+                of_group(true)
+            } else {
+                v
+            }
         } else {
             cands
         };
@@ -820,6 +835,292 @@ impl Planner<'_> {
         );
     }
 
+    /// An inventory scanner's PTR sweep of the workstation network every night at 02:00, from
+    /// the first day (so during learning too): its routine, not reconnaissance.
+    /// A server of its own for a confounder (in the inventory, normal traffic from day 0), so
+    /// that confounders never share a device with an attack or with each other.
+    fn own_server(&mut self, last_octet: u8, name: &str) -> usize {
+        let dev = self.org.add_device(
+            self.world,
+            v4(10, 2, 0, last_octet),
+            name,
+            Group::Server,
+            Role::App,
+            0,
+            true,
+            vec![],
+        );
+        self.used.push(dev);
+        dev
+    }
+
+    fn scanner_routine(&mut self) {
+        let dev = self.own_server(240, "scan01");
+        for day in 0..self.days {
+            let mut t = self.start
+                + day as i64 * crate::traffic::DAY_US
+                + 2 * HOUR_US
+                + self.rng.random_range(0..10 * 60 * SEC_US);
+            for h in 1..=254u8 {
+                self.ev(t, dev, &reverse_name(v4(10, 1, 0, h)), 12);
+                t += self.rng.random_range(200_000..600_000);
+            }
+        }
+        let from = self.start + self.learn_days as i64 * crate::traffic::DAY_US;
+        self.label(
+            "scanner_routine",
+            true,
+            &[dev],
+            from,
+            self.end,
+            vec![],
+            &[],
+            "an inventory scanner sweeps 10.1.0.0/24 by PTR every night at 02:00, learning included"
+                .into(),
+        );
+    }
+
+    /// A server whose retired names are still configured: it re-asks the same few names that
+    /// do not exist every few seconds for the rest of the run.
+    fn misconfig(&mut self) {
+        let dev = self.own_server(241, "app-legacy");
+        let t0 = self.when(false);
+        let names = [
+            internal("fs-old"),
+            format!("_ldap._tcp.dc._msdcs.old.{}", crate::world::INTERNAL_SUFFIX),
+            "telemetry.retired-vendor.com".to_string(),
+        ];
+        let mut t = t0;
+        let end = (t0 + 30 * HOUR_US).min(self.end);
+        while t < end {
+            for (i, n) in names.iter().enumerate() {
+                let qtype = if n.starts_with("_ldap") { 33 } else { 1 };
+                self.raw(
+                    t + i as i64 * 300_000,
+                    dev,
+                    n,
+                    qtype,
+                    RCODE_NXDOMAIN,
+                    vec![],
+                );
+            }
+            t += self.rng.random_range(3 * SEC_US..6 * SEC_US);
+        }
+        self.label(
+            "misconfig",
+            true,
+            &[dev],
+            t0,
+            end,
+            vec![],
+            &[],
+            "a server keeps re-asking three retired names that no longer exist (every ~4 s)".into(),
+        );
+    }
+
+    /// A workstation's antivirus runs a full scan: hundreds of reputation lookups an hour with
+    /// hash labels, to the same zone every workstation uses lightly.
+    fn av_scan(&mut self) {
+        let dev = self.pick(Group::Workstation, None);
+        let t0 = self.when(true);
+        let end = (t0 + 3 * HOUR_US).min(self.end);
+        let zone = self.org.devices[dev].av_zone;
+        let mut t = t0;
+        while t < end {
+            let h = hex(&mut self.rng, 40);
+            let name = if zone == "sophosxl.net" {
+                format!(
+                    "{}.{}.f.sophosxl.net",
+                    &h[..32],
+                    self.rng.random_range(0..9)
+                )
+            } else {
+                format!("{h}.{zone}")
+            };
+            self.ev(t, dev, &name, 1);
+            t += self.rng.random_range(2 * SEC_US..12 * SEC_US);
+        }
+        self.label(
+            "av_scan",
+            true,
+            &[dev],
+            t0,
+            end,
+            vec![],
+            &[],
+            format!(
+                "a full antivirus scan: ~500 hash-label reputation lookups an hour under {zone}"
+            ),
+        );
+    }
+
+    /// A DGA whose names partly resolve (parked and sinkholed domains): one infection, many
+    /// generated names that answer.
+    fn dga_resolving(&mut self, names: Vec<String>, family: &str) {
+        let dev = self.pick(Group::Workstation, None);
+        let t0 = self.when(true);
+        let n = names.len();
+        let span = 15 * 60 * SEC_US;
+        for (i, name) in names.iter().enumerate() {
+            let t = t0 + (i as i64 * span) / n as i64 + self.rng.random_range(0..SEC_US);
+            if i % 3 == 0 {
+                let cc = ["US", "DE", "RU"][self.rng.random_range(0..3)];
+                let a = self.world.geo.addr(cc, self.rng.random(), false);
+                let ans = vec![Answer {
+                    name: nm(name),
+                    rtype: 1,
+                    ttl: 300,
+                    data: RData::Addr(a),
+                }];
+                self.raw(t, dev, name, 1, RCODE_NOERROR, ans);
+            } else {
+                self.raw(t, dev, name, 1, RCODE_NXDOMAIN, vec![]);
+            }
+        }
+        let desc = format!(
+            "{n} names of DGA family {family}, a third of them resolving (parked, sinkholed)"
+        );
+        self.label(
+            "dga",
+            false,
+            &[dev],
+            t0,
+            t0 + span,
+            names,
+            &["dga", "new_destination"],
+            desc,
+        );
+    }
+
+    /// Short C2 and tunnel sessions of a dozen queries, in the documented wire formats of
+    /// public tools (no threat feed knows their domains): what a cold-start detector must see.
+    /// `variant`: 0 dnscat2 (hex session id + sequence under TXT/MX/CNAME), 1 DNSExfiltrator
+    /// (base32 chunks `<seq>.<data>` under TXT... answered), 2 a TXT stager pulling numbered
+    /// chunks, 3 an A-record tunnel (short base32-like labels, answers in CGNAT space), 4 C2
+    /// rotating record types over a lookalike domain with base64 in labels, 5 iodine/sods
+    /// style NULL queries.
+    fn cold_c2(&mut self, variant: u32) {
+        let dev = self.pick(Group::Workstation, None);
+        let t0 = self.when(true);
+        let w = word_domain(&mut self.rng);
+        let (l, tld) = w.split_once('.').unwrap_or((&w, "com"));
+        let dom = match variant {
+            4 => format!("rnicrosoft-{l}.{tld}"),
+            _ => format!("{l}.{tld}"),
+        };
+        let txt = |s: String| {
+            vec![Answer {
+                name: nm("x.invalid"),
+                rtype: 16,
+                ttl: 0,
+                data: RData::Text(s.into()),
+            }]
+        };
+        let session = hex(&mut self.rng, 4);
+        let mut t = t0;
+        let mut names = Vec::new();
+        for i in 0..12u32 {
+            t += self.rng.random_range(500_000..3 * SEC_US);
+            let (q, qt, ans): (String, u16, Vec<Answer>) = match variant {
+                0 => {
+                    let data = hex(&mut self.rng, 24);
+                    let qt = [16u16, 15, 5][i as usize % 3];
+                    (
+                        format!("{session}{:04x}{data}.{dom}", i),
+                        qt,
+                        txt(hex(&mut self.rng, 30)),
+                    )
+                }
+                1 => {
+                    let b32 = Self::b32(&mut self.rng, 40);
+                    (format!("{i}.{b32}.{dom}"), 16, txt("OK".into()))
+                }
+                2 => (
+                    format!("{}.dl.{dom}", i + 1),
+                    16,
+                    txt(alnum(&mut self.rng, 200)),
+                ),
+                3 => {
+                    let d = Self::b32(&mut self.rng, 8);
+                    let a = dnsight_model::Answer {
+                        name: nm("x.invalid"),
+                        rtype: 1,
+                        ttl: 0,
+                        data: RData::Addr(v4(
+                            100,
+                            64 + (i % 4) as u8,
+                            self.rng.random(),
+                            self.rng.random(),
+                        )),
+                    };
+                    (format!("{d}.{dom}"), 1, vec![a])
+                }
+                4 => {
+                    let b = alnum(&mut self.rng, 14);
+                    let qt = [1u16, 28, 16, 15, 5, 33][i as usize % 6];
+                    let a = if qt == 1 {
+                        vec![Answer {
+                            name: nm("x.invalid"),
+                            rtype: 1,
+                            ttl: 60,
+                            data: RData::Addr(self.world.geo.addr("NL", self.rng.random(), false)),
+                        }]
+                    } else {
+                        txt(alnum(&mut self.rng, 40))
+                    };
+                    (format!("{b}==.{dom}"), qt, a)
+                }
+                _ => {
+                    let b = Self::b32(&mut self.rng, 30);
+                    (format!("p{b}.t.{dom}"), 10, txt("\\# 4 00000000".into()))
+                }
+            };
+            let mut ans = ans;
+            for a in &mut ans {
+                a.name = nm(&q);
+            }
+            self.raw(t, dev, &q, qt, RCODE_NOERROR, ans);
+            names.push(q);
+        }
+        let what = [
+            "dnscat2 (hex session labels under TXT/MX/CNAME)",
+            "DNSExfiltrator (numbered base32 chunks, TXT)",
+            "a TXT stager pulling 12 numbered chunks",
+            "an A-record tunnel (short base32 labels, answers in 100.64.0.0/10)",
+            "C2 rotating record types over a lookalike domain, base64 in labels",
+            "iodine/sods-style NULL queries",
+        ][variant as usize % 6];
+        self.label(
+            "c2_cold",
+            false,
+            &[dev],
+            t0,
+            t + SEC_US,
+            vec![dom],
+            &["tunneling"],
+            format!("12 queries of {what}, no feed knows the domain"),
+        );
+    }
+
+    /// A server switched off over two days (maintenance), then back: quiet is not an attack.
+    fn device_off(&mut self) -> (usize, i64, i64) {
+        let dev = self.own_server(242, "app-maint");
+        let t0 = self.when(false);
+        let t0 = t0 - (t0 - self.start).rem_euclid(crate::traffic::DAY_US);
+        let end = (t0 + 2 * crate::traffic::DAY_US).min(self.end);
+        self.label(
+            "device_off",
+            true,
+            &[dev],
+            t0,
+            (end + 6 * HOUR_US).min(self.end),
+            vec![],
+            &[],
+            "a server is switched off for two days, then comes back".into(),
+        );
+        (dev, t0, end)
+    }
+
     fn new_laptop(&mut self) {
         let t0 = self.when(true);
         let day = ((t0 - self.start) / crate::traffic::DAY_US) as u32;
@@ -878,6 +1179,7 @@ pub fn plan(
             extra: HashMap::new(),
             labels: vec![],
             intel: vec![],
+            off: vec![],
         },
         slot: 0,
     };
@@ -920,6 +1222,28 @@ pub fn plan(
     p.saas();
     p.cdn_move();
     p.new_laptop();
+    // confounders of issue 12 (routines, misconfiguration, benign encoders, quiet) and a DGA
+    // whose names partly resolve; planned last so the scenarios above keep their devices
+    p.scanner_routine();
+    p.misconfig();
+    p.av_scan();
+    let n = p.rng.random_range(60..90);
+    let s2: u32 = p.rng.random();
+    let fam2 = dga
+        .and_then(|d| d.pick_family(u64::from(s2)))
+        .map(|(f, v)| (f.to_string(), v.to_vec()));
+    match fam2 {
+        Some((f, v)) if v.len() >= n => {
+            let off = p.rng.random_range(0..=(v.len() - n));
+            p.dga_resolving(v[off..off + n].to_vec(), &f);
+        }
+        _ => p.dga_resolving(builtin_char(s2, n), "builtin-char (Conficker-like)"),
+    }
+    for v in 0..6 {
+        p.cold_c2(v);
+    }
+    let off = p.device_off();
+    p.plan.off.push(off);
     // decoy feed entries a real operator's list would also contain
     for i in 0..150 {
         let d = word_domain(&mut p.rng);

@@ -55,10 +55,35 @@ pub struct DetectionRaw {
     /// Live alerts held by the engine at most (default 50000); beyond it the least recently
     /// seen leave as expired.
     pub max_open_alerts: Option<usize>,
+    /// Alerts below this severity are recorded, not handed out (info, low, medium, high,
+    /// critical; default low).
+    pub min_alert_severity: Option<String>,
     #[serde(default)]
     pub tuning: TuningRaw,
     #[serde(default)]
     pub policy: Vec<PolicyRaw>,
+    #[serde(default)]
+    pub exempt: Vec<ExemptRaw>,
+}
+
+/// `[[detection.exempt]]`: devices whose job looks like an attack (a package mirror, a
+/// scanner): findings of `kinds` on `destinations` from them are dropped.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExemptRaw {
+    /// Addresses or CIDR ranges.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Inventory groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Alert kinds (default: every kind but threat_intel and policy).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Registered domains or names (a name covers names below it); default any.
+    #[serde(default)]
+    pub destinations: Vec<String>,
+    pub reason: Option<String>,
 }
 
 /// `[detection.tuning]`: every key optional, defaults documented in the detector files.
@@ -424,6 +449,11 @@ fn validate_with_files(
         }
         cfg.max_open_alerts = m;
     }
+    if let Some(m) = &d.min_alert_severity {
+        cfg.min_alert_severity = dnsight_engine::Severity::parse(m).ok_or_else(|| {
+            anyhow::anyhow!("{f}: detection.min_alert_severity = {m:?} is not a severity; use one of info, low, medium, high, critical (default low; info hands out every alert)")
+        })?;
+    }
     cfg.tuning = tuning(d.tuning, &f.to_string())?;
     for (i, p) in d.policy.into_iter().enumerate() {
         if p.deny.is_empty() && p.allow_only.is_empty() {
@@ -472,6 +502,67 @@ fn validate_with_files(
                 .into(),
             except_devices,
             except_groups,
+        });
+    }
+    for (i, x) in d.exempt.into_iter().enumerate() {
+        let at = format!("{f}: detection.exempt[{i}]");
+        if x.devices.is_empty() && x.groups.is_empty() {
+            bail!("{at}: an exemption needs `devices = [...]` (addresses or ranges) or `groups = [...]`: it never applies to everyone");
+        }
+        let devices = x
+            .devices
+            .iter()
+            .map(|c| {
+                Cidr::parse(c).map_err(|e| {
+                    anyhow!("{at}.devices: {e} (an address like \"10.0.0.5\" or a range like \"10.1.0.0/24\")")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut kinds = Vec::new();
+        for k in &x.kinds {
+            kinds.push(dnsight_engine::Kind::parse(k).ok_or_else(|| {
+                let all: Vec<&str> = dnsight_engine::Kind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect();
+                anyhow!(
+                    "{at}.kinds: {k:?} is not an alert kind; use some of {}",
+                    all.join(", ")
+                )
+            })?);
+        }
+        if kinds.is_empty() {
+            // a mirror's job can look like novelty, beaconing, tunneling or a traffic change;
+            // feeds and configured rules stay in force unless named
+            kinds = dnsight_engine::Kind::ALL
+                .into_iter()
+                .filter(|k| {
+                    !matches!(
+                        k,
+                        dnsight_engine::Kind::ThreatIntel | dnsight_engine::Kind::Policy
+                    )
+                })
+                .collect();
+        }
+        let mut destinations = Vec::new();
+        for n in &x.destinations {
+            let name = dnsight_model::Name::parse(n.trim_start_matches("*."))
+                .map_err(|e| anyhow!("{at}.destinations: {n:?} is not a DNS name ({e})"))?;
+            destinations.push(name.as_str().into());
+        }
+        let mut groups = Vec::new();
+        for g in &x.groups {
+            if g.trim().is_empty() {
+                bail!("{at}.groups: an empty group name; use the inventory group names, e.g. [\"mirrors\"]");
+            }
+            groups.push(g.trim().into());
+        }
+        cfg.exempt.push(dnsight_engine::config::Exemption {
+            devices,
+            groups,
+            kinds,
+            destinations,
+            reason: x.reason.unwrap_or_default().into(),
         });
     }
     // inventory: the CSV's hosts, the leases' names, and every group block of the one group
@@ -1104,5 +1195,52 @@ mod tests {
         };
         assert!(build(&bad).unwrap_err().to_string().contains("RFC 3339"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn exemptions_and_the_minimum_severity() {
+        let f = Path::new("t.toml");
+        let s = parse_sections(
+            "[detection]\nmin_alert_severity = \"medium\"\n[[detection.exempt]]\ndevices = [\"10.0.0.80\", \"10.9.0.0/24\"]\nkinds = [\"tunneling\"]\ndestinations = [\"*.debian.org\"]\nreason = \"mirror\"\n[[detection.exempt]]\ngroups = [\"mirrors\"]\n",
+            f,
+        )
+        .unwrap();
+        let cfg = validate(s, f, Path::new(".")).unwrap();
+        assert_eq!(cfg.min_alert_severity, dnsight_engine::Severity::Medium);
+        assert_eq!(cfg.exempt.len(), 2);
+        let (x, ip) = (&cfg.exempt[0], "10.9.0.7".parse().unwrap());
+        use dnsight_engine::Kind;
+        assert!(x.covers(Kind::Tunneling, "debian.org", ip, None));
+        assert!(x.covers(Kind::Tunneling, "deb.debian.org", ip, None));
+        assert!(!x.covers(Kind::Tunneling, "notdebian.org", ip, None));
+        assert!(!x.covers(Kind::Beaconing, "debian.org", ip, None));
+        // no kinds: all but threat_intel and policy; no destinations: any
+        let y = &cfg.exempt[1];
+        let other = "10.1.1.1".parse().unwrap();
+        assert!(y.covers(Kind::TrafficChange, "", other, Some("mirrors")));
+        assert!(!y.covers(Kind::ThreatIntel, "evil.example", other, Some("mirrors")));
+        assert!(!y.covers(Kind::TrafficChange, "", other, Some("servers")));
+        for (bad, want) in [
+            (
+                "[detection]\nmin_alert_severity = \"loud\"\n",
+                "min_alert_severity",
+            ),
+            (
+                "[[detection.exempt]]\nkinds = [\"tunneling\"]\n",
+                "detection.exempt[0]",
+            ),
+            (
+                "[[detection.exempt]]\ndevices = [\"10.0.0.5\"]\nkinds = [\"tunnel\"]\n",
+                "tunneling",
+            ),
+            (
+                "[[detection.exempt]]\ndevices = [\"10.0.0.500\"]\n",
+                "exempt[0].devices",
+            ),
+        ] {
+            let s = parse_sections(bad, f).unwrap();
+            let e = validate(s, f, Path::new(".")).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 }

@@ -152,7 +152,7 @@ fn simulate_analyze_eval_loop() {
         String::from_utf8_lossy(&o.stderr)
     );
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["attacks"], 17);
+    assert_eq!(r["attacks"], 24);
     // threat-intel matches are exact: whatever else changes in the engine, these are found
     for s in r["scenarios"].as_array().unwrap() {
         if s["kind"].as_str().unwrap().starts_with("intel_") {

@@ -18,7 +18,9 @@
 //! periodic traffic — NTP, telemetry, IoT keep-alives — is periodic too): a destination new to
 //! the device `+10`, never seen by the organisation `+10`; already in the device's learned
 //! baseline `−20`; used by half the devices `−25` (or by 5+ devices and 20 % `−15`); internal
-//! names `−20`. Evidence: interval median/MAD/skew, an interval histogram, the TTL.
+//! names `−20`; a pair that never got an answer and gets NXDOMAIN (a retry loop
+//! of a misconfigured device, or an implant whose server is gone) at most 15 (info: recorded;
+//! the misconfiguration detector speaks for it). Evidence: interval median/MAD/skew, an interval histogram, the TTL.
 //!
 //! Only destinations outside the device's learned baseline are tracked (new ones, promoted
 //! benign novelty, suspect ones): periodic traffic to what a device already did while learning
@@ -50,7 +52,9 @@ struct Track {
     /// Distinct timestamps ever added, and the count at which to score next.
     total: u32,
     next_eval: u32,
-    reported: u16,
+    /// Some beat got an answer (written where a count of reports used to be: a state from
+    /// before reads as "maybe", set again by the next answered beat).
+    answered: bool,
     min_ttl: u32,
     last: u32,
 }
@@ -70,7 +74,7 @@ impl Persist for Track {
         }
         out.put_u32(self.total);
         out.put_u32(self.next_eval);
-        out.put_u16(self.reported);
+        out.put_u16(u16::from(self.answered));
         out.put_u32(self.min_ttl);
         out.put_u32(self.last);
     }
@@ -87,7 +91,7 @@ impl Persist for Track {
             times,
             total: r.u32()?,
             next_eval: r.u32()?,
-            reported: r.u16()?,
+            answered: r.u16()? & 1 == 1,
             min_ttl: r.u32()?,
             last: r.u32()?,
         })
@@ -235,6 +239,9 @@ impl Detector for Beaconing {
                 None => self.tracks.entry((ev.dev, h)).or_default(),
             };
             t.last = ev.now;
+            if ev.resolved() {
+                t.answered = true;
+            }
             if ttl > 0 && (t.min_ttl == 0 || ttl < t.min_ttl) {
                 t.min_ttl = ttl;
             }
@@ -258,7 +265,6 @@ impl Detector for Beaconing {
             if pushed || ev.learning || s.score < self.threshold || s.median < 2.0 {
                 continue;
             }
-            t.reported = t.reported.saturating_add(1);
             let n = t.times.len();
             let min_ttl = t.min_ttl;
             let entry = ev.entry.as_ref();
@@ -285,6 +291,12 @@ impl Detector for Beaconing {
             }
             if ev.internal {
                 score -= 20.0;
+            }
+            let never_answered = !t.answered && ev.nx;
+            if never_answered {
+                // a name that never exists carries nothing back: a retry loop (see
+                // misconfiguration) or an implant whose server is gone, not a live channel
+                score = score.min(15.0);
             }
             let what = if by_domain {
                 format!("names under {}", ev.dest)
@@ -314,6 +326,7 @@ impl Detector for Beaconing {
                     },
                     "min_ttl": min_ttl,
                     "org_devices_using": devices,
+                    "never_answered": never_answered,
                 }),
                 sample: Some(ev.sample()),
                 repeat: false,

@@ -15,6 +15,13 @@
 //!    names look, which catches dictionary families (suppobox, matsnu: word pairs that no
 //!    character model flags).
 //!
+//! **One incident per episode.** A device's DGA findings are one alert (destination empty):
+//! once a device has a second generated-looking name resolve within 20 minutes, or its burst
+//! alert is open, further per-name findings fold into that device alert instead of opening one
+//! alert per name; the alert's evidence lists the names (`resolved_names`, up to 20, and
+//! `resolved_name_count`) next to the burst's NXDOMAIN examples. The first name of an episode
+//! keeps its own per-destination alert, so it can combine with novelty and beaconing there.
+//!
 //! Known false positives: typo bursts and broken search-domain configurations (many NXDOMAINs
 //! but the names are internal or known — excluded), antivirus/reputation lookups encoding
 //! hashes in labels (they resolve and are common across devices), spam filters' DNSBL queries
@@ -137,8 +144,49 @@ impl Persist for Win {
     }
 }
 
+/// A device's current DGA episode: the generated-looking names that resolved.
+#[derive(Default)]
+struct Episode {
+    names: Vec<CompactString>,
+    hits: u32,
+    /// The highest score handed out for the device alert in this episode.
+    score: f64,
+    last: u32,
+}
+
+const EPISODE_NAMES: usize = 20;
+
+impl Persist for Episode {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.names.len() as u32);
+        for s in &self.names {
+            out.put_str(s);
+        }
+        out.put_u32(self.hits);
+        out.put_f64(self.score);
+        out.put_u32(self.last);
+    }
+    fn get(r: &mut Rd<'_>) -> Option<Episode> {
+        let n = r.count(4)?;
+        if n > EPISODE_NAMES {
+            return None;
+        }
+        let mut names = Vec::with_capacity(n);
+        for _ in 0..n {
+            names.push(r.str()?.into());
+        }
+        Some(Episode {
+            names,
+            hits: r.u32()?,
+            score: r.f64()?,
+            last: r.u32()?,
+        })
+    }
+}
+
 pub struct Dga {
     devs: HashMap<DevId, Win, foldhash::fast::FixedState>,
+    episodes: HashMap<DevId, Episode, foldhash::fast::FixedState>,
     burst: u32,
     name_threshold: f64,
     last_sweep: u32,
@@ -148,6 +196,7 @@ impl Dga {
     pub fn new(t: &Tuning) -> Dga {
         Dga {
             devs: HashMap::default(),
+            episodes: HashMap::default(),
             burst: t.dga_nx_burst.max(2),
             name_threshold: threshold(t),
             last_sweep: 0,
@@ -162,12 +211,29 @@ impl Detector for Dga {
     fn state_len(&self) -> usize {
         self.devs.len()
     }
-    super::persist_windows!(devs);
+    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
+        super::save_map(&self.devs, ip, out);
+        super::save_map(&self.episodes, ip, out);
+    }
+    fn load_state(
+        &mut self,
+        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
+        r: &mut Rd<'_>,
+    ) -> Option<()> {
+        super::load_map(&mut self.devs, id, r)?;
+        // states written before episodes were kept end here
+        if !r.is_empty() {
+            super::load_map(&mut self.episodes, id, r)?;
+        }
+        Some(())
+    }
     fn tick(&mut self, now: u32) {
         if now.saturating_sub(self.last_sweep) >= 3600 {
             self.last_sweep = now;
             self.devs
                 .retain(|_, w| now.saturating_sub(w.last) < 2 * WINDOW);
+            self.episodes
+                .retain(|_, e| now.saturating_sub(e.last) < 2 * WINDOW);
         }
     }
     fn observe(&mut self, ev: &Enriched<'_>, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
@@ -202,6 +268,42 @@ impl Detector for Dga {
                         .clamp(0.0, 1.0);
             if recent_burst {
                 score += 20.0;
+            }
+            let ep = self.episodes.entry(ev.dev).or_default();
+            if ev.now.saturating_sub(ep.last) >= 2 * WINDOW {
+                *ep = Episode::default();
+            }
+            ep.last = ev.now;
+            ep.hits += 1;
+            let name = ev.ev.qname.as_str();
+            if ep.names.len() < EPISODE_NAMES && !ep.names.iter().any(|n| n == name) {
+                ep.names.push(name.into());
+            }
+            let fold = recent_burst || ep.hits >= 2 || ctx.book.is_open(Kind::Dga, ev.dev, "");
+            if fold {
+                // one incident: the device alert, each further resolving name adds a point
+                let score = score.max(ep.score + 1.0).min(90.0);
+                ep.score = ep.score.max(score);
+                let (hits, names) = (ep.hits, ep.names.clone());
+                out.push(Finding {
+                    kind: Kind::Dga,
+                    dev: ev.dev,
+                    destination: "".into(),
+                    score,
+                    summary: format!("{} resolved {hits} never-seen names that look algorithmically generated within minutes (latest {name}, p={p:.3}): one domain-generation episode.", ev.ev.client),
+                    evidence: json!({
+                        "stage": "names",
+                        "resolved_name_count": hits,
+                        "resolved_names": names,
+                        "probability": (p * 1000.0).round() / 1000.0,
+                        "threshold": (self.name_threshold * 1000.0).round() / 1000.0,
+                        "model": if model().is_some() { "embedded" } else { "heuristic" },
+                        "after_nxdomain_burst": recent_burst,
+                    }),
+                    sample: Some(ev.sample()),
+                    repeat: false,
+                });
+                return;
             }
             out.push(Finding {
                 kind: Kind::Dga,
@@ -281,6 +383,14 @@ impl Dga {
         } else {
             55.0 + over.min(25.0) + 10.0 * mean
         };
+        let ep = self.episodes.entry(ev.dev).or_default();
+        if ev.now.saturating_sub(ep.last) >= 2 * WINDOW {
+            *ep = Episode::default();
+        }
+        ep.last = ev.now;
+        // the device alert's score only grows within an episode (its evidence stays current)
+        let score = score.min(90.0).max((ep.score + 0.5).min(90.0));
+        ep.score = ep.score.max(score);
         let style = if dictionary {
             "dictionary-style (word-like names)"
         } else {
@@ -290,7 +400,7 @@ impl Dga {
             kind: Kind::Dga,
             dev: ev.dev,
             destination: "".into(),
-            score: score.min(90.0),
+            score,
             summary: format!("{} looked up {n} never-seen domains that do not exist within minutes, {style}: typical of a domain-generation algorithm.", ev.ev.client),
             evidence: json!({
                 "stage": "device",
@@ -301,6 +411,8 @@ impl Dga {
                 "threshold": need,
                 "style": if dictionary { "dictionary" } else { "random" },
                 "examples": w.samples,
+                "resolved_name_count": ep.hits,
+                "resolved_names": ep.names,
             }),
             sample: Some(ev.sample()),
             repeat: false,
@@ -399,5 +511,43 @@ mod tests {
             got.starts_with("dga ") && got.contains(" 10.0.0.5 - x"),
             "{got}"
         );
+    }
+
+    #[test]
+    fn a_burst_with_many_resolving_names_is_one_incident() {
+        // a family whose names partly resolve (sinkholes, parked): one device, 60 random
+        // names in 10 minutes, every third one resolving
+        let mut fx = String::from(
+            "+0 10.0.0.5 www.example.com A NOERROR 93.184.216.34\n+1d 10.0.0.5 www.example.com A NOERROR 93.184.216.34\n",
+        );
+        for _ in 0..20 {
+            fx.push_str("+3s 10.0.0.5 {r}q{r}.com A NXDOMAIN\n");
+            fx.push_str("+3s 10.0.0.5 {r}x{r}.net A NXDOMAIN\n");
+            fx.push_str("+3s 10.0.0.5 {r}z{r}.com A NOERROR 203.0.113.9\n");
+        }
+        let e = run(cfg(), &fx);
+        let got = lines(&e, Some("dga"));
+        assert!(
+            got.lines().count() <= 2,
+            "one episode, not one alert per name:\n{got}"
+        );
+        let a = e
+            .alerts()
+            .into_iter()
+            .find(|a| a.kind.as_str() == "dga" && a.destination.is_empty())
+            .expect("the device alert");
+        assert!(a.severity >= crate::alert::Severity::High, "{got}");
+        let n = a.evidence["resolved_name_count"].as_u64().unwrap();
+        assert!(
+            n >= 12,
+            "the resolving names are its evidence: {}",
+            a.evidence
+        );
+        assert!(a.evidence["resolved_names"].as_array().unwrap().len() >= 10);
+        // nor one new_destination per resolving name (20 of them): a handful in the inbox
+        // (the device alert, the first name's own alerts, the hour's traffic change, the names
+        // resolved before the device alert opened)
+        let inbox = e.alerts();
+        assert!(inbox.len() <= 6, "{}", lines(&e, None));
     }
 }

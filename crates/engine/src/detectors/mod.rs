@@ -15,6 +15,7 @@ use std::net::IpAddr;
 
 pub mod beaconing;
 pub mod dga;
+pub mod misconfiguration;
 pub mod new_destination;
 pub mod new_device;
 pub mod new_geo;
@@ -164,6 +165,55 @@ pub(crate) fn load_map<K: DevKey, V: Persist, S: std::hash::BuildHasher>(
     Some(())
 }
 
+/// A device's learned schedule of one kind of burst: per local hour of the day, on how many
+/// distinct *learning* days it did such a burst. A burst on its learned schedule (a scanner's
+/// nightly sweep, a nightly batch job) is routine; after learning, bursts never teach it, so
+/// an attacker cannot make a new habit normal by repeating it (acknowledge instead).
+#[derive(Clone, Default, PartialEq, Debug)]
+pub(crate) struct Routine {
+    last_day: [u16; 24],
+    days: [u8; 24],
+}
+
+impl Routine {
+    /// Learning days with a burst for it to count as routine (within an hour of the time).
+    pub const DAYS: u8 = 2;
+    /// Records a burst at local hour index `hour` (hours since the epoch), local day `day`.
+    pub fn learn(&mut self, hour: u32, day: u16) {
+        let h = (hour % 24) as usize;
+        if self.days[h] == 0 || self.last_day[h] != day {
+            self.last_day[h] = day;
+            self.days[h] = self.days[h].saturating_add(1);
+        }
+    }
+    /// Learning days with a burst within an hour of local hour index `hour`.
+    pub fn days_near(&self, hour: u32) -> u8 {
+        let h = hour % 24;
+        [(h + 23) % 24, h, (h + 1) % 24]
+            .iter()
+            .map(|&i| self.days[i as usize])
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl Persist for Routine {
+    fn put(&self, out: &mut Vec<u8>) {
+        for h in 0..24 {
+            out.put_u16(self.last_day[h]);
+            out.put_u8(self.days[h]);
+        }
+    }
+    fn get(r: &mut Rd<'_>) -> Option<Routine> {
+        let mut t = Routine::default();
+        for h in 0..24 {
+            t.last_day[h] = r.u16()?;
+            t.days[h] = r.u8()?;
+        }
+        Some(t)
+    }
+}
+
 /// A set of name hashes (a count, then each hash).
 pub(crate) fn put_hashes<S>(set: &std::collections::HashSet<u64, S>, out: &mut Vec<u8>) {
     out.put_u32(set.len().min(u32::MAX as usize) as u32);
@@ -196,6 +246,7 @@ pub fn registry(cfg: &EngineConfig) -> Vec<Box<dyn Detector>> {
         Box::new(threat_intel::ThreatIntel),
         Box::new(policy::Policy::new(cfg)),
         Box::new(reconnaissance::Reconnaissance::new(&cfg.tuning)),
+        Box::new(misconfiguration::Misconfiguration::default()),
     ];
     all.into_iter()
         .filter(|d| !cfg.is_disabled(d.name()))

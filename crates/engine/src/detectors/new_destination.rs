@@ -17,6 +17,9 @@
 //! `alert.rs`). Repeats of a destination that is still novel
 //! update the same alert; it becomes normal after the promotion rule in `baseline.rs`.
 //!
+//! A random-looking name (DGA probability ≥ 0.5) resolved while the device's DGA alert is open
+//! raises nothing here: it belongs to that episode.
+//!
 //! Known false positives: software updates and new SaaS rollouts (many devices at once: they
 //! roll up into one alert and the prevalence damps it), CDN hostname churn (only registered
 //! domains count, not host names), devices just past learning that had a quiet week.
@@ -98,6 +101,11 @@ impl Detector for NewDestination {
             score += 5.0;
         }
         let score = score.clamp(5.0, 70.0);
+        // one incident per episode: a random-looking name (DGA probability ≥ 0.5) resolved
+        // while the device's DGA alert is open belongs to that episode, not a new destination
+        if ctx.book.is_open(Kind::Dga, ev.dev, "") && super::dga::name_score(&ev.ev.qname) >= 0.5 {
+            return;
+        }
         if let Some(j) = ctx.join(Kind::NewDestination, ev, ev.dest, score) {
             out.push(j);
             return;

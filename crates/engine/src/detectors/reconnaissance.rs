@@ -9,8 +9,16 @@
 //! baseline (the latter only after the device's learning period, when "never seen" means
 //! something). PTR sweeps need no baseline. Every further item in the window updates the alert.
 //!
-//! Known false positives: monitoring and inventory systems (they sweep on a schedule:
-//! acknowledge them), mail and log servers resolving many client addresses, IPAM tools.
+//! **Routine.** A burst the device did on at least two of its learning days within an hour of
+//! the same local time (a scanner's nightly sweep, an inventory job) is its schedule: the same
+//! burst at that time later is normal. The same burst from a device
+//! that never did it, or at another time, scores as usual. Only learning teaches the schedule.
+//! After learning a burst on the schedule raises nothing (it is the baseline); during learning,
+//! from its second day on, it is info.
+//!
+//! Known false positives: monitoring and inventory systems (they sweep on a schedule: learned
+//! when they sweep during learning, else acknowledge them), mail and log servers resolving many
+//! client addresses, IPAM tools.
 
 use super::{Ctx, Detector, Persist};
 use crate::alert::{DevId, Finding, Kind};
@@ -75,6 +83,8 @@ impl Persist for Win {
 
 pub struct Reconnaissance {
     devs: HashMap<DevId, Win, foldhash::fast::FixedState>,
+    /// Learned schedules: (device, 0 = PTR sweeps, 1 = internal names).
+    routine: HashMap<(DevId, u64), super::Routine, foldhash::fast::FixedState>,
     ptr_burst: u32,
     name_burst: u32,
     last_sweep: u32,
@@ -84,6 +94,7 @@ impl Reconnaissance {
     pub fn new(t: &Tuning) -> Reconnaissance {
         Reconnaissance {
             devs: HashMap::default(),
+            routine: HashMap::default(),
             ptr_burst: t.recon_ptr_burst.max(2),
             name_burst: t.recon_internal_burst.max(2),
             last_sweep: 0,
@@ -98,7 +109,22 @@ impl Detector for Reconnaissance {
     fn state_len(&self) -> usize {
         self.devs.len()
     }
-    super::persist_windows!(devs);
+    fn save_state(&self, ip: &dyn Fn(DevId) -> std::net::IpAddr, out: &mut Vec<u8>) {
+        super::save_map(&self.devs, ip, out);
+        super::save_map(&self.routine, ip, out);
+    }
+    fn load_state(
+        &mut self,
+        id: &dyn Fn(std::net::IpAddr) -> Option<DevId>,
+        r: &mut Rd<'_>,
+    ) -> Option<()> {
+        super::load_map(&mut self.devs, id, r)?;
+        // states written before schedules were learned end here
+        if !r.is_empty() {
+            super::load_map(&mut self.routine, id, r)?;
+        }
+        Some(())
+    }
     fn tick(&mut self, now: u32) {
         if now.saturating_sub(self.last_sweep) >= 3600 {
             self.last_sweep = now;
@@ -162,6 +188,17 @@ impl Detector for Reconnaissance {
         if n < thr {
             return;
         }
+        let rkey = (ev.dev, u64::from(!ptr));
+        if ev.learning {
+            self.routine.entry(rkey).or_default().learn(ev.hour, ev.day);
+        }
+        let routine_days = self.routine.get(&rkey).map_or(0, |r| r.days_near(ev.hour));
+        let routine = routine_days >= super::Routine::DAYS;
+        if routine && !ev.learning {
+            // its learned schedule is its baseline: no finding (and no repeat that would keep
+            // an alert from its learning days alive)
+            return;
+        }
         // a full finding (re-scored) every 8 items over the threshold, cheap repeats between
         if !(n - thr).is_multiple_of(8) {
             if let Some(r) = ctx.repeat(Kind::Reconnaissance, ev, "") {
@@ -173,7 +210,10 @@ impl Detector for Reconnaissance {
         if ev.tight {
             score += 10.0;
         }
-        let summary = if ptr {
+        if routine {
+            score = 15.0; // during learning, from its second night on: info
+        }
+        let mut summary = if ptr {
             format!(
                 "{} looked up {n} internal addresses by PTR within minutes ({} .. {}): a reverse-DNS sweep of the network.",
                 ev.ev.client,
@@ -183,6 +223,11 @@ impl Detector for Reconnaissance {
         } else {
             format!("{} tried {n} internal host names that no device ever resolved, within minutes: east-west name discovery.", ev.ev.client)
         };
+        if routine {
+            summary.push_str(&format!(
+                " It did the same on {routine_days} of its learning days at this time: its schedule."
+            ));
+        }
         out.push(Finding {
             kind: Kind::Reconnaissance,
             dev: ev.dev,
@@ -196,6 +241,8 @@ impl Detector for Reconnaissance {
                 "window_s": 2 * WINDOW,
                 "lowest_address": if ptr { w.lo.map(|a| a.to_string()) } else { None },
                 "highest_address": if ptr { w.hi.map(|a| a.to_string()) } else { None },
+                "routine": routine,
+                "learning_days_at_this_hour": routine_days,
             }),
             sample: Some(ev.sample()),
             repeat: false,
@@ -244,5 +291,46 @@ mod tests {
         );
         let got = lines(&e, Some("reconnaissance"));
         assert_eq!(got, "reconnaissance medium 10.0.0.5 - x6\n");
+    }
+
+    #[test]
+    fn a_nightly_sweep_seen_during_learning_is_routine_a_new_one_is_not() {
+        // learning lasts 3 days here; the scanner sweeps every night at 02:00 from the start,
+        // another workstation sweeps once at 02:00 after learning
+        let mut c = cfg();
+        c.learn_days = 3;
+        let mut fx = String::from("@2026-11-02T00:00:00Z\n+0 10.0.0.9 www.example.com A NOERROR 93.184.216.34\n+0 10.0.0.5 www.example.com A NOERROR 93.184.216.34\n");
+        let sweep = |fx: &mut String, at: &str, dev: &str| {
+            fx.push_str(&format!("@{at}\n"));
+            for h in 1..=60 {
+                fx.push_str(&format!(
+                    "+300ms {dev} {h}.3.0.10.in-addr.arpa PTR NXDOMAIN\n"
+                ));
+            }
+        };
+        for day in 2..=6 {
+            sweep(&mut fx, &format!("2026-11-0{day}T02:00:00Z"), "10.0.0.5");
+        }
+        sweep(&mut fx, "2026-11-06T02:30:00Z", "10.0.0.9");
+        let e = run(c, &fx);
+        let got = lines(&e, Some("reconnaissance"));
+        // the scanner's sweeps after learning are info; the newcomer is high
+        assert!(got.contains("reconnaissance high 10.0.0.9 -"), "{got}");
+        let scanner: Vec<_> = e
+            .all_alerts()
+            .into_iter()
+            .filter(|a| a.kind.as_str() == "reconnaissance" && a.device == "10.0.0.5")
+            .collect();
+        assert!(!scanner.is_empty());
+        for a in &scanner {
+            // nothing after learning keeps the learning-time alert going
+            assert!(
+                a.last_seen.secs() < super::super::testkit::START + 3 * 86_400,
+                "{a:?}"
+            );
+        }
+        // not in the inbox
+        assert!(!e.alerts().iter().any(|a| a.device == "10.0.0.5"
+            && a.last_seen.secs() > super::super::testkit::START + 3 * 86_400));
     }
 }

@@ -166,7 +166,7 @@ pub fn cfg() -> EngineConfig {
 /// Alerts of the given kind (all kinds when None) as compact lines, most severe first:
 /// `kind severity device destination xCOUNT`.
 pub fn lines(e: &Engine, kind: Option<&str>) -> String {
-    let v: Vec<Alert> = e.alerts();
+    let v: Vec<Alert> = e.all_alerts();
     let mut out = String::new();
     for a in v
         .iter()

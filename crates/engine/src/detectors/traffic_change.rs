@@ -17,6 +17,10 @@
 //! device out of learning. Pair rate: a destination known for ≥ 3 days whose count today
 //! reaches max(10×, +200) (tight: max(5×, +100)) of its average daily count.
 //!
+//! Repeats of a name that already got NXDOMAIN this hour are left out of volume and NXDOMAIN
+//! share, in the profile and in the current hour: a device stuck re-asking what does not exist
+//! is a `misconfiguration`, not a traffic change.
+//!
 //! Known false positives: patch days, backups, new software, holidays followed by catch-up.
 //! Score is moderate; tight groups score higher.
 
@@ -103,13 +107,16 @@ impl Detector for TrafficChange {
             ctx.cfg.tuning.traffic_z
         };
         let cur = &ctx.dev.cur;
+        // repeats of names that do not exist are a misconfiguration (its own detector), not
+        // a change of traffic
+        let (volume, nx) = (cur.volume_new(), cur.nx_new());
         // cheap exits: nothing can fire below the smallest absolute minimum
-        if cur.volume < if ev.tight { 10 } else { 25 } {
+        if volume < if ev.tight { 10 } else { 25 } {
             return;
         }
         let distinct = f64::from(cur.distinct());
-        let share = if cur.volume > 0 {
-            f64::from(cur.nx) / f64::from(cur.volume)
+        let share = if volume > 0 {
+            f64::from(nx) / f64::from(volume)
         } else {
             0.0
         };
@@ -117,7 +124,7 @@ impl Detector for TrafficChange {
             (
                 "query volume",
                 1,
-                f64::from(cur.volume),
+                f64::from(volume),
                 pick(&slot.volume, &p.all.volume),
                 5.0,
                 if ev.tight { 20.0 } else { 50.0 },
@@ -136,7 +143,7 @@ impl Detector for TrafficChange {
                 share,
                 pick(&slot.nx_share, &p.all.nx_share),
                 0.05,
-                if cur.nx >= 20 { 0.2 } else { f64::INFINITY },
+                if nx >= 20 { 0.2 } else { f64::INFINITY },
             ),
         ];
         for (i, (name, bit, value, (mean, sd), floor, min_abs)) in metrics.into_iter().enumerate() {
