@@ -276,15 +276,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             Some(n) => format!("{} ({})", clean(n), clean(&al.device)),
             None => clean(&al.device),
         };
+        let dest = if al.destination.is_empty() {
+            String::new()
+        } else {
+            format!(" -> {}", clean(&al.destination))
+        };
         let mut o = std::io::stdout().lock();
         let _ = writeln!(
             o,
-            "[{}] {:<8} {:<16} {} -> {}{note}\n    {}\n    id {}",
+            "[{}] {:<8} {:<16} {}{dest}{note}\n    {}\n    id {}",
             hhmm(al.last_seen),
             al.severity.as_str().to_uppercase(),
             al.kind.as_str(),
             who,
-            clean(&al.destination),
             clean(&al.summary),
             al.id
         );
