@@ -311,14 +311,7 @@ fn read_tcp(conn: TcpStream, from: IpAddr, tx: &SyncSender<Item>, c: &Counters, 
         let head = match r.fill_buf() {
             Ok([]) => return,
             Ok(b) => b,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
+            Err(e) if timed_out(&e) => continue,
             Err(_) => return,
         };
         frame.clear();
@@ -385,12 +378,7 @@ fn read_until_limited(
         let avail = match r.fill_buf() {
             Ok([]) => return None,
             Ok(b) => b,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if timed_out(&e) => {
                 if s.is_down() {
                     return None;
                 }
@@ -419,12 +407,7 @@ fn read_exact_retry(r: &mut BufReader<TcpStream>, buf: &mut [u8], s: &SyslogHand
         match r.read(&mut buf[got..]) {
             Ok(0) => return None,
             Ok(n) => got += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if timed_out(&e) => {
                 if s.is_down() {
                     return None;
                 }
@@ -438,4 +421,12 @@ fn read_exact_retry(r: &mut BufReader<TcpStream>, buf: &mut [u8], s: &SyslogHand
 /// The format a stream was found to be, for reports.
 pub fn stream_format(r: &SyslogReceiver, from: IpAddr, app: &str) -> Option<LogFormat> {
     r.streams.get(&(from, app.to_string())).map(|p| p.format)
+}
+
+/// A read timeout (the socket's periodic wake-up to check for shutdown), not a failure.
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }

@@ -45,7 +45,7 @@ pub(crate) use text::syslog_app;
 
 use crate::jsonl::{CappedLines, MAX_LINE};
 use crate::{EventReader, IngestError, IngestOptions, IngestStats};
-use dnsight_model::{Answer, DnsEvent, Flags, Name, RData, Source, Transport, Ts};
+use dnsight_model::{Answer, DnsEvent, Flags, Name, RData, Source, Ts};
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io::BufRead;
@@ -489,25 +489,13 @@ impl Parser {
 /// A fresh event for a query seen in a log: source `log`, no response yet.
 pub(crate) fn event(ts: Ts, client: IpAddr, qname: Name, qtype: u16) -> DnsEvent {
     DnsEvent {
-        ts,
-        client,
-        client_port: 0,
         server: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         server_port: 0,
-        transport: Transport::Udp,
-        id: 0,
-        qname,
-        qtype,
-        qclass: 1,
-        opcode: 0,
         rcode: None,
         flags: Flags(0),
-        answers: Vec::new(),
         query_size: Some(0),
-        response_size: None,
-        rtt_us: None,
         source: Source::Log,
-        verdict: None,
+        ..DnsEvent::new(ts, client, qname, qtype)
     }
 }
 

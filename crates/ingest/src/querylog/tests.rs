@@ -3,6 +3,7 @@
 //! integration tests do not already run it), sniffed, read, and checked field by field.
 
 use super::*;
+use dnsight_model::Transport;
 use crate::{open_reader, Format};
 use dnsight_model::RCODE_NXDOMAIN;
 
