@@ -169,9 +169,31 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             )
         })
         .layer(DefaultBodyLimit::max(crate::MAX_BODY))
+        .layer(axum::middleware::map_request(refuse_declared_oversize))
         .layer(axum::middleware::map_response(common_headers))
         .with_state(state);
     (r, doc)
+}
+
+/// A body whose `Content-Length` already says it is over [`crate::MAX_BODY`] is refused before
+/// a byte of it is read: the client gets its 413 at once instead of after uploading the lot.
+/// (Bodies without a length, or that lie about it, still stop at the limit while being read.)
+async fn refuse_declared_oversize(r: Request) -> Result<Request, AppError> {
+    let declared = r
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > crate::MAX_BODY as u64 => Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is {n} bytes, larger than the {} bytes a request may carry; send smaller batches (bulk actions take a filter instead of ids)",
+                crate::MAX_BODY
+            ),
+        )),
+        _ => Ok(r),
+    }
 }
 
 async fn common_headers(mut r: Response) -> Response {

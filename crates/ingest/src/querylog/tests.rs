@@ -3,8 +3,8 @@
 //! integration tests do not already run it), sniffed, read, and checked field by field.
 
 use super::*;
-use dnsight_model::Transport;
 use crate::{open_reader, Format};
+use dnsight_model::Transport;
 use dnsight_model::RCODE_NXDOMAIN;
 
 fn read_with(text: &str, opts: &IngestOptions) -> (Format, Vec<DnsEvent>, IngestStats) {
