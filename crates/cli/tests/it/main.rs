@@ -9,4 +9,5 @@ mod score_names;
 mod serve_sources;
 mod simulate;
 mod state_replay;
+mod train_dga;
 mod triage;
