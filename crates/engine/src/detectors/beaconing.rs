@@ -238,20 +238,26 @@ impl Detector for Beaconing {
                 None if full => return,
                 None => self.tracks.entry((ev.dev, h)).or_default(),
             };
-            t.last = ev.now;
+            t.last = t.last.max(ev.now);
             if ev.resolved() {
                 t.answered = true;
             }
             if ttl > 0 && (t.min_ttl == 0 || ttl < t.min_ttl) {
                 t.min_ttl = ttl;
             }
-            if t.times.last().is_some_and(|&l| ev.now <= l) {
-                continue; // same second (or out of order): not a new beat
-            }
+            // kept in time order: an event that arrives out of order (merged logs, several
+            // writers) takes its place; the same second twice is not a new beat
+            let Err(mut pos) = t.times.binary_search(&ev.now) else {
+                continue;
+            };
             if t.times.len() >= MAX_TIMES {
                 t.times.drain(..MAX_TIMES / 4);
+                if pos < MAX_TIMES / 4 {
+                    continue; // older than every beat still kept
+                }
+                pos -= MAX_TIMES / 4;
             }
-            t.times.push(ev.now);
+            t.times.insert(pos, ev.now);
             t.total = t.total.saturating_add(1);
             if t.times.len() < self.min_events || t.total < t.next_eval {
                 continue;

@@ -273,7 +273,7 @@ impl Detector for Dga {
             if ev.now.saturating_sub(ep.last) >= 2 * WINDOW {
                 *ep = Episode::default();
             }
-            ep.last = ev.now;
+            ep.last = ep.last.max(ev.now);
             ep.hits += 1;
             let name = ev.ev.qname.as_str();
             if ep.names.len() < EPISODE_NAMES && !ep.names.iter().any(|n| n == name) {
@@ -328,9 +328,10 @@ impl Detector for Dga {
 
 impl Dga {
     fn device_stage(&mut self, ev: &Enriched<'_>, ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-        let bucket = ev.now / WINDOW;
         let w = self.devs.entry(ev.dev).or_default();
-        w.last = ev.now;
+        // a late event (out of order) counts in the newest window, never resets it
+        let bucket = (ev.now / WINDOW).max(w.bucket);
+        w.last = w.last.max(ev.now);
         if bucket != w.bucket {
             let fired = w.fired_bucket == w.bucket && w.bucket != 0;
             let (n, p) = if bucket == w.bucket + 1 {
@@ -387,7 +388,7 @@ impl Dga {
         if ev.now.saturating_sub(ep.last) >= 2 * WINDOW {
             *ep = Episode::default();
         }
-        ep.last = ev.now;
+        ep.last = ep.last.max(ev.now);
         // the device alert's score only grows within an episode (its evidence stays current)
         let score = score.min(90.0).max((ep.score + 0.5).min(90.0));
         ep.score = ep.score.max(score);

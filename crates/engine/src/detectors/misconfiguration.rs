@@ -93,8 +93,8 @@ impl Detector for Misconfiguration {
             return;
         }
         let t = self.devs.entry(ev.dev).or_default();
-        t.last = ev.now;
-        if t.hour != ev.hour {
+        t.last = t.last.max(ev.now);
+        if ev.hour > t.hour {
             t.hour = ev.hour;
             t.names.clear();
         }

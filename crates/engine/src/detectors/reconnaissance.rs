@@ -147,9 +147,10 @@ impl Detector for Reconnaissance {
         if !ptr && !new_name {
             return;
         }
-        let bucket = ev.now / WINDOW;
         let w = self.devs.entry(ev.dev).or_default();
-        w.last = ev.now;
+        // a late event (out of order) counts in the newest window, never resets it
+        let bucket = (ev.now / WINDOW).max(w.bucket);
+        w.last = w.last.max(ev.now);
         if w.bucket != bucket {
             let adjacent = bucket == w.bucket + 1;
             w.ptr_prev = if adjacent { w.ptr.len() as u32 } else { 0 };

@@ -451,16 +451,18 @@ impl Detector for Tunneling {
             None if full => return,
             None => self.tracks.entry(key).or_insert_with(Track::new),
         };
-        t.last = ev.now;
-        if t.hour != ev.hour {
-            t.hour = ev.hour;
+        t.last = t.last.max(ev.now);
+        // a late event (out of order) counts in the newest hour and day, never resets them
+        let (hour, day) = (ev.hour.max(t.hour), ev.day.max(t.day));
+        if t.hour != hour {
+            t.hour = hour;
             t.hour_bits = [0; 16];
             t.hour_unique = 0;
             t.hour_len_sum = 0;
             t.hour_bytes = 0.0;
         }
-        if t.day != ev.day {
-            t.day = ev.day;
+        if t.day != day {
+            t.day = day;
             *t.day_bits = [0; 64];
             t.day_unique = 0;
             t.day_bytes = 0.0;
@@ -498,12 +500,12 @@ impl Detector for Tunneling {
             return;
         }
         // one new finding per hour (fast) / day (slow); repeats update the alert cheaply
-        let first = (fast && t.fired_hour != ev.hour) || (slow && t.fired_day != ev.day);
+        let first = (fast && t.fired_hour != hour) || (slow && t.fired_day != day);
         if fast {
-            t.fired_hour = ev.hour;
+            t.fired_hour = hour;
         }
         if slow {
-            t.fired_day = ev.day;
+            t.fired_day = day;
         }
         if !first {
             if cold_pushed {
@@ -614,8 +616,8 @@ impl Tunneling {
             return;
         }
         let c = self.cold.entry(key).or_default();
-        c.last = ev.now;
-        if c.day != ev.day {
+        c.last = c.last.max(ev.now);
+        if ev.day > c.day {
             let fired = c.fired && c.day + 1 >= ev.day;
             *c = Cold {
                 day: ev.day,
