@@ -59,6 +59,9 @@ pub struct TrainConfig {
     pub cross_validate: bool,
     /// Share of the training rows each tree is fitted on (stochastic gradient boosting).
     pub subsample: f64,
+    /// Inputs the trees may not use (bit i = `NameFeatures::NAMES[i]`): they are held
+    /// constant in training, so no split can pick them (for ablations).
+    pub drop_features: u32,
 }
 
 impl Default for TrainConfig {
@@ -75,6 +78,7 @@ impl Default for TrainConfig {
             validation_pct: 15,
             cross_validate: false,
             subsample: 1.0,
+            drop_features: 0,
         }
     }
 }
@@ -569,7 +573,13 @@ pub fn train_cv(
             private: p.private,
         };
         let f = label_features(&p.label, &oof, &si, 0);
-        x.push(f.to_array());
+        let mut row = f.to_array();
+        for (i, v) in row.iter_mut().enumerate() {
+            if cfg.drop_features & (1 << i) != 0 {
+                *v = 0.0;
+            }
+        }
+        x.push(row);
         y.push(p.class as f32);
         w.push(p.w as f32);
         val.push(p.val);
