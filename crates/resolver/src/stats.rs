@@ -67,4 +67,7 @@ counters! {
     source_events: "Events from passive sources (dnstap, ...) delivered to the sink.",
     list_reloads: "Successful policy reloads.",
     list_reload_errors: "Failed policy reloads (old policy kept).",
+    dnssec_secure: "Answers validated by dnsight as secure (AD set).",
+    dnssec_insecure: "Answers dnsight asked to validate that are provably unsigned (no AD).",
+    dnssec_bogus: "Answers that failed DNSSEC validation (answered SERVFAIL).",
 }
