@@ -288,7 +288,7 @@ fn dnsight_validates_itself_valid_gets_ad_bogus_gets_servfail() {
     assert_eq!(s.dnssec_bogus, 2, "{s}");
     assert!(s.dnssec_secure >= 3, "{s}");
     // the engine sees the bogus answers: failed, with the dnssec rule
-    let evs = events.wait(9);
+    let evs = events.wait(8);
     let bogus: Vec<_> = evs
         .iter()
         .filter(|e| {
