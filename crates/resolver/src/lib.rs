@@ -14,6 +14,7 @@
 
 pub mod acl;
 pub mod cache;
+pub mod dnssec;
 pub mod events;
 pub mod local;
 pub mod overrides;
@@ -28,6 +29,7 @@ pub mod wire;
 
 pub use acl::Cidr;
 pub use cache::CacheConfig;
+pub use dnssec::DnssecMode;
 pub use events::{EventSink, JsonlSink, NullSink, Tee};
 pub use local::LocalSpec;
 pub use overrides::{Override, OverrideHit, OverrideScope, Overrides};
@@ -84,6 +86,10 @@ pub struct ResolverConfig {
     pub tls: Option<TlsFiles>,
     /// Extra CA (PEM) trusted for DoT/DoH upstreams.
     pub upstream_ca: Option<std::path::PathBuf>,
+    /// DNSSEC pass-through (AD from trusted upstreams only) or validation ([`dnssec`]).
+    pub dnssec: DnssecMode,
+    /// DNSKEY records (zone-file form) to validate from instead of the root's keys.
+    pub dnssec_trust_anchor: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +127,8 @@ impl Default for ResolverConfig {
             doh_path: "/dns-query".into(),
             tls: None,
             upstream_ca: None,
+            dnssec: DnssecMode::Pass,
+            dnssec_trust_anchor: None,
         }
     }
 }
@@ -140,6 +148,8 @@ pub enum Error {
     Upstream(String),
     #[error("runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("DNSSEC: {0}")]
+    Dnssec(String),
 }
 
 /// A running resolver. Dropping it without [`Resolver::shutdown`] leaves threads running
@@ -202,21 +212,37 @@ impl Resolver {
         let (events, rx) = events::EventQueue::new(cfg.event_queue, stats.clone());
         let names = rule_names(&policy);
         let (prefetch_tx, mut prefetch_rx) = tokio::sync::mpsc::channel::<server::Prefetch>(1024);
-        let core = Arc::new(Core {
+        let upstreams = route::Router::new(
+            cfg.upstreams.clone(),
+            &cfg.forwards,
+            &cfg.policy.view_upstreams(),
+            cfg.upstream_timeout,
+            stats.clone(),
+            cfg.upstream_ca.as_deref(),
+            cfg.upstream_strategy,
+        )
+        .map_err(Error::Upstream)?;
+        let anchors = match &cfg.dnssec_trust_anchor {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Error::Dnssec(format!("{}: {e}", p.display())))?;
+                Some(
+                    dnssec::read_anchors(&text)
+                        .map_err(|e| Error::Dnssec(format!("{}: {e}", p.display())))?,
+                )
+            }
+            None => None,
+        };
+        let validating = cfg.dnssec == DnssecMode::Validate;
+        let core = Arc::new_cyclic(|weak| Core {
             rules: cfg.rules.clone(),
             cache: cache::PacketCache::new(cfg.cache.clone()),
             policy: ArcSwap::from_pointee(policy),
             overrides: ArcSwap::from_pointee(Overrides::empty()),
-            upstreams: route::Router::new(
-                cfg.upstreams.clone(),
-                &cfg.forwards,
-                &cfg.policy.view_upstreams(),
-                cfg.upstream_timeout,
-                stats.clone(),
-                cfg.upstream_ca.as_deref(),
-                cfg.upstream_strategy,
-            )
-            .map_err(Error::Upstream)?,
+            upstreams,
+            dnssec: cfg.dnssec,
+            validator: validating
+                .then(|| dnssec::Validator::new(anchors, weak.clone(), &cfg.cache)),
             rate: acl::RateLimiter::new(
                 cfg.rate_limit_qps,
                 cfg.rate_limit_burst,

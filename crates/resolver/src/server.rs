@@ -11,6 +11,7 @@
 
 use crate::acl::{self, Cidr, RateLimiter};
 use crate::cache::PacketCache;
+use crate::dnssec::{self, DnssecMode, Validator, Verdict};
 use crate::events::{EventQueue, QueryRecord};
 use crate::overrides::{OverrideHit, Overrides};
 use crate::policy::{BlockAnswer, Decision, Policy};
@@ -68,6 +69,20 @@ pub struct Core {
     /// Bounded: when full, a prefetch is skipped (the entry then expires and misses once, as
     /// without prefetch).
     pub prefetch: tokio::sync::mpsc::Sender<Prefetch>,
+    /// DNSSEC pass-through or validation ([`crate::dnssec`]).
+    pub dnssec: DnssecMode,
+    /// The validator (with `DnssecMode::Validate`).
+    pub validator: Option<Validator>,
+}
+
+/// An upstream answer after the DNSSEC rules ([`Core::ask`]).
+enum Asked {
+    /// What to cache and answer.
+    Answer(Vec<u8>),
+    /// Failed validation: SERVFAIL.
+    Bogus,
+    /// No upstream answered.
+    Failed,
 }
 
 /// A cache entry to refresh upstream.
@@ -454,11 +469,67 @@ impl Core {
 
     /// Refreshes a cache entry upstream (a prefetch: no client waits, nothing is recorded).
     pub async fn refresh(&self, p: Prefetch) {
-        if let Ok(a) = self.upstreams.query(&p.q, &p.key, &p.name).await {
-            if let Some(info) = wire::inspect_response(&a.response) {
-                self.cache.insert(&p.key, &a.response, &info);
+        if let Asked::Answer(resp) = self.ask(&p.q, &p.key, &p.name).await {
+            if let Some(info) = wire::inspect_response(&resp) {
+                self.cache.insert(&p.key, &resp, &info);
             }
         }
+    }
+
+    /// Whether dnsight validates this question itself (validation on, no CD, under an anchor).
+    fn validating(&self, q: &Question, key: &[u8]) -> bool {
+        self.dnssec == DnssecMode::Validate
+            && !q.cd()
+            && self
+                .validator
+                .as_ref()
+                .is_some_and(|v| v.covers(wire::key_name(key)))
+    }
+
+    /// Asks upstream (with DO when dnsight validates) and applies the DNSSEC rules: AD kept
+    /// only from trusted upstreams, or set by dnsight's own validation; bogus answers refused;
+    /// DNSSEC records dnsight asked for removed for clients that did not.
+    async fn ask(&self, q: &Question, key: &[u8], name: &[u8]) -> Asked {
+        let validating = self.validating(q, key);
+        let mut uq = *q;
+        if validating {
+            uq.edns = Some(wire::Edns {
+                udp_size: wire::EDNS_UDP_SIZE,
+                dnssec_ok: true,
+            });
+        }
+        let Ok(a) = self.upstreams.query(&uq, key, name).await else {
+            return Asked::Failed;
+        };
+        let mut resp = a.response;
+        let Some(v) = self.validator.as_ref().filter(|_| validating) else {
+            if !a.trusted {
+                dnssec::set_ad(&mut resp, false);
+            }
+            return Asked::Answer(resp);
+        };
+        match v.validate(key, &resp).await {
+            Verdict::Bogus => {
+                self.stats.dnssec_bogus.fetch_add(1, Ordering::Relaxed);
+                return Asked::Bogus;
+            }
+            Verdict::Secure => {
+                self.stats.dnssec_secure.fetch_add(1, Ordering::Relaxed);
+                dnssec::set_ad(&mut resp, true);
+            }
+            Verdict::Insecure => {
+                self.stats.dnssec_insecure.fetch_add(1, Ordering::Relaxed);
+                dnssec::set_ad(&mut resp, false);
+            }
+            Verdict::Unchecked => dnssec::set_ad(&mut resp, false),
+        }
+        if !q.edns.is_some_and(|e| e.dnssec_ok) {
+            match dnssec::strip_dnssec(&resp, q.qtype, q.edns.is_some()) {
+                Some(s) => resp = s,
+                None => return Asked::Bogus,
+            }
+        }
+        Asked::Answer(resp)
     }
 
     /// No upstream answered: an expired cached answer inside its stale window (RFC 8767),
@@ -491,17 +562,18 @@ impl Core {
     ) -> Vec<u8> {
         let mut out = Vec::new();
         let action;
+        let mut bogus = false;
         // the client's own spelling of the name (validated by parse_query: uncompressed, in bounds)
         let name = query
             .get(wire::HEADER_LEN..q.qname_end)
             .unwrap_or(wire::key_name(key));
-        match self.upstreams.query(q, key, name).await {
-            Ok(a) => {
-                let info = wire::inspect_response(&a.response);
+        match self.ask(q, key, name).await {
+            Asked::Answer(resp) => {
+                let info = wire::inspect_response(&resp);
                 match info {
                     Some(info) => {
-                        self.cache.insert(key, &a.response, &info);
-                        wire::patch_cached(&mut out, &a.response, &info.ttl_offsets, 0, query, q);
+                        self.cache.insert(key, &resp, &info);
+                        wire::patch_cached(&mut out, &resp, &info.ttl_offsets, 0, query, q);
                         action = VerdictAction::Forwarded;
                     }
                     None => {
@@ -510,14 +582,25 @@ impl Core {
                     }
                 }
             }
-            Err(_) => action = self.stale_or_servfail(&mut out, query, q, key),
+            Asked::Bogus => {
+                // failed validation: SERVFAIL, never a stale or unvalidated answer
+                bogus = true;
+                self.stats.servfail.fetch_add(1, Ordering::Relaxed);
+                wire::build_empty(&mut out, query, q, wire::RCODE_SERVFAIL);
+                action = VerdictAction::Failed;
+            }
+            Asked::Failed => action = self.stale_or_servfail(&mut out, query, q, key),
         }
         if peer.transport == Transport::Udp && out.len() > q.max_udp() {
             self.stats.truncated.fetch_add(1, Ordering::Relaxed);
             wire::truncate_for_udp(&mut out, q.question_end, q.edns);
         }
         let rtt = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
-        let rule = self.allow_rule(peer, key);
+        let rule = if bogus {
+            Some(Arc::from(dnssec::BOGUS_RULE))
+        } else {
+            self.allow_rule(peer, key)
+        };
         self.record(
             peer,
             Some(q),

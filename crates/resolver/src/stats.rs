@@ -67,4 +67,9 @@ counters! {
     source_events: "Events from passive sources (dnstap, ...) delivered to the sink.",
     list_reloads: "Successful policy reloads.",
     list_reload_errors: "Failed policy reloads (old policy kept).",
+    doh_http2: "DoH requests over HTTP/2.",
+    doh_http1: "DoH requests over HTTP/1.x.",
+    dnssec_secure: "Answers validated by dnsight as secure (AD set).",
+    dnssec_insecure: "Answers dnsight asked to validate that are provably unsigned (no AD).",
+    dnssec_bogus: "Answers that failed DNSSEC validation (answered SERVFAIL).",
 }

@@ -229,6 +229,12 @@ async fn doh_request(
     if req.uri().path() != path {
         return doh_response(404, Vec::new(), None);
     }
+    let counter = if req.version() == hyper::Version::HTTP_2 {
+        &core.stats.doh_http2
+    } else {
+        &core.stats.doh_http1
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     let msg: Result<Vec<u8>, u16> = match *req.method() {
         hyper::Method::GET => req
             .uri()

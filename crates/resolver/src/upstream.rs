@@ -38,6 +38,9 @@ pub struct UpstreamSpec {
     pub tls_name: Option<String>,
     /// DoH path (default `/dns-query`).
     pub path: Option<String>,
+    /// Its AD bit is believed (it validates, and the path to it is trusted): see
+    /// [`crate::dnssec`]. Otherwise AD is cleared from its answers.
+    pub trusted: bool,
 }
 
 impl UpstreamSpec {
@@ -47,6 +50,7 @@ impl UpstreamSpec {
             proto: UpstreamProto::Udp,
             tls_name: None,
             path: None,
+            trusted: false,
         }
     }
     fn tls_name(&self) -> String {
@@ -116,6 +120,8 @@ pub struct Upstreams {
 pub struct Answered {
     pub response: Vec<u8>,
     pub upstream: usize,
+    /// The upstream is marked trusted (its AD bit is believed).
+    pub trusted: bool,
 }
 
 impl Upstreams {
@@ -239,6 +245,7 @@ impl Upstreams {
         Answered {
             response,
             upstream: i,
+            trusted: self.list[i].spec.trusted,
         }
     }
 

@@ -227,7 +227,7 @@ pub fn key_name(key: &[u8]) -> &[u8] {
     &key[..key.len().saturating_sub(5)]
 }
 
-/// Writes the query dnsight sends upstream: a fresh id, RD (and CD) from the client, the
+/// Writes the query dnsight sends upstream: a fresh id, RD (and CD) from the client, AD, the
 /// question name exactly as the client spelled it (`name`, uncompressed wire form: letter case
 /// carries data for DNS 0x20 and for tunnels like dns2tcp, so it is never changed), and an OPT
 /// record without options when the client used EDNS (client cookies and other options are not
@@ -235,7 +235,8 @@ pub fn key_name(key: &[u8]) -> &[u8] {
 pub fn build_upstream_query(out: &mut Vec<u8>, id: u16, q: &Question, name: &[u8]) {
     out.clear();
     out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&(q.flags & 0x0110).to_be_bytes());
+    // AD is always asked for: the answer is cached for clients that want it (RFC 6840 §5.7)
+    out.extend_from_slice(&((q.flags & 0x0110) | 0x0020).to_be_bytes());
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, if q.edns.is_some() { 1 } else { 0 }]);
     out.extend_from_slice(name);
     out.extend_from_slice(&q.qtype.to_be_bytes());
@@ -468,6 +469,10 @@ pub fn patch_cached(
     // we are a recursive service, not the authority: RA on, AA off
     out[2] &= !0x04;
     out[3] |= 0x80;
+    // AD only for clients that asked with DO or AD (RFC 6840 §5.7)
+    if q.flags & 0x0020 == 0 && !q.edns.is_some_and(|e| e.dnssec_ok) {
+        out[3] &= !0x20;
+    }
     let qn = &query[HEADER_LEN..q.qname_end];
     if out.len() >= HEADER_LEN + qn.len() {
         out[HEADER_LEN..HEADER_LEN + qn.len()].copy_from_slice(qn);

@@ -68,6 +68,15 @@ pub struct ResolverRaw {
     pub tls_key: Option<PathBuf>,
     /// Extra CA certificate (PEM) trusted for tls:// and https:// upstreams.
     pub upstream_ca: Option<PathBuf>,
+    /// `pass` (default: DO/CD forwarded, RRSIGs kept, AD only from trusted upstreams) or
+    /// `validate` (dnsight validates; bogus answers become SERVFAIL).
+    pub dnssec: Option<String>,
+    /// DNSKEY records (zone-file form, e.g. a `K*.key` file) to validate from instead of the
+    /// root's keys.
+    pub dnssec_trust_anchor: Option<PathBuf>,
+    /// Upstreams (`ADDR[:PORT]`, in any set) whose AD bit is believed.
+    #[serde(default)]
+    pub dnssec_trusted_upstreams: Vec<String>,
     #[serde(default)]
     pub cache: CacheRaw,
     #[serde(default)]
@@ -407,6 +416,7 @@ pub fn parse_upstream(s: &str, key: &str) -> anyhow::Result<UpstreamSpec> {
         proto,
         tls_name,
         path,
+        trusted: false,
     })
 }
 
@@ -798,6 +808,51 @@ pub fn validate(
         }
     }
     cfg.policy.groups = specs;
+    // DNSSEC
+    if let Some(m) = &r.dnssec {
+        cfg.dnssec = match m.as_str() {
+            "pass" => dnsight_resolver::DnssecMode::Pass,
+            "validate" => dnsight_resolver::DnssecMode::Validate,
+            other => bail!("{f}: [resolver] dnssec = {other:?}: use \"pass\" (AD only from dnssec_trusted_upstreams) or \"validate\" (dnsight validates; bogus answers get SERVFAIL)"),
+        };
+    }
+    if let Some(p) = &r.dnssec_trust_anchor {
+        if cfg.dnssec != dnsight_resolver::DnssecMode::Validate {
+            bail!("{f}: [resolver] dnssec_trust_anchor is only used with dnssec = \"validate\"; set it");
+        }
+        let p = rel(base_dir, p);
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "{f}: [resolver] dnssec_trust_anchor: cannot read {}",
+                p.display()
+            )
+        })?;
+        dnsight_resolver::dnssec::read_anchors(&text)
+            .map_err(|e| anyhow!("{f}: [resolver] dnssec_trust_anchor {}: {e}", p.display()))?;
+        cfg.dnssec_trust_anchor = Some(p);
+    }
+    for t in &r.dnssec_trusted_upstreams {
+        let key = format!("{f}: [resolver] dnssec_trusted_upstreams");
+        let a = parse_addr(t, 53).ok_or_else(|| anyhow!("{key}: {t:?} is not ADDR[:PORT]"))?;
+        let mut found = false;
+        let groups = cfg
+            .policy
+            .groups
+            .iter_mut()
+            .filter_map(|g| g.upstreams.as_mut());
+        for set in std::iter::once(&mut cfg.upstreams)
+            .chain(cfg.forwards.iter_mut().map(|fw| &mut fw.upstreams))
+            .chain(groups)
+        {
+            for u in set.iter_mut().filter(|u| u.addr == a) {
+                u.trusted = true;
+                found = true;
+            }
+        }
+        if !found {
+            bail!("{key}: {t:?} is none of the upstreams (default, [[resolver.forward]] or group upstreams)");
+        }
+    }
     let mut sources = Vec::new();
     for (i, src) in s.sources.iter().enumerate() {
         let key = format!("{f}: [[source]] #{}", i + 1);
@@ -958,6 +1013,49 @@ mod tests {
         assert!(e.contains("[resolver] upstreams"), "{e}");
         let e = err("[[resolver.blocking.group]]\nname = \"g\"\nclients = [\"10.0.0.0/8\"]\nupstreams = []\n");
         assert!(e.contains("upstreams = []"), "{e}");
+    }
+
+    #[test]
+    fn dnssec_keys_are_checked() {
+        let f = Path::new("x.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let parse = |t: &str| {
+            parse_sections(t, f)
+                .and_then(|s| validate(s, f, dir.path(), &ServeOverrides::default()))
+        };
+        let s = parse("[resolver]\nupstreams = [\"10.0.0.1\", \"10.0.0.2:5300\"]\ndnssec_trusted_upstreams = [\"10.0.0.2:5300\"]\n[[resolver.forward]]\nzones = [\"corp.example\"]\nupstreams = [\"10.0.0.2:5300\"]\n").unwrap();
+        let r = &s.resolver;
+        assert_eq!(r.dnssec, dnsight_resolver::DnssecMode::Pass);
+        assert!(!r.upstreams[0].trusted && r.upstreams[1].trusted);
+        assert!(r.forwards[0].upstreams[0].trusted);
+        std::fs::write(
+            dir.path().join("anchor.key"),
+            "dnssec.example. IN DNSKEY 257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("bad.key"),
+            "dnssec.example. IN DS 1 13 2 ab\n",
+        )
+        .unwrap();
+        let s = parse("[resolver]\ndnssec = \"validate\"\ndnssec_trust_anchor = \"anchor.key\"\n")
+            .unwrap();
+        assert_eq!(s.resolver.dnssec, dnsight_resolver::DnssecMode::Validate);
+        assert_eq!(
+            s.resolver.dnssec_trust_anchor,
+            Some(dir.path().join("anchor.key"))
+        );
+        let err = |t: &str| format!("{:#}", parse(t).unwrap_err());
+        let e = err("[resolver]\ndnssec = \"strict\"\n");
+        assert!(e.contains("validate"), "{e}");
+        let e = err("[resolver]\ndnssec_trust_anchor = \"anchor.key\"\n");
+        assert!(e.contains("dnssec = \"validate\""), "{e}");
+        let e = err("[resolver]\ndnssec = \"validate\"\ndnssec_trust_anchor = \"bad.key\"\n");
+        assert!(e.contains("DNSKEY"), "{e}");
+        let e = err(
+            "[resolver]\nupstreams = [\"10.0.0.1\"]\ndnssec_trusted_upstreams = [\"10.9.9.9\"]\n",
+        );
+        assert!(e.contains("none of the upstreams"), "{e}");
     }
 
     #[test]

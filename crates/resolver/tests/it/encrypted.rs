@@ -96,6 +96,7 @@ fn dot_and_doh_listeners_and_upstreams() {
             addr,
             proto,
             tls_name: Some("localhost".into()),
+            trusted: false,
             path: None,
         }];
         cfg.upstream_ca = Some(files.cert.clone());

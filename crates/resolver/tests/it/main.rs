@@ -2,6 +2,8 @@
 //! started on a free loopback port with a zone written here; real UDP/TCP clients (our own
 //! sockets and `dig`). Tests that need `nsd` print a message and skip when it is missing.
 
+mod browser;
+mod dnssec;
 mod encrypted;
 mod forward;
 mod groups;
