@@ -124,6 +124,7 @@ impl SyslogReceiver {
             if let Err(r) = p.line(line.as_bytes(), out) {
                 self.stats.reject(r);
             }
+            p.take_rejects(&mut self.stats);
             for e in &out[before..] {
                 self.stats.count_logged_event(e);
             }

@@ -38,8 +38,10 @@
 //! dnsmasq's `forwarded`, the Windows log's header) are skipped without being counted as
 //! rejects.
 
+mod cloud;
 mod json;
 mod text;
+mod winevent;
 
 pub(crate) use text::syslog_app;
 
@@ -69,6 +71,7 @@ pub enum LogFormat {
     Technitium,
     Route53Public,
     Umbrella,
+    WindowsEvents,
 }
 
 type ParseFn = fn(&mut Parser, &Msg, &mut Vec<DnsEvent>) -> Result<(), &'static str>;
@@ -184,6 +187,14 @@ pub static FORMATS: &[FormatInfo] = &[
         lacks: "answers (the detail lines are not read); times in the server's local zone with 1 s resolution",
         json: false,
         parse: text::windows,
+    },
+    FormatInfo {
+        format: LogFormat::WindowsEvents,
+        name: "windows-events",
+        title: "Windows DNS Server analytic events (Event XML from wevtutil or Event Viewer; Get-WinEvent | ConvertTo-Json)",
+        lacks: "answer sections only where PacketData was kept; the server's own recursion (events 260-262) is not read",
+        json: true,
+        parse: winevent::windows_event,
     },
     FormatInfo {
         format: LogFormat::Technitium,
@@ -377,6 +388,9 @@ pub(crate) struct Parser {
     /// dnsmasq without `log-queries=extra`: the query the last `<CNAME>` reply belonged to.
     pub chain: Option<PKey>,
     pub decoder: dnsight_model::wire::Decoder,
+    /// Rejects of records inside an envelope beyond the one `line` returns; the reader counts
+    /// them after each line ([`Parser::take_rejects`]).
+    pub rejects: Vec<&'static str>,
 }
 
 fn wall_now() -> Ts {
@@ -395,26 +409,78 @@ impl Parser {
             pending: Pending::new(opts.pair_timeout_secs),
             chain: None,
             decoder: dnsight_model::wire::Decoder::new(),
+            rejects: Vec::new(),
         }
     }
 
     /// Parses one raw line (envelope included).
     pub fn line(&mut self, raw: &[u8], out: &mut Vec<DnsEvent>) -> Result<(), &'static str> {
         let text = String::from_utf8_lossy(raw);
+        self.record(&text, None, 0, out)
+    }
+
+    /// Counts the rejects of records inside envelopes (see [`Parser::rejects`]).
+    pub(crate) fn take_rejects(&mut self, stats: &mut IngestStats) {
+        for r in self.rejects.drain(..) {
+            stats.reject(r);
+        }
+    }
+
+    /// One record: a cloud envelope's records in turn (nested up to [`cloud::MAX_DEPTH`]), or
+    /// the record itself. `env_ts` is the time an outer envelope gave it.
+    fn record(
+        &mut self,
+        text: &str,
+        env_ts: Option<Ts>,
+        depth: u8,
+        out: &mut Vec<DnsEvent>,
+    ) -> Result<(), &'static str> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(());
         }
+        if depth < cloud::MAX_DEPTH {
+            if let Some(inner) = cloud::unwrap(text) {
+                // the first error is the line's; the others are counted on the side
+                let mut first = Ok(());
+                let mut any = false;
+                for (t, ts) in inner? {
+                    let before = out.len();
+                    match self.record(&t, ts.or(env_ts), depth + 1, out) {
+                        Ok(()) => any |= out.len() > before,
+                        Err(e) if first.is_ok() => first = Err(e),
+                        Err(e) => self.rejects.push(e),
+                    }
+                }
+                // a record that made events counts; its envelope's other failures go aside
+                if any {
+                    if let Err(e) = first {
+                        self.rejects.push(e);
+                    }
+                    return Ok(());
+                }
+                return first;
+            }
+        }
+        self.plain(text, env_ts, out)
+    }
+
+    fn plain(
+        &mut self,
+        text: &str,
+        env_ts: Option<Ts>,
+        out: &mut Vec<DnsEvent>,
+    ) -> Result<(), &'static str> {
         let info = self.format.info();
         if text.starts_with('{') && !info.json {
             // a container-log wrapper around a text format
             let (inner, ts) = json::unwrap_envelope(text).ok_or("log.bad_json")?;
-            let ts = ts.as_deref().and_then(ts_any);
+            let ts = ts.as_deref().and_then(ts_any).or(env_ts);
             return self.message(&inner, ts, out);
         }
         if info.json {
             if text.starts_with('{') {
-                return (info.parse)(self, &Msg { text, ts: None }, out);
+                return (info.parse)(self, &Msg { text, ts: env_ts }, out);
             }
             // a JSON record carried by syslog (`suricata: {...}`)
             let (msg, ts) = text::strip_syslog(text, self);
@@ -422,12 +488,12 @@ impl Parser {
                 self,
                 &Msg {
                     text: msg.trim(),
-                    ts,
+                    ts: ts.or(env_ts),
                 },
                 out,
             );
         }
-        self.message(text, None, out)
+        self.message(text, env_ts, out)
     }
 
     fn message(
@@ -632,6 +698,10 @@ pub(crate) fn epoch_any(v: f64) -> Ts {
     Ts::from_secs_f64(secs)
 }
 
+/// Longest record (line) of a query log: larger than other line formats' cap, since one cloud
+/// envelope (a CloudWatch payload, an Azure `records` document) is one line.
+const MAX_RECORD: usize = 16 * MAX_LINE;
+
 /// Reader over a query log of one format (see the module docs).
 pub struct LogReader {
     lines: CappedLines,
@@ -643,7 +713,7 @@ pub struct LogReader {
 impl LogReader {
     pub fn new(input: Box<dyn BufRead + Send>, format: LogFormat, opts: &IngestOptions) -> Self {
         LogReader {
-            lines: CappedLines::new(input, MAX_LINE),
+            lines: CappedLines::new(input, MAX_RECORD),
             stats: IngestStats::default(),
             done: false,
             parser: Parser::new(format, opts),
@@ -669,6 +739,7 @@ impl EventReader for LogReader {
                         if let Err(reason) = parser.line(t, out) {
                             s.reject(reason);
                         }
+                        parser.take_rejects(s);
                     }
                     // the input is idle: what has its answer goes out now
                     None => parser.flush(true, out),

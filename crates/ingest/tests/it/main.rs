@@ -3,6 +3,7 @@
 mod capture;
 mod corpus;
 mod dnstap;
+mod exports;
 mod jsonl;
 mod live;
 mod querylogs;
