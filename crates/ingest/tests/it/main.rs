@@ -8,4 +8,5 @@ mod jsonl;
 mod live;
 mod querylogs;
 mod syslog;
+mod syslog_real;
 mod zeek;
