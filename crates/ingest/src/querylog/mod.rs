@@ -25,7 +25,8 @@
 //! is read is used (right for a followed log, approximate for an old file).
 //!
 //! **Pairing**: formats that log a query and its reply on separate lines (Unbound with
-//! `log-queries` and `log-replies`, dnsmasq, Windows debug log, Suricata) keep the query pending
+//! `log-queries` and `log-replies`, dnsmasq, Windows debug log and analytic events, PowerDNS
+//! Recursor's structured Question/Answer lines, Suricata) keep the query pending
 //! in a bounded table ([`Pending`]) until its reply line, its timeout in event time
 //! (`pair_timeout_secs`), or the end of input; whatever is pending and answered is also emitted
 //! whenever the buffered input is used up, so a followed log does not hold events back.
@@ -168,7 +169,7 @@ pub static FORMATS: &[FormatInfo] = &[
         format: LogFormat::PowerDns,
         name: "powerdns",
         title: "PowerDNS Recursor query logging (quiet=no; classic and structured lines)",
-        lacks: "rcode and answers",
+        lacks: "answers; rcode in the classic format (structured logging's Answer lines carry it)",
         json: false,
         parse: text::powerdns,
     },

@@ -289,6 +289,8 @@ fn powerdns_classic_and_structured() {
     let text = "\
 Dec 03 12:00:00 ns1 pdns-recursor[811]: 7 [1/1] question for 'www.example.com|A' from 10.0.0.5:40000
 Dec 03 12:00:01 ns1 pdns_recursor[811]: msg=\"Question\" subsystem=\"syncres\" level=\"0\" prio=\"Info\" tid=\"1\" ts=\"1796300101.250\" ecs=\"\" mtid=\"3\" proto=\"tcp\" qname=\"mail.example.com\" qtype=\"MX\" remote=\"10.0.0.6:40001\"
+Dec 03 12:00:01 ns1 pdns_recursor[811]: msg=\"Answer\" subsystem=\"syncres\" level=\"0\" prio=\"Info\" tid=\"1\" ts=\"1796300101.260\" additional=\"1\" answers=\"0\" dotout=\"0\" ecs=\"\" mtid=\"3\" netms=\"0.102000\" outqueries=\"1\" proto=\"tcp\" qname=\"mail.example.com\" qtype=\"MX\" rcode=\"3\" rd=\"1\" remote=\"10.0.0.6:40001\" tcpout=\"0\" throttled=\"0\" timeouts=\"0\" totms=\"9.5\" validationState=\"Indeterminate\"
+Dec 03 12:00:02 PowerDNS Recursor 4.8.8 (C) 2001-2022 PowerDNS.COM BV
 ";
     let (f, evs, st) = read(text);
     assert_eq!(f, Format::Log(LogFormat::PowerDns));
@@ -299,6 +301,9 @@ Dec 03 12:00:01 ns1 pdns_recursor[811]: msg=\"Question\" subsystem=\"syncres\" l
     );
     assert_eq!(evs[1].ts, Ts::from_secs_f64(1796300101.25));
     assert_eq!((evs[1].qtype, evs[1].transport), (15, Transport::Tcp));
+    assert_eq!((evs[1].rcode, evs[1].rtt_us), (Some(3), Some(9500)));
+    assert!(evs[0].rcode.is_none());
+    assert_eq!(st.rejected_total(), 0, "{st:?}");
 }
 
 #[test]
