@@ -2,7 +2,8 @@
 //!
 //! Every format here is a log with one record a line: resolver query logs (BIND and the
 //! BIND-derived appliances, Unbound, dnsmasq/Pi-hole, PowerDNS Recursor, CoreDNS, Technitium,
-//! Windows DNS Server's debug log), cloud resolvers (AWS Route 53 Resolver and public zone
+//! Windows DNS Server's debug log and its analytic events as Event XML or PowerShell JSON),
+//! cloud resolvers (AWS Route 53 Resolver and public zone
 //! logs, Google Cloud DNS, Azure Firewall DNS proxy), services and sensors (Cisco Umbrella CSV,
 //! Cloudflare Logpush/Gateway DNS, AdGuard Home `querylog.json`, Suricata EVE `dns`). Each entry
 //! of [`FORMATS`] names the format, says what it lacks compared to a packet capture (shown in the
@@ -17,6 +18,10 @@
 //! container-log wrapper (`{"log": ...}`, `{"message": ...}` with `time`/`@timestamp`). The
 //! envelope's time is used when the message has none of its own. So a Pi-hole log, the same
 //! lines forwarded by rsyslog, and the same lines from `kubectl logs` in JSON all read alike.
+//! Cloud envelopes (CloudWatch Logs, Firehose, Azure `records`, Pub/Sub; see `cloud.rs`) are
+//! removed first, each record inside going through the same steps; inputs that are documents
+//! (JSON arrays, pretty-printed JSON, Event XML) were already made one record a line by
+//! [`crate::doc`].
 //!
 //! **Time**: zone-less timestamps (BIND, dnsmasq/syslog, Windows, Technitium `Local`) are read
 //! in [`crate::IngestOptions::log_tz`] (UTC unless told otherwise). Syslog's RFC 3164 stamps
@@ -32,7 +37,8 @@
 //! whenever the buffered input is used up, so a followed log does not hold events back.
 //!
 //! Rejects, counted by reason and skipped (never a panic): `log.bad_line` (not the format),
-//! `log.bad_time`, `log.bad_addr`, `log.no_client` (a record without a client address, e.g. a
+//! `log.bad_time`, `log.bad_addr`, `log.bad_payload` and `log.payload_too_large` (an envelope's
+//! base64/gzip data), `log.no_client` (a record without a client address, e.g. a
 //! Cloud DNS record of a non-VM source), `log.reply_without_query` (dnsmasq reply lines whose
 //! query line was not seen: the client is unknown), `log.bad_json`, `log.line_too_long`,
 //! `log.read_error`. Lines the format writes that are not about a query (service start-up,

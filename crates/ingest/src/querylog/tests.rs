@@ -494,6 +494,42 @@ mod hostile {
             }
         }
 
+        /// The `query_log` fuzz target (fuzz/fuzz_targets/query_log.rs) run in the normal test
+        /// suite: the first byte picks a format or sniffing, a second picks a document shape
+        /// to put in front (JSON array, Event XML, UTF-16, a cloud envelope), then random bytes.
+        /// Never a panic; names printable; the stats agree with the output.
+        #[test]
+        fn query_log_fuzz_target_on_random_bytes(mode in any::<u8>(), shape in 0u8..6, bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut data: Vec<u8> = match shape {
+                0 => Vec::new(),
+                1 => b"[\n  {\n".to_vec(),
+                2 => b"<Event xmlns='x'><System><EventID>257</EventID>".to_vec(),
+                3 => vec![0xff, 0xfe, b'[', 0, b'{', 0],
+                4 => b"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"message\":\"".to_vec(),
+                _ => b"{\"records\":[{\"data\":\"".to_vec(),
+            };
+            data.extend_from_slice(&bytes);
+            let opts = IngestOptions {
+                format: FORMATS.get(mode as usize).map(|f| Format::Log(f.format)),
+                ..Default::default()
+            };
+            if let Ok(mut r) = open_reader(Box::new(std::io::Cursor::new(data)), "fuzz", &opts) {
+                let mut out = Vec::new();
+                let mut rounds = 0;
+                while let Ok(true) = r.next_batch(&mut out) {
+                    rounds += 1;
+                    prop_assert!(rounds < 1_000_000);
+                }
+                for e in &out {
+                    prop_assert!(e.qname.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
+                    for a in &e.answers {
+                        prop_assert!(a.name.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
+                    }
+                }
+                prop_assert_eq!(r.stats().events as usize, out.len());
+            }
+        }
+
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = crate::sniff(&bytes);
