@@ -310,18 +310,37 @@ fn from_json(s: &str) -> Result<Option<WinEvent>, &'static str> {
         }
         _ => {
             if let Some(m) = &r.Message {
-                let body = m.split_once(": ").map_or(m.as_str(), |(_, b)| b);
-                for kv in body.split(';') {
-                    if let Some((k, v)) = kv.split_once('=') {
-                        fields
-                            .entry(k.trim().to_string())
-                            .or_insert_with(|| v.trim().to_string());
-                    }
-                }
+                message_fields(m, &mut fields);
             }
         }
     }
     Ok(Some(WinEvent { id, ts, fields }))
+}
+
+/// The fields of a rendered message (`RESPONSE_SUCCESS: TCP=0; ...; QNAME=a.example.; QTYPE=1;
+/// ...`). The name is attacker-chosen and may hold `; RCODE=0`: it is taken as everything from
+/// the first `QNAME=` (the fields before it are the server's) to the last `; QTYPE=` (the fields
+/// after it are numbers and the server's zone and policy names).
+fn message_fields(m: &str, fields: &mut Fields) {
+    let body = m.split_once(": ").map_or(m, |(_, b)| b);
+    let mut kvs = |part: &str| {
+        for kv in part.split(';') {
+            if let Some((k, v)) = kv.split_once('=') {
+                fields
+                    .entry(k.trim().to_string())
+                    .or_insert_with(|| v.trim().to_string());
+            }
+        }
+    };
+    match (body.find("QNAME="), body.rfind("; QTYPE=")) {
+        (Some(qs), Some(qe)) if qe > qs => {
+            kvs(&body[..qs]);
+            let qname = body[qs + 6..qe].trim().to_string();
+            kvs(&body[qe + 2..]);
+            fields.insert("QNAME".into(), qname);
+        }
+        _ => kvs(body),
+    }
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
@@ -447,6 +466,22 @@ mod tests {
             Some("2026-12-03T12:00:00.1234567Z")
         );
         assert_eq!(unescape("a&amp;b&lt;&#x41;&#66;&bogus;&"), "a&b<AB&bogus;&");
+        // a name that tries to set the fields after it
+        let mut f = Fields::new();
+        message_fields("RESPONSE_SUCCESS: TCP=0; InterfaceIP=10.0.0.1; Destination=10.0.0.5; AA=0; AD=0; QNAME=x; QTYPE=1; XID=1; RCODE=0; Port=9; Destination=6.6.6.6.; QTYPE=28; XID=7; DNSSEC=0; RCODE=3; Port=53211; Flags=0; Scope=Default; Zone=..Cache; PolicyName=NULL; PacketData=0x", &mut f);
+        assert_eq!(
+            f["QNAME"],
+            "x; QTYPE=1; XID=1; RCODE=0; Port=9; Destination=6.6.6.6."
+        );
+        assert_eq!(
+            (
+                f["RCODE"].as_str(),
+                f["QTYPE"].as_str(),
+                f["Destination"].as_str(),
+                f["Port"].as_str()
+            ),
+            ("3", "28", "10.0.0.5", "53211")
+        );
         assert_eq!(hex("0x0A0b"), Some(vec![10, 11]));
         assert_eq!(hex("0x0A0"), None);
         assert_eq!(
