@@ -7,10 +7,14 @@ cd "$(dirname "$0")/.."
 
 need=()
 for pair in dig:dnsutils tshark:tshark unbound:unbound nsd:nsd dnsperf:dnsperf dnsmasq:dnsmasq \
-            iodined:iodine dns2tcpd:dns2tcp ip:iproute2 ldns-signzone:ldnsutils chromium:chromium; do
+            iodined:iodine dns2tcpd:dns2tcp ip:iproute2 ldns-signzone:ldnsutils chromium:chromium \
+            named:bind9 pdns_recursor:pdns-recursor rsyslogd:rsyslog openssl:openssl logger:bsdutils; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
+# rsyslog's TLS network stream driver (the syslog-over-TLS test forwards through it)
+for d in /usr/lib/*/rsyslog /usr/lib/rsyslog; do [ -e "$d/lmnsd_ossl.so" ] && ossl=1; done
+[ -n "${ossl:-}" ] || need+=(rsyslog-openssl)
 # the SMTP server the notification tests send e-mail to (Debian's, run with Debian's python3)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 if [ ${#need[@]} -gt 0 ]; then

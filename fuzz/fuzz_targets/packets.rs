@@ -12,7 +12,11 @@ const LINKTYPES: [u32; 14] = [0, 1, 9, 10, 12, 14, 50, 101, 104, 108, 113, 228, 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, mut rest)) = data.split_first() else { return };
     let lt = LINKTYPES[sel as usize % LINKTYPES.len()];
-    let opts = IngestOptions { dns_ports: vec![53, 5353], pair_timeout_secs: 1 };
+    let opts = IngestOptions {
+        dns_ports: vec![53, 5353],
+        pair_timeout_secs: 1,
+        ..Default::default()
+    };
     let mut dec = PacketDecoder::new(Source::Pcap, &opts);
     let mut out = Vec::new();
     let mut ts = 0i64;

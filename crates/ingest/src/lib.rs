@@ -9,6 +9,7 @@
 
 pub mod defrag;
 pub mod dnstap;
+pub mod doc;
 pub mod follow;
 pub mod jsonl;
 pub mod live;
@@ -281,6 +282,26 @@ pub fn open_reader_detect(
         Box::new(buf)
     };
     let mut input = input;
+    let textual = matches!(opts.format, None | Some(Format::Log(_)));
+    if textual {
+        // Windows exports: UTF-16 or a UTF-8 byte-order mark; documents rather than lines
+        let head = input.fill_buf().map_err(io_err)?;
+        if head.starts_with(&[0xef, 0xbb, 0xbf]) {
+            input.consume(3);
+        } else if let Some(be) = doc::utf16_order(head) {
+            input = Box::new(BufReader::with_capacity(
+                256 * 1024,
+                doc::Utf16::new(input, be),
+            ));
+        }
+        let head = input.fill_buf().map_err(io_err)?;
+        if let Some(shape) = doc::shape(head) {
+            input = Box::new(BufReader::with_capacity(
+                256 * 1024,
+                doc::DocLines::new(input, shape),
+            ));
+        }
+    }
     let head = input.fill_buf().map_err(io_err)?.to_vec();
     let format = match opts.format {
         Some(f) => f,

@@ -14,14 +14,22 @@
 //! messages are dropped and counted (`syslog.queue_full`) and TCP senders wait (back-pressure).
 //! Other rejects: `syslog.too_long` (a message over [`MAX_MESSAGE`] bytes), `syslog.bad_frame`
 //! (an octet count that is not a number), `syslog.unknown_format` (a stream whose lines are no
-//! known query log), `syslog.too_many_streams`, and the query-log reasons (`log.*`). No TLS yet.
+//! known query log), `syslog.too_many_streams`, and the query-log reasons (`log.*`).
+//!
+//! **TLS** (RFC 5425, [`listen_tls`]): the TCP receiver with each connection wrapped in rustls
+//! (the server's certificate and key from PEM files; no client certificates: senders are told
+//! apart by the allow-list), octet-counted or line framing as over plain TCP. A handshake that
+//! fails is counted (`syslog.tls_handshake`) and the connection closed.
 
 use crate::querylog::{self, LogFormat, Parser};
 use crate::{EventReader, IngestError, IngestOptions, IngestStats};
 use dnsight_model::{Cidr, DnsEvent};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -57,6 +65,7 @@ struct Counters {
     queue_full: AtomicU64,
     too_long: AtomicU64,
     bad_frame: AtomicU64,
+    tls_handshake: AtomicU64,
 }
 
 /// Stops a [`SyslogReceiver`] from another thread.
@@ -124,6 +133,7 @@ impl SyslogReceiver {
             if let Err(r) = p.line(line.as_bytes(), out) {
                 self.stats.reject(r);
             }
+            p.take_rejects(&mut self.stats);
             for e in &out[before..] {
                 self.stats.count_logged_event(e);
             }
@@ -137,6 +147,7 @@ impl SyslogReceiver {
             (&c.queue_full, "syslog.queue_full"),
             (&c.too_long, "syslog.too_long"),
             (&c.bad_frame, "syslog.bad_frame"),
+            (&c.tls_handshake, "syslog.tls_handshake"),
         ] {
             let v = n.swap(0, Ordering::Relaxed);
             if v > 0 {
@@ -256,8 +267,54 @@ pub fn listen_udp(addr: &str, opts: &SyslogOptions) -> Result<SyslogReceiver, In
     Ok(receiver(rx, counters, stop, opts, local))
 }
 
+/// The TLS server configuration of [`listen_tls`] from a PEM certificate chain and key.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, IngestError> {
+    let e = |m: String| IngestError::Other(m);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|x| e(format!("certificate file {}: {x}", cert.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|x| e(format!("certificate file {}: {x}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(e(format!(
+            "certificate file {} holds no PEM certificate",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|x| {
+        e(format!(
+            "key file {}: {x} (a PEM private key)",
+            key.display()
+        ))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|x| e(x.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|x| e(format!("certificate and key do not fit together: {x}")))?;
+    Ok(Arc::new(cfg))
+}
+
 /// Listens for syslog over TCP on `addr` (RFC 6587 framing, both methods).
 pub fn listen_tcp(addr: &str, opts: &SyslogOptions) -> Result<SyslogReceiver, IngestError> {
+    listen_stream(addr, opts, None)
+}
+
+/// Listens for syslog over TLS on `addr` (RFC 5425; see the module docs).
+pub fn listen_tls(
+    addr: &str,
+    opts: &SyslogOptions,
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<SyslogReceiver, IngestError> {
+    listen_stream(addr, opts, Some(tls))
+}
+
+fn listen_stream(
+    addr: &str,
+    opts: &SyslogOptions,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<SyslogReceiver, IngestError> {
     let l = TcpListener::bind(addr).map_err(|e| io_err(addr, e))?;
     l.set_nonblocking(true).map_err(|e| io_err(addr, e))?;
     let local = l.local_addr().map_err(|e| io_err(addr, e))?;
@@ -286,12 +343,22 @@ pub fn listen_tcp(addr: &str, opts: &SyslogOptions) -> Result<SyslogReceiver, In
                 }
                 live.fetch_add(1, Ordering::Relaxed);
                 let (tx, c, s, live) = (tx.clone(), c.clone(), s.clone(), live.clone());
+                let tls = tls.clone();
                 let _ = std::thread::Builder::new()
                     .name("dnsight-syslog-conn".into())
                     .spawn(move || {
                         let _ = conn.set_nonblocking(false);
                         let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
-                        read_tcp(conn, from.ip(), &tx, &c, &s);
+                        match tls {
+                            None => read_tcp(conn, from.ip(), &tx, &c, &s),
+                            Some(cfg) => {
+                                if let Some(t) = handshake(conn, cfg, &s) {
+                                    read_tcp(t, from.ip(), &tx, &c, &s);
+                                } else {
+                                    c.tls_handshake.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
                         live.fetch_sub(1, Ordering::Relaxed);
                     });
             }
@@ -300,8 +367,29 @@ pub fn listen_tcp(addr: &str, opts: &SyslogOptions) -> Result<SyslogReceiver, In
     Ok(receiver(rx, counters, stop, opts, local))
 }
 
-/// Reads one TCP connection's frames: `LEN SP MSG` (octet counting) or `MSG LF`.
-fn read_tcp(conn: TcpStream, from: IpAddr, tx: &SyncSender<Item>, c: &Counters, s: &SyslogHandle) {
+type Tls = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+
+/// Completes the TLS handshake (at most 10 s, or until shutdown).
+fn handshake(mut conn: TcpStream, cfg: Arc<rustls::ServerConfig>, s: &SyslogHandle) -> Option<Tls> {
+    let mut tls = rustls::ServerConnection::new(cfg).ok()?;
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while tls.is_handshaking() {
+        match tls.complete_io(&mut conn) {
+            Ok((0, 0)) if tls.is_handshaking() => return None, // closed
+            Ok(_) => {}
+            Err(e) if timed_out(&e) => {
+                if s.is_down() || std::time::Instant::now() > end {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    Some(rustls::StreamOwned::new(tls, conn))
+}
+
+/// Reads one connection's frames: `LEN SP MSG` (octet counting) or `MSG LF`.
+fn read_tcp<S: Read>(conn: S, from: IpAddr, tx: &SyncSender<Item>, c: &Counters, s: &SyslogHandle) {
     let mut r = BufReader::with_capacity(64 * 1024, conn);
     let mut frame = Vec::new();
     loop {
@@ -367,8 +455,8 @@ fn read_tcp(conn: TcpStream, from: IpAddr, tx: &SyncSender<Item>, c: &Counters, 
 
 /// Reads up to and including `delim`, at most `limit` bytes; `None` at end of input, on an
 /// error, or over the limit.
-fn read_until_limited(
-    r: &mut BufReader<TcpStream>,
+fn read_until_limited<S: Read>(
+    r: &mut BufReader<S>,
     delim: u8,
     out: &mut Vec<u8>,
     limit: usize,
@@ -401,7 +489,7 @@ fn read_until_limited(
     }
 }
 
-fn read_exact_retry(r: &mut BufReader<TcpStream>, buf: &mut [u8], s: &SyslogHandle) -> Option<()> {
+fn read_exact_retry<S: Read>(r: &mut BufReader<S>, buf: &mut [u8], s: &SyslogHandle) -> Option<()> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+mod intake_full;
 mod tls;
 
 /// Destinations the fixture's devices resolve; every one is forbidden by policy, so each

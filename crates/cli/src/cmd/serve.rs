@@ -355,6 +355,7 @@ fn start_sources(cfg: &[rcfg::SourceConfig], feed: &Feed) -> anyhow::Result<Vec<
                 addr,
                 allow,
                 log_tz,
+                tls,
             } => {
                 let mut so = dnsight_ingest::syslog::SyslogOptions {
                     allow: allow.clone(),
@@ -364,17 +365,23 @@ fn start_sources(cfg: &[rcfg::SourceConfig], feed: &Feed) -> anyhow::Result<Vec<
                     so.ingest.log_tz = rcfg::parse_log_tz(tz)?;
                 }
                 let a = addr.to_string();
-                let l = if *tcp {
-                    dnsight_ingest::syslog::listen_tcp(&a, &so)
-                } else {
-                    dnsight_ingest::syslog::listen_udp(&a, &so)
+                let l = match tls {
+                    Some((cert, key)) => dnsight_ingest::syslog::tls_config(cert, key)
+                        .and_then(|c| dnsight_ingest::syslog::listen_tls(&a, &so, c)),
+                    None if *tcp => dnsight_ingest::syslog::listen_tcp(&a, &so),
+                    None => dnsight_ingest::syslog::listen_udp(&a, &so),
                 }
                 .with_context(|| format!("syslog source on {a}"))?;
                 let h = l.shutdown_handle();
+                let proto = match (tls.is_some(), *tcp) {
+                    (true, _) => "tls",
+                    (false, true) => "tcp",
+                    (false, false) => "udp",
+                };
                 (
                     Box::new(l),
                     Box::new(move || h.shutdown()),
-                    format!("syslog {}:{a}", if *tcp { "tcp" } else { "udp" }),
+                    format!("syslog {proto}:{a}"),
                 )
             }
             rcfg::SourceConfig::Capture {

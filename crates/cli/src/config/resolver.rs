@@ -206,7 +206,8 @@ pub struct GroupRaw {
 pub struct SourceRaw {
     /// `dnstap` (listen = `unix:/path` or `tcp:ADDR:PORT`), `zeek`, `jsonl` or `log` (path: a
     /// file that is followed as it grows; `log` is any DNS query log the reader knows),
-    /// `syslog` (listen = `udp:ADDR:PORT` or `tcp:ADDR:PORT`: query logs sent by syslog, from the
+    /// `syslog` (listen = `udp:ADDR:PORT`, `tcp:ADDR:PORT` or `tls:ADDR:PORT` with `tls_cert` and
+    /// `tls_key`: query logs sent by syslog, from the
     /// `allow`ed senders), `capture` (interface: live packet capture, needs root or CAP_NET_RAW).
     pub kind: String,
     pub listen: Option<String>,
@@ -222,6 +223,10 @@ pub struct SourceRaw {
     /// `syslog`: sender addresses (CIDR) allowed to send; default loopback only.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// `syslog` with listen = `tls:ADDR:PORT` (RFC 5425): the server's certificate chain and
+    /// private key (PEM files).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A `format = "..."` / `--format` value: any input format by its report name.
@@ -260,12 +265,14 @@ pub enum SourceConfig {
         interface: String,
         dns_ports: Vec<u16>,
     },
-    /// A syslog receiver for query logs (UDP or TCP).
+    /// A syslog receiver for query logs (UDP, TCP, or TCP with TLS).
     Syslog {
         tcp: bool,
         addr: SocketAddr,
         allow: Vec<Cidr>,
         log_tz: Option<String>,
+        /// TLS (certificate, key) files: syslog over TLS, RFC 5425.
+        tls: Option<(PathBuf, PathBuf)>,
     },
 }
 
@@ -884,8 +891,16 @@ pub fn validate(
                     (false, a)
                 } else if let Some(a) = l.strip_prefix("tcp:") {
                     (true, a)
+                } else if let Some(a) = l.strip_prefix("tls:") {
+                    (true, a)
                 } else {
-                    bail!("{key}: listen = {l:?}: prefix it with udp: or tcp:");
+                    bail!("{key}: listen = {l:?}: prefix it with udp:, tcp: or tls:");
+                };
+                let tls = match (l.starts_with("tls:"), &src.tls_cert, &src.tls_key) {
+                    (true, Some(c), Some(k)) => Some((rel(base_dir, c), rel(base_dir, k))),
+                    (true, _, _) => bail!("{key}: listen = {l:?} needs tls_cert = \"cert.pem\" and tls_key = \"key.pem\""),
+                    (false, None, None) => None,
+                    (false, _, _) => bail!("{key}: tls_cert and tls_key need listen = \"tls:ADDR:PORT\""),
                 };
                 if let Some(tz) = &src.log_tz {
                     parse_log_tz(tz).map_err(|e| anyhow!("{key}: log_tz: {e}"))?;
@@ -895,6 +910,7 @@ pub fn validate(
                     addr: parse_listen(a, &format!("{key} listen"))?,
                     allow: parse_cidrs(&src.allow, &format!("{key} allow"))?,
                     log_tz: src.log_tz.clone(),
+                    tls,
                 }
             }
             "capture" => {
@@ -1225,6 +1241,10 @@ mod tests {
         assert!(e.contains("udp:"), "{e}");
         let e = err("[[source]]\nkind = \"syslog\"\nlisten = \"udp:0.0.0.0:5514\"\nallow = [\"10.0.0.0/33\"]\n");
         assert!(e.contains("allow"), "{e}");
+        let e = err("[[source]]\nkind = \"syslog\"\nlisten = \"tls:0.0.0.0:6514\"\n");
+        assert!(e.contains("tls_cert"), "{e}");
+        let e = err("[[source]]\nkind = \"syslog\"\nlisten = \"tcp:0.0.0.0:6514\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+        assert!(e.contains("tls:ADDR:PORT"), "{e}");
         let e = err("[[source]]\nkind = \"log\"\npath = \"q.log\"\nformat = \"pihole\"\n");
         assert!(e.contains("format") && e.contains("dnsmasq"), "{e}");
         let e = err("[[source]]\nkind = \"log\"\npath = \"q.log\"\nlog_tz = \"Mars/Base\"\n");

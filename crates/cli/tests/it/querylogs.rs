@@ -95,3 +95,84 @@ Dec  3 09:00:21 dnsmasq[676]: reply c2-branch.evil.test is 198.51.100.67
         );
     }
 }
+
+/// The exports and envelopes in one `dnsight analyze` run: a gzip'd CloudWatch Logs subscription
+/// payload of Route 53 records, a Windows DNS analytic-event export as Windows PowerShell writes
+/// it (UTF-16, `Get-WinEvent | ConvertTo-Json`) and an Azure `records` document: each device
+/// asking the feed's name gets its alert, and the report names each input's format.
+#[test]
+fn cloudwatch_windows_events_and_azure_records_alert_for_their_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r53 = r#"{"version":"1.100000","account_id":"111122223333","region":"eu-west-1","vpc_id":"vpc-0a1b2c3d","query_timestamp":"2026-12-03T09:00:05Z","query_name":"c2-cloud.evil.test.","query_type":"A","query_class":"IN","rcode":"NOERROR","answers":[{"Rdata":"198.51.100.66","Type":"A","Class":"IN"}],"srcaddr":"10.20.0.5","srcport":"40002","transport":"UDP","srcids":{"instance":"i-0abc"}}"#;
+    let cw = format!(
+        "{{\"messageType\":\"DATA_MESSAGE\",\"owner\":\"111122223333\",\"logGroup\":\"/aws/route53resolver\",\"logStream\":\"vpc-0a1b2c3d\",\"subscriptionFilters\":[\"dnsight\"],\"logEvents\":[{{\"id\":\"1\",\"timestamp\":1796288405000,\"message\":{}}}]}}",
+        serde_json::to_string(r53).unwrap()
+    );
+    // gzip'd by the gzip program (Debian's essential package), as CloudWatch delivers it
+    let raw = d.join("cloudwatch-payload");
+    std::fs::write(&raw, &cw).unwrap();
+    assert!(Command::new("gzip")
+        .arg("-n")
+        .arg(&raw)
+        .status()
+        .unwrap()
+        .success());
+    let cwf = d.join("cloudwatch-payload.gz");
+    let ps = "[\r\n    {\r\n        \"Id\":  256,\r\n        \"ProviderName\":  \"Microsoft-Windows-DNSServer\",\r\n        \"TimeCreated\":  \"\\/Date(1796288410000)\\/\",\r\n        \"Message\":  \"QUERY_RECEIVED: TCP=0; InterfaceIP=10.30.0.1; Source=10.30.0.7; RD=1; QNAME=c2-office.evil.test.; QTYPE=1; XID=36666; Port=50001; Flags=256; PacketData=0x8F3A\"\r\n    },\r\n    {\r\n        \"Id\":  257,\r\n        \"ProviderName\":  \"Microsoft-Windows-DNSServer\",\r\n        \"TimeCreated\":  \"\\/Date(1796288410020)\\/\",\r\n        \"Message\":  \"RESPONSE_SUCCESS: TCP=0; InterfaceIP=10.30.0.1; Destination=10.30.0.7; AA=0; AD=0; QNAME=c2-office.evil.test.; QTYPE=1; XID=36666; DNSSEC=0; RCODE=0; Port=50001; Flags=33152; Scope=Default; Zone=..Cache; PolicyName=NULL; PacketData=0x8F3A\"\r\n    }\r\n]\r\n";
+    let mut utf16 = vec![0xff, 0xfe];
+    for u in ps.encode_utf16() {
+        utf16.extend_from_slice(&u.to_le_bytes());
+    }
+    let win = d.join("dns-analytic.json");
+    std::fs::write(&win, utf16).unwrap();
+    let az = d.join("PT1H.json");
+    std::fs::write(&az, "{\n  \"records\": [\n    {\n      \"time\": \"2026-12-03T09:00:20.0000000Z\",\n      \"category\": \"AZFWDnsQuery\",\n      \"operationName\": \"AZFWDnsQuery\",\n      \"properties\": {\"SourceIp\": \"10.40.0.8\", \"SourcePort\": 5353, \"QueryId\": 7, \"QueryType\": \"A\", \"QueryClass\": \"IN\", \"QueryName\": \"c2-azure.evil.test.\", \"Protocol\": \"udp\", \"RequestSize\": 40, \"ResponseCode\": \"NOERROR\", \"ResponseFlags\": \"qr,rd,ra\", \"ResponseSize\": 80, \"RequestDurationSecs\": 0.002}\n    }\n  ]\n}\n").unwrap();
+    let intel = d.join("intel.txt");
+    std::fs::write(
+        &intel,
+        "c2-cloud.evil.test\nc2-office.evil.test\nc2-azure.evil.test\n",
+    )
+    .unwrap();
+    let alerts = d.join("alerts.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_dnsight"))
+        .args(["analyze", "--no-progress", "--intel"])
+        .arg(&intel)
+        .arg("--alerts-out")
+        .arg(&alerts)
+        .args([&cwf, &win, &az])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (file, fmt) in [
+        ("cloudwatch-payload.gz", "[route53-resolver]"),
+        ("dns-analytic.json", "[windows-events]"),
+        ("PT1H.json", "[azure-firewall]"),
+    ] {
+        let line = report
+            .lines()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("{report}"));
+        assert!(
+            line.contains(fmt) && line.contains(" 1 events, 0 rejected"),
+            "{line}\n{report}"
+        );
+    }
+    let text = std::fs::read_to_string(&alerts).unwrap();
+    for (dev, q) in [
+        ("10.20.0.5", "c2-cloud.evil.test"),
+        ("10.30.0.7", "c2-office.evil.test"),
+        ("10.40.0.8", "c2-azure.evil.test"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains("threat_intel") && l.contains(dev) && l.contains(q)),
+            "no threat_intel alert for {dev} / {q}:\n{text}"
+        );
+    }
+}

@@ -351,3 +351,125 @@ fn passive_serve_reads_a_followed_query_log_and_syslog() {
         );
     }
 }
+
+/// `serve` with a syslog receiver over TLS (`listen = "tls:..."`, RFC 5425; certificate made by
+/// `openssl req`), fed by `openssl s_client` with octet-counted frames, and a followed Windows
+/// DNS analytic-event export (Event XML): a device behind each asks a policy name and each gets
+/// its alert.
+#[test]
+fn passive_serve_takes_syslog_over_tls_and_windows_event_xml() {
+    let Some(openssl) = ["/usr/bin/openssl", "/bin/openssl"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("skipping: needs openssl (Debian package openssl)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let st = Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(d.join("key.pem"))
+        .arg("-out")
+        .arg(d.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = d.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[resolver]\nlisten = []\n\n[[source]]\nkind = \"log\"\npath = \"dns-analytic.xml\"\nformat = \"windows-events\"\n\n[[source]]\nkind = \"syslog\"\nlisten = \"tls:127.0.0.1:{port}\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n"),
+    )
+    .unwrap();
+    let xml = d.join("dns-analytic.xml");
+    std::fs::write(&xml, "").unwrap();
+    let alerts = d.join("alerts.jsonl");
+    let log = d.join("serve.log");
+    let _guard = serve_passive(&cfg, &alerts, &log);
+    assert!(wait_for(&log, "syslog tls:", Duration::from_secs(30)));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&xml).unwrap();
+    let now = dnsight_model::Ts(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64,
+    );
+    for (id, peer, extra) in [
+        (256, "Source", ""),
+        (
+            257,
+            "Destination",
+            "<Data Name='RCODE'>0</Data><Data Name='AA'>0</Data>",
+        ),
+    ] {
+        write!(
+            f,
+            "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='Microsoft-Windows-DNSServer' Guid='{{EB79061A-A566-4698-9119-3ED2807060E7}}'/><EventID>{id}</EventID><TimeCreated SystemTime='{now}'/><Computer>DC1</Computer></System><EventData><Data Name='TCP'>0</Data><Data Name='InterfaceIP'>10.40.0.1</Data><Data Name='{peer}'>10.40.0.9</Data><Data Name='QNAME'>use-application-dns.net.</Data><Data Name='QTYPE'>1</Data><Data Name='XID'>77</Data><Data Name='Port'>50123</Data>{extra}</EventData></Event>"
+        )
+        .unwrap();
+    }
+    f.flush().unwrap();
+    let mut client = Command::new(openssl)
+        .args([
+            "s_client",
+            "-quiet",
+            "-no_ign_eof",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+            "-verify_hostname",
+            "localhost",
+        ])
+        .arg("-connect")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-CAfile")
+        .arg(d.join("cert.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let m = format!("<30>1 {now} dns2 named 811 - - client @0x7f1 10.30.0.8#5353 (use-application-dns.net): query: use-application-dns.net IN A + (10.30.0.1)");
+    {
+        let stdin = client.stdin.as_mut().unwrap();
+        write!(stdin, "{} {m}", m.len()).unwrap();
+        stdin.flush().unwrap();
+    }
+    for dev in ["10.40.0.9", "10.30.0.8"] {
+        let ok = wait_for(&alerts, dev, Duration::from_secs(30));
+        if !ok {
+            let _ = client.kill();
+        }
+        assert!(
+            ok,
+            "no alert for {dev}: {}\n{}",
+            std::fs::read_to_string(&alerts).unwrap_or_default(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    drop(client.stdin.take());
+    let _ = client.kill();
+    let _ = client.wait();
+}

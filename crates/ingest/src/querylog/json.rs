@@ -316,7 +316,7 @@ struct Ag<'a> {
 }
 
 /// Standard base64 (with or without padding); `None` on any other byte.
-fn base64(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0);
     for c in s.bytes() {

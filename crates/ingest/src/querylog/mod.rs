@@ -2,7 +2,8 @@
 //!
 //! Every format here is a log with one record a line: resolver query logs (BIND and the
 //! BIND-derived appliances, Unbound, dnsmasq/Pi-hole, PowerDNS Recursor, CoreDNS, Technitium,
-//! Windows DNS Server's debug log), cloud resolvers (AWS Route 53 Resolver and public zone
+//! Windows DNS Server's debug log and its analytic events as Event XML or PowerShell JSON),
+//! cloud resolvers (AWS Route 53 Resolver and public zone
 //! logs, Google Cloud DNS, Azure Firewall DNS proxy), services and sensors (Cisco Umbrella CSV,
 //! Cloudflare Logpush/Gateway DNS, AdGuard Home `querylog.json`, Suricata EVE `dns`). Each entry
 //! of [`FORMATS`] names the format, says what it lacks compared to a packet capture (shown in the
@@ -17,6 +18,10 @@
 //! container-log wrapper (`{"log": ...}`, `{"message": ...}` with `time`/`@timestamp`). The
 //! envelope's time is used when the message has none of its own. So a Pi-hole log, the same
 //! lines forwarded by rsyslog, and the same lines from `kubectl logs` in JSON all read alike.
+//! Cloud envelopes (CloudWatch Logs, Firehose, Azure `records`, Pub/Sub; see `cloud.rs`) are
+//! removed first, each record inside going through the same steps; inputs that are documents
+//! (JSON arrays, pretty-printed JSON, Event XML) were already made one record a line by
+//! [`crate::doc`].
 //!
 //! **Time**: zone-less timestamps (BIND, dnsmasq/syslog, Windows, Technitium `Local`) are read
 //! in [`crate::IngestOptions::log_tz`] (UTC unless told otherwise). Syslog's RFC 3164 stamps
@@ -25,21 +30,25 @@
 //! is read is used (right for a followed log, approximate for an old file).
 //!
 //! **Pairing**: formats that log a query and its reply on separate lines (Unbound with
-//! `log-queries` and `log-replies`, dnsmasq, Windows debug log, Suricata) keep the query pending
+//! `log-queries` and `log-replies`, dnsmasq, Windows debug log and analytic events, PowerDNS
+//! Recursor's structured Question/Answer lines, Suricata) keep the query pending
 //! in a bounded table ([`Pending`]) until its reply line, its timeout in event time
 //! (`pair_timeout_secs`), or the end of input; whatever is pending and answered is also emitted
 //! whenever the buffered input is used up, so a followed log does not hold events back.
 //!
 //! Rejects, counted by reason and skipped (never a panic): `log.bad_line` (not the format),
-//! `log.bad_time`, `log.bad_addr`, `log.no_client` (a record without a client address, e.g. a
+//! `log.bad_time`, `log.bad_addr`, `log.bad_payload` and `log.payload_too_large` (an envelope's
+//! base64/gzip data), `log.no_client` (a record without a client address, e.g. a
 //! Cloud DNS record of a non-VM source), `log.reply_without_query` (dnsmasq reply lines whose
 //! query line was not seen: the client is unknown), `log.bad_json`, `log.line_too_long`,
 //! `log.read_error`. Lines the format writes that are not about a query (service start-up,
 //! dnsmasq's `forwarded`, the Windows log's header) are skipped without being counted as
 //! rejects.
 
+mod cloud;
 mod json;
 mod text;
+mod winevent;
 
 pub(crate) use text::syslog_app;
 
@@ -69,6 +78,7 @@ pub enum LogFormat {
     Technitium,
     Route53Public,
     Umbrella,
+    WindowsEvents,
 }
 
 type ParseFn = fn(&mut Parser, &Msg, &mut Vec<DnsEvent>) -> Result<(), &'static str>;
@@ -165,7 +175,7 @@ pub static FORMATS: &[FormatInfo] = &[
         format: LogFormat::PowerDns,
         name: "powerdns",
         title: "PowerDNS Recursor query logging (quiet=no; classic and structured lines)",
-        lacks: "rcode and answers",
+        lacks: "answers; rcode in the classic format (structured logging's Answer lines carry it)",
         json: false,
         parse: text::powerdns,
     },
@@ -184,6 +194,14 @@ pub static FORMATS: &[FormatInfo] = &[
         lacks: "answers (the detail lines are not read); times in the server's local zone with 1 s resolution",
         json: false,
         parse: text::windows,
+    },
+    FormatInfo {
+        format: LogFormat::WindowsEvents,
+        name: "windows-events",
+        title: "Windows DNS Server analytic events (Event XML from wevtutil or Event Viewer; Get-WinEvent | ConvertTo-Json)",
+        lacks: "answer sections only where PacketData was kept; the server's own recursion (events 260-262) is not read",
+        json: true,
+        parse: winevent::windows_event,
     },
     FormatInfo {
         format: LogFormat::Technitium,
@@ -377,6 +395,9 @@ pub(crate) struct Parser {
     /// dnsmasq without `log-queries=extra`: the query the last `<CNAME>` reply belonged to.
     pub chain: Option<PKey>,
     pub decoder: dnsight_model::wire::Decoder,
+    /// Rejects of records inside an envelope beyond the one `line` returns; the reader counts
+    /// them after each line ([`Parser::take_rejects`]).
+    pub rejects: Vec<&'static str>,
 }
 
 fn wall_now() -> Ts {
@@ -395,26 +416,78 @@ impl Parser {
             pending: Pending::new(opts.pair_timeout_secs),
             chain: None,
             decoder: dnsight_model::wire::Decoder::new(),
+            rejects: Vec::new(),
         }
     }
 
     /// Parses one raw line (envelope included).
     pub fn line(&mut self, raw: &[u8], out: &mut Vec<DnsEvent>) -> Result<(), &'static str> {
         let text = String::from_utf8_lossy(raw);
+        self.record(&text, None, 0, out)
+    }
+
+    /// Counts the rejects of records inside envelopes (see [`Parser::rejects`]).
+    pub(crate) fn take_rejects(&mut self, stats: &mut IngestStats) {
+        for r in self.rejects.drain(..) {
+            stats.reject(r);
+        }
+    }
+
+    /// One record: a cloud envelope's records in turn (nested up to [`cloud::MAX_DEPTH`]), or
+    /// the record itself. `env_ts` is the time an outer envelope gave it.
+    fn record(
+        &mut self,
+        text: &str,
+        env_ts: Option<Ts>,
+        depth: u8,
+        out: &mut Vec<DnsEvent>,
+    ) -> Result<(), &'static str> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(());
         }
+        if depth < cloud::MAX_DEPTH {
+            if let Some(inner) = cloud::unwrap(text) {
+                // the first error is the line's; the others are counted on the side
+                let mut first = Ok(());
+                let mut any = false;
+                for (t, ts) in inner? {
+                    let before = out.len();
+                    match self.record(&t, ts.or(env_ts), depth + 1, out) {
+                        Ok(()) => any |= out.len() > before,
+                        Err(e) if first.is_ok() => first = Err(e),
+                        Err(e) => self.rejects.push(e),
+                    }
+                }
+                // a record that made events counts; its envelope's other failures go aside
+                if any {
+                    if let Err(e) = first {
+                        self.rejects.push(e);
+                    }
+                    return Ok(());
+                }
+                return first;
+            }
+        }
+        self.plain(text, env_ts, out)
+    }
+
+    fn plain(
+        &mut self,
+        text: &str,
+        env_ts: Option<Ts>,
+        out: &mut Vec<DnsEvent>,
+    ) -> Result<(), &'static str> {
         let info = self.format.info();
         if text.starts_with('{') && !info.json {
             // a container-log wrapper around a text format
             let (inner, ts) = json::unwrap_envelope(text).ok_or("log.bad_json")?;
-            let ts = ts.as_deref().and_then(ts_any);
+            let ts = ts.as_deref().and_then(ts_any).or(env_ts);
             return self.message(&inner, ts, out);
         }
         if info.json {
             if text.starts_with('{') {
-                return (info.parse)(self, &Msg { text, ts: None }, out);
+                return (info.parse)(self, &Msg { text, ts: env_ts }, out);
             }
             // a JSON record carried by syslog (`suricata: {...}`)
             let (msg, ts) = text::strip_syslog(text, self);
@@ -422,12 +495,12 @@ impl Parser {
                 self,
                 &Msg {
                     text: msg.trim(),
-                    ts,
+                    ts: ts.or(env_ts),
                 },
                 out,
             );
         }
-        self.message(text, None, out)
+        self.message(text, env_ts, out)
     }
 
     fn message(
@@ -632,6 +705,10 @@ pub(crate) fn epoch_any(v: f64) -> Ts {
     Ts::from_secs_f64(secs)
 }
 
+/// Longest record (line) of a query log: larger than other line formats' cap, since one cloud
+/// envelope (a CloudWatch payload, an Azure `records` document) is one line.
+const MAX_RECORD: usize = 16 * MAX_LINE;
+
 /// Reader over a query log of one format (see the module docs).
 pub struct LogReader {
     lines: CappedLines,
@@ -643,7 +720,7 @@ pub struct LogReader {
 impl LogReader {
     pub fn new(input: Box<dyn BufRead + Send>, format: LogFormat, opts: &IngestOptions) -> Self {
         LogReader {
-            lines: CappedLines::new(input, MAX_LINE),
+            lines: CappedLines::new(input, MAX_RECORD),
             stats: IngestStats::default(),
             done: false,
             parser: Parser::new(format, opts),
@@ -669,6 +746,7 @@ impl EventReader for LogReader {
                         if let Err(reason) = parser.line(t, out) {
                             s.reject(reason);
                         }
+                        parser.take_rejects(s);
                     }
                     // the input is idle: what has its answer goes out now
                     None => parser.flush(true, out),

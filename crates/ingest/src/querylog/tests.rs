@@ -289,6 +289,8 @@ fn powerdns_classic_and_structured() {
     let text = "\
 Dec 03 12:00:00 ns1 pdns-recursor[811]: 7 [1/1] question for 'www.example.com|A' from 10.0.0.5:40000
 Dec 03 12:00:01 ns1 pdns_recursor[811]: msg=\"Question\" subsystem=\"syncres\" level=\"0\" prio=\"Info\" tid=\"1\" ts=\"1796300101.250\" ecs=\"\" mtid=\"3\" proto=\"tcp\" qname=\"mail.example.com\" qtype=\"MX\" remote=\"10.0.0.6:40001\"
+Dec 03 12:00:01 ns1 pdns_recursor[811]: msg=\"Answer\" subsystem=\"syncres\" level=\"0\" prio=\"Info\" tid=\"1\" ts=\"1796300101.260\" additional=\"1\" answers=\"0\" dotout=\"0\" ecs=\"\" mtid=\"3\" netms=\"0.102000\" outqueries=\"1\" proto=\"tcp\" qname=\"mail.example.com\" qtype=\"MX\" rcode=\"3\" rd=\"1\" remote=\"10.0.0.6:40001\" tcpout=\"0\" throttled=\"0\" timeouts=\"0\" totms=\"9.5\" validationState=\"Indeterminate\"
+Dec 03 12:00:02 PowerDNS Recursor 4.8.8 (C) 2001-2022 PowerDNS.COM BV
 ";
     let (f, evs, st) = read(text);
     assert_eq!(f, Format::Log(LogFormat::PowerDns));
@@ -299,6 +301,9 @@ Dec 03 12:00:01 ns1 pdns_recursor[811]: msg=\"Question\" subsystem=\"syncres\" l
     );
     assert_eq!(evs[1].ts, Ts::from_secs_f64(1796300101.25));
     assert_eq!((evs[1].qtype, evs[1].transport), (15, Transport::Tcp));
+    assert_eq!((evs[1].rcode, evs[1].rtt_us), (Some(3), Some(9500)));
+    assert!(evs[0].rcode.is_none());
+    assert_eq!(st.rejected_total(), 0, "{st:?}");
 }
 
 #[test]
@@ -486,6 +491,42 @@ mod hostile {
                 for e in &out {
                     prop_assert!(e.qname.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
                 }
+            }
+        }
+
+        /// The `query_log` fuzz target (fuzz/fuzz_targets/query_log.rs) run in the normal test
+        /// suite: the first byte picks a format or sniffing, a second picks a document shape
+        /// to put in front (JSON array, Event XML, UTF-16, a cloud envelope), then random bytes.
+        /// Never a panic; names printable; the stats agree with the output.
+        #[test]
+        fn query_log_fuzz_target_on_random_bytes(mode in any::<u8>(), shape in 0u8..6, bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut data: Vec<u8> = match shape {
+                0 => Vec::new(),
+                1 => b"[\n  {\n".to_vec(),
+                2 => b"<Event xmlns='x'><System><EventID>257</EventID>".to_vec(),
+                3 => vec![0xff, 0xfe, b'[', 0, b'{', 0],
+                4 => b"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"message\":\"".to_vec(),
+                _ => b"{\"records\":[{\"data\":\"".to_vec(),
+            };
+            data.extend_from_slice(&bytes);
+            let opts = IngestOptions {
+                format: FORMATS.get(mode as usize).map(|f| Format::Log(f.format)),
+                ..Default::default()
+            };
+            if let Ok(mut r) = open_reader(Box::new(std::io::Cursor::new(data)), "fuzz", &opts) {
+                let mut out = Vec::new();
+                let mut rounds = 0;
+                while let Ok(true) = r.next_batch(&mut out) {
+                    rounds += 1;
+                    prop_assert!(rounds < 1_000_000);
+                }
+                for e in &out {
+                    prop_assert!(e.qname.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
+                    for a in &e.answers {
+                        prop_assert!(a.name.as_str().bytes().all(|b| (0x21..=0x7e).contains(&b)));
+                    }
+                }
+                prop_assert_eq!(r.stats().events as usize, out.len());
             }
         }
 

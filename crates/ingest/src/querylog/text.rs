@@ -589,14 +589,17 @@ fn kv<'a>(s: &'a str, key: &str) -> Option<&'a str> {
 
 /// PowerDNS Recursor with `quiet=no`: classic `question for 'www.example.com|A' from
 /// 10.0.0.5:40000` and structured (`msg="Question" ... qname="www.example.com" qtype="A"
-/// remote="10.0.0.5:40000"`, with `ts="1700000000.123"`).
+/// remote="10.0.0.5:40000"`, with `ts="1700000000.123"`). Structured logging (4.8 and later)
+/// also writes `msg="Answer"` with the same `remote`, `qname` and `qtype` and the `rcode` (a
+/// number) and `totms`: the question waits for it, so those events have their rcode.
 pub(crate) fn powerdns(
-    _p: &mut Parser,
+    p: &mut Parser,
     m: &Msg,
     out: &mut Vec<DnsEvent>,
 ) -> Result<(), &'static str> {
     let r = m.text;
-    if r.contains("msg=\"Question\"") {
+    let question = r.contains("msg=\"Question\"");
+    if question || r.contains("msg=\"Answer\"") {
         let n = kv(r, "qname").ok_or("log.bad_line")?;
         let qt = rtype_from_str(kv(r, "qtype").ok_or("log.bad_line")?).ok_or("log.bad_line")?;
         let (client, port) =
@@ -605,16 +608,38 @@ pub(crate) fn powerdns(
             .and_then(|t| t.parse::<f64>().ok())
             .filter(|v| v.is_finite())
             .map(Ts::from_secs_f64);
-        let mut e = event(need_ts(own, m)?, client, name(n), qt);
-        e.client_port = port;
-        if kv(r, "proto") == Some("tcp") {
-            e.transport = Transport::Tcp;
+        let ts = need_ts(own, m)?;
+        let key = PKey::new(client, port, 0, name(n), qt);
+        let fresh = || {
+            let mut e = event(ts, client, name(n), qt);
+            e.client_port = port;
+            if kv(r, "proto") == Some("tcp") {
+                e.transport = Transport::Tcp;
+            }
+            e
+        };
+        if question {
+            p.pending.insert(key, fresh(), out);
+            return Ok(());
         }
+        let mut e = p.pending.remove(&key).unwrap_or_else(fresh);
+        if let Some(rc) = kv(r, "rcode").and_then(|c| c.parse::<u16>().ok()) {
+            set_rcode(&mut e, rc);
+        }
+        if let Some(ms) = kv(r, "totms").and_then(|t| t.parse::<f64>().ok()) {
+            e.rtt_us = super::rtt_secs(ms / 1000.0);
+        }
+        p.pending.expire(ts, out);
         out.push(e);
         return Ok(());
     }
     let Some(i) = r.find("question for '") else {
-        return if r.contains("msg=") || r.contains("question") {
+        // other structured and classic lines (start-up banner, housekeeping) are no query
+        return if r.contains("msg=")
+            || r.contains("question")
+            || r.contains("PowerDNS")
+            || r.starts_with("Using ")
+        {
             Ok(())
         } else {
             Err("log.bad_line")

@@ -3,8 +3,10 @@
 mod capture;
 mod corpus;
 mod dnstap;
+mod exports;
 mod jsonl;
 mod live;
 mod querylogs;
 mod syslog;
+mod syslog_real;
 mod zeek;
