@@ -32,8 +32,15 @@ pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
 /// A record taken out of an envelope, with the envelope's time for it.
 pub(crate) type Inner = (String, Option<Ts>);
 
-fn has(s: &str, k: &str) -> bool {
-    memchr::memmem::find(s.as_bytes(), k.as_bytes()).is_some()
+/// The keys that mark an envelope, searched on every JSON record (searchers built once).
+static KEYS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 4]> =
+    std::sync::LazyLock::new(|| {
+        ["\"logEvents\"", "\"records\"", "\"message\"", "}{"]
+            .map(|k| memchr::memmem::Finder::new(k.as_bytes()).into_owned())
+    });
+
+fn has(s: &str, k: usize) -> bool {
+    KEYS[k].find(s.as_bytes()).is_some()
 }
 
 /// The records inside `text` when it is an envelope; `None` when it is not one (the caller
@@ -43,22 +50,22 @@ pub(crate) fn unwrap(text: &str) -> Option<Result<Vec<Inner>, &'static str>> {
     match t.as_bytes().first()? {
         b'[' => array(t).map(Ok),
         b'{' => {
-            if has(t, "\"logEvents\"") {
+            if has(t, 0) {
                 if let Some(r) = cloudwatch(t) {
                     return Some(r);
                 }
             }
-            if has(t, "\"records\"") {
+            if has(t, 1) {
                 if let Some(r) = records(t) {
                     return Some(r);
                 }
             }
-            if has(t, "\"message\"") {
+            if has(t, 2) {
                 if let Some(r) = message(t) {
                     return Some(r);
                 }
             }
-            if has(t, "}{") {
+            if has(t, 3) {
                 // objects concatenated on one line (Firehose to S3 without a delimiter)
                 let mut out = Vec::new();
                 split_payload(t, None, &mut out);
