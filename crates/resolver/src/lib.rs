@@ -8,7 +8,8 @@
 //!
 //! The crate knows nothing about config files or the engine: the binary builds a
 //! [`ResolverConfig`] and passes a sink. Module map: [`wire`] (tiny parser/writer), [`cache`],
-//! [`policy`], [`acl`], [`upstream`], [`server`] (the per-query path), [`events`], [`stats`].
+//! [`policy`], [`acl`], [`upstream`], [`server`] (the per-query path), [`dnssec`], [`events`],
+//! [`stats`].
 //!
 //! [`DnsEvent`]: dnsight_model::DnsEvent
 
