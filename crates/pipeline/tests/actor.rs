@@ -1254,6 +1254,9 @@ impl TriageStore for Flaky {
     fn alerts_changed(&self) -> TResult<(u64, i64)> {
         self.inner.alerts_changed()
     }
+    fn alert_overview(&self, since: i64, top: u32) -> TResult<dnsight_triage::AlertOverview> {
+        self.inner.alert_overview(since, top)
+    }
 }
 
 #[test]

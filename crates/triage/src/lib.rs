@@ -260,6 +260,17 @@ pub struct SessionInfo {
     pub agent: Option<String>,
 }
 
+/// Open alerts by severity, kind, device and destination (most first), and alerts first seen
+/// per day (day start in Unix seconds, UTC).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AlertOverview {
+    pub by_severity: Vec<(String, u64)>,
+    pub by_kind: Vec<(String, u64)>,
+    pub top_devices: Vec<(String, u64)>,
+    pub top_destinations: Vec<(String, u64)>,
+    pub per_day: Vec<(Secs, u64)>,
+}
+
 /// Sort orders for alert lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -491,4 +502,7 @@ pub trait TriageStore: Send {
     fn revoke_session(&mut self, id: i64, actor: &str, now: Secs) -> Result<SessionInfo>;
     /// (open alerts, latest `updated_at`): cheap, for "did anything change" polling.
     fn alerts_changed(&self) -> Result<(u64, Secs)>;
+    /// Counts for the dashboard's overview (see [`AlertOverview`]); `since` in event-time
+    /// seconds, `top` rows per top list.
+    fn alert_overview(&self, since: Secs, top: u32) -> Result<AlertOverview>;
 }

@@ -1729,4 +1729,8 @@ impl TriageStore for SqliteStore {
     fn alerts_changed(&self) -> Result<(u64, Secs)> {
         users::alerts_changed(&self.conn)
     }
+
+    fn alert_overview(&self, since: Secs, top: u32) -> Result<crate::AlertOverview> {
+        users::alert_overview(&self.conn, since, top)
+    }
 }

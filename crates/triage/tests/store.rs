@@ -1115,3 +1115,40 @@ fn users_and_sessions() {
     }
     assert_eq!(s.alerts_changed().unwrap(), (0, 0));
 }
+
+#[test]
+fn overview_counts() {
+    let (_d, mut s) = store();
+    let day = 86_400;
+    s.upsert_alerts(
+        &[
+            alert("a", Kind::Dga, Severity::High, "10.0.0.1", "x.example", NOW),
+            alert(
+                "b",
+                Kind::Dga,
+                Severity::Low,
+                "10.0.0.1",
+                "y.example",
+                NOW + day,
+            ),
+            alert(
+                "c",
+                Kind::Beaconing,
+                Severity::High,
+                "10.0.0.2",
+                "x.example",
+                NOW + day,
+            ),
+        ],
+        NOW,
+    )
+    .unwrap();
+    let o = s.alert_overview(NOW - day, 10).unwrap();
+    assert_eq!(o.by_severity, vec![("high".into(), 2), ("low".into(), 1)]);
+    assert_eq!(o.by_kind[0], ("dga".into(), 2));
+    assert_eq!(o.top_devices[0], ("10.0.0.1".into(), 2));
+    assert_eq!(o.top_destinations[0], ("x.example".into(), 2));
+    assert_eq!(o.per_day.iter().map(|d| d.1).sum::<u64>(), 3);
+    assert_eq!(o.per_day.len(), 2);
+    assert_eq!(s.alerts_changed().unwrap(), (3, NOW));
+}

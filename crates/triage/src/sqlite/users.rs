@@ -7,7 +7,7 @@
 //! its user ends it at the next request.
 
 use super::{audit_line, db, hex, invalid, token_hash, Line};
-use crate::{Result, Role, Secs, SessionInfo, UserInfo};
+use crate::{AlertOverview, Result, Role, Secs, SessionInfo, UserInfo};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Version 3: dashboard users and sessions; an index for "what changed since".
@@ -33,6 +33,7 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX alerts_updated ON alerts (updated_at);
+CREATE INDEX alerts_first_seen ON alerts (first_seen);
 ";
 
 /// Longest user name (bytes).
@@ -341,4 +342,53 @@ pub(super) fn alerts_changed(c: &Connection) -> Result<(u64, Secs)> {
     )?;
     let at: Option<Secs> = c.query_row("SELECT MAX(updated_at) FROM alerts", [], |r| r.get(0))?;
     Ok((open.max(0) as u64, at.unwrap_or(0)))
+}
+
+/// Counts for the dashboard's overview: open alerts by severity, kind, device and destination,
+/// and alerts first seen per day since `since` (event time, Unix seconds).
+pub(super) fn alert_overview(c: &Connection, since: Secs, top: u32) -> Result<AlertOverview> {
+    let tx = c.unchecked_transaction()?;
+    let open = "status IN ('open', 'flagged', 'reopened')";
+    let pairs = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<(String, u64)>> {
+        let mut q = tx.prepare(sql)?;
+        let v = q
+            .query_map(p, |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    };
+    let mut o = AlertOverview {
+        by_severity: pairs(
+            &format!("SELECT severity, COUNT(*) FROM alerts WHERE {open} GROUP BY severity ORDER BY MAX(sev_rank) DESC"),
+            &[],
+        )?,
+        by_kind: pairs(
+            &format!("SELECT kind, COUNT(*) FROM alerts WHERE {open} GROUP BY kind ORDER BY 2 DESC"),
+            &[],
+        )?,
+        top_devices: pairs(
+            &format!("SELECT device, COUNT(*) FROM alerts WHERE {open} GROUP BY device ORDER BY 2 DESC, 1 LIMIT ?"),
+            &[&top],
+        )?,
+        top_destinations: pairs(
+            &format!("SELECT destination, COUNT(*) FROM alerts WHERE {open} AND destination <> '' GROUP BY destination ORDER BY 2 DESC, 1 LIMIT ?"),
+            &[&top],
+        )?,
+        per_day: Vec::new(),
+    };
+    let mut q = tx.prepare(
+        "SELECT first_seen / 86400000000, COUNT(*) FROM alerts WHERE first_seen >= ? GROUP BY 1 ORDER BY 1",
+    )?;
+    o.per_day = q
+        .query_map([since.saturating_mul(1_000_000)], |r| {
+            Ok((
+                r.get::<_, i64>(0)? * 86_400,
+                r.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(q);
+    tx.finish()?;
+    Ok(o)
 }
