@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in dig:dnsutils tshark:tshark unbound:unbound nsd:nsd dnsperf:dnsperf dnsmasq:dnsmasq \
+for pair in dig:dnsutils chromium:chromium chromedriver:chromium-driver tshark:tshark unbound:unbound nsd:nsd dnsperf:dnsperf dnsmasq:dnsmasq \
             iodined:iodine dns2tcpd:dns2tcp ip:iproute2; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")

@@ -104,7 +104,7 @@
         var last = undo.pop();
         if (!last) { say("Nothing to undo"); break; }
         var back = table.querySelector('tr[data-id="' + CSS.escape(last.id) + '"]');
-        if (back) back.classList.remove("gone");
+        if (back) { back.classList.remove("gone"); select(rows().indexOf(back)); }
         act(back, { action: last.action === "block" ? "unblock" : "reopen" }, "Undone", false);
         break;
       default: return;

@@ -116,7 +116,8 @@ pub fn routes(api: AppState) -> Router {
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                        connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// CSP, no framing, no sniffing, no referrer, no caching of pages; the render time as
+/// CSP, no framing, no sniffing, referrers only to itself (`no-referrer` would make browsers
+/// send `Origin: null` on its own forms), no caching of pages; the render time as
 /// `Server-Timing` (read by the benchmark).
 async fn security_headers(req: Request<axum::body::Body>, next: Next) -> Response {
     let t0 = std::time::Instant::now();
@@ -133,7 +134,7 @@ async fn security_headers(req: Request<axum::body::Body>, next: Next) -> Respons
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
