@@ -636,8 +636,11 @@ fn where_clause(f: &AlertFilter) -> Result<(String, Vec<Value>)> {
             .parse::<std::net::IpAddr>()
             .map(|ip| ip.to_string())
             .unwrap_or_else(|_| d.clone());
+        // a union, not an OR: both halves use their index
         w.push(
-            "(device = ? OR id IN (SELECT alert_id FROM alert_devices WHERE device = ?))".into(),
+            "id IN (SELECT id FROM alerts WHERE device = ? \
+             UNION SELECT alert_id FROM alert_devices WHERE device = ?)"
+                .into(),
         );
         p.push(Value::Text(d.clone()));
         p.push(Value::Text(d));

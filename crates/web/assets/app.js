@@ -17,9 +17,10 @@
   };
 
   // ---- live updates
-  var baseline = null;
-  if (window.EventSource && csrf) {
-    var es = new EventSource("/ui/events");
+  var baseline = null, es = null;
+  var listen = function () {
+    if (!window.EventSource || !csrf || es) return;
+    es = new EventSource("/ui/events");
     es.addEventListener("alerts", function (e) {
       var d; try { d = JSON.parse(e.data); } catch (x) { return; }
       document.querySelectorAll("#open-count").forEach(function (b) { b.textContent = d.open > 0 ? String(d.open) : ""; });
@@ -28,7 +29,12 @@
         say("Alerts changed.", { href: location.href, text: "Refresh (.)" });
       }
     });
-  }
+  };
+  // a page kept in the back/forward cache must not hold a connection (browsers allow only a
+  // few per server): close the stream when the page is hidden, open it again when it is shown
+  window.addEventListener("pagehide", function () { if (es) { es.close(); es = null; } });
+  window.addEventListener("pageshow", listen);
+  listen();
 
   // ---- keyboard triage
   var table = document.querySelector("table.alerts");

@@ -16,26 +16,12 @@ fn short(r: &str) -> String {
     r.get(..16).unwrap_or(r).replace('T', " ")
 }
 
-/// `3 h ago`, `2 d ago` relative to `now` (both Unix seconds).
-pub(crate) fn ago(t: i64, now: i64) -> String {
-    let d = now - t;
-    if d < 0 {
-        return "in the future".into();
-    }
-    match d {
-        0..=59 => format!("{d} s ago"),
-        60..=3599 => format!("{} min ago", d / 60),
-        3600..=86_399 => format!("{} h ago", d / 3600),
-        _ => format!("{} d ago", d / 86_400),
-    }
-}
-
 /// `1,234,567`.
 pub(crate) fn n(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -89,7 +75,6 @@ mod tests {
     fn formats() {
         assert_eq!(n(1_234_567), "1,234,567");
         assert_eq!(n(12), "12");
-        assert_eq!(ago(100, 190), "1 min ago");
         assert_eq!(enc("a b/<x>"), "a%20b%2F%3Cx%3E");
         assert_eq!(secs(0), "1970-01-01 00:00");
     }

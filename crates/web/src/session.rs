@@ -47,13 +47,6 @@ fn set_cookie(name: &str, value: &str, max_age: i64, path: &str, tls: bool) -> H
     .unwrap_or_else(|_| HeaderValue::from_static("x=; Max-Age=0"))
 }
 
-pub(crate) fn client_ip(parts_ext: &axum::http::Extensions) -> std::net::IpAddr {
-    parts_ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
-}
-
 /// The signed-in user of this request. Without a valid session, the page answers with a
 /// redirect to the sign-in page (and the path to come back to).
 pub(crate) struct User(pub SessionInfo);

@@ -309,7 +309,7 @@ fn sign_in_pages_and_escaping() {
     let page = get(&fx, &format!("/ui/alerts/{hostile}"), &c);
     assert_eq!(page.status, 200);
     assert!(page.body.contains("&lt;script&gt;") && !page.body.contains("<script>alert"));
-    let js = get(&fx, &format!("/ui/assets/app.js"), &c);
+    let js = get(&fx, "/ui/assets/app.js", &c);
     assert_eq!(js.status, 200);
     assert!(js
         .header("content-type")

@@ -10,7 +10,8 @@ use super::{audit_line, db, hex, invalid, token_hash, Line};
 use crate::{AlertOverview, Result, Role, Secs, SessionInfo, UserInfo};
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Version 3: dashboard users and sessions; an index for "what changed since".
+/// Version 3: dashboard users and sessions; indexes for "what changed since", the default sort
+/// (most severe first) and the overview's counts (covering: no table reads).
 pub(super) const SCHEMA_V3: &str = "
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
@@ -34,6 +35,11 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX alerts_updated ON alerts (updated_at);
 CREATE INDEX alerts_first_seen ON alerts (first_seen);
+CREATE INDEX alerts_score ON alerts (score DESC, last_seen DESC, id);
+CREATE INDEX alerts_status_severity ON alerts (status, severity, sev_rank);
+CREATE INDEX alerts_status_kind ON alerts (status, kind);
+CREATE INDEX alerts_status_device ON alerts (status, device);
+CREATE INDEX alerts_status_destination ON alerts (status, destination);
 ";
 
 /// Longest user name (bytes).

@@ -3,14 +3,14 @@
 
 use super::{action_body, dest_link, device_link, done, kind_title, reason_select, sev, status};
 use crate::fmt::{enc, n, ts};
-use crate::layout::{self, shell};
+use crate::layout::shell;
 use crate::session::{check_form, now, FormData, User};
 use crate::Web;
 use axum::extract::{Form, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use dnsight_api::AlertQuery;
-use dnsight_engine::{Kind, Severity, Status};
+use dnsight_engine::{Kind, Severity};
 use dnsight_pipeline::{ActionRequest, Target};
 use dnsight_triage::Role;
 use maud::{html, Markup};
@@ -325,15 +325,4 @@ pub(crate) async fn bulk(
         }
     };
     shell("Bulk action", &user, "alerts", page).into_response()
-}
-
-/// The open-status list the inbox counts as "to do".
-#[allow(dead_code)]
-pub(crate) fn is_todo(s: Status) -> bool {
-    s.is_open()
-}
-
-#[allow(dead_code)]
-fn _unused() -> Response {
-    layout::not_found("")
 }
