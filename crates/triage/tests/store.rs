@@ -1044,8 +1044,12 @@ fn a_version_1_file_gains_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
     {
         let c = rusqlite::Connection::open(dir.path().join(TRIAGE_FILE)).unwrap();
-        c.execute_batch("CREATE TABLE alerts (id TEXT PRIMARY KEY); PRAGMA user_version = 1;")
-            .unwrap();
+        // the columns later versions index (v3)
+        c.execute_batch(
+            "CREATE TABLE alerts (id TEXT PRIMARY KEY, kind, severity, sev_rank, score, status, \
+             device, destination, first_seen, last_seen, updated_at); PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     let s = SqliteStore::open(dir.path()).unwrap();
     assert!(s.outbox_list(None, 1).unwrap().is_empty());
