@@ -94,7 +94,7 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(id): Path<Stri
                 @if let Some(g) = &a.group { " · group " (g) }
                 @if a.device_count > 1 { " · " (a.device_count) " devices" } }
             dt { "Destination" } dd.name { (dest_link(&a.destination)) }
-            dt { "Seen" } dd { (ts(a.first_seen)) " → " (ts(a.last_seen)) " · " (n(a.count)) " times" }
+            dt { "Seen" } dd { (ts(a.first_seen)) " → " (ts(a.last_seen)) " · " (n(a.count)) @if a.count == 1 { " time" } @else { " times" } }
             dt { "Score" } dd { (a.score) " / 100" }
             @if let Some(r) = l.alert.reason { dt { "Closed as" } dd { (r.as_str().replace('_', " ")) } }
             @if let Some(note) = &l.alert.note { dt { "Note" } dd { (note) } }
