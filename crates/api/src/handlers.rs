@@ -54,6 +54,11 @@ impl AppState {
         }
     }
 
+    /// Served over TLS (cookies get `Secure`).
+    pub fn tls(&self) -> bool {
+        self.inner.cfg.tls.is_some()
+    }
+
     /// Runs `f` on the API's store connection, off the async threads.
     pub async fn read<T: Send + 'static>(
         &self,
@@ -351,7 +356,8 @@ fn scope_sel(b: &ActionBody) -> ApiResult<ScopeSel> {
     }
 }
 
-fn to_action(b: &ActionBody) -> ApiResult<Action> {
+/// The pipeline action an [`ActionBody`] asks for (shared with the dashboard's forms).
+pub fn to_action(b: &ActionBody) -> ApiResult<Action> {
     let only = |allowed: &[&str]| -> ApiResult<()> {
         let given = [
             ("scope", b.scope.is_some()),
@@ -583,7 +589,8 @@ async fn get_destination(
     }
 }
 
-fn canonical_name(s: &str) -> ApiResult<String> {
+/// A destination as typed (a name or an address) in the engine's canonical form.
+pub fn canonical_name(s: &str) -> ApiResult<String> {
     if let Ok(ip) = s.trim().parse::<std::net::IpAddr>() {
         return Ok(ip.to_string());
     }

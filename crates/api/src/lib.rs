@@ -27,9 +27,15 @@ mod intake;
 mod params;
 mod server;
 
-pub use handlers::check_token_name;
+pub use auth::Limiter;
+pub use error::{ApiResult, AppError};
+pub use handlers::{canonical_name, check_token_name, to_action, ActionBody, AppState};
 pub use intake::{Intake, IntakeReport};
-pub use params::{parse_duration, parse_time};
+pub use params::{parse_duration, parse_time, AlertQuery, FilterBody, TimeArg};
+
+/// Routes served beside the API on the same listener (the dashboard), built from the API's
+/// state: they read and act through the same store connection and pipeline handle.
+pub type Mount = Box<dyn FnOnce(AppState) -> axum::Router + Send>;
 
 /// Where and how the API listens.
 #[derive(Clone, Debug)]
@@ -124,8 +130,18 @@ impl Drop for ApiServer {
 
 /// Opens the API's own connection to the triage store in `state_dir` and starts serving.
 pub fn start(cfg: ApiConfig, handle: Handle, state_dir: PathBuf) -> Result<ApiServer, ApiError> {
+    start_mounted(cfg, handle, state_dir, None)
+}
+
+/// [`start`] with more routes on the same listener (see [`Mount`]).
+pub fn start_mounted(
+    cfg: ApiConfig,
+    handle: Handle,
+    state_dir: PathBuf,
+    mount: Option<Mount>,
+) -> Result<ApiServer, ApiError> {
     let store = dnsight_triage::SqliteStore::open(&state_dir)?;
-    start_with_store(cfg, handle, Box::new(store))
+    start_with_store_mounted(cfg, handle, Box::new(store), mount)
 }
 
 /// [`start`] with a store the caller opened (another backend, or tests).
@@ -133,6 +149,16 @@ pub fn start_with_store(
     cfg: ApiConfig,
     handle: Handle,
     store: Box<dyn TriageStore>,
+) -> Result<ApiServer, ApiError> {
+    start_with_store_mounted(cfg, handle, store, None)
+}
+
+/// [`start_with_store`] with more routes on the same listener (see [`Mount`]).
+pub fn start_with_store_mounted(
+    cfg: ApiConfig,
+    handle: Handle,
+    store: Box<dyn TriageStore>,
+    mount: Option<Mount>,
 ) -> Result<ApiServer, ApiError> {
     let tls = match &cfg.tls {
         Some((cert, key)) => Some(server::tls_config(cert, key).map_err(ApiError::Tls)?),
@@ -153,7 +179,11 @@ pub fn start_with_store(
         .map_err(ApiError::Runtime)?;
     let has_tls = tls.is_some();
     let state = handlers::AppState::new(cfg, handle, store);
-    let (app, _doc) = handlers::router(state);
+    let (app, _doc) = handlers::router(state.clone());
+    let app = match mount {
+        Some(m) => m(state).merge(app),
+        None => app,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("dnsight-api".into())

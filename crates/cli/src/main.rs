@@ -44,6 +44,8 @@ enum Command {
     Blocks(cmd::client::BlocksArgs),
     /// API tokens in the state directory: create, list, revoke.
     Token(cmd::token::Args),
+    /// Dashboard users in the state directory: add, list, rm.
+    User(cmd::user::Args),
     /// Notifications: send a test to a target, list targets, see the outbox.
     Notify(cmd::notify::Args),
     /// Threat-intel feeds: check NAME..., stats, update.
@@ -71,6 +73,7 @@ fn main() -> std::process::ExitCode {
             | Command::Devices(_)
             | Command::Blocks(_)
             | Command::Token(_)
+            | Command::User(_)
             | Command::Notify(_)
             | Command::ScoreNames(_)
             | Command::CheckConfig(_)
@@ -93,6 +96,7 @@ fn main() -> std::process::ExitCode {
         Command::Devices(a) => cmd::client::devices(a),
         Command::Blocks(a) => cmd::client::blocks(a),
         Command::Token(a) => cmd::token::run(a),
+        Command::User(a) => cmd::user::run(a),
         Command::Notify(a) => cmd::notify::run(a),
         Command::Intel(a) => cmd::intel::run(a),
         Command::Geoip(a) => cmd::intel::run_geoip(a),

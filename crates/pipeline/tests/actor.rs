@@ -1206,6 +1206,57 @@ impl TriageStore for Flaky {
     fn stats(&self, now: i64) -> TResult<dnsight_triage::StoreStats> {
         self.inner.stats(now)
     }
+    fn upsert_user(
+        &mut self,
+        name: &str,
+        role: dnsight_triage::Role,
+        hash: &str,
+        replace: bool,
+        actor: &str,
+        now: i64,
+    ) -> TResult<dnsight_triage::UserInfo> {
+        self.inner
+            .upsert_user(name, role, hash, replace, actor, now)
+    }
+    fn user_password(&self, name: &str) -> TResult<Option<(dnsight_triage::UserInfo, String)>> {
+        self.inner.user_password(name)
+    }
+    fn list_users(&self) -> TResult<Vec<dnsight_triage::UserInfo>> {
+        self.inner.list_users()
+    }
+    fn remove_user(&mut self, name: &str, actor: &str, now: i64) -> TResult<dnsight_triage::UserInfo> {
+        self.inner.remove_user(name, actor, now)
+    }
+    fn create_session(
+        &mut self,
+        user: i64,
+        ttl: i64,
+        client: Option<&str>,
+        agent: Option<&str>,
+        now: i64,
+    ) -> TResult<(dnsight_triage::SessionInfo, String)> {
+        self.inner.create_session(user, ttl, client, agent, now)
+    }
+    fn verify_session(
+        &self,
+        secret: &str,
+        ttl: i64,
+        now: i64,
+    ) -> TResult<Option<dnsight_triage::SessionInfo>> {
+        self.inner.verify_session(secret, ttl, now)
+    }
+    fn list_sessions(&self, now: i64) -> TResult<Vec<dnsight_triage::SessionInfo>> {
+        self.inner.list_sessions(now)
+    }
+    fn revoke_session(&mut self, id: i64, actor: &str, now: i64) -> TResult<dnsight_triage::SessionInfo> {
+        self.inner.revoke_session(id, actor, now)
+    }
+    fn alerts_changed(&self) -> TResult<(u64, i64)> {
+        self.inner.alerts_changed()
+    }
+    fn alert_overview(&self, since: i64, top: u32) -> TResult<dnsight_triage::AlertOverview> {
+        self.inner.alert_overview(since, top)
+    }
 }
 
 #[test]

@@ -18,7 +18,7 @@ pub mod outbox;
 pub mod rpz;
 mod sqlite;
 pub use outbox::{NotifyEvent, OutboxItem, OutboxState, OutboxStats, Router};
-pub use sqlite::{normalize_name, SqliteStore};
+pub use sqlite::{check_user_name, normalize_name, SqliteStore, MAX_USER_NAME};
 
 /// File name of the triage database inside the state directory.
 pub const TRIAGE_FILE: &str = "triage.sqlite";
@@ -230,6 +230,47 @@ pub struct TokenInfo {
     pub last_used: Option<Secs>,
 }
 
+/// A dashboard user as listed (the password hash stays in the store).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserInfo {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: Secs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login: Option<Secs>,
+}
+
+/// A signed-in browser session (the secret is the cookie; only its hash is stored).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SessionInfo {
+    pub id: i64,
+    pub user_id: i64,
+    pub user: String,
+    pub role: Role,
+    /// The CSRF token every form of this session carries.
+    #[serde(skip_serializing)]
+    pub csrf: String,
+    pub created_at: Secs,
+    pub last_seen: Secs,
+    pub expires_at: Secs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// Open alerts by severity, kind, device and destination (most first), and alerts first seen
+/// per day (day start in Unix seconds, UTC).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AlertOverview {
+    pub by_severity: Vec<(String, u64)>,
+    pub by_kind: Vec<(String, u64)>,
+    pub top_devices: Vec<(String, u64)>,
+    pub top_destinations: Vec<(String, u64)>,
+    pub per_day: Vec<(Secs, u64)>,
+}
+
 /// Sort orders for alert lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -426,4 +467,42 @@ pub trait TriageStore: Send {
     fn outbox_last_digest(&self, target: &str) -> Result<Option<Secs>>;
     /// The latest rows (newest first), of one state or all.
     fn outbox_list(&self, state: Option<OutboxState>, limit: u32) -> Result<Vec<OutboxItem>>;
+    // ---- dashboard users and sessions
+    /// Creates a user with an argon2 PHC `password_hash`; with `replace` an existing user gets
+    /// the new role and password (and loses its sessions). Audited.
+    fn upsert_user(
+        &mut self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        replace: bool,
+        actor: &str,
+        now: Secs,
+    ) -> Result<UserInfo>;
+    /// The user and its password hash, for signing in.
+    fn user_password(&self, name: &str) -> Result<Option<(UserInfo, String)>>;
+    fn list_users(&self) -> Result<Vec<UserInfo>>;
+    /// Removes a user and its sessions (audited); `NotFound` when there is none.
+    fn remove_user(&mut self, name: &str, actor: &str, now: Secs) -> Result<UserInfo>;
+    /// Starts a session of `ttl` seconds (sliding); returns it and its secret (the cookie).
+    fn create_session(
+        &mut self,
+        user_id: i64,
+        ttl: Secs,
+        client: Option<&str>,
+        agent: Option<&str>,
+        now: Secs,
+    ) -> Result<(SessionInfo, String)>;
+    /// The live session whose secret this is; extends it by `ttl` from now (written at most
+    /// once a minute).
+    fn verify_session(&self, secret: &str, ttl: Secs, now: Secs) -> Result<Option<SessionInfo>>;
+    /// Live sessions, most recently used first.
+    fn list_sessions(&self, now: Secs) -> Result<Vec<SessionInfo>>;
+    /// Ends a session (audited); `NotFound` when there is none.
+    fn revoke_session(&mut self, id: i64, actor: &str, now: Secs) -> Result<SessionInfo>;
+    /// (open alerts, latest `updated_at`): cheap, for "did anything change" polling.
+    fn alerts_changed(&self) -> Result<(u64, Secs)>;
+    /// Counts for the dashboard's overview (see [`AlertOverview`]); `since` in event-time
+    /// seconds, `top` rows per top list.
+    fn alert_overview(&self, since: Secs, top: u32) -> Result<AlertOverview>;
 }

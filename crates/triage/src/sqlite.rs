@@ -33,8 +33,8 @@
 
 use crate::{
     AckRule, Act, ActOutcome, AlertFilter, AuditEntry, BlockRule, Change, NewBlock, NotifyEvent,
-    OutboxItem, OutboxState, OutboxStats, Reason, Result, Role, Router, Scope, Secs, Sort,
-    StoreStats, StoredAlert, TokenInfo, TriageError, TriageStore, TRIAGE_FILE,
+    OutboxItem, OutboxState, OutboxStats, Reason, Result, Role, Router, Scope, Secs, SessionInfo,
+    Sort, StoreStats, StoredAlert, TokenInfo, TriageError, TriageStore, UserInfo, TRIAGE_FILE,
 };
 use dnsight_engine::{Alert, Kind, Severity, Status};
 use rusqlite::types::Value;
@@ -43,7 +43,10 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+
+mod users;
+pub use users::{check_user_name, MAX_USER_NAME};
 /// Longest note (bytes) on an action, a block or an acknowledgement.
 pub const MAX_NOTE: usize = 4096;
 /// Longest token name (bytes).
@@ -250,7 +253,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     if v < 2 {
         tx.execute_batch(SCHEMA_V2)?;
     }
-    // future: `if v < 3 { ... }`
+    if v < 3 {
+        tx.execute_batch(users::SCHEMA_V3)?;
+    }
+    // future: `if v < 4 { ... }`
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -630,8 +636,11 @@ fn where_clause(f: &AlertFilter) -> Result<(String, Vec<Value>)> {
             .parse::<std::net::IpAddr>()
             .map(|ip| ip.to_string())
             .unwrap_or_else(|_| d.clone());
+        // a union, not an OR: both halves use their index
         w.push(
-            "(device = ? OR id IN (SELECT alert_id FROM alert_devices WHERE device = ?))".into(),
+            "id IN (SELECT id FROM alerts WHERE device = ? \
+             UNION SELECT alert_id FROM alert_devices WHERE device = ?)"
+                .into(),
         );
         p.push(Value::Text(d.clone()));
         p.push(Value::Text(d));
@@ -1658,5 +1667,73 @@ impl TriageStore for SqliteStore {
         wal.push("-wal");
         st.file_bytes = size(&self.path) + size(Path::new(&wal));
         Ok(st)
+    }
+    // ---- dashboard users and sessions (see `users`)
+
+    fn upsert_user(
+        &mut self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        replace: bool,
+        actor: &str,
+        now: Secs,
+    ) -> Result<UserInfo> {
+        let tx = self.write_tx()?;
+        let u = users::upsert_user(&tx, name, role, password_hash, replace, actor, now)?;
+        tx.commit()?;
+        Ok(u)
+    }
+
+    fn user_password(&self, name: &str) -> Result<Option<(UserInfo, String)>> {
+        users::user_password(&self.conn, name)
+    }
+
+    fn list_users(&self) -> Result<Vec<UserInfo>> {
+        users::list_users(&self.conn)
+    }
+
+    fn remove_user(&mut self, name: &str, actor: &str, now: Secs) -> Result<UserInfo> {
+        let tx = self.write_tx()?;
+        let u = users::remove_user(&tx, name, actor, now)?;
+        tx.commit()?;
+        Ok(u)
+    }
+
+    fn create_session(
+        &mut self,
+        user_id: i64,
+        ttl: Secs,
+        client: Option<&str>,
+        agent: Option<&str>,
+        now: Secs,
+    ) -> Result<(SessionInfo, String)> {
+        let tx = self.write_tx()?;
+        let r = users::create_session(&tx, user_id, ttl, client, agent, now)?;
+        tx.commit()?;
+        Ok(r)
+    }
+
+    fn verify_session(&self, secret: &str, ttl: Secs, now: Secs) -> Result<Option<SessionInfo>> {
+        users::verify_session(&self.conn, secret, ttl, now)
+    }
+
+    fn list_sessions(&self, now: Secs) -> Result<Vec<SessionInfo>> {
+        users::list_sessions(&self.conn, now)
+    }
+
+    fn revoke_session(&mut self, id: i64, actor: &str, now: Secs) -> Result<SessionInfo> {
+        let tx = self.write_tx()?;
+        let s = users::revoke_session(&tx, id, actor, now)?;
+        tx.commit()?;
+        Ok(s)
+    }
+
+    fn alerts_changed(&self) -> Result<(u64, Secs)> {
+        users::alerts_changed(&self.conn)
+    }
+
+    fn alert_overview(&self, since: Secs, top: u32) -> Result<crate::AlertOverview> {
+        users::alert_overview(&self.conn, since, top)
     }
 }

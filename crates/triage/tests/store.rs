@@ -1044,9 +1044,115 @@ fn a_version_1_file_gains_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
     {
         let c = rusqlite::Connection::open(dir.path().join(TRIAGE_FILE)).unwrap();
-        c.execute_batch("CREATE TABLE alerts (id TEXT PRIMARY KEY); PRAGMA user_version = 1;")
-            .unwrap();
+        // the columns later versions index (v3)
+        c.execute_batch(
+            "CREATE TABLE alerts (id TEXT PRIMARY KEY, kind, severity, sev_rank, score, status, \
+             device, destination, first_seen, last_seen, updated_at); PRAGMA user_version = 1;",
+        )
+        .unwrap();
     }
     let s = SqliteStore::open(dir.path()).unwrap();
     assert!(s.outbox_list(None, 1).unwrap().is_empty());
+}
+
+#[test]
+fn users_and_sessions() {
+    let (_d, mut s) = store();
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    assert!(s.list_users().unwrap().is_empty());
+    let u = s
+        .upsert_user("alice", Role::Analyst, hash, false, "cli", 100)
+        .unwrap();
+    assert_eq!((u.name.as_str(), u.role), ("alice", Role::Analyst));
+    // a second add is refused; a replace changes the role
+    assert!(s
+        .upsert_user("alice", Role::Admin, hash, false, "cli", 101)
+        .is_err());
+    for bad in ["", "a b", "<x>", &"x".repeat(65)] {
+        assert!(
+            s.upsert_user(bad, Role::Viewer, hash, false, "cli", 1)
+                .is_err(),
+            "{bad:?}"
+        );
+    }
+    assert!(s
+        .upsert_user("bob", Role::Viewer, "plain", false, "cli", 1)
+        .is_err());
+    let (_, h) = s.user_password("alice").unwrap().unwrap();
+    assert_eq!(h, hash);
+    assert!(s.user_password("nobody").unwrap().is_none());
+
+    let (sess, secret) = s
+        .create_session(u.id, 3600, Some("127.0.0.1"), Some("test\u{7}agent"), 200)
+        .unwrap();
+    assert_eq!(sess.user, "alice");
+    assert_eq!(sess.agent.as_deref(), Some("testagent"));
+    assert!(secret.starts_with("dss_") && sess.csrf.len() == 64);
+    let v = s.verify_session(&secret, 3600, 300).unwrap().unwrap();
+    assert_eq!((v.id, v.csrf.as_str()), (sess.id, sess.csrf.as_str()));
+    // used after a minute: the expiry slides
+    assert_eq!(v.expires_at, 300 + 3600);
+    assert!(s.verify_session("dss_nope", 3600, 300).unwrap().is_none());
+    assert!(s.verify_session(&secret, 3600, 10_000).unwrap().is_none());
+    assert_eq!(s.list_sessions(300).unwrap().len(), 1);
+    s.revoke_session(sess.id, "alice", 301).unwrap();
+    assert!(s.verify_session(&secret, 3600, 302).unwrap().is_none());
+    assert!(s.revoke_session(sess.id, "alice", 303).is_err());
+
+    // a new password ends the sessions; removing the user too
+    let (_, secret) = s.create_session(u.id, 3600, None, None, 400).unwrap();
+    s.upsert_user("alice", Role::Admin, hash, true, "cli", 401)
+        .unwrap();
+    assert!(s.verify_session(&secret, 3600, 402).unwrap().is_none());
+    let (_, secret) = s.create_session(u.id, 3600, None, None, 403).unwrap();
+    s.remove_user("alice", "cli", 404).unwrap();
+    assert!(s.verify_session(&secret, 3600, 405).unwrap().is_none());
+    assert!(s.remove_user("alice", "cli", 406).is_err());
+    let actions: Vec<String> = s
+        .audit(100)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    for a in ["user_add", "user_update", "session_revoke", "user_remove"] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+    assert_eq!(s.alerts_changed().unwrap(), (0, 0));
+}
+
+#[test]
+fn overview_counts() {
+    let (_d, mut s) = store();
+    let day = 86_400;
+    s.upsert_alerts(
+        &[
+            alert("a", Kind::Dga, Severity::High, "10.0.0.1", "x.example", NOW),
+            alert(
+                "b",
+                Kind::Dga,
+                Severity::Low,
+                "10.0.0.1",
+                "y.example",
+                NOW + day,
+            ),
+            alert(
+                "c",
+                Kind::Beaconing,
+                Severity::High,
+                "10.0.0.2",
+                "x.example",
+                NOW + day,
+            ),
+        ],
+        NOW,
+    )
+    .unwrap();
+    let o = s.alert_overview(NOW - day, 10).unwrap();
+    assert_eq!(o.by_severity, vec![("high".into(), 2), ("low".into(), 1)]);
+    assert_eq!(o.by_kind[0], ("dga".into(), 2));
+    assert_eq!(o.top_devices[0], ("10.0.0.1".into(), 2));
+    assert_eq!(o.top_destinations[0], ("x.example".into(), 2));
+    assert_eq!(o.per_day.iter().map(|d| d.1).sum::<u64>(), 3);
+    assert_eq!(o.per_day.len(), 2);
+    assert_eq!(s.alerts_changed().unwrap(), (3, NOW));
 }

@@ -261,6 +261,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    // a dashboard user (replaced when the demo directory is reused)
+    let dashboard_password = if api_listen.is_some() {
+        Some(
+            crate::cmd::user::add_generated(
+                &mut store,
+                "demo",
+                dnsight_triage::Role::Admin,
+                true,
+                "demo",
+            )
+            .context("creating the demo's dashboard user")?,
+        )
+    } else {
+        None
+    };
     let printed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let shown = printed.clone();
     let on_alert = move |al: &dnsight_engine::Alert, change: dnsight_triage::Change| {
@@ -327,7 +342,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         slot.attach(r);
     }
     let api = match api_listen {
-        Some(listen) => match dnsight_api::start(
+        Some(listen) => match dnsight_api::start_mounted(
             dnsight_api::ApiConfig {
                 listen,
                 tls: None,
@@ -338,9 +353,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             },
             running.handle(),
             dir.clone(),
+            Some(dnsight_web::mount()),
         ) {
             Ok(s) => {
                 let url = format!("http://{}", s.addr());
+                writeln!(
+                    out,
+                    "  dashboard: {url}/ui/  user demo, password {}",
+                    dashboard_password.as_deref().unwrap_or("")
+                )?;
                 writeln!(
                     out,
                     "  API: {url}  (admin token below; in a second terminal:)"

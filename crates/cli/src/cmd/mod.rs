@@ -10,3 +10,4 @@ pub mod serve;
 pub mod simulate;
 pub mod token;
 pub mod train_dga;
+pub mod user;

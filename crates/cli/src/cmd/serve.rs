@@ -196,7 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let api_server = match (&api.listen, &running, &args.engine.state) {
         (Some(listen), Some(run), Some(state)) => {
-            let s = dnsight_api::start(
+            let s = dnsight_api::start_mounted(
                 dnsight_api::ApiConfig {
                     listen: *listen,
                     tls: api.tls.clone(),
@@ -207,6 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 },
                 run.handle(),
                 state.clone(),
+                Some(dnsight_web::mount()),
             )
             .with_context(|| format!("starting the API on {listen}"))?;
             let scheme = if api.tls.is_some() { "https" } else { "http" };
@@ -215,6 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 s.addr(),
                 state.display()
             );
+            super::user::announce_dashboard(&s.url(), state);
             Some(s)
         }
         _ => {

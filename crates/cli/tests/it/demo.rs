@@ -45,6 +45,12 @@ fn demo_learns_then_shows_explained_alerts() {
         "{text}"
     );
     assert!(text.contains("what the simulator injected"));
+    // the dashboard's user and URL (unless another process holds the API port)
+    assert!(
+        text.contains("dashboard: http://127.0.0.1:8053/ui/  user demo, password ")
+            || text.contains("API: not started"),
+        "{text}"
+    );
     assert!(dir.join("dnsight.toml").exists() && dir.join("labels.json").exists());
 }
 

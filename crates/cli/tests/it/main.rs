@@ -1,5 +1,6 @@
 //! Integration tests of the `dnsight` binary (one test binary for the crate).
 mod client;
+mod dashboard;
 mod demo;
 mod enrich_urls;
 mod eval;

@@ -1,0 +1,239 @@
+//! Server render time of every dashboard page with 1,000 devices in the engine and 100,000
+//! alerts in the triage store. Prints, per page, the median and 95th percentile of the
+//! server's own render time (`Server-Timing: render;dur=`, from the request reaching the
+//! dashboard to the finished page) and of the whole HTTP round trip on loopback.
+//!
+//! `cargo bench -p dnsight-web --bench render` (add `-- DEVICES ALERTS ROUNDS` to change the
+//! sizes; defaults 1000 100000 30).
+
+use dnsight_engine::{Alert, Engine, EngineConfig, Kind, Severity, Status};
+use dnsight_model::{DnsEvent, Ts};
+use dnsight_pipeline::{Outputs, Pipeline, PipelineConfig};
+use dnsight_triage::{Role, SqliteStore, TriageStore};
+use std::time::{Duration, Instant};
+
+fn event(ts: i64, client: &str, qname: &str) -> DnsEvent {
+    serde_json::from_value(
+        serde_json::json!({"ts": ts, "client": client, "qname": qname, "rcode": "NOERROR"}),
+    )
+    .expect("event")
+}
+
+fn device(i: usize) -> String {
+    format!("10.{}.{}.{}", i / 62_500 % 250, i / 250 % 250, i % 250 + 1)
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let devices = args.first().copied().unwrap_or(1000);
+    let alerts = args.get(1).copied().unwrap_or(100_000);
+    let rounds = args.get(2).copied().unwrap_or(30);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let now = dnsight_pipeline::now_secs();
+
+    // the store: 100k alerts over the devices, kinds and severities mixed
+    let t0 = Instant::now();
+    let mut st = SqliteStore::open(&path).unwrap();
+    let kinds = Kind::ALL;
+    let mut batch = Vec::with_capacity(1000);
+    for i in 0..alerts {
+        let k = kinds[i % kinds.len()];
+        let sev = Severity::ALL[(i / 7) % 5];
+        let dev = device(i % devices);
+        let first = now - 30 * 86_400 + (i as i64 * 26);
+        batch.push(Alert {
+            id: format!("{i:016x}"),
+            kind: k,
+            severity: sev,
+            score: 20 + (i % 80) as u8,
+            device: dev.clone(),
+            device_name: Some(format!("host-{}", i % devices)),
+            group: Some(format!("g{}", i % 12)),
+            destination: format!("d{}.example{}.com", i % 5000, i % 7),
+            first_seen: Ts::from_secs(first),
+            last_seen: Ts::from_secs(first + 3600),
+            count: 1 + (i % 50) as u64,
+            summary: format!("{dev} resolved d{}.example{}.com, which is new for it.", i % 5000, i % 7),
+            evidence: serde_json::json!({"qname": format!("www.d{}.example.com", i % 5000), "device_destinations": 120,
+                "org_devices_using": i % 9, "interval_histogram": {"<10s": 0, "<30s": 1, "<1m": 3, "<5m": 40, "<15m": 2, "<1h": 0, "<6h": 0, ">=6h": 0},
+                "interval_median_s": 120.0, "sample_queries": [format!("www.d{}.example.com A NOERROR", i % 5000)]}),
+            status: Status::Open,
+            devices: vec![dev],
+            device_count: 1,
+            own_score: 40.0,
+        });
+        if batch.len() == 1000 {
+            st.upsert_alerts(&batch, now).unwrap();
+            batch.clear();
+        }
+    }
+    st.upsert_alerts(&batch, now).unwrap();
+    let hash = dnsight_web::hash_password("bench-password").unwrap();
+    st.upsert_user("bench", Role::Admin, &hash, false, "bench", now)
+        .unwrap();
+    drop(st);
+    println!(
+        "store: {alerts} alerts over {devices} devices in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // the engine: every device with 20 destinations
+    let p = Pipeline::new(
+        Engine::new(EngineConfig::default()),
+        Some(Box::new(SqliteStore::open(&path).unwrap())),
+        Outputs::default(),
+        PipelineConfig::default(),
+    )
+    .unwrap();
+    let run = dnsight_pipeline::spawn(p).unwrap();
+    let prod = run.producer();
+    let mut evs = Vec::new();
+    for d in 0..devices {
+        for j in 0..20 {
+            evs.push(event(
+                now - 3 * 86_400 + (j * 3600) as i64,
+                &device(d),
+                &format!("www.site{}.example{}.com", (d + j) % 3000, j % 7),
+            ));
+        }
+        if evs.len() >= 10_000 {
+            prod.send(std::mem::take(&mut evs));
+        }
+    }
+    prod.send(evs);
+    let h = run.handle();
+    let want = (devices * 20) as u64;
+    let end = Instant::now() + Duration::from_secs(300);
+    while h.stats().unwrap().events_in < want && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("engine: {} devices", h.stats().unwrap().engine.devices);
+
+    let api = dnsight_api::start_mounted(
+        dnsight_api::ApiConfig::new("127.0.0.1:0".parse().unwrap()),
+        run.handle(),
+        path.clone(),
+        Some(dnsight_web::mount()),
+    )
+    .unwrap();
+    let base = api.url();
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    // sign in
+    let login = agent.get(&format!("{base}/ui/login")).call().unwrap();
+    let nonce_cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body = login.into_string().unwrap();
+    let nonce = body
+        .split("name=\"nonce\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = match agent
+        .post(&format!("{base}/ui/login"))
+        .set("Cookie", &nonce_cookie)
+        .send_form(&[
+            ("nonce", &nonce),
+            ("user", "bench"),
+            ("password", "bench-password"),
+        ]) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let cookie = r
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("dnsight_session="))
+        .expect("signed in")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let dest = h
+        .device(device(7).parse().unwrap())
+        .unwrap()
+        .and_then(|v| v.destinations.first().map(|d| d.name.clone()))
+        .unwrap_or_else(|| "example0.com".into());
+    let pages = [
+        ("overview", "/ui/".to_string()),
+        ("alerts inbox (100k open)", "/ui/alerts".into()),
+        (
+            "alerts, one device",
+            format!("/ui/alerts?device={}", device(7)),
+        ),
+        (
+            "alerts, kind + severity",
+            "/ui/alerts?kind=beaconing&severity=high&sort=last_seen".into(),
+        ),
+        ("alerts, page 100", "/ui/alerts?page=100".into()),
+        ("alert page", format!("/ui/alerts/{:016x}", 4 + 12 * 3)),
+        ("devices", "/ui/devices".into()),
+        ("device page", format!("/ui/devices/{}", device(7))),
+        ("destinations", "/ui/destinations".into()),
+        ("destination page", format!("/ui/destinations/{dest}")),
+        ("policy", "/ui/policy".into()),
+        ("settings", "/ui/settings".into()),
+        ("query log (form)", "/ui/queries".into()),
+    ];
+    println!(
+        "{:<28} {:>12} {:>12} {:>12} {:>10}",
+        "page", "render p50", "render p95", "round trip p50", "bytes"
+    );
+    for (name, p) in &pages {
+        let mut render = Vec::new();
+        let mut wall = Vec::new();
+        let mut size = 0;
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let r = match agent
+                .get(&format!("{base}{p}"))
+                .set("Cookie", &cookie)
+                .call()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    println!("{name:<28} not measured: {e}");
+                    break;
+                }
+            };
+            let st = r.header("server-timing").unwrap_or("").to_string();
+            let body = r.into_string().unwrap();
+            wall.push(t.elapsed().as_secs_f64() * 1000.0);
+            size = body.len();
+            render.push(
+                st.strip_prefix("render;dur=")
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(f64::NAN),
+            );
+        }
+        if render.is_empty() {
+            continue;
+        }
+        let q = |v: &mut Vec<f64>, q: f64| {
+            v.sort_by(f64::total_cmp);
+            v[((v.len() as f64 - 1.0) * q).round() as usize]
+        };
+        println!(
+            "{:<28} {:>9.1} ms {:>9.1} ms {:>11.1} ms {:>10}",
+            name,
+            q(&mut render, 0.5),
+            q(&mut render, 0.95),
+            q(&mut wall, 0.5),
+            size
+        );
+    }
+    api.shutdown();
+    run.stop();
+}

@@ -1,0 +1,202 @@
+//! Devices, and one device with its baseline.
+
+use super::{dest_link, device_link, kind_title, sev, status};
+use crate::fmt::{enc, n, secs, ts};
+use crate::layout::{self, shell};
+use crate::session::User;
+use crate::svg;
+use crate::Web;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use dnsight_triage::{AlertFilter, Scope, Sort};
+use maud::html;
+use serde::Deserialize;
+
+const PAGE: usize = 100;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct DevQuery {
+    q: Option<String>,
+    group: Option<String>,
+    page: Option<usize>,
+}
+
+pub(crate) async fn list(
+    State(web): State<Web>,
+    user: User,
+    Query(q): Query<DevQuery>,
+) -> Response {
+    let mut devs = match web.api.pipe(|h| h.devices()).await {
+        Ok(d) => d,
+        Err(e) => return crate::error_response(e),
+    };
+    let needle =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_ascii_lowercase);
+    let group = q.group.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    devs.retain(|d| {
+        needle.as_ref().is_none_or(|nd| {
+            d.ip.contains(nd.as_str())
+                || d.name
+                    .as_deref()
+                    .is_some_and(|x| x.to_ascii_lowercase().contains(nd.as_str()))
+        }) && group.is_none_or(|g| d.group.as_deref() == Some(g))
+    });
+    devs.sort_by(|a, b| {
+        b.open_alerts
+            .cmp(&a.open_alerts)
+            .then(b.events.cmp(&a.events))
+            .then(a.ip.cmp(&b.ip))
+    });
+    let total = devs.len();
+    let page = q.page.unwrap_or(0);
+    let max_events = devs.iter().map(|d| d.events).max().unwrap_or(1).max(1) as f64;
+    let shown: Vec<_> = devs.iter().skip(page * PAGE).take(PAGE).collect();
+    let qs = format!(
+        "q={}&group={}",
+        enc(q.q.as_deref().unwrap_or("")),
+        enc(q.group.as_deref().unwrap_or(""))
+    );
+    let body = html! {
+        h1 { "Devices " span.dim { (n(total as u64)) } }
+        form.filters method="get" action="/ui/devices" {
+            label { "Address or name " input name="q" value=[q.q.as_deref()] size="16"; }
+            label { "Group " input name="group" value=[q.group.as_deref()] size="10"; }
+            button type="submit" { "Filter" }
+        }
+        div.scroll {
+        table.devices {
+            thead { tr { th { "Device" } th { "Group" } th { "Activity" } th.num { "Events" } th.num { "Destinations" } th { "Last seen" } th.num { "Open alerts" } } }
+            tbody {
+                @for d in &shown {
+                    tr {
+                        td { (device_link(&d.ip, d.name.as_deref())) @if d.learning { " " span.chip { "learning" } } }
+                        td { (d.group.as_deref().unwrap_or("—")) }
+                        td { (svg::sparkline("events relative to the busiest device", &[0.0, d.events as f64 / max_events, d.events as f64 / max_events])) }
+                        td.num { (n(d.events)) }
+                        td.num { (n(d.destinations)) }
+                        td.nowrap { (secs(d.last_seen)) }
+                        td.num { @if d.open_alerts > 0 { a href=(format!("/ui/alerts?device={}", enc(&d.ip))) { (d.open_alerts) } } @else { "0" } }
+                    }
+                }
+            }
+        }
+        }
+        nav.pager {
+            @if page > 0 { a href=(format!("/ui/devices?{qs}&page={}", page - 1)) { "← previous" } }
+            span.dim { "page " (page + 1) " of " (total.div_ceil(PAGE).max(1)) }
+            @if (page + 1) * PAGE < total { a href=(format!("/ui/devices?{qs}&page={}", page + 1)) { "next →" } }
+        }
+    };
+    shell("Devices", &user, "devices", body).into_response()
+}
+
+pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<String>) -> Response {
+    let Ok(addr) = ip.trim().parse::<std::net::IpAddr>() else {
+        return crate::bad(format!("{ip:?} is not an IP address"));
+    };
+    let view = match web.api.pipe(move |h| h.device(addr)).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return layout::not_found(&format!("The engine does not know a device {addr}."))
+        }
+        Err(e) => return crate::error_response(e),
+    };
+    let group = view.summary.group.clone();
+    let ipstr = addr.to_string();
+    let now = crate::session::now();
+    let (alerts, acks) = match web
+        .api
+        .read(move |s| {
+            let alerts = s
+                .list_alerts(&AlertFilter {
+                    device: Some(ipstr),
+                    sort: Sort::LastSeen,
+                    limit: Some(20),
+                    ..Default::default()
+                })?
+                .0;
+            let acks: Vec<_> = s
+                .active_acks(now)?
+                .into_iter()
+                .filter(|a| a.scope.covers(addr, group.as_deref()))
+                .collect();
+            Ok((alerts, acks))
+        })
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return crate::error_response(e),
+    };
+    let d = &view.summary;
+    let week_ago = d.last_seen - 7 * 86_400;
+    let fresh: Vec<_> = view
+        .destinations
+        .iter()
+        .filter(|x| x.first_seen >= week_ago)
+        .collect();
+    let body = html! {
+        p.crumbs { a href="/ui/devices" { "Devices" } " › " (d.ip) }
+        h1 { @if let Some(nm) = &d.name { (nm) " " } span.dim { (d.ip) } }
+        dl.facts {
+            dt { "Group" } dd { (d.group.as_deref().unwrap_or("—")) }
+            dt { "Seen" } dd { (secs(d.first_seen)) " → " (secs(d.last_seen)) " · " (n(d.events)) " events" }
+            dt { "Baseline" } dd { @if d.learning { "learning" } @else { "learned" } " · " (n(d.destinations)) " destinations" }
+            dt { "Countries" } dd { @for c in &view.countries { span.chip { (c) } " " } @if view.countries.is_empty() { "—" } }
+            dt { "Open alerts" } dd { a href=(format!("/ui/alerts?device={}", enc(&d.ip))) { (d.open_alerts) } }
+            dt { "Queries" } dd { a href=(format!("/ui/queries?device={}", enc(&d.ip))) { "recent queries in the query log" } }
+        }
+        section {
+            h2 { "Hour of week" }
+            figure { (svg::heatmap("Mean queries per hour of the week", &view.hour_of_week, None))
+                figcaption { "Mean queries per hour, Monday first, site time." } }
+        }
+        section {
+            h2 { "New this week" }
+            @if fresh.is_empty() { p.dim { "Nothing new in the last 7 days of its traffic." } }
+            @else { ul.cols { @for x in &fresh { li { (dest_link(&x.name)) " " span.dim { (secs(x.first_seen)) " · " (x.state) } } } } }
+        }
+        section {
+            h2 { "Acknowledgements in force" }
+            @if acks.is_empty() { p.dim { "None." } }
+            @else {
+                table { thead { tr { th { "Kind" } th { "Destination" } th { "Scope" } th { "Until" } th { "By" } th { "Note" } } }
+                tbody { @for a in &acks {
+                    tr { td { (kind_title(a.kind)) } td.name { (dest_link(&a.destination)) }
+                         td { (match &a.scope { Scope::All => "everyone".to_string(), s => s.label() }) }
+                         td { (a.until.map(secs).unwrap_or_else(|| "for good".into())) }
+                         td { (a.created_by) } td { (a.note.as_deref().unwrap_or("")) } }
+                } } }
+            }
+        }
+        section {
+            h2 { "Recent alerts" }
+            @if alerts.is_empty() { p.dim { "None." } }
+            table { tbody { @for a in &alerts {
+                tr { td { (sev(a.alert.severity)) } td { a href=(format!("/ui/alerts/{}", enc(&a.alert.id))) { (kind_title(a.alert.kind)) } }
+                     td.name { (dest_link(&a.alert.destination)) } td { (status(a.alert.status)) } td.nowrap { (ts(a.alert.last_seen)) } }
+            } } }
+        }
+        section #baseline {
+            h2 { "Baseline (" (n(view.destinations.len() as u64)) " destinations)" }
+            div.scroll {
+            table.baseline {
+                thead { tr { th { "Destination" } th { "State" } th { "First seen" } th { "Last seen" } th.num { "Count" } th.num { "Days" } } }
+                tbody { @for x in view.destinations.iter().take(1000) {
+                    tr data-dest=(x.name) { td.name { (dest_link(&x.name)) } td { (x.state) } td.nowrap { (secs(x.first_seen)) } td.nowrap { (secs(x.last_seen)) } td.num { (n(x.count)) } td.num { (x.days) } }
+                } }
+            }
+            }
+            @if view.destinations.len() > 1000 { p.dim { "The 1,000 most queried are shown." } }
+        }
+    };
+    shell(
+        &format!("Device {}", view.summary.ip),
+        &user,
+        "devices",
+        body,
+    )
+    .into_response()
+}

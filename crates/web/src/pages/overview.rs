@@ -1,0 +1,170 @@
+//! Overview: alerts over time, by severity and kind, top devices and destinations, destinations
+//! new this week, ingestion health.
+
+use super::{dest_link, device_link, kind_title, sev};
+use crate::fmt::{bytes, enc, n, ts};
+use crate::layout::shell;
+use crate::session::User;
+use crate::svg;
+use crate::Web;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use dnsight_engine::{Kind, Severity};
+use dnsight_triage::{AlertFilter, Sort};
+use maud::html;
+
+pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
+    let stats = match web.api.pipe(|h| h.stats()).await {
+        Ok(s) => s,
+        Err(e) => return crate::error_response(e),
+    };
+    // event time: the newest alert's last sighting is "now" for the charts (replays and demos
+    // run on their own clock)
+    let loaded = web
+        .api
+        .read(|s| {
+            let newest = s
+                .list_alerts(&AlertFilter {
+                    sort: Sort::LastSeen,
+                    limit: Some(1),
+                    ..Default::default()
+                })?
+                .0;
+            let now = newest
+                .first()
+                .map(|a| a.alert.last_seen.secs())
+                .unwrap_or_else(dnsight_pipeline::now_secs);
+            let o = s.alert_overview(now - 14 * 86_400, 10)?;
+            let fresh = s
+                .list_alerts(&AlertFilter {
+                    kind: vec![Kind::NewDestination],
+                    since: Some(now - 7 * 86_400),
+                    sort: Sort::FirstSeen,
+                    limit: Some(12),
+                    ..Default::default()
+                })?
+                .0;
+            Ok((now, o, fresh))
+        })
+        .await;
+    let (now, o, fresh) = match loaded {
+        Ok(x) => x,
+        Err(e) => return crate::error_response(e),
+    };
+    let rate = {
+        let mut g = web.inner.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let t = std::time::Instant::now();
+        let r = g.and_then(|(t0, n0)| {
+            let dt = t.duration_since(t0).as_secs_f64();
+            (dt >= 0.5).then(|| (stats.events_in.saturating_sub(n0)) as f64 / dt)
+        });
+        if g.is_none_or(|(t0, _)| t.duration_since(t0).as_secs_f64() >= 0.5) {
+            *g = Some((t, stats.events_in));
+        }
+        r
+    };
+    let day0 = (now / 86_400 - 13) * 86_400;
+    let per_day: Vec<f64> = (0..14)
+        .map(|i| {
+            let d = day0 + i * 86_400;
+            o.per_day
+                .iter()
+                .find(|(x, _)| *x == d)
+                .map(|x| x.1 as f64)
+                .unwrap_or(0.0)
+        })
+        .collect();
+    let day_labels: Vec<String> = (0..14)
+        .map(|i| crate::fmt::secs(day0 + i * 86_400)[5..10].to_string())
+        .collect();
+    let open_total: u64 = o.by_severity.iter().map(|x| x.1).sum();
+    let by_sev: Vec<(String, f64)> = Severity::ALL
+        .iter()
+        .rev()
+        .map(|s| {
+            let v = o
+                .by_severity
+                .iter()
+                .find(|x| x.0 == s.as_str())
+                .map(|x| x.1)
+                .unwrap_or(0);
+            (s.as_str().to_string(), v as f64)
+        })
+        .collect();
+    let by_kind: Vec<(String, f64)> = o
+        .by_kind
+        .iter()
+        .map(|(k, v)| {
+            (
+                Kind::parse(k).map(kind_title).unwrap_or(k).to_string(),
+                *v as f64,
+            )
+        })
+        .collect();
+    let e = &stats.engine;
+    let body = html! {
+        h1 { "Overview" }
+        div.cards {
+            a.card href="/ui/alerts" { span.big #open-total { (n(open_total)) } span { "open alerts" } }
+            div.card { span.big { (n(stats.events_in)) } span { "events analysed" } }
+            div.card { span.big { @if let Some(r) = rate { (format!("{r:.0}")) } @else { "—" } } span { "events/s now" } }
+            div.card { span.big { (n(e.devices as u64)) } span { "devices" } }
+            div.card { span.big { (n(stats.store.blocks_active)) } span { "active blocks" } }
+        }
+        div.grid {
+            section {
+                h2 { "Alerts over 14 days" }
+                (svg::bars("Alerts first seen per day", &day_labels, &per_day, Some(13)))
+            }
+            section {
+                h2 { "Open alerts by severity" }
+                (svg::hbars("Open alerts by severity", &by_sev, None))
+            }
+            section {
+                h2 { "Open alerts by kind" }
+                @if by_kind.is_empty() { p.dim { "None." } } @else { (svg::hbars("Open alerts by kind", &by_kind, None)) }
+            }
+            section {
+                h2 { "Top devices (open alerts)" }
+                table { tbody { @for (d, c) in &o.top_devices {
+                    tr { td { (device_link(d, None)) } td.num { a href=(format!("/ui/alerts?device={}", enc(d))) { (n(*c)) } } }
+                } } }
+            }
+            section {
+                h2 { "Top destinations (open alerts)" }
+                table { tbody { @for (d, c) in &o.top_destinations {
+                    tr { td.name { (dest_link(d)) } td.num { a href=(format!("/ui/alerts?destination={}", enc(d))) { (n(*c)) } } }
+                } } }
+            }
+            section {
+                h2 { "New destinations this week" }
+                @if fresh.is_empty() { p.dim { "None." } }
+                table { tbody { @for a in &fresh {
+                    tr { td { (sev(a.alert.severity)) } td.name { a href=(format!("/ui/alerts/{}", enc(&a.alert.id))) { (a.alert.destination) } }
+                         td { (device_link(&a.alert.device, a.alert.device_name.as_deref())) } td.nowrap { (ts(a.alert.first_seen)) } }
+                } } }
+            }
+            section {
+                h2 { "Ingestion health" }
+                table.kv { tbody {
+                    tr { th { "Events in" } td { (n(stats.events_in)) " in " (n(stats.batches_in)) " batches" } }
+                    tr { th { "Engine" } td { (n(e.events)) " events, " (n(e.devices as u64)) " devices, " (n(e.destinations as u64)) " destinations" } }
+                    tr { th { "Alert changes stored" } td { (n(stats.alerts_written)) } }
+                    tr { th { "State saves" } td { (n(stats.saves)) @if stats.save_errors > 0 { span.error { " · " (stats.save_errors) " failed" } } } }
+                    tr { th { "Triage store" } td { (bytes(stats.store.file_bytes)) } }
+                    tr { th { "Notifications" } td { (stats.store.outbox.pending) " pending, " (stats.store.outbox.failed) " failed" } }
+                    @for f in &stats.feeds {
+                        tr { th { (f.kind) " " (f.name) } td {
+                            (n(f.entries)) " entries"
+                            @if let Some(a) = f.age_secs { ", " (crate::fmt::dur(a as f64)) " old" }
+                            @if f.stale { span.error { " · stale" } }
+                            @if let Some(er) = &f.last_error { span.error { " · " (er) } }
+                        } }
+                    }
+                } }
+                p.dim { "Queries and blocks over time come from the query log." }
+            }
+        }
+    };
+    shell("Overview", &user, "overview", body).into_response()
+}

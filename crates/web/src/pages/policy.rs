@@ -1,0 +1,155 @@
+//! Policy: blocks and allows (add, remove, expiry), the threat-intel and GeoIP files with their
+//! freshness, and the RPZ link.
+
+use crate::fmt::{dur, n, secs};
+use crate::layout::shell;
+use crate::session::{check_form, now, FormData, User};
+use crate::Web;
+use axum::extract::{Form, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use dnsight_triage::{NewBlock, Role, Scope};
+use maud::html;
+
+pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
+    let now = now();
+    let blocks = match web.api.read(move |s| s.active_blocks(now)).await {
+        Ok(b) => b,
+        Err(e) => return crate::error_response(e),
+    };
+    let feeds = web
+        .api
+        .pipe(|h| h.stats())
+        .await
+        .map(|s| s.feeds)
+        .unwrap_or_default();
+    let act = user.can_act();
+    let body = html! {
+        h1 { "Policy" }
+        section {
+            h2 { "Blocks and allows (" (blocks.len()) ")" }
+            p.dim { "The resolver applies them from the next query; blocks of everyone are also served as an RPZ zone at " a href="/rpz" { "/rpz" } "." }
+            @if blocks.is_empty() { p.dim { "None." } }
+            @else {
+                div.scroll {
+                table #blocks {
+                    thead { tr { th { "" } th { "Name" } th { "Scope" } th { "Expires" } th { "By" } th { "Note" } @if act { th {} } } }
+                    tbody { @for b in &blocks {
+                        tr {
+                            td { @if b.allow { span.chip { "allow" } } @else { span.chip.hl { "block" } } }
+                            td.name { a href=(format!("/ui/destinations/{}", crate::fmt::enc(&b.name))) { (b.name) } @if b.subdomains { span.dim { " and below" } } }
+                            td { (match &b.scope { Scope::All => "everyone".to_string(), s => s.label() }) }
+                            td.nowrap { (b.expires_at.map(secs).unwrap_or_else(|| "until removed".into())) }
+                            td { (b.created_by) }
+                            td { (b.note.as_deref().unwrap_or("")) }
+                            @if act {
+                                td { form method="post" action=(format!("/ui/policy/blocks/{}/remove", b.id)) {
+                                    input type="hidden" name="csrf" value=(user.0.csrf);
+                                    button.link type="submit" { "remove" }
+                                } }
+                            }
+                        }
+                    } }
+                }
+                }
+            }
+            @if act {
+                form.act method="post" action="/ui/policy/blocks" {
+                    input type="hidden" name="csrf" value=(user.0.csrf);
+                    h3 { "Add" }
+                    label { "Name " input name="name" required placeholder="ads.example.com" size="24"; }
+                    label { select name="kind" { option value="block" { "block" } option value="allow" { "allow (exception)" } } }
+                    label { input type="checkbox" name="subdomains" value="1" checked; " and everything under it" }
+                    label { "Scope " select name="scope" { option value="all" { "everyone" } option value="group" { "group" } option value="device" { "device" } } }
+                    label { "Group or device " input name="value" size="14"; }
+                    label { "For " input name="for" placeholder="1h, 7d (empty: until removed)" size="14"; }
+                    label { "Note " input name="note" size="20"; }
+                    button type="submit" { "Add" }
+                }
+            }
+        }
+        section {
+            h2 { "Threat-intel feeds and GeoIP databases" }
+            @if feeds.is_empty() { p.dim { "None configured." } }
+            table { tbody { @for f in &feeds {
+                tr { th { (f.kind) } td { (f.name) } td { (n(f.entries)) " entries" }
+                     td { @if let Some(a) = f.age_secs { (dur(a as f64)) " old" } @else { "—" } @if f.stale { span.error { " stale" } } }
+                     td.name { (f.url.as_deref().unwrap_or(&f.path)) }
+                     td { @if let Some(e) = &f.last_error { span.error { (e) } } } }
+            } } }
+        }
+    };
+    shell("Policy", &user, "policy", body).into_response()
+}
+
+pub(crate) async fn add_block(
+    State(web): State<Web>,
+    user: User,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData(form);
+    if let Err(r) = check_form(&headers, &web, &user, &form) {
+        return r;
+    }
+    if let Err(r) = user.require(Role::Analyst) {
+        return r;
+    }
+    let name = match form.get("name").map(dnsight_triage::normalize_name) {
+        Some(Ok(n)) => n,
+        Some(Err(e)) => return crate::bad(e.to_string()),
+        None => return crate::bad("give a name to block or allow"),
+    };
+    let value = form.get("value").map(str::trim).unwrap_or("");
+    let scope = match form.get("scope").unwrap_or("all") {
+        "all" => Scope::All,
+        "group" if !value.is_empty() => Scope::Group(value.to_string()),
+        "device" => match value.parse() {
+            Ok(ip) => Scope::Device(ip),
+            Err(_) => return crate::bad(format!("{value:?} is not a device address")),
+        },
+        _ => return crate::bad("a group scope needs the group's name"),
+    };
+    let expires_at = match form.get("for") {
+        None => None,
+        Some(d) => match dnsight_api::parse_duration(d) {
+            Ok(s) => Some(now() + s),
+            Err(e) => return crate::bad(format!("for: {e}")),
+        },
+    };
+    let nb = NewBlock {
+        name,
+        subdomains: form.get("subdomains").is_some(),
+        scope,
+        allow: form.get("kind") == Some("allow"),
+        expires_at,
+        note: form.get("note").map(str::to_string),
+        alert_id: None,
+    };
+    let actor = user.actor();
+    match web.api.pipe(move |h| h.add_block(nb, &actor)).await {
+        Ok(_) => Redirect::to("/ui/policy").into_response(),
+        Err(e) => crate::error_response(e),
+    }
+}
+
+pub(crate) async fn remove_block(
+    State(web): State<Web>,
+    user: User,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData(form);
+    if let Err(r) = check_form(&headers, &web, &user, &form) {
+        return r;
+    }
+    if let Err(r) = user.require(Role::Analyst) {
+        return r;
+    }
+    let actor = user.actor();
+    match web.api.pipe(move |h| h.remove_block(id, &actor)).await {
+        Ok(_) => Redirect::to("/ui/policy").into_response(),
+        Err(e) => crate::error_response(e),
+    }
+}

@@ -1,0 +1,290 @@
+//! Settings: users, API tokens, sessions, notifications.
+
+use crate::fmt::secs;
+use crate::layout::shell;
+use crate::session::{check_form, now, FormData, User};
+use crate::Web;
+use axum::extract::{Form, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use dnsight_triage::Role;
+use maud::{html, Markup};
+
+fn role_select() -> Markup {
+    html! {
+        select name="role" {
+            option value="viewer" { "viewer (reads)" }
+            option value="analyst" selected { "analyst (acts on alerts and blocks)" }
+            option value="admin" { "admin (users and tokens too)" }
+        }
+    }
+}
+
+async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) -> Response {
+    let admin = user.is_admin();
+    let now = now();
+    let loaded = web
+        .api
+        .read(move |s| {
+            let users = if admin { s.list_users()? } else { Vec::new() };
+            let tokens = if admin { s.list_tokens()? } else { Vec::new() };
+            let sessions = s.list_sessions(now)?;
+            let outbox = s.outbox_list(None, 20)?;
+            Ok((users, tokens, sessions, outbox))
+        })
+        .await;
+    let (users, tokens, sessions, outbox) = match loaded {
+        Ok(x) => x,
+        Err(e) => return crate::error_response(e),
+    };
+    let sessions: Vec<_> = sessions
+        .into_iter()
+        .filter(|s| admin || s.user_id == user.0.user_id)
+        .collect();
+    let csrf = &user.0.csrf;
+    let body = html! {
+        h1 { "Settings" }
+        @if let Some((what, secret)) = &shown_secret {
+            p.notice #secret role="status" { (what) " (shown once): " code { (secret) } }
+        }
+        section #sessions {
+            h2 { @if admin { "Sessions" } @else { "Your sessions" } }
+            table {
+                thead { tr { th { "User" } th { "From" } th { "Browser" } th { "Started" } th { "Last used" } th {} } }
+                tbody { @for s in &sessions {
+                    tr {
+                        td { (s.user) @if s.id == user.0.id { " " span.chip { "this one" } } }
+                        td { (s.client.as_deref().unwrap_or("—")) }
+                        td.name { (s.agent.as_deref().unwrap_or("—")) }
+                        td.nowrap { (secs(s.created_at)) }
+                        td.nowrap { (secs(s.last_seen)) }
+                        td { form method="post" action=(format!("/ui/settings/sessions/{}/revoke", s.id)) {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button.link type="submit" { "revoke" }
+                        } }
+                    }
+                } }
+            }
+        }
+        @if admin {
+            section #users {
+                h2 { "Users" }
+                table {
+                    thead { tr { th { "Name" } th { "Role" } th { "Created" } th { "Last sign-in" } th {} } }
+                    tbody { @for u in &users {
+                        tr { td { (u.name) } td { (u.role.as_str()) } td.nowrap { (secs(u.created_at)) }
+                             td.nowrap { (u.last_login.map(secs).unwrap_or_else(|| "never".into())) }
+                             td { @if u.id != user.0.user_id {
+                                form method="post" action=(format!("/ui/settings/users/{}/remove", crate::fmt::enc(&u.name))) {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    button.link type="submit" { "remove" }
+                                } } } }
+                    } }
+                }
+                form.act method="post" action="/ui/settings/users" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label { "Name " input name="name" required size="14" pattern="[A-Za-z0-9._@-]{1,64}"; }
+                    label { "Role " (role_select()) }
+                    button type="submit" { "Add user (a password is generated)" }
+                }
+            }
+            section #tokens {
+                h2 { "API tokens" }
+                table {
+                    thead { tr { th { "Name" } th { "Role" } th { "Created" } th { "Expires" } th { "Last used" } th { "" } } }
+                    tbody { @for t in &tokens {
+                        tr { td { (t.name) } td { (t.role.as_str()) } td.nowrap { (secs(t.created_at)) }
+                             td.nowrap { (t.expires_at.map(secs).unwrap_or_else(|| "never".into())) }
+                             td.nowrap { (t.last_used.map(secs).unwrap_or_else(|| "never".into())) }
+                             td { @if t.revoked_at.is_some() { "revoked" } @else {
+                                form method="post" action=(format!("/ui/settings/tokens/{}/revoke", t.id)) {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    button.link type="submit" { "revoke" }
+                                } } } }
+                    } }
+                }
+                form.act method="post" action="/ui/settings/tokens" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label { "Name " input name="name" required size="14"; }
+                    label { "Role " (role_select()) }
+                    label { "Expires " input name="expires" placeholder="90d (empty: never)" size="10"; }
+                    button type="submit" { "Create token" }
+                }
+            }
+        }
+        section #notifications {
+            h2 { "Notifications" }
+            p.dim { "Targets are configured in the config file ([[notify]]); the latest deliveries:" }
+            @if outbox.is_empty() { p.dim { "Nothing sent yet." } }
+            table { tbody { @for o in &outbox {
+                tr { td { (o.target) } td { (o.event.as_str()) } td { a href=(format!("/ui/alerts/{}", crate::fmt::enc(&o.alert.id))) { (o.alert.summary) } } td { (o.state.as_str()) }
+                     td.nowrap { (secs(o.created_at)) } td { (o.last_error.as_deref().unwrap_or("")) } }
+            } } }
+        }
+    };
+    shell("Settings", user, "settings", body).into_response()
+}
+
+pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
+    render(&web, &user, None).await
+}
+
+async fn guarded(
+    web: &Web,
+    user: &User,
+    headers: &HeaderMap,
+    form: &FormData,
+    need: Role,
+) -> Result<(), Response> {
+    check_form(headers, web, user, form)?;
+    user.require(need)
+}
+
+pub(crate) async fn revoke_session(
+    State(web): State<Web>,
+    user: User,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData(form);
+    if let Err(r) = guarded(&web, &user, &headers, &form, Role::Viewer).await {
+        return r;
+    }
+    // anyone may end their own sessions; admins anyone's
+    if !user.is_admin() {
+        let mine = web
+            .api
+            .read(move |s| s.list_sessions(now()))
+            .await
+            .map(|v| v.iter().any(|s| s.id == id && s.user_id == user.0.user_id))
+            .unwrap_or(false);
+        if !mine {
+            return crate::bad("that is not one of your sessions");
+        }
+    }
+    let actor = user.actor();
+    match web
+        .api
+        .read(move |s| s.revoke_session(id, &actor, now()))
+        .await
+    {
+        Ok(_) => Redirect::to("/ui/settings").into_response(),
+        Err(e) => crate::error_response(e),
+    }
+}
+
+pub(crate) async fn add_user(
+    State(web): State<Web>,
+    user: User,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData(form);
+    if let Err(r) = guarded(&web, &user, &headers, &form, Role::Admin).await {
+        return r;
+    }
+    let name = form.get("name").unwrap_or("").trim().to_string();
+    let Some(role) = form.get("role").and_then(Role::parse) else {
+        return crate::bad("role: viewer, analyst or admin");
+    };
+    let password = crate::random_password();
+    let p2 = password.clone();
+    let hash = match tokio::task::spawn_blocking(move || crate::hash_password(&p2)).await {
+        Ok(Ok(h)) => h,
+        _ => return crate::bad("could not hash the password"),
+    };
+    let actor = user.actor();
+    let n2 = name.clone();
+    match web
+        .api
+        .read(move |s| s.upsert_user(&n2, role, &hash, false, &actor, now()))
+        .await
+    {
+        Ok(_) => render(&web, &user, Some((format!("Password of {name}"), password))).await,
+        Err(e) => crate::error_response(e),
+    }
+}
+
+pub(crate) async fn remove_user(
+    State(web): State<Web>,
+    user: User,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData(form);
+    if let Err(r) = guarded(&web, &user, &headers, &form, Role::Admin).await {
+        return r;
+    }
+    let actor = user.actor();
+    match web
+        .api
+        .read(move |s| s.remove_user(&name, &actor, now()))
+        .await
+    {
+        Ok(_) => Redirect::to("/ui/settings").into_response(),
+        Err(e) => crate::error_response(e),
+    }
+}
+
+pub(crate) async fn create_token(
+    State(web): State<Web>,
+    user: User,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData(form);
+    if let Err(r) = guarded(&web, &user, &headers, &form, Role::Admin).await {
+        return r;
+    }
+    let name = form.get("name").unwrap_or("").trim().to_string();
+    if let Err(e) = dnsight_api::check_token_name(&name) {
+        return crate::bad(e);
+    }
+    let Some(role) = form.get("role").and_then(Role::parse) else {
+        return crate::bad("role: viewer, analyst or admin");
+    };
+    let now = now();
+    let expires = match form.get("expires") {
+        None => None,
+        Some(e) => match dnsight_api::parse_time(e)
+            .or_else(|_| dnsight_api::parse_duration(e).map(|d| now + d))
+        {
+            Ok(t) => Some(t),
+            Err(e) => return crate::bad(format!("expires: {e}")),
+        },
+    };
+    let actor = user.actor();
+    let n2 = name.clone();
+    match web
+        .api
+        .read(move |s| s.create_token(&n2, role, expires, &actor, now))
+        .await
+    {
+        Ok((_, secret)) => render(&web, &user, Some((format!("Token {name}"), secret))).await,
+        Err(e) => crate::error_response(e),
+    }
+}
+
+pub(crate) async fn revoke_token(
+    State(web): State<Web>,
+    user: User,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData(form);
+    if let Err(r) = guarded(&web, &user, &headers, &form, Role::Admin).await {
+        return r;
+    }
+    let actor = user.actor();
+    match web
+        .api
+        .read(move |s| s.revoke_token(&id.to_string(), &actor, now()))
+        .await
+    {
+        Ok(_) => Redirect::to("/ui/settings").into_response(),
+        Err(e) => crate::error_response(e),
+    }
+}
