@@ -5,7 +5,8 @@
 //!
 //! One SQLite file (`triage.sqlite` in the state directory, WAL) behind the small [`TriageStore`]
 //! interface, written in portable SQL so a PostgreSQL backend can implement the same trait.
-//! Baselines stay in the engine's redb file; this store never holds per-event data.
+//! Baselines stay in the engine's redb file. Per-event data lives only in the query log
+//! ([`querylog`]: its own table in the same file, its own batching writer).
 //!
 //! Times here are wall-clock Unix seconds passed in by the caller (the store never reads the
 //! clock either, so tests are exact); alert times are the engine's event times (`Ts`).
@@ -15,9 +16,11 @@ use dnsight_engine::{Alert, Kind, Severity, Status};
 use serde::{Deserialize, Serialize};
 
 pub mod outbox;
+pub mod querylog;
 pub mod rpz;
 mod sqlite;
 pub use outbox::{NotifyEvent, OutboxItem, OutboxState, OutboxStats, Router};
+pub use querylog::{QueryFilter, QueryLog, QueryLogConfig, QueryLogDisk, QueryPage, QueryRow};
 pub use sqlite::{normalize_name, SqliteStore};
 
 /// File name of the triage database inside the state directory.
@@ -426,4 +429,10 @@ pub trait TriageStore: Send {
     fn outbox_last_digest(&self, target: &str) -> Result<Option<Secs>>;
     /// The latest rows (newest first), of one state or all.
     fn outbox_list(&self, state: Option<OutboxState>, limit: u32) -> Result<Vec<OutboxItem>>;
+
+    // ---- query log (written by [`querylog::QueryLog`]'s own connection)
+    /// One page of the query log, newest first (see [`QueryFilter`]).
+    fn search_queries(&self, f: &QueryFilter) -> Result<QueryPage>;
+    /// The query log's size and disk use.
+    fn querylog_disk(&self) -> Result<QueryLogDisk>;
 }

@@ -1,6 +1,6 @@
 //! The SQLite backend of [`TriageStore`]: one file, `state_dir/triage.sqlite`.
 //!
-//! **Schema** (version in `PRAGMA user_version`, currently 1; [`SqliteStore::open`] creates or
+//! **Schema** (version in `PRAGMA user_version`, currently 3; [`SqliteStore::open`] creates or
 //! migrates it inside one `IMMEDIATE` transaction, and refuses a file from a newer dnsight):
 //!
 //! - `alerts`: one row per alert id with the filterable columns (kind, severity and its rank,
@@ -12,6 +12,8 @@
 //! - `audit`: append-only (the store never updates or deletes a line).
 //! - `acks`, `blocks` (with the `allow` flag), `tokens` (SHA-256 of the secret only), `meta`
 //!   (the RPZ serial).
+//! - version 2: the notification outbox; version 3: the query log's `queries` table
+//!   ([`crate::querylog`], written by its own batching writer connection).
 //!
 //! The SQL is deliberately plain (TEXT/INTEGER/BIGINT columns, `LIMIT/OFFSET`, `substr`,
 //! `length`, `INSERT ... ON CONFLICT`), so a PostgreSQL backend can reuse it; the one SQLite
@@ -43,7 +45,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Longest note (bytes) on an action, a block or an acknowledgement.
 pub const MAX_NOTE: usize = 4096;
 /// Longest token name (bytes).
@@ -250,7 +252,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     if v < 2 {
         tx.execute_batch(SCHEMA_V2)?;
     }
-    // future: `if v < 3 { ... }`
+    if v < 3 {
+        tx.execute_batch(crate::querylog::SCHEMA)?;
+    }
+    // future: `if v < 4 { ... }`
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -1658,5 +1663,16 @@ impl TriageStore for SqliteStore {
         wal.push("-wal");
         st.file_bytes = size(&self.path) + size(Path::new(&wal));
         Ok(st)
+    }
+
+    fn search_queries(&self, f: &crate::QueryFilter) -> Result<crate::QueryPage> {
+        let tx = self.conn.unchecked_transaction()?;
+        let page = crate::querylog::search(&tx, self.path.parent(), f)?;
+        drop(tx);
+        Ok(page)
+    }
+
+    fn querylog_disk(&self) -> Result<crate::QueryLogDisk> {
+        crate::querylog::disk(&self.conn, &self.path)
     }
 }
