@@ -24,12 +24,16 @@ mod error;
 mod extract;
 mod handlers;
 mod intake;
+mod metrics;
 mod params;
+mod queries;
 mod server;
 
 pub use handlers::check_token_name;
 pub use intake::{Intake, IntakeReport};
+pub use metrics::{Counters, EventMetrics, Live};
 pub use params::{parse_duration, parse_time};
+pub use queries::QueriesQuery;
 
 /// Where and how the API listens.
 #[derive(Clone, Debug)]
@@ -46,6 +50,8 @@ pub struct ApiConfig {
     pub rpz_zone: String,
     /// `POST /api/v1/events` feeds this queue (None: the route answers 503).
     pub intake: Option<Intake>,
+    /// Live values for `/metrics` and stats (resolver counters, query-log writer).
+    pub live: Live,
 }
 
 impl ApiConfig {
@@ -58,6 +64,7 @@ impl ApiConfig {
             metrics_public: false,
             rpz_zone: DEFAULT_RPZ_ZONE.to_string(),
             intake: None,
+            live: Live::default(),
         }
     }
 }

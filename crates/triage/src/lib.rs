@@ -334,6 +334,18 @@ pub struct StoreStats {
     pub file_bytes: u64,
     #[serde(default)]
     pub outbox: OutboxStats,
+    /// Alerts by kind, severity and status (for metrics).
+    #[serde(default)]
+    pub alerts_by: Vec<AlertCount>,
+}
+
+/// How many stored alerts have one kind, severity and status.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AlertCount {
+    pub kind: String,
+    pub severity: String,
+    pub status: String,
+    pub count: u64,
 }
 
 /// The triage store. One writer (the pipeline) and any number of readers (the API, other

@@ -1629,6 +1629,22 @@ impl TriageStore for SqliteStore {
                 st.alerts_by_status.insert(s, n.max(0) as u64);
             }
         }
+        {
+            let mut q = tx.prepare(
+                "SELECT kind, severity, status, COUNT(*) FROM alerts GROUP BY kind, severity, status",
+            )?;
+            let rows = q.query_map([], |r| {
+                Ok(crate::AlertCount {
+                    kind: r.get(0)?,
+                    severity: r.get(1)?,
+                    status: r.get(2)?,
+                    count: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })?;
+            for row in rows {
+                st.alerts_by.push(row?);
+            }
+        }
         let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64> {
             let n: i64 = tx.query_row(sql, p, |r| r.get(0))?;
             Ok(n.max(0) as u64)

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+mod querylog;
 mod tls;
 
 /// Destinations the fixture's devices resolve; every one is forbidden by policy, so each
@@ -1027,6 +1028,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/events"),
     ("get", "/rpz"),
     ("get", "/metrics"),
+    ("get", "/api/v1/queries"),
 ];
 
 #[test]

@@ -335,6 +335,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 metrics_public: false,
                 rpz_zone: "rpz.dnsight.".into(),
                 intake: None,
+                live: Default::default(),
             },
             running.handle(),
             dir.clone(),
