@@ -127,15 +127,10 @@ fn main() {
             for i in 0..n {
                 let mut x = row(&mut r, i, n);
                 // wait for room instead of dropping: the figure is the writer's sustained rate
-                loop {
-                    let before = log.stats().dropped;
-                    log.log_row(x.clone());
-                    if log.stats().dropped == before {
-                        break;
-                    }
+                while let Err(back) = log.try_log_row(x) {
+                    x = back;
                     spins += 1;
-                    std::thread::sleep(std::time::Duration::from_micros(200));
-                    x = x.clone();
+                    std::thread::sleep(std::time::Duration::from_micros(100));
                 }
                 if i > 0 && i % 1_000_000 == 0 {
                     eprintln!(

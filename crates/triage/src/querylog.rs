@@ -436,6 +436,18 @@ impl QueryLog {
         }
     }
 
+    /// Queues a row, or gives it back when the queue is full (not counted as dropped: the
+    /// caller decides; benchmarks wait for room).
+    pub fn try_log_row(&self, row: LogRow) -> std::result::Result<(), LogRow> {
+        match self.tx.try_send(row) {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => Err(r),
+        }
+    }
+
     pub fn log_row(&self, row: LogRow) {
         match self.tx.try_send(row) {
             Ok(()) => {
