@@ -58,7 +58,8 @@ CREATE INDEX queries_ts ON queries (ts);
 CREATE INDEX queries_client ON queries (client, ts);
 CREATE INDEX queries_rname ON queries (rname, ts);
 CREATE INDEX queries_blocked ON queries (ts) WHERE blocked IS NOT NULL;
-INSERT INTO meta (k, v) VALUES ('querylog_pseudonymise', 0);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BIGINT NOT NULL);
+INSERT INTO meta (k, v) VALUES ('querylog_pseudonymise', 0) ON CONFLICT (k) DO NOTHING;
 ";
 
 /// File of the pseudonymisation key inside the state directory.
