@@ -15,6 +15,8 @@
 #   dnsight-block 5392 + a 1,000,000-domain block list (the lab's 100k list + 900k synthetic)
 #   dnsight-state 5393 + --state (triage store, API on 127.0.0.1:8093) and 1,000 dynamic blocks
 #                      taken through the API (the resolver's overrides, checked before the cache)
+#   dnsight-qlog  5396 --state with the query log on (the default: every query a SQLite row)
+#   dnsight-noqlog 5397 the same with `[querylog] enabled = false` (A/B for the query log)
 # Env: BIN (default target/release/dnsight), LAB_WORK (default /tmp/dnsight-lab-E), REPS (3),
 # QUIET (machine-quiet threshold %, default 10 here: other engineers share the box).
 set -u
@@ -97,9 +99,15 @@ case ${1:-} in
     start_one dnsight-block 5392 --blocklist "$D/block-1m.txt"
     rm -rf "$R/state-5393"; mkdir -p "$R/state-5393"
     start_one dnsight-state 5393 --state "$R/state-5393" --api 127.0.0.1:8093
-    overrides ;;
+    overrides
+    for v in 5396:qlog 5397:noqlog; do
+      p=${v%%:*} n=dnsight-${v##*:}
+      rm -rf "$R/state-$p"; mkdir -p "$R/state-$p"
+      if [ "$n" = dnsight-noqlog ]; then printf '[querylog]\nenabled = false\n' > "$R/noqlog.toml"; cfg=(--config "$R/noqlog.toml"); else cfg=(); fi
+      start_one "$n" "$p" --state "$R/state-$p" --api "127.0.0.1:$((p + 2700))" "${cfg[@]}"
+    done ;;
   stop)
-    for n in dnsight dnsight-log dnsight-block dnsight-state; do stop_one $n; done
+    for n in dnsight dnsight-log dnsight-block dnsight-state dnsight-qlog dnsight-noqlog; do stop_one $n; done
     "$LABDIR/lab.sh" stop ;;
   run)
     shift

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in dig:dnsutils tshark:tshark unbound:unbound nsd:nsd dnsperf:dnsperf dnsmasq:dnsmasq \
             iodined:iodine dns2tcpd:dns2tcp ip:iproute2 ldns-signzone:ldnsutils chromium:chromium \
-            chromedriver:chromium-driver \
+            chromedriver:chromium-driver promtool:prometheus \
             named:bind9 pdns_recursor:pdns-recursor rsyslogd:rsyslog openssl:openssl logger:bsdutils; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")

@@ -87,7 +87,7 @@ impl AppState {
     }
 }
 
-fn now() -> Secs {
+pub(crate) fn now() -> Secs {
     dnsight_pipeline::now_secs()
 }
 
@@ -122,7 +122,7 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     components(schemas(ErrorBody)),
     tags(
-        (name = "alerts"), (name = "devices"), (name = "blocks"), (name = "admin"), (name = "meta"), (name = "ingest")
+        (name = "alerts"), (name = "devices"), (name = "blocks"), (name = "admin"), (name = "meta"), (name = "ingest"), (name = "queries")
     )
 )]
 struct ApiDoc;
@@ -150,6 +150,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rpz))
         .routes(routes!(metrics))
         .routes(routes!(crate::intake::post_events))
+        .routes(routes!(crate::queries::list_queries))
 }
 
 /// The OpenAPI document (3.1).
@@ -549,7 +550,7 @@ async fn list_devices(_t: Viewer, State(st): State<AppState>) -> ApiResult<Respo
 #[utoipa::path(get, path = "/api/v1/devices/{ip}", tag = "devices",
     params(("ip" = String, Path, description = "Device address")),
     security(("bearer" = [])),
-    responses((status = 200, description = "DeviceView", body = Object),
+    responses((status = 200, description = "DeviceView, with `queries`: the link to its query log", body = Object),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_device(
     _t: Viewer,
@@ -561,7 +562,7 @@ async fn get_device(
         .parse()
         .map_err(|_| AppError::bad_request(format!("{ip:?} is not an IP address")))?;
     match st.pipe(move |h| h.device(addr)).await? {
-        Some(v) => Ok(Json(v).into_response()),
+        Some(v) => Ok(Json(with_link(v, "device", &addr.to_string())).into_response()),
         None => Err(AppError::not_found(format!(
             "no device {addr} in the engine; list them with GET /api/v1/devices"
         ))),
@@ -572,7 +573,7 @@ async fn get_device(
 #[utoipa::path(get, path = "/api/v1/destinations/{name}", tag = "devices",
     params(("name" = String, Path, description = "Destination (registered domain, name or address)")),
     security(("bearer" = [])),
-    responses((status = 200, description = "DestinationView", body = Object),
+    responses((status = 200, description = "DestinationView, with `queries`: the link to the query log of the name and its subdomains", body = Object),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_destination(
     _t: Viewer,
@@ -582,11 +583,27 @@ async fn get_destination(
     let n = canonical_name(&name)?;
     let n2 = n.clone();
     match st.pipe(move |h| h.destination(&n2)).await? {
-        Some(v) => Ok(Json(v).into_response()),
+        Some(v) => Ok(Json(with_link(v, "suffix", &n)).into_response()),
         None => Err(AppError::not_found(format!(
             "no device has talked to {n:?}"
         ))),
     }
+}
+
+/// The view as JSON with a `queries` link: the query log filtered to this device or name.
+fn with_link(v: impl Serialize, key: &str, value: &str) -> serde_json::Value {
+    let mut j = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(m) = &mut j {
+        m.insert(
+            "queries".into(),
+            format!(
+                "/api/v1/queries?{key}={}",
+                crate::queries::url_encode(value)
+            )
+            .into(),
+        );
+    }
+    j
 }
 
 /// A destination as typed (a name or an address) in the engine's canonical form.
@@ -719,9 +736,31 @@ async fn remove_block(
 /// Pipeline, engine and store counters.
 #[utoipa::path(get, path = "/api/v1/stats", tag = "meta",
     security(("bearer" = [])),
-    responses((status = 200, description = "PipelineStats (with the engine's and the store's)", body = Object)))]
-async fn stats(_t: Viewer, State(st): State<AppState>) -> ApiResult<Json<PipelineStats>> {
-    Ok(Json(st.pipe(|h| h.stats()).await?))
+    responses((status = 200, description = "PipelineStats (with the engine's and the store's) and `querylog` (rows, disk use, writer queue and drops)", body = Object)))]
+async fn stats(_t: Viewer, State(st): State<AppState>) -> ApiResult<Json<StatsBody>> {
+    let pipeline = st.pipe(|h| h.stats()).await?;
+    let disk = st.read(|s| s.querylog_disk()).await?;
+    let writer = st.inner.cfg.live.querylog.as_ref().map(|q| q.stats());
+    Ok(Json(StatsBody {
+        pipeline,
+        querylog: QueryLogStats { disk, writer },
+    }))
+}
+
+#[derive(Serialize)]
+struct StatsBody {
+    #[serde(flatten)]
+    pipeline: PipelineStats,
+    querylog: QueryLogStats,
+}
+
+/// The query log's disk use and, while `serve` writes it, its writer's counters.
+#[derive(Serialize)]
+struct QueryLogStats {
+    #[serde(flatten)]
+    disk: dnsight_triage::QueryLogDisk,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writer: Option<dnsight_triage::querylog::WriterStats>,
 }
 
 /// The alert kinds and what they mean: the detector that raises each, a title, what it
@@ -967,90 +1006,7 @@ async fn metrics(State(st): State<AppState>, req: Request) -> ApiResult<Response
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        prometheus_text(&s),
+        crate::metrics::render(&s, &st.inner.cfg.live),
     )
         .into_response())
-}
-
-fn prometheus_text(s: &PipelineStats) -> String {
-    use std::fmt::Write;
-    let mut o = String::new();
-    let mut counter = |name: &str, help: &str, v: u64| {
-        let _ = writeln!(
-            o,
-            "# HELP dnsight_{name} {help}\n# TYPE dnsight_{name} counter\ndnsight_{name} {v}"
-        );
-    };
-    counter("pipeline_events_total", "DNS events analysed.", s.events_in);
-    counter(
-        "pipeline_batches_total",
-        "Event batches received.",
-        s.batches_in,
-    );
-    counter(
-        "pipeline_commands_total",
-        "Commands served (actions, blocks).",
-        s.commands,
-    );
-    counter(
-        "pipeline_alerts_written_total",
-        "Alert changes written to the store.",
-        s.alerts_written,
-    );
-    counter("pipeline_saves_total", "Engine state saves.", s.saves);
-    counter(
-        "pipeline_save_errors_total",
-        "Failed engine state saves.",
-        s.save_errors,
-    );
-    let _ = writeln!(
-        o,
-        "# HELP dnsight_alerts Alerts in the store by status.\n# TYPE dnsight_alerts gauge"
-    );
-    for (status, n) in &s.store.alerts_by_status {
-        let _ = writeln!(o, "dnsight_alerts{{status=\"{}\"}} {n}", prom_label(status));
-    }
-    let mut gauge = |name: &str, help: &str, v: u64| {
-        let _ = writeln!(
-            o,
-            "# HELP dnsight_{name} {help}\n# TYPE dnsight_{name} gauge\ndnsight_{name} {v}"
-        );
-    };
-    gauge("blocks_active", "Active blocks.", s.store.blocks_active);
-    gauge("allows_active", "Active allows.", s.store.allows_active);
-    gauge(
-        "acks_active",
-        "Active acknowledgements.",
-        s.store.acks_active,
-    );
-    gauge("tokens_active", "Usable API tokens.", s.store.tokens_active);
-    let ob = &s.store.outbox;
-    let _ = writeln!(
-        o,
-        "# HELP dnsight_notifications Notifications in the outbox by state (failed: every try failed).\n# TYPE dnsight_notifications gauge"
-    );
-    for (st, n) in [
-        ("pending", ob.pending),
-        ("sent", ob.sent),
-        ("failed", ob.failed),
-    ] {
-        let _ = writeln!(o, "dnsight_notifications{{state=\"{st}\"}} {n}");
-    }
-    let _ = writeln!(
-        o,
-        "# HELP dnsight_notification_digests_total Digest messages sent (floods folded into one message).\n# TYPE dnsight_notification_digests_total counter\ndnsight_notification_digests_total {}",
-        ob.digests
-    );
-    o
-}
-
-fn prom_label(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| match c {
-            '\\' => vec!['\\', '\\'],
-            '"' => vec!['\\', '"'],
-            '\n' => vec!['\\', 'n'],
-            c => vec![c],
-        })
-        .collect()
 }

@@ -24,14 +24,18 @@ mod error;
 mod extract;
 mod handlers;
 mod intake;
+mod metrics;
 mod params;
+mod queries;
 mod server;
 
 pub use auth::Limiter;
 pub use error::{ApiResult, AppError};
 pub use handlers::{canonical_name, check_token_name, to_action, ActionBody, AppState};
 pub use intake::{Intake, IntakeReport};
+pub use metrics::{Counters, EventMetrics, Live};
 pub use params::{parse_duration, parse_time, AlertQuery, FilterBody, TimeArg};
+pub use queries::QueriesQuery;
 
 /// Routes served beside the API on the same listener (the dashboard), built from the API's
 /// state: they read and act through the same store connection and pipeline handle.
@@ -52,6 +56,8 @@ pub struct ApiConfig {
     pub rpz_zone: String,
     /// `POST /api/v1/events` feeds this queue (None: the route answers 503).
     pub intake: Option<Intake>,
+    /// Live values for `/metrics` and stats (resolver counters, query-log writer).
+    pub live: Live,
 }
 
 impl ApiConfig {
@@ -64,6 +70,7 @@ impl ApiConfig {
             metrics_public: false,
             rpz_zone: DEFAULT_RPZ_ZONE.to_string(),
             intake: None,
+            live: Live::default(),
         }
     }
 }

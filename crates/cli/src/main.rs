@@ -40,6 +40,8 @@ enum Command {
     Alerts(cmd::client::AlertsArgs),
     /// Devices through the API: list, show.
     Devices(cmd::client::DevicesArgs),
+    /// The query log: what each device asked, when (API, or --state DIR directly).
+    Queries(cmd::client::QueriesArgs),
     /// Blocks and allows through the API: list, add, rm.
     Blocks(cmd::client::BlocksArgs),
     /// API tokens in the state directory: create, list, revoke.
@@ -71,6 +73,7 @@ fn main() -> std::process::ExitCode {
         cli.command,
         Command::Alerts(_)
             | Command::Devices(_)
+            | Command::Queries(_)
             | Command::Blocks(_)
             | Command::Token(_)
             | Command::User(_)
@@ -94,6 +97,7 @@ fn main() -> std::process::ExitCode {
         Command::CheckConfig(a) => cmd::serve::check_config(a),
         Command::Alerts(a) => cmd::client::alerts(a),
         Command::Devices(a) => cmd::client::devices(a),
+        Command::Queries(a) => cmd::client::queries(a),
         Command::Blocks(a) => cmd::client::blocks(a),
         Command::Token(a) => cmd::token::run(a),
         Command::User(a) => cmd::user::run(a),

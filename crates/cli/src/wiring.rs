@@ -260,6 +260,26 @@ impl dnsight_resolver::EventSink for ProducerSink {
     }
 }
 
+/// The resolver's event sink into the query log (never blocks: a full log queue drops and
+/// counts).
+pub struct QueryLogSink(pub dnsight_triage::QueryLog);
+
+impl dnsight_resolver::EventSink for QueryLogSink {
+    fn event(&mut self, ev: &dnsight_model::DnsEvent) {
+        self.0.log(ev);
+    }
+}
+
+/// Counts every event for `/metrics` (by source, transport, rcode; upstream latency) on the
+/// resolver's event thread.
+pub struct MetricsSink(pub dnsight_api::EventMetrics);
+
+impl dnsight_resolver::EventSink for MetricsSink {
+    fn event(&mut self, ev: &dnsight_model::DnsEvent) {
+        self.0.observe(ev);
+    }
+}
+
 /// Creates (truncates) `--alerts-out` for an offline run (`-` = stdout).
 pub fn open_alerts_out_truncate(p: &Path) -> anyhow::Result<Box<dyn std::io::Write + Send>> {
     if p.as_os_str() == "-" {

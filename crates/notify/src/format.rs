@@ -73,7 +73,8 @@ fn link(t: &Target, id: &str) -> Option<String> {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    t.link.as_ref().map(|b| format!("{b}/api/v1/alerts/{id}"))
+    // the dashboard's alert page (its sign-in page sends a person back to it)
+    t.link.as_ref().map(|b| format!("{b}/ui/alerts/{id}"))
 }
 
 fn event_word(e: NotifyEvent) -> &'static str {

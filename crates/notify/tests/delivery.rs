@@ -415,7 +415,7 @@ min_severity = "info"
         v["alert"]["destination"], HOSTILE_DEST,
         "JSON carries the name as JSON"
     );
-    assert_eq!(v["link"], "https://dnsight.example:8053/api/v1/alerts/a1");
+    assert_eq!(v["link"], "https://dnsight.example:8053/ui/alerts/a1");
     assert!(r.headers.contains_key("x-dnsight-delivery"));
 
     // chat over HTTPS with a private CA: markup neutralised inside a code span

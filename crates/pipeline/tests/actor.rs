@@ -1224,7 +1224,12 @@ impl TriageStore for Flaky {
     fn list_users(&self) -> TResult<Vec<dnsight_triage::UserInfo>> {
         self.inner.list_users()
     }
-    fn remove_user(&mut self, name: &str, actor: &str, now: i64) -> TResult<dnsight_triage::UserInfo> {
+    fn remove_user(
+        &mut self,
+        name: &str,
+        actor: &str,
+        now: i64,
+    ) -> TResult<dnsight_triage::UserInfo> {
         self.inner.remove_user(name, actor, now)
     }
     fn create_session(
@@ -1248,7 +1253,12 @@ impl TriageStore for Flaky {
     fn list_sessions(&self, now: i64) -> TResult<Vec<dnsight_triage::SessionInfo>> {
         self.inner.list_sessions(now)
     }
-    fn revoke_session(&mut self, id: i64, actor: &str, now: i64) -> TResult<dnsight_triage::SessionInfo> {
+    fn revoke_session(
+        &mut self,
+        id: i64,
+        actor: &str,
+        now: i64,
+    ) -> TResult<dnsight_triage::SessionInfo> {
         self.inner.revoke_session(id, actor, now)
     }
     fn alerts_changed(&self) -> TResult<(u64, i64)> {
@@ -1256,6 +1266,15 @@ impl TriageStore for Flaky {
     }
     fn alert_overview(&self, since: i64, top: u32) -> TResult<dnsight_triage::AlertOverview> {
         self.inner.alert_overview(since, top)
+    }
+    fn search_queries(
+        &self,
+        f: &dnsight_triage::QueryFilter,
+    ) -> TResult<dnsight_triage::QueryPage> {
+        self.inner.search_queries(f)
+    }
+    fn querylog_disk(&self) -> TResult<dnsight_triage::QueryLogDisk> {
+        self.inner.querylog_disk()
     }
 }
 

@@ -18,6 +18,12 @@ macro_rules! counters {
                 StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
             }
         }
+        impl StatsSnapshot {
+            /// Every counter as (name, help, value), for a metrics exposition.
+            pub fn fields(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), $doc, self.$name),)*]
+            }
+        }
         impl std::fmt::Display for StatsSnapshot {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 let mut first = true;

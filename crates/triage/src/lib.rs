@@ -5,7 +5,8 @@
 //!
 //! One SQLite file (`triage.sqlite` in the state directory, WAL) behind the small [`TriageStore`]
 //! interface, written in portable SQL so a PostgreSQL backend can implement the same trait.
-//! Baselines stay in the engine's redb file; this store never holds per-event data.
+//! Baselines stay in the engine's redb file. Per-event data lives only in the query log
+//! ([`querylog`]: its own table in the same file, its own batching writer).
 //!
 //! Times here are wall-clock Unix seconds passed in by the caller (the store never reads the
 //! clock either, so tests are exact); alert times are the engine's event times (`Ts`).
@@ -15,9 +16,11 @@ use dnsight_engine::{Alert, Kind, Severity, Status};
 use serde::{Deserialize, Serialize};
 
 pub mod outbox;
+pub mod querylog;
 pub mod rpz;
 mod sqlite;
 pub use outbox::{NotifyEvent, OutboxItem, OutboxState, OutboxStats, Router};
+pub use querylog::{QueryFilter, QueryLog, QueryLogConfig, QueryLogDisk, QueryPage, QueryRow};
 pub use sqlite::{check_user_name, normalize_name, SqliteStore, MAX_USER_NAME};
 
 /// File name of the triage database inside the state directory.
@@ -372,6 +375,18 @@ pub struct StoreStats {
     pub file_bytes: u64,
     #[serde(default)]
     pub outbox: OutboxStats,
+    /// Alerts by kind, severity and status (for metrics).
+    #[serde(default)]
+    pub alerts_by: Vec<AlertCount>,
+}
+
+/// How many stored alerts have one kind, severity and status.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AlertCount {
+    pub kind: String,
+    pub severity: String,
+    pub status: String,
+    pub count: u64,
 }
 
 /// The triage store. One writer (the pipeline) and any number of readers (the API, other
@@ -505,4 +520,10 @@ pub trait TriageStore: Send {
     /// Counts for the dashboard's overview (see [`AlertOverview`]); `since` in event-time
     /// seconds, `top` rows per top list.
     fn alert_overview(&self, since: Secs, top: u32) -> Result<AlertOverview>;
+
+    // ---- query log (written by [`querylog::QueryLog`]'s own connection)
+    /// One page of the query log, newest first (see [`QueryFilter`]).
+    fn search_queries(&self, f: &QueryFilter) -> Result<QueryPage>;
+    /// The query log's size and disk use.
+    fn querylog_disk(&self) -> Result<QueryLogDisk>;
 }

@@ -1,6 +1,6 @@
 //! The SQLite backend of [`TriageStore`]: one file, `state_dir/triage.sqlite`.
 //!
-//! **Schema** (version in `PRAGMA user_version`, currently 1; [`SqliteStore::open`] creates or
+//! **Schema** (version in `PRAGMA user_version`, currently 3; [`SqliteStore::open`] creates or
 //! migrates it inside one `IMMEDIATE` transaction, and refuses a file from a newer dnsight):
 //!
 //! - `alerts`: one row per alert id with the filterable columns (kind, severity and its rank,
@@ -12,6 +12,8 @@
 //! - `audit`: append-only (the store never updates or deletes a line).
 //! - `acks`, `blocks` (with the `allow` flag), `tokens` (SHA-256 of the secret only), `meta`
 //!   (the RPZ serial).
+//! - version 2: the notification outbox; version 3: the query log's `queries` table
+//!   ([`crate::querylog`], written by its own batching writer connection).
 //!
 //! The SQL is deliberately plain (TEXT/INTEGER/BIGINT columns, `LIMIT/OFFSET`, `substr`,
 //! `length`, `INSERT ... ON CONFLICT`), so a PostgreSQL backend can reuse it; the one SQLite
@@ -255,7 +257,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     if v < 3 {
         tx.execute_batch(users::SCHEMA_V3)?;
+        tx.execute_batch(crate::querylog::SCHEMA)?;
     }
+    // (v3 holds both the dashboard's users and sessions and the query log)
     // future: `if v < 4 { ... }`
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
@@ -1633,6 +1637,22 @@ impl TriageStore for SqliteStore {
                 st.alerts_by_status.insert(s, n.max(0) as u64);
             }
         }
+        {
+            let mut q = tx.prepare(
+                "SELECT kind, severity, status, COUNT(*) FROM alerts GROUP BY kind, severity, status",
+            )?;
+            let rows = q.query_map([], |r| {
+                Ok(crate::AlertCount {
+                    kind: r.get(0)?,
+                    severity: r.get(1)?,
+                    status: r.get(2)?,
+                    count: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })?;
+            for row in rows {
+                st.alerts_by.push(row?);
+            }
+        }
         let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64> {
             let n: i64 = tx.query_row(sql, p, |r| r.get(0))?;
             Ok(n.max(0) as u64)
@@ -1735,5 +1755,16 @@ impl TriageStore for SqliteStore {
 
     fn alert_overview(&self, since: Secs, top: u32) -> Result<crate::AlertOverview> {
         users::alert_overview(&self.conn, since, top)
+    }
+
+    fn search_queries(&self, f: &crate::QueryFilter) -> Result<crate::QueryPage> {
+        let tx = self.conn.unchecked_transaction()?;
+        let page = crate::querylog::search(&tx, self.path.parent(), f)?;
+        drop(tx);
+        Ok(page)
+    }
+
+    fn querylog_disk(&self) -> Result<crate::QueryLogDisk> {
+        crate::querylog::disk(&self.conn, &self.path)
     }
 }

@@ -292,6 +292,25 @@ fn sign_in_pages_and_escaping() {
             "{p}: only the script file"
         );
     }
+    // the query log page searches the log the resolver writes (here written directly)
+    {
+        let (log, w) =
+            dnsight_triage::QueryLog::spawn(fx._dir.path(), &Default::default()).unwrap();
+        log.log_blocking(&event(now() - 30, "10.0.0.7", &format!("www.{HOSTILE}")));
+        log.log_blocking(&event(now() - 20, "10.0.0.9", "plain.example.org"));
+        drop(log);
+        assert_eq!(w.close().written, 2);
+    }
+    let q = get(&fx, "/ui/queries?device=10.0.0.7&since=1h", &c);
+    assert_eq!(q.status, 200, "{}", q.body);
+    assert!(q.body.contains("&lt;script&gt;"), "{}", q.body);
+    assert!(!q.body.contains("<script>alert") && !q.body.contains("plain.example.org"));
+    let q = get(&fx, "/ui/queries?name=*.example.org", &c).body;
+    assert!(
+        q.contains("plain.example.org") && !q.contains("&lt;script&gt;"),
+        "{q}"
+    );
+    assert_eq!(get(&fx, "/ui/queries?type=NOPE", &c).status, 400);
     let inbox = get(&fx, "/ui/alerts", &c).body;
     // shown as text: escaped for HTML over the name's own presentation escapes
     assert!(

@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 mod intake_full;
+mod querylog;
 mod tls;
 
 /// Destinations the fixture's devices resolve; every one is forbidden by policy, so each
@@ -1028,6 +1029,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/events"),
     ("get", "/rpz"),
     ("get", "/metrics"),
+    ("get", "/api/v1/queries"),
 ];
 
 #[test]

@@ -98,6 +98,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(d) => Some(crate::wiring::open_store(d)?),
         None => None,
     };
+    // with --state every transaction also goes to the query log (`dnsight queries`)
+    let qlog = match (
+        &state_dir,
+        crate::config::querylog::load(args.engine.config.as_deref())?,
+    ) {
+        (Some(d), Some(c)) => Some(
+            dnsight_triage::QueryLog::spawn(d, &c)
+                .map_err(|e| anyhow::anyhow!("opening the query log: {e}"))?,
+        ),
+        _ => None,
+    };
     // offline, --alerts-out is a report: the final state of every alert, once, at the end
     let out = dnsight_pipeline::Outputs::default();
     let mut pipeline = crate::wiring::build_pipeline(
@@ -167,6 +178,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             for ev in &batch {
                 summary.observe(ev);
+                if let Some((q, _)) = &qlog {
+                    q.log_blocking(ev);
+                }
                 if let Some(w) = events_out.as_mut() {
                     serde_json::to_writer(&mut *w, ev).context("writing events")?;
                     w.write_all(b"\n").context("writing events")?;
@@ -196,6 +210,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(mut w) = events_out {
         w.flush().context("writing events")?;
+    }
+    if let Some((_, w)) = qlog {
+        let s = w.close();
+        if s.dropped > 0 {
+            eprintln!(
+                "dnsight: query log: {} rows could not be written (see the errors above)",
+                s.dropped
+            );
+        }
     }
     pipeline.finish();
     let st = pipeline.stats();

@@ -982,3 +982,183 @@ mod tests {
         );
     }
 }
+
+// ---------------------------------------------------------------- queries
+
+/// What a device asked, and when: the query log (newest first).
+#[derive(ClapArgs, Debug)]
+pub struct QueriesArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    /// Read the state directory's store directly (no running `serve` needed) instead of the API.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<std::path::PathBuf>,
+    /// Client address (or its pseudonym `anon-...`).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Exact query name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The name and everything under it.
+    #[arg(long)]
+    pub suffix: Option<String>,
+    /// Record type (A, AAAA, TXT, ...).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub qtype: Option<String>,
+    /// Response code (NXDOMAIN, SERVFAIL, ...).
+    #[arg(long)]
+    pub rcode: Option<String>,
+    /// Only queries the resolver blocked.
+    #[arg(long)]
+    pub blocked: bool,
+    /// At or after: a duration ago (`1h`, `7d`), Unix seconds, RFC 3339 or a date.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before: Unix seconds, RFC 3339 or a date.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Rows (default 50, at most 10000 a page).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Continue from a previous page's cursor.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Print CSV (every page up to --limit rows) instead of a table.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+fn queries_filter(a: &QueriesArgs) -> anyhow::Result<dnsight_triage::QueryFilter> {
+    let now = dnsight_pipeline::now_secs();
+    let q = dnsight_api::QueriesQuery {
+        device: a.device.clone(),
+        name: a.name.clone(),
+        suffix: a.suffix.clone(),
+        qtype: a.qtype.clone(),
+        rcode: a.rcode.clone(),
+        blocked: a.blocked.then(|| "true".to_string()),
+        since: a.since.clone(),
+        until: a.until.clone(),
+        cursor: a.cursor.clone(),
+        limit: Some(
+            a.limit
+                .clamp(1, dnsight_triage::querylog::MAX_PAGE)
+                .to_string(),
+        ),
+        format: None,
+    };
+    q.to_filter(now).map_err(|e| anyhow!("--{e}"))
+}
+
+fn queries_path(f: &dnsight_triage::QueryFilter) -> String {
+    let mut p: Vec<String> = Vec::new();
+    let mut add = |k: &str, v: String| p.push(format!("{k}={}", enc(&v)));
+    if let Some(v) = &f.device {
+        add("device", v.clone());
+    }
+    if let Some(v) = &f.name {
+        add("name", v.clone());
+    }
+    if let Some(v) = &f.suffix {
+        add("suffix", v.clone());
+    }
+    if let Some(v) = f.qtype {
+        add("type", v.to_string());
+    }
+    if let Some(v) = f.rcode {
+        add("rcode", v.to_string());
+    }
+    if let Some(v) = f.blocked {
+        add("blocked", v.to_string());
+    }
+    if let Some(v) = f.since_us {
+        add("since", (v / 1_000_000).to_string());
+    }
+    if let Some(v) = f.until_us {
+        add("until", (v / 1_000_000).to_string());
+    }
+    if let Some(v) = &f.cursor {
+        add("cursor", v.clone());
+    }
+    if let Some(v) = f.limit {
+        add("limit", v.to_string());
+    }
+    format!("/api/v1/queries?{}", p.join("&"))
+}
+
+pub fn queries(a: QueriesArgs) -> anyhow::Result<()> {
+    let f = queries_filter(&a)?;
+    let page: dnsight_triage::QueryPage = match &a.state {
+        Some(dir) => {
+            use dnsight_triage::TriageStore;
+            if !dir.join(dnsight_triage::TRIAGE_FILE).exists() {
+                bail!("{} holds no triage store (run `dnsight serve --state {0}` or `dnsight analyze --state {0} FILE` first)", dir.display());
+            }
+            let st = dnsight_triage::SqliteStore::open(dir)
+                .map_err(|e| anyhow!("opening the store in {}: {e}", dir.display()))?;
+            st.search_queries(&f).map_err(|e| anyhow!("{e}"))?
+        }
+        None => {
+            let api = Api::new(&a.conn);
+            serde_json::from_value(api.get(&queries_path(&f))?)
+                .context("the API's query page was not understood")?
+        }
+    };
+    if a.conn.json {
+        return print_json(&serde_json::to_value(&page)?);
+    }
+    if a.csv {
+        let mut out = String::from(dnsight_triage::querylog::CSV_HEADER);
+        for r in &page.rows {
+            out.push_str(&dnsight_triage::querylog::csv_row(r));
+        }
+        print!("{out}");
+        if let Some(n) = &page.next {
+            eprintln!("more: --cursor {n}");
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = page
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                clean(&r.time),
+                clean(&r.client),
+                clean(&r.qtype),
+                clean(&r.name),
+                clean(r.rcode.as_deref().unwrap_or("-")),
+                short(clean(&r.answers.join(" ")), 48),
+                clean(
+                    r.blocked
+                        .as_deref()
+                        .map(|b| format!("blocked ({b})"))
+                        .as_deref()
+                        .or(r.action.as_deref())
+                        .unwrap_or(&r.source),
+                ),
+                r.upstream_us
+                    .map(|u| format!("{:.1}", f64::from(u) / 1000.0))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TIME",
+            "CLIENT",
+            "TYPE",
+            "NAME",
+            "RCODE",
+            "ANSWERS",
+            "WHAT",
+            "UPSTREAM MS",
+        ],
+        &rows,
+    );
+    match &page.next {
+        Some(n) => eprintln!("{} rows; more: --cursor {n}", page.rows.len()),
+        None => eprintln!("{} rows", page.rows.len()),
+    }
+    Ok(())
+}

@@ -350,6 +350,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 metrics_public: false,
                 rpz_zone: "rpz.dnsight.".into(),
                 intake: None,
+                live: Default::default(),
             },
             running.handle(),
             dir.clone(),

@@ -106,6 +106,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut notifier = None;
 
+    // the query log: every transaction, searchable (`dnsight queries`, GET /api/v1/queries)
+    let qlog = match (
+        &args.engine.state,
+        crate::config::querylog::load(args.engine.config.as_deref())?,
+    ) {
+        (Some(dir), Some(c)) => {
+            let (log, writer) = dnsight_triage::QueryLog::spawn(dir, &c)
+                .map_err(|e| anyhow::anyhow!("opening the query log: {e}"))?;
+            tracing::info!(
+                retention_days = ?c.retention_days,
+                max_size_mb = ?c.max_bytes.map(|b| b >> 20),
+                pseudonymise = c.pseudonymise,
+                "query log on ([querylog] in the config)"
+            );
+            Some((log, writer))
+        }
+        _ => None,
+    };
+
     // the pipeline: the engine as one actor, fed by the resolver and the passive sources
     let slot = crate::wiring::OverrideSlot::default();
     let mut enrich_fetches = Vec::new();
@@ -175,6 +194,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(r) = &running {
         sinks.push(Box::new(crate::wiring::ProducerSink::new(r.producer())));
     }
+    if let Some((q, _)) = &qlog {
+        sinks.push(Box::new(crate::wiring::QueryLogSink(q.clone())));
+    }
+    let event_metrics = dnsight_api::EventMetrics::default();
+    sinks.push(Box::new(crate::wiring::MetricsSink(event_metrics.clone())));
     let sink: Box<dyn EventSink> = Box::new(Tee(sinks));
     let t0 = Instant::now();
     let poll = settings.resolver.list_poll_interval;
@@ -204,6 +228,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     metrics_public: api.metrics_public,
                     rpz_zone: api.rpz_zone.clone(),
                     intake: Some(dnsight_api::Intake(run.producer())),
+                    live: {
+                        let weak = std::sync::Arc::downgrade(&r);
+                        dnsight_api::Live {
+                            querylog: qlog.as_ref().map(|(q, _)| q.clone()),
+                            resolver: Some(std::sync::Arc::new(move || {
+                                weak.upgrade()
+                                    .map(|r| r.stats().fields())
+                                    .unwrap_or_default()
+                            })),
+                            events: Some(event_metrics.clone()),
+                        }
+                    },
                 },
                 run.handle(),
                 state.clone(),
@@ -228,8 +264,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let feed: Feed = match &running {
         Some(run) => {
+            // passive sources go straight to the pipeline: log them on the way
             let p = run.producer();
-            std::sync::Arc::new(move |b| p.send(b))
+            let q = qlog.as_ref().map(|(q, _)| q.clone());
+            let m = event_metrics.clone();
+            std::sync::Arc::new(move |b| {
+                for e in &b {
+                    m.observe(e);
+                    if let Some(q) = &q {
+                        q.log(e);
+                    }
+                }
+                p.send(b)
+            })
         }
         None => {
             let inj = r.injector();
@@ -264,6 +311,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(upstream = %u.addr, proto = u.proto, healthy = u.healthy, asked = u.asked, answered = u.answered, failed = u.failed, chosen = u.chosen, latency_us = u.latency_us, "upstream stats");
     }
     let stats = r.shutdown();
+    if let Some((_, w)) = qlog {
+        let s = w.close();
+        tracing::info!(
+            written = s.written,
+            dropped = s.dropped,
+            deleted = s.deleted,
+            "query log closed"
+        );
+    }
     // the resolver has handed its last events to the pipeline: final alerts, save
     if let Some(run) = running {
         let mut p = run.stop();
@@ -451,6 +507,7 @@ pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<()> {
     rcfg::check_top_level(&text, p, crate::config::ALL_SECTIONS)?;
     crate::config::api::load(Some(p), None, false)?;
     let targets = crate::config::notify::load(Some(p))?;
+    crate::config::querylog::load(Some(p))?;
     let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
     let s = rcfg::validate(
         rcfg::parse_sections(&text, p)?,

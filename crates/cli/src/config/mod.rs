@@ -14,6 +14,7 @@
 pub mod api;
 pub mod engine;
 pub mod notify;
+pub mod querylog;
 pub mod resolver;
 
 /// Every top-level section some part of dnsight reads (a name outside these is a typo).
@@ -22,6 +23,7 @@ pub const ALL_SECTIONS: &[&[&str]] = &[
     engine::SECTIONS,
     api::SECTIONS,
     notify::SECTIONS,
+    querylog::SECTIONS,
 ];
 
 use anyhow::{anyhow, bail};

@@ -682,3 +682,169 @@ fn notify_test_sends_a_sample_and_says_which_target_failed() {
         "{out}"
     );
 }
+
+/// `dnsight queries` until `f` holds for the JSON page (the writer commits within ¼ s).
+fn wait_queries(
+    s: &Serve,
+    token: &str,
+    args: &[&str],
+    f: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let end = Instant::now() + WAIT;
+    loop {
+        let mut a = vec!["queries", "--json"];
+        a.extend_from_slice(args);
+        let (ok, out, err) = cli(s, token, &a);
+        assert!(ok, "dnsight queries {args:?}: {err}");
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let rows = v["rows"].as_array().cloned().unwrap_or_default();
+        if f(&rows) {
+            return rows;
+        }
+        assert!(
+            Instant::now() < end,
+            "queries {args:?} never matched: {rows:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn query_log_and_metrics_of_a_real_serve() {
+    let gone: Vec<_> = ["nsd", "dig"].into_iter().filter(|t| !which(t)).collect();
+    if !gone.is_empty() {
+        eprintln!("SKIP: tools not installed: {gone:?} (scripts/test.sh installs them)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("intel.txt"), "# test feed\nc2.bad.example\n").unwrap();
+    let nsd = start_nsd(d);
+    let (dns_port, api_port) = (free_port(), free_port());
+    let s = start_serve(d, nsd.addr, dns_port, api_port);
+    let t = token(d, "analyst", "qlog");
+    let (ok, out, err) = cli(
+        &s,
+        &t,
+        &["blocks", "add", "www.marker.example", "--scope", "all"],
+    );
+    assert!(ok, "blocks add: {out}{err}");
+    // forwarded, then cached; NXDOMAIN; blocked (the block reaches the resolver at once)
+    let end = Instant::now() + WAIT;
+    while dig(s.dns, "www.marker.example", None).1 != "NXDOMAIN" {
+        assert!(Instant::now() < end, "the block never applied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(dig(s.dns, "www.fresh.example", None).1, "NOERROR");
+    assert_eq!(dig(s.dns, "www.fresh.example", None).1, "NOERROR");
+    assert_eq!(dig(s.dns, "nothing.fresh.example", None).1, "NXDOMAIN");
+
+    let rows = wait_queries(
+        &s,
+        &t,
+        &["--device", "127.0.0.1", "--suffix", "fresh.example"],
+        |r| r.len() >= 3,
+    );
+    let fresh: Vec<_> = rows
+        .iter()
+        .filter(|r| r["name"] == "www.fresh.example")
+        .collect();
+    assert_eq!(fresh.len(), 2, "{rows:#?}");
+    // newest first: the cached answer, then the forwarded one with its upstream latency
+    assert_eq!(fresh[0]["action"], "cached");
+    assert_eq!(fresh[1]["action"], "forwarded");
+    assert!(
+        fresh[1]["upstream_us"].as_u64().is_some(),
+        "{:#?}",
+        fresh[1]
+    );
+    assert_eq!(fresh[1]["answers"][0], "A 192.0.2.10");
+    assert!(rows
+        .iter()
+        .any(|r| r["name"] == "nothing.fresh.example" && r["rcode"] == "NXDOMAIN"));
+    let blocked = wait_queries(&s, &t, &["--blocked"], |r| !r.is_empty());
+    assert!(
+        blocked
+            .iter()
+            .all(|r| r["name"] == "www.marker.example" && r["action"] == "blocked"),
+        "{blocked:#?}"
+    );
+
+    // the table, and the store read directly while serve writes it
+    let (ok, out, err) = cli(&s, &t, &["queries", "--name", "www.fresh.example"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("TIME") && out.contains("www.fresh.example") && out.contains("cached"),
+        "{out}"
+    );
+    let o = bin()
+        .args([
+            "queries", "--json", "--type", "A", "--rcode", "NXDOMAIN", "--state",
+        ])
+        .arg(d.join("state"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "nothing.fresh.example"));
+
+    // /metrics of the running resolver: its counters, the event families, the query log
+    let (code, m) = {
+        let addr = s.api.trim_start_matches("http://");
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        write!(c, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {t}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut b = Vec::new();
+        c.read_to_end(&mut b).unwrap();
+        let text = String::from_utf8_lossy(&b).into_owned();
+        let code: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (
+            code,
+            text.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+        )
+    };
+    assert_eq!(code, 200, "{m}");
+    for series in [
+        "dnsight_resolver_cache_hits_total ",
+        "dnsight_resolver_queries_total ",
+        "dnsight_queries_total{source=\"resolver\",transport=\"udp\",rcode=\"NXDOMAIN\"}",
+        "dnsight_queries_blocked_total ",
+        "dnsight_upstream_latency_seconds_bucket{le=",
+        "dnsight_querylog_rows_written_total ",
+        "dnsight_querylog_commit_seconds_count ",
+    ] {
+        assert!(m.contains(series), "{series} missing:\n{m}");
+    }
+    if which("promtool") {
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(m.as_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.status.success() && said.trim().is_empty(),
+            "promtool: {said}\n{m}"
+        );
+    } else {
+        eprintln!("SKIP promtool check: promtool not installed (Debian package prometheus; scripts/test.sh installs it)");
+    }
+    drop(s);
+}

@@ -1,6 +1,6 @@
 //! The query log page: search by device, name or suffix, type, rcode, blocked, time; keyset
-//! pages. The form and the table ([`rows`]) are here; the rows come from the query-log store
-//! once it is part of the build (see `page`): until then the page says so.
+//! pages. The same search as `GET /api/v1/queries` (its parameters and their parsing), read
+//! through the API's store connection.
 
 use crate::layout::shell;
 use crate::session::User;
@@ -22,8 +22,7 @@ pub struct QuerySearch {
     pub blocked: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
-    /// The keyset cursor of the next page (read by the query-log search once it is wired).
-    #[allow(dead_code)]
+    /// The keyset cursor of the next page.
     pub cursor: Option<String>,
 }
 
@@ -99,22 +98,64 @@ fn qs(q: &QuerySearch) -> String {
     .join("&")
 }
 
+impl QuerySearch {
+    /// The API's search parameters: `*.example.com` in the name field is a suffix search.
+    fn api_query(&self) -> dnsight_api::QueriesQuery {
+        let name = v(&self.name).map(str::trim);
+        let (name, suffix) = match name {
+            Some(n) if n.starts_with("*.") => (None, Some(n[2..].to_string())),
+            Some(n) => (Some(n.to_string()), None),
+            None => (None, None),
+        };
+        dnsight_api::QueriesQuery {
+            device: v(&self.device).map(|s| s.trim().to_string()),
+            name,
+            suffix,
+            qtype: v(&self.qtype).map(str::to_string),
+            rcode: v(&self.rcode).map(str::to_string),
+            blocked: v(&self.blocked).map(str::to_string),
+            since: v(&self.since).map(str::to_string),
+            until: v(&self.until).map(str::to_string),
+            cursor: v(&self.cursor).map(str::to_string),
+            limit: Some("100".into()),
+            format: None,
+        }
+    }
+}
+
 pub(crate) async fn page(
-    State(_web): State<Web>,
+    State(web): State<Web>,
     user: User,
     Query(q): Query<QuerySearch>,
 ) -> Response {
-    // To wire the query log: search the store with `q` (its fields are the names of
-    // `GET /api/v1/queries`'s parameters, `cursor` the keyset cursor) through
-    // `_web.api.read(...)`, map each row to a `QueryRow` and render
-    // `rows(&q, &found, next.as_deref())` in place of the notice.
-    let found: Option<(Vec<QueryRow>, Option<String>)> = None;
+    let f = match q.api_query().to_filter(crate::session::now()) {
+        Ok(f) => f,
+        Err(e) => return crate::bad(e),
+    };
+    let page = match web.api.read(move |s| s.search_queries(&f)).await {
+        Ok(p) => p,
+        Err(e) => return crate::error_response(e),
+    };
+    let found: Vec<QueryRow> = page
+        .rows
+        .into_iter()
+        .map(|r| QueryRow {
+            time: r.time,
+            device: r.client,
+            name: r.name,
+            qtype: r.qtype,
+            rcode: r.rcode.unwrap_or_else(|| "-".into()),
+            blocked: r.blocked.is_some(),
+            answers: r.answers.join(", "),
+        })
+        .collect();
     let body = html! {
         h1 { "Query log" }
         (form(&q))
-        @match &found {
-            Some((r, next)) => (rows(&q, r, next.as_deref())),
-            None => p.notice { "The query log is not part of this build yet: alerts, devices and destinations are." },
+        @if found.is_empty() {
+            p.empty { "No queries match." }
+        } @else {
+            (rows(&q, &found, page.next.as_deref()))
         }
     };
     shell("Query log", &user, "queries", body).into_response()

@@ -1,0 +1,478 @@
+//! `/metrics`: every counter in the Prometheus text format (0.0.4), encoded by the
+//! prometheus-client crate.
+//!
+//! Values come from three places: the pipeline's stats (pipeline, engine, triage store; pulled
+//! from the actor at each scrape), live values the binary hands over in [`Live`] (the
+//! resolver's counters, the query-log writer), and [`EventMetrics`], counted by the binary on
+//! the resolver's event thread (off the answer path): transactions by source, transport and
+//! rcode, and the upstream latency histogram. A fresh registry is built at each scrape from
+//! those values, so nothing here sits on a hot path.
+
+use dnsight_model::{DnsEvent, Source, Transport, VerdictAction};
+use dnsight_pipeline::PipelineStats;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A counter list: (name without prefix and `_total`, help, value).
+pub type Counters = Vec<(&'static str, &'static str, u64)>;
+
+/// What the API shows besides the pipeline's stats, set by the binary.
+#[derive(Clone, Default)]
+pub struct Live {
+    /// The query-log writer (its queue, drops, commit latency).
+    pub querylog: Option<dnsight_triage::QueryLog>,
+    /// The resolver's counters (each exported as `dnsight_resolver_NAME_total`).
+    pub resolver: Option<Arc<dyn Fn() -> Counters + Send + Sync>>,
+    /// Transactions counted on the resolver's event thread.
+    pub events: Option<EventMetrics>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("querylog", &self.querylog.is_some())
+            .field("resolver", &self.resolver.is_some())
+            .field("events", &self.events.is_some())
+            .finish()
+    }
+}
+
+const SOURCES: [(Source, &str); 8] = [
+    (Source::Pcap, "pcap"),
+    (Source::Live, "live"),
+    (Source::Dnstap, "dnstap"),
+    (Source::Zeek, "zeek"),
+    (Source::Jsonl, "jsonl"),
+    (Source::Resolver, "resolver"),
+    (Source::Sim, "sim"),
+    (Source::Log, "log"),
+];
+const TRANSPORTS: [(Transport, &str); 6] = [
+    (Transport::Udp, "udp"),
+    (Transport::Tcp, "tcp"),
+    (Transport::Dot, "dot"),
+    (Transport::Doh, "doh"),
+    (Transport::Doq, "doq"),
+    (Transport::Unknown, "unknown"),
+];
+/// The rcodes with a series of their own; others are `other`, no response is `none`.
+const RCODES: [(u16, &str); 6] = [
+    (0, "NOERROR"),
+    (1, "FORMERR"),
+    (2, "SERVFAIL"),
+    (3, "NXDOMAIN"),
+    (4, "NOTIMP"),
+    (5, "REFUSED"),
+];
+const N_RCODE: usize = RCODES.len() + 2;
+const N_CELLS: usize = SOURCES.len() * TRANSPORTS.len() * N_RCODE;
+/// Upper bounds (seconds) of the upstream latency histogram.
+pub const UPSTREAM_BUCKETS: [f64; 12] = [
+    0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
+];
+
+struct EventCells {
+    by_cell: Vec<AtomicU64>,
+    blocked: AtomicU64,
+    upstream: [AtomicU64; UPSTREAM_BUCKETS.len() + 1],
+    upstream_sum_us: AtomicU64,
+    upstream_count: AtomicU64,
+}
+
+/// Transactions by source, transport and rcode, blocked ones, and the upstream latency of
+/// forwarded queries. Plain relaxed atomics in fixed cells: counting is a few adds per event.
+#[derive(Clone)]
+pub struct EventMetrics(Arc<EventCells>);
+
+impl Default for EventMetrics {
+    fn default() -> Self {
+        EventMetrics(Arc::new(EventCells {
+            by_cell: (0..N_CELLS).map(|_| AtomicU64::new(0)).collect(),
+            blocked: AtomicU64::new(0),
+            upstream: Default::default(),
+            upstream_sum_us: AtomicU64::new(0),
+            upstream_count: AtomicU64::new(0),
+        }))
+    }
+}
+
+impl EventMetrics {
+    pub fn observe(&self, ev: &DnsEvent) {
+        let s = SOURCES
+            .iter()
+            .position(|(x, _)| *x == ev.source)
+            .unwrap_or(0);
+        let t = TRANSPORTS
+            .iter()
+            .position(|(x, _)| *x == ev.transport)
+            .unwrap_or(TRANSPORTS.len() - 1);
+        let r = match ev.rcode {
+            None => N_RCODE - 1,
+            Some(c) => RCODES
+                .iter()
+                .position(|(x, _)| *x == c)
+                .unwrap_or(RCODES.len()),
+        };
+        let c = &self.0;
+        c.by_cell[(s * TRANSPORTS.len() + t) * N_RCODE + r].fetch_add(1, Ordering::Relaxed);
+        let action = ev.verdict.as_ref().map(|v| v.action);
+        if action == Some(VerdictAction::Blocked) {
+            c.blocked.fetch_add(1, Ordering::Relaxed);
+        }
+        if action == Some(VerdictAction::Forwarded) {
+            if let Some(us) = ev.rtt_us {
+                let secs = f64::from(us) / 1e6;
+                let i = UPSTREAM_BUCKETS
+                    .iter()
+                    .position(|&b| secs <= b)
+                    .unwrap_or(UPSTREAM_BUCKETS.len());
+                c.upstream[i].fetch_add(1, Ordering::Relaxed);
+                c.upstream_sum_us
+                    .fetch_add(u64::from(us), Ordering::Relaxed);
+                c.upstream_count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A histogram from counts kept elsewhere (non-cumulative bucket counts, the last slot over
+/// the last bound).
+#[derive(Debug)]
+struct ConstHistogram {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl ConstHistogram {
+    fn new(bounds: &[f64], counts: &[u64], sum: f64) -> ConstHistogram {
+        ConstHistogram {
+            sum,
+            count: counts.iter().sum(),
+            buckets: bounds.iter().copied().zip(counts.iter().copied()).collect(),
+        }
+    }
+}
+
+impl TypedMetric for ConstHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for ConstHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn counter(v: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(v);
+    c
+}
+fn gauge(v: u64) -> Gauge {
+    let g = Gauge::default();
+    g.set(i64::try_from(v).unwrap_or(i64::MAX));
+    g
+}
+
+/// The exposition text of everything dnsight counts.
+pub fn render(s: &PipelineStats, live: &Live) -> String {
+    let mut reg = Registry::with_prefix("dnsight");
+    let c = |reg: &mut Registry, name: &str, help: &str, v: u64| {
+        reg.register(name, help, counter(v));
+    };
+    // ---- the pipeline (names kept from the hand-written exposition)
+    c(
+        &mut reg,
+        "pipeline_events",
+        "DNS events analysed.",
+        s.events_in,
+    );
+    c(
+        &mut reg,
+        "pipeline_batches",
+        "Event batches received.",
+        s.batches_in,
+    );
+    c(
+        &mut reg,
+        "pipeline_commands",
+        "Commands served (actions, blocks).",
+        s.commands,
+    );
+    c(
+        &mut reg,
+        "pipeline_alerts_written",
+        "Alert changes written to the store.",
+        s.alerts_written,
+    );
+    c(&mut reg, "pipeline_saves", "Engine state saves.", s.saves);
+    c(
+        &mut reg,
+        "pipeline_save_errors",
+        "Failed engine state saves.",
+        s.save_errors,
+    );
+
+    // ---- the engine
+    c(
+        &mut reg,
+        "engine_events",
+        "Events the engine analysed.",
+        s.engine.events,
+    );
+    let skipped = Family::<Labels, Counter>::default();
+    for (reason, n) in &s.engine.skipped {
+        skipped
+            .get_or_create(&vec![("reason", reason.clone())])
+            .inc_by(*n);
+    }
+    reg.register(
+        "engine_events_skipped",
+        "Events the engine skipped, by reason.",
+        skipped,
+    );
+    let findings = Family::<Labels, Counter>::default();
+    for (kind, n) in &s.engine.findings {
+        findings
+            .get_or_create(&vec![("kind", kind.clone())])
+            .inc_by(*n);
+    }
+    reg.register(
+        "engine_findings",
+        "Detector findings, by alert kind (one detector per kind).",
+        findings,
+    );
+    c(
+        &mut reg,
+        "engine_findings_suppressed",
+        "Findings dropped because an acknowledgement covers them.",
+        s.engine.suppressed,
+    );
+    c(
+        &mut reg,
+        "engine_findings_exempted",
+        "Findings dropped by a [[detection.exempt]] entry.",
+        s.engine.exempted,
+    );
+    reg.register(
+        "engine_devices",
+        "Devices the engine knows.",
+        gauge(s.engine.devices),
+    );
+    reg.register(
+        "engine_devices_learning",
+        "Devices still learning their baseline.",
+        gauge(s.engine.devices_learning),
+    );
+    reg.register(
+        "engine_destinations",
+        "Destinations in the baselines.",
+        gauge(s.engine.destinations),
+    );
+    reg.register(
+        "engine_baseline_entries",
+        "(device, destination) baseline entries.",
+        gauge(s.engine.baseline_entries),
+    );
+    let live_by_sev = Family::<Labels, Gauge>::default();
+    for (sev, n) in &s.engine.alerts_by_severity {
+        live_by_sev
+            .get_or_create(&vec![("severity", sev.clone())])
+            .set(*n as i64);
+    }
+    reg.register(
+        "engine_live_alerts",
+        "Live alerts in the engine's book, by severity.",
+        live_by_sev,
+    );
+
+    // ---- the triage store
+    let alerts = Family::<Labels, Gauge>::default();
+    for (status, n) in &s.store.alerts_by_status {
+        alerts
+            .get_or_create(&vec![("status", status.clone())])
+            .set(*n as i64);
+    }
+    reg.register("alerts", "Alerts in the store by status.", alerts);
+    let by_kind = Family::<Labels, Gauge>::default();
+    for a in &s.store.alerts_by {
+        by_kind
+            .get_or_create(&vec![
+                ("kind", a.kind.clone()),
+                ("severity", a.severity.clone()),
+                ("status", a.status.clone()),
+            ])
+            .set(a.count as i64);
+    }
+    reg.register(
+        "alerts_by_kind",
+        "Alerts in the store by kind, severity and status.",
+        by_kind,
+    );
+    reg.register(
+        "blocks_active",
+        "Active blocks.",
+        gauge(s.store.blocks_active),
+    );
+    reg.register(
+        "allows_active",
+        "Active allows.",
+        gauge(s.store.allows_active),
+    );
+    reg.register(
+        "acks_active",
+        "Active acknowledgements.",
+        gauge(s.store.acks_active),
+    );
+    reg.register(
+        "tokens_active",
+        "Usable API tokens.",
+        gauge(s.store.tokens_active),
+    );
+    reg.register(
+        "store_file_bytes",
+        "Size of the triage store's file and its WAL (the query log included).",
+        gauge(s.store.file_bytes),
+    );
+    let ob = &s.store.outbox;
+    let notif = Family::<Labels, Gauge>::default();
+    for (st, n) in [
+        ("pending", ob.pending),
+        ("sent", ob.sent),
+        ("failed", ob.failed),
+    ] {
+        notif
+            .get_or_create(&vec![("state", st.to_string())])
+            .set(n as i64);
+    }
+    reg.register(
+        "notifications",
+        "Notifications in the outbox by state (failed: every try failed).",
+        notif,
+    );
+    c(
+        &mut reg,
+        "notification_digests",
+        "Digest messages sent (floods folded into one message).",
+        ob.digests,
+    );
+
+    // ---- the resolver
+    if let Some(f) = &live.resolver {
+        let sub = reg.sub_registry_with_prefix("resolver");
+        for (name, help, v) in f() {
+            sub.register(name, help, counter(v));
+        }
+    }
+    if let Some(e) = &live.events {
+        let q = Family::<Labels, Counter>::default();
+        let cells = &e.0;
+        for (si, (_, sname)) in SOURCES.iter().enumerate() {
+            for (ti, (_, tname)) in TRANSPORTS.iter().enumerate() {
+                for ri in 0..N_RCODE {
+                    let n = cells.by_cell[(si * TRANSPORTS.len() + ti) * N_RCODE + ri]
+                        .load(Ordering::Relaxed);
+                    if n == 0 {
+                        continue;
+                    }
+                    let rname = match ri {
+                        i if i < RCODES.len() => RCODES[i].1,
+                        i if i == RCODES.len() => "other",
+                        _ => "none",
+                    };
+                    q.get_or_create(&vec![
+                        ("source", sname.to_string()),
+                        ("transport", tname.to_string()),
+                        ("rcode", rname.to_string()),
+                    ])
+                    .inc_by(n);
+                }
+            }
+        }
+        reg.register(
+            "queries",
+            "DNS transactions seen, by source, transport and response code (none: no response).",
+            q,
+        );
+        c(
+            &mut reg,
+            "queries_blocked",
+            "Queries the resolver answered by policy (block lists, blocks).",
+            cells.blocked.load(Ordering::Relaxed),
+        );
+        let counts: Vec<u64> = cells
+            .upstream
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let sum = cells.upstream_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        reg.register(
+            "upstream_latency_seconds",
+            "Time from forwarding a cache miss to its upstream answer.",
+            ConstHistogram::new(&UPSTREAM_BUCKETS, &counts, sum),
+        );
+    }
+
+    // ---- the query log
+    if let Some(q) = &live.querylog {
+        let w = q.stats();
+        c(
+            &mut reg,
+            "querylog_rows_written",
+            "Rows written to the query log.",
+            w.written,
+        );
+        c(
+            &mut reg,
+            "querylog_rows_dropped",
+            "Rows that did not fit in the query log's queue (or whose batch failed).",
+            w.dropped,
+        );
+        c(
+            &mut reg,
+            "querylog_rows_deleted",
+            "Rows deleted by the retention.",
+            w.deleted,
+        );
+        c(
+            &mut reg,
+            "querylog_write_errors",
+            "Query-log batches that failed to commit.",
+            w.write_errors,
+        );
+        reg.register(
+            "querylog_queue_depth",
+            "Rows waiting for the query-log writer.",
+            gauge(w.queue_depth),
+        );
+        reg.register(
+            "querylog_queue_capacity",
+            "Rows the query-log queue holds.",
+            gauge(w.queue_capacity),
+        );
+        let bounds: Vec<f64> = dnsight_triage::querylog::COMMIT_BUCKETS_US
+            .iter()
+            .map(|&b| b as f64 / 1e6)
+            .collect();
+        reg.register(
+            "querylog_commit_seconds",
+            "Time to commit one batch of query-log rows.",
+            ConstHistogram::new(&bounds, &w.commit_buckets, w.commit_us_total as f64 / 1e6),
+        );
+    }
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &reg);
+    out
+}

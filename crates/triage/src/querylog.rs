@@ -1,0 +1,1118 @@
+//! The query log: every DNS transaction the system saw (the resolver's own and the passive
+//! sources'), kept in the triage store's SQLite file and searchable in milliseconds.
+//!
+//! **Writing** ([`QueryLog`]): callers hand events to [`QueryLog::log`], which turns each into
+//! a compact [`LogRow`] and `try_send`s it into a bounded channel; it never blocks, and a row
+//! that does not fit is counted as dropped. One writer thread, with its own connection
+//! (`synchronous=NORMAL`: a power loss may lose the last second of the log, never corrupt it),
+//! commits rows in batches (up to [`BATCH_ROWS`] rows or [`BATCH_WAIT`] after the first), so a
+//! busy resolver costs one transaction every few milliseconds, not one per query. It also
+//! applies the retention (by days, relative to the newest row's event time, and by size)
+//! once a minute, deleting in bounded chunks so it never holds the write lock for long.
+//!
+//! **Privacy**: with `pseudonymise`, client addresses are stored as `anon-` + the first 16 hex
+//! digits of HMAC-SHA256(key, address). The 32-byte key is created once in
+//! `state_dir/querylog.key` (mode 0600); a device filter given as an address is hashed with the
+//! same key, so "what did 10.0.0.5 ask" still works for whoever runs dnsight, while a copy of
+//! the database alone does not name anyone. Deleting the key makes stored pseudonyms unlinkable
+//! to addresses (new rows get new ones).
+//!
+//! **Schema** (migration step 3, [`SCHEMA`]): `queries (id, ts, client, rname, qtype, rcode,
+//! answers, action, blocked, upstream_us, source, transport)`. `ts` is the event time in
+//! microseconds; `rname` is the name with its characters reversed (`moc.elpmaxe.www`), so a
+//! suffix search is a range scan of one index; the search then checks the label boundary in
+//! Rust (an escaped dot `\.` inside a label is not a boundary). Indexes: `(ts)`,
+//! `(client, ts)`, `(rname, ts)`, and a partial `(ts) WHERE blocked IS NOT NULL`. Pages are
+//! in `(ts, id)` order, newest first, with a keyset cursor: the next page starts strictly
+//! after the last row of the previous one, whatever was inserted since.
+
+use crate::{Result, TriageError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use dnsight_model::{DnsEvent, RData, Source, Transport, VerdictAction};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Migration step 3 of the triage schema: the query log's table and indexes.
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE queries (
+    id INTEGER PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    client TEXT NOT NULL,
+    rname TEXT NOT NULL,
+    qtype INTEGER NOT NULL,
+    rcode INTEGER,
+    answers TEXT,
+    action INTEGER,
+    blocked TEXT,
+    upstream_us INTEGER,
+    source INTEGER NOT NULL,
+    transport INTEGER NOT NULL
+);
+CREATE INDEX queries_ts ON queries (ts);
+CREATE INDEX queries_client ON queries (client, ts);
+CREATE INDEX queries_rname ON queries (rname, ts);
+CREATE INDEX queries_blocked ON queries (ts) WHERE blocked IS NOT NULL;
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BIGINT NOT NULL);
+INSERT INTO meta (k, v) VALUES ('querylog_pseudonymise', 0) ON CONFLICT (k) DO NOTHING;
+";
+
+/// File of the pseudonymisation key inside the state directory.
+pub const KEY_FILE: &str = "querylog.key";
+/// Most rows in one commit.
+pub const BATCH_ROWS: usize = 10_000;
+/// Longest a row waits in the writer before its batch is committed.
+pub const BATCH_WAIT: Duration = Duration::from_millis(250);
+/// Most rows one page may hold.
+pub const MAX_PAGE: u32 = 10_000;
+/// Retention deletes at most this many rows per transaction.
+const DELETE_CHUNK: i64 = 50_000;
+const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
+const US_PER_DAY: i64 = 86_400 * 1_000_000;
+
+/// How the query log is kept (the `[querylog]` section).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueryLogConfig {
+    /// Rows older than this many days before the newest row are deleted (None: kept).
+    pub retention_days: Option<u32>,
+    /// The triage file's used pages are kept under this many bytes by deleting the oldest rows
+    /// (None: no limit).
+    pub max_bytes: Option<u64>,
+    /// Store client addresses as keyed hashes.
+    pub pseudonymise: bool,
+    /// Rows the channel to the writer holds; more are dropped (counted).
+    pub queue: usize,
+}
+
+impl Default for QueryLogConfig {
+    fn default() -> Self {
+        QueryLogConfig {
+            retention_days: Some(30),
+            max_bytes: Some(4 << 30),
+            pseudonymise: false,
+            queue: 200_000,
+        }
+    }
+}
+
+/// One transaction as the writer gets it (converted on the caller's thread).
+#[derive(Clone, Debug)]
+pub struct LogRow {
+    pub ts_us: i64,
+    pub client: IpAddr,
+    /// Reversed presentation name.
+    pub rname: String,
+    pub qtype: u16,
+    pub rcode: Option<u16>,
+    /// `TYPE data` per answer, tab-separated (tabs never occur in escaped data).
+    pub answers: Option<String>,
+    pub action: Option<VerdictAction>,
+    /// The rule that blocked it (`blocked` when none is named).
+    pub blocked: Option<String>,
+    pub upstream_us: Option<u32>,
+    pub source: Source,
+    pub transport: Transport,
+}
+
+impl LogRow {
+    pub fn from_event(ev: &DnsEvent) -> LogRow {
+        let answers = if ev.answers.is_empty() {
+            None
+        } else {
+            let mut s = String::with_capacity(ev.answers.len() * 24);
+            for (i, a) in ev.answers.iter().enumerate() {
+                if i > 0 {
+                    s.push('\t');
+                }
+                s.push_str(&dnsight_model::rtype_to_str(a.rtype));
+                s.push(' ');
+                match &a.data {
+                    RData::Addr(ip) => {
+                        use std::fmt::Write;
+                        let _ = write!(s, "{ip}");
+                    }
+                    RData::Name(n) => s.push_str(n.as_str()),
+                    RData::Text(t) => s.push_str(t),
+                }
+            }
+            Some(s)
+        };
+        let action = ev.verdict.as_ref().map(|v| v.action);
+        let blocked = match &ev.verdict {
+            Some(v) if v.action == VerdictAction::Blocked => Some(
+                v.rule
+                    .as_deref()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "blocked".into()),
+            ),
+            _ => None,
+        };
+        // the upstream latency: only forwarded queries spent time upstream
+        let upstream_us = match action {
+            Some(VerdictAction::Forwarded) | None => ev.rtt_us,
+            _ => None,
+        };
+        LogRow {
+            ts_us: ev.ts.micros(),
+            client: ev.client,
+            rname: reverse(ev.qname.as_str()),
+            qtype: ev.qtype,
+            rcode: ev.rcode,
+            answers,
+            action,
+            blocked,
+            upstream_us,
+            source: ev.source,
+            transport: ev.transport,
+        }
+    }
+}
+
+/// Characters reversed (names are printable ASCII, so bytes and characters agree).
+fn reverse(s: &str) -> String {
+    s.chars().rev().collect()
+}
+
+// ---------------------------------------------------------------- codes
+
+const SOURCES: [(Source, &str); 8] = [
+    (Source::Pcap, "pcap"),
+    (Source::Live, "live"),
+    (Source::Dnstap, "dnstap"),
+    (Source::Zeek, "zeek"),
+    (Source::Jsonl, "jsonl"),
+    (Source::Resolver, "resolver"),
+    (Source::Sim, "sim"),
+    (Source::Log, "log"),
+];
+const TRANSPORTS: [(Transport, &str); 6] = [
+    (Transport::Udp, "udp"),
+    (Transport::Tcp, "tcp"),
+    (Transport::Dot, "dot"),
+    (Transport::Doh, "doh"),
+    (Transport::Doq, "doq"),
+    (Transport::Unknown, "unknown"),
+];
+const ACTIONS: [(VerdictAction, &str); 7] = [
+    (VerdictAction::Forwarded, "forwarded"),
+    (VerdictAction::Cached, "cached"),
+    (VerdictAction::Blocked, "blocked"),
+    (VerdictAction::Refused, "refused"),
+    (VerdictAction::RateLimited, "rate_limited"),
+    (VerdictAction::Failed, "failed"),
+    (VerdictAction::Local, "local"),
+];
+
+fn code<T: PartialEq>(table: &[(T, &str)], v: &T) -> i64 {
+    table.iter().position(|(t, _)| t == v).unwrap_or(0) as i64
+}
+fn label<T>(table: &[(T, &'static str)], c: i64) -> &'static str {
+    usize::try_from(c)
+        .ok()
+        .and_then(|i| table.get(i))
+        .map_or("unknown", |(_, s)| *s)
+}
+
+// ---------------------------------------------------------------- pseudonyms
+
+/// The keyed hash of client addresses.
+#[derive(Clone)]
+pub struct Pseudonymiser {
+    key: [u8; 32],
+}
+
+impl Pseudonymiser {
+    /// Reads `state_dir/querylog.key`, creating it (32 random bytes, hex, mode 0600) when
+    /// missing.
+    pub fn load_or_create(state_dir: &Path) -> Result<Pseudonymiser> {
+        if let Some(p) = Self::load(state_dir)? {
+            return Ok(p);
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| db(format!("no randomness: {e}")))?;
+        let path = state_dir.join(KEY_FILE);
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        match o.open(&path) {
+            Ok(mut f) => {
+                std::io::Write::write_all(&mut f, format!("{hex}\n").as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| db(format!("writing {}: {e}", path.display())))?;
+                Ok(Pseudonymiser { key })
+            }
+            // another process created it first: use theirs
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load(state_dir)?.ok_or_else(|| db(format!("{} vanished", path.display())))
+            }
+            Err(e) => Err(db(format!("creating {}: {e}", path.display()))),
+        }
+    }
+
+    /// The key, when the file exists.
+    pub fn load(state_dir: &Path) -> Result<Option<Pseudonymiser>> {
+        let path = state_dir.join(KEY_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(db(format!("reading {}: {e}", path.display()))),
+        };
+        let t = text.trim();
+        let mut key = [0u8; 32];
+        if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(db(format!(
+                "{} is not a 64-digit hex key; restore it, or delete it to start new pseudonyms",
+                path.display()
+            )));
+        }
+        for (i, k) in key.iter_mut().enumerate() {
+            *k = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+        Ok(Some(Pseudonymiser { key }))
+    }
+
+    /// `anon-` and 16 hex digits of HMAC-SHA256(key, the address's bytes).
+    pub fn pseudonym(&self, ip: IpAddr) -> String {
+        use hmac::{Mac, SimpleHmac};
+        let ip = canonical(ip);
+        let mut m = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC takes any key length");
+        match ip {
+            IpAddr::V4(a) => m.update(&a.octets()),
+            IpAddr::V6(a) => m.update(&a.octets()),
+        }
+        let out = m.finalize().into_bytes();
+        let mut s = String::with_capacity(21);
+        s.push_str("anon-");
+        for b in &out[..8] {
+            use std::fmt::Write;
+            let _ = write!(s, "{b:02x}");
+        }
+        s
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn db(msg: impl Into<String>) -> TriageError {
+    TriageError::Db(msg.into())
+}
+fn invalid(msg: impl Into<String>) -> TriageError {
+    TriageError::Invalid(msg.into())
+}
+
+// ---------------------------------------------------------------- the writer
+
+/// Live counters of the writer (shared with whoever shows stats).
+#[derive(Debug, Default)]
+pub struct WriterCounters {
+    pub queued: AtomicU64,
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub deleted: AtomicU64,
+    pub batches: AtomicU64,
+    pub write_errors: AtomicU64,
+    /// Sum of commit times (µs) and the latest one.
+    pub commit_us_total: AtomicU64,
+    pub last_commit_us: AtomicU64,
+    /// Commit latency histogram: counts of commits at or under each bound of
+    /// [`COMMIT_BUCKETS_US`] (not cumulative; the last slot is over the last bound).
+    pub commit_buckets: [AtomicU64; COMMIT_BUCKETS_US.len() + 1],
+}
+
+/// Upper bounds (µs) of the commit latency histogram.
+pub const COMMIT_BUCKETS_US: [u64; 8] = [
+    1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// What the writer has done, for stats.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WriterStats {
+    /// Rows handed to the log (queued).
+    pub queued: u64,
+    pub written: u64,
+    /// Rows that did not fit in the writer's queue (the log stays behind the traffic).
+    pub dropped: u64,
+    /// Rows deleted by the retention.
+    pub deleted: u64,
+    pub batches: u64,
+    pub write_errors: u64,
+    /// Rows waiting for the writer now.
+    pub queue_depth: u64,
+    pub queue_capacity: u64,
+    pub last_commit_us: u64,
+    pub commit_us_total: u64,
+    /// Commits per latency bucket (bounds in [`COMMIT_BUCKETS_US`], then over).
+    pub commit_buckets: Vec<u64>,
+    pub pseudonymise: bool,
+}
+
+/// The writer's handle: cheap to clone, `log` never blocks.
+#[derive(Clone)]
+pub struct QueryLog {
+    tx: Sender<LogRow>,
+    counters: Arc<WriterCounters>,
+    pseudonymise: bool,
+}
+
+/// The writer thread; [`QueryLogWriter::close`] drains what is queued and stops it.
+pub struct QueryLogWriter {
+    log: Option<QueryLog>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl QueryLog {
+    /// Opens the state directory's triage file (migrating it like the store does), and starts
+    /// the writer thread.
+    pub fn spawn(state_dir: &Path, cfg: &QueryLogConfig) -> Result<(QueryLog, QueryLogWriter)> {
+        let pseud = if cfg.pseudonymise {
+            Some(Pseudonymiser::load_or_create(state_dir)?)
+        } else {
+            None
+        };
+        // the store creates or migrates the schema
+        drop(crate::SqliteStore::open(state_dir)?);
+        let path = state_dir.join(crate::TRIAGE_FILE);
+        let conn = open_conn(&path)?;
+        conn.execute(
+            "UPDATE meta SET v = ? WHERE k = 'querylog_pseudonymise'",
+            [cfg.pseudonymise as i64],
+        )?;
+        let (tx, rx) = crossbeam_channel::bounded(cfg.queue.max(1));
+        let counters = Arc::new(WriterCounters::default());
+        let log = QueryLog {
+            tx,
+            counters: counters.clone(),
+            pseudonymise: cfg.pseudonymise,
+        };
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut w = Writer {
+            stop: stop.clone(),
+            conn,
+            rx,
+            counters,
+            pseud,
+            names: std::collections::HashMap::new(),
+            cfg: cfg.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("dnsight-querylog".into())
+            .spawn(move || w.run())
+            .map_err(|e| db(format!("starting the query-log writer: {e}")))?;
+        Ok((
+            log.clone(),
+            QueryLogWriter {
+                log: Some(log),
+                stop,
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    /// Queues one transaction; never blocks (a full queue drops it, counted).
+    pub fn log(&self, ev: &DnsEvent) {
+        self.log_row(LogRow::from_event(ev));
+    }
+
+    /// Queues one transaction, waiting while the queue is full (offline runs: `analyze`
+    /// would rather wait for the disk than lose rows).
+    pub fn log_blocking(&self, ev: &DnsEvent) {
+        if self.tx.send(LogRow::from_event(ev)).is_ok() {
+            self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues a row, or gives it back when the queue is full (not counted as dropped: the
+    /// caller decides; benchmarks wait for room).
+    pub fn try_log_row(&self, row: LogRow) -> std::result::Result<(), LogRow> {
+        match self.tx.try_send(row) {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => Err(r),
+        }
+    }
+
+    pub fn log_row(&self, row: LogRow) {
+        match self.tx.try_send(row) {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.counters;
+        WriterStats {
+            queued: c.queued.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            deleted: c.deleted.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            write_errors: c.write_errors.load(Ordering::Relaxed),
+            queue_depth: self.tx.len() as u64,
+            queue_capacity: self.tx.capacity().unwrap_or(0) as u64,
+            last_commit_us: c.last_commit_us.load(Ordering::Relaxed),
+            commit_us_total: c.commit_us_total.load(Ordering::Relaxed),
+            commit_buckets: c
+                .commit_buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            pseudonymise: self.pseudonymise,
+        }
+    }
+}
+
+impl QueryLogWriter {
+    /// Writes every row queued so far, then stops the thread (rows that clones of
+    /// [`QueryLog`] send later are counted as dropped).
+    pub fn close(mut self) -> WriterStats {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.log.take().map(|l| l.stats()).unwrap_or_default()
+    }
+}
+
+impl Drop for QueryLogWriter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let conn =
+        Connection::open(path).map_err(|e| db(format!("opening {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // 64 MiB of page cache: the indexes' hot pages stay in memory at millions of rows
+    conn.pragma_update(None, "cache_size", -65536)?;
+    Ok(conn)
+}
+
+struct Writer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    conn: Connection,
+    rx: Receiver<LogRow>,
+    counters: Arc<WriterCounters>,
+    pseud: Option<Pseudonymiser>,
+    /// Client address → stored form (bounded: cleared when large).
+    names: std::collections::HashMap<IpAddr, String>,
+    cfg: QueryLogConfig,
+}
+
+impl Writer {
+    fn run(&mut self) {
+        let mut batch: Vec<LogRow> = Vec::with_capacity(BATCH_ROWS);
+        let mut last_maint = Instant::now();
+        let mut disconnected = false;
+        self.maintain();
+        while !disconnected {
+            // wait for a first row, then gather until full or BATCH_WAIT passed
+            if self.stop.load(Ordering::Relaxed) && self.rx.is_empty() {
+                break;
+            }
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => batch.push(r),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => disconnected = true,
+            }
+            if !batch.is_empty() {
+                let deadline = Instant::now() + BATCH_WAIT;
+                while batch.len() < BATCH_ROWS {
+                    // take what is queued without waiting, then wait for the rest
+                    match self.rx.try_recv() {
+                        Ok(r) => {
+                            batch.push(r);
+                            continue;
+                        }
+                        Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                            disconnected = true;
+                            break;
+                        }
+                        Err(crossbeam_channel::TryRecvError::Empty) => {}
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match self.rx.recv_timeout(left) {
+                        Ok(r) => batch.push(r),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => break,
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                            disconnected = true;
+                            break;
+                        }
+                    }
+                }
+                self.commit(&mut batch);
+            }
+            if last_maint.elapsed() >= MAINTAIN_EVERY {
+                last_maint = Instant::now();
+                self.maintain();
+            }
+        }
+        self.maintain();
+    }
+
+    fn client(&mut self, ip: IpAddr) -> String {
+        let Some(p) = &self.pseud else {
+            return ip.to_string();
+        };
+        if self.names.len() > 100_000 {
+            self.names.clear();
+        }
+        self.names
+            .entry(ip)
+            .or_insert_with(|| p.pseudonym(ip))
+            .clone()
+    }
+
+    fn commit(&mut self, batch: &mut Vec<LogRow>) {
+        let t0 = Instant::now();
+        let rows = std::mem::take(batch);
+        let n = rows.len() as u64;
+        let clients: Vec<String> = rows.iter().map(|r| self.client(r.client)).collect();
+        let r = (|| -> rusqlite::Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO queries (ts, client, rname, qtype, rcode, answers, action, blocked, upstream_us, source, transport) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )?;
+                for (r, c) in rows.iter().zip(&clients) {
+                    st.execute(params![
+                        r.ts_us,
+                        c,
+                        r.rname,
+                        r.qtype,
+                        r.rcode,
+                        r.answers,
+                        r.action.map(|a| code(&ACTIONS, &a)),
+                        r.blocked,
+                        r.upstream_us,
+                        code(&SOURCES, &r.source),
+                        code(&TRANSPORTS, &r.transport),
+                    ])?;
+                }
+            }
+            tx.commit()
+        })();
+        *batch = rows;
+        batch.clear();
+        let c = &self.counters;
+        match r {
+            Ok(()) => {
+                c.written.fetch_add(n, Ordering::Relaxed);
+                c.batches.fetch_add(1, Ordering::Relaxed);
+                let us = t0.elapsed().as_micros() as u64;
+                c.last_commit_us.store(us, Ordering::Relaxed);
+                c.commit_us_total.fetch_add(us, Ordering::Relaxed);
+                let i = COMMIT_BUCKETS_US
+                    .iter()
+                    .position(|&b| us <= b)
+                    .unwrap_or(COMMIT_BUCKETS_US.len());
+                c.commit_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                c.write_errors.fetch_add(1, Ordering::Relaxed);
+                c.dropped.fetch_add(n, Ordering::Relaxed);
+                tracing_warn(&format!("query log: a batch of {n} rows was lost: {e}"));
+            }
+        }
+    }
+
+    /// Retention: by days (relative to the newest row), then by size.
+    fn maintain(&mut self) {
+        if let Err(e) = self.retain() {
+            tracing_warn(&format!("query log retention: {e}"));
+        }
+    }
+
+    fn retain(&mut self) -> rusqlite::Result<()> {
+        if let Some(days) = self.cfg.retention_days {
+            let newest: Option<i64> =
+                self.conn
+                    .query_row("SELECT MAX(ts) FROM queries", [], |r| r.get(0))?;
+            if let Some(newest) = newest {
+                let cutoff = newest.saturating_sub(i64::from(days) * US_PER_DAY);
+                loop {
+                    let n = self.conn.execute(
+                        "DELETE FROM queries WHERE id IN (SELECT id FROM queries WHERE ts < ? ORDER BY ts LIMIT ?)",
+                        params![cutoff, DELETE_CHUNK],
+                    )?;
+                    self.counters.deleted.fetch_add(n as u64, Ordering::Relaxed);
+                    if (n as i64) < DELETE_CHUNK {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(max) = self.cfg.max_bytes {
+            for _ in 0..20 {
+                let used = used_bytes(&self.conn)?;
+                if used <= max {
+                    break;
+                }
+                let rows = approx_rows(&self.conn)?;
+                if rows == 0 {
+                    break;
+                }
+                // delete the oldest share that brings the file to 90 % of its limit
+                let excess = used - max * 9 / 10;
+                let n = ((rows as u128 * excess as u128 / used.max(1) as u128) as i64)
+                    .clamp(1_000, DELETE_CHUNK);
+                let d = self.conn.execute(
+                    "DELETE FROM queries WHERE id IN (SELECT id FROM queries ORDER BY ts LIMIT ?)",
+                    [n],
+                )?;
+                self.counters.deleted.fetch_add(d as u64, Ordering::Relaxed);
+                if d == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn tracing_warn(msg: &str) {
+    // the triage crate has no logging dependency: stderr, like a tracing line would go
+    eprintln!("dnsight: {msg}");
+}
+
+/// Bytes of the file's pages in use (its size minus the free list).
+fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(((pages - free).max(0) * size) as u64)
+}
+
+/// Rows in the log, from the id range (exact while nothing but the oldest rows was deleted,
+/// which is all the retention does; never a full count of millions of rows).
+fn approx_rows(conn: &Connection) -> rusqlite::Result<u64> {
+    let (lo, hi): (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT MIN(id), MAX(id) FROM queries", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(match (lo, hi) {
+        (Some(lo), Some(hi)) => (hi - lo + 1).max(0) as u64,
+        _ => 0,
+    })
+}
+
+// ---------------------------------------------------------------- search
+
+/// Which rows a search returns. Empty fields mean "any".
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryFilter {
+    /// Client address (hashed with the key when the log is pseudonymised) or a stored
+    /// pseudonym (`anon-...`).
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Exact name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The name or anything under it.
+    #[serde(default)]
+    pub suffix: Option<String>,
+    #[serde(default)]
+    pub qtype: Option<u16>,
+    #[serde(default)]
+    pub rcode: Option<u16>,
+    /// Only blocked (true) or only not blocked (false).
+    #[serde(default)]
+    pub blocked: Option<bool>,
+    /// Event time at or after (Unix microseconds).
+    #[serde(default)]
+    pub since_us: Option<i64>,
+    /// Event time before (Unix microseconds).
+    #[serde(default)]
+    pub until_us: Option<i64>,
+    /// Continue after this cursor (from the previous page's `next`).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size (default 100, at most [`MAX_PAGE`]).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// One logged transaction as searches return it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueryRow {
+    pub id: i64,
+    /// Event time, Unix microseconds.
+    pub ts_us: i64,
+    /// RFC 3339.
+    pub time: String,
+    /// Client address, or its pseudonym.
+    pub client: String,
+    /// Escaped presentation name (printable ASCII).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub qtype: String,
+    /// None when no response was seen.
+    pub rcode: Option<String>,
+    /// `TYPE data` per answer.
+    pub answers: Vec<String>,
+    /// What the resolver did (None for passive sources).
+    pub action: Option<String>,
+    /// The rule that blocked it.
+    pub blocked: Option<String>,
+    pub upstream_us: Option<u32>,
+    pub source: String,
+    pub transport: String,
+}
+
+/// One page of a search, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryPage {
+    pub rows: Vec<QueryRow>,
+    /// Cursor of the next page (None: this was the last).
+    pub next: Option<String>,
+}
+
+/// Disk use and size of the log (any reader can compute it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryLogDisk {
+    /// Rows stored (from the id range; see the module doc).
+    pub rows: u64,
+    pub oldest_us: Option<i64>,
+    pub newest_us: Option<i64>,
+    /// The triage file's size (the query log is most of it) and its WAL's.
+    pub file_bytes: u64,
+    pub wal_bytes: u64,
+    /// Pages in use (the file keeps freed pages for reuse).
+    pub used_bytes: u64,
+    pub pseudonymise: bool,
+}
+
+fn parse_cursor(c: &str) -> Result<(i64, i64)> {
+    let bad = || {
+        invalid(format!(
+            "{:?} is not a cursor from a previous page",
+            c.escape_debug().take(60).collect::<String>()
+        ))
+    };
+    let (a, b) = c.split_once('.').ok_or_else(bad)?;
+    Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+}
+
+/// True when `name` is `suffix` or ends in `.suffix` at a label boundary (an escaped `\.` is
+/// inside a label).
+fn under(name: &str, suffix: &str) -> bool {
+    if name == suffix {
+        return true;
+    }
+    let Some(head) = name.strip_suffix(suffix) else {
+        return false;
+    };
+    let Some(head) = head.strip_suffix('.') else {
+        return false;
+    };
+    head.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 0
+}
+
+fn canonical_name(s: &str) -> Result<String> {
+    let s = s.trim();
+    let n = dnsight_model::Name::parse(s.strip_suffix('.').unwrap_or(s)).map_err(|e| {
+        invalid(format!(
+            "{:?} is not a domain name: {e}",
+            s.escape_debug().take(80).collect::<String>()
+        ))
+    })?;
+    Ok(n.as_str().to_string())
+}
+
+/// Runs a search on any connection to the triage file (the API's, the dashboard's, a CLI's).
+pub fn search(conn: &Connection, state_dir: Option<&Path>, f: &QueryFilter) -> Result<QueryPage> {
+    let limit = f.limit.unwrap_or(100).clamp(1, MAX_PAGE) as usize;
+    let mut wh: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(d) = f.device.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        let stored = match d.parse::<IpAddr>() {
+            Ok(ip) => {
+                let pseud: i64 = conn
+                    .query_row(
+                        "SELECT v FROM meta WHERE k = 'querylog_pseudonymise'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or(0);
+                match (pseud != 0, state_dir) {
+                    (true, Some(dir)) => match Pseudonymiser::load(dir)? {
+                        Some(p) => p.pseudonym(ip),
+                        None => canonical(ip).to_string(),
+                    },
+                    _ => canonical(ip).to_string(),
+                }
+            }
+            Err(_) if d.starts_with("anon-") && d.len() <= 40 => d.to_string(),
+            Err(_) => {
+                return Err(invalid(format!(
+                    "{:?} is not an IP address (or a pseudonym anon-...)",
+                    d.escape_debug().take(60).collect::<String>()
+                )))
+            }
+        };
+        wh.push("client = ?".into());
+        args.push(Value::Text(stored));
+    }
+    if let Some(n) = &f.name {
+        wh.push("rname = ?".into());
+        args.push(Value::Text(reverse(&canonical_name(n)?)));
+    }
+    let suffix = match &f.suffix {
+        Some(s) => {
+            let s = canonical_name(s.trim_start_matches("*."))?;
+            if !s.is_empty() {
+                let r = reverse(&s);
+                // the name itself, or names starting (reversed) with "moc.elpmaxe."
+                wh.push("(rname = ? OR (rname >= ? AND rname < ?))".into());
+                args.push(Value::Text(r.clone()));
+                args.push(Value::Text(format!("{r}.")));
+                args.push(Value::Text(format!("{r}/")));
+                Some(s)
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    if let Some(t) = f.qtype {
+        wh.push("qtype = ?".into());
+        args.push(Value::Integer(t.into()));
+    }
+    if let Some(r) = f.rcode {
+        wh.push("rcode = ?".into());
+        args.push(Value::Integer(r.into()));
+    }
+    match f.blocked {
+        Some(true) => wh.push("blocked IS NOT NULL".into()),
+        Some(false) => wh.push("blocked IS NULL".into()),
+        None => {}
+    }
+    if let Some(s) = f.since_us {
+        wh.push("ts >= ?".into());
+        args.push(Value::Integer(s));
+    }
+    if let Some(u) = f.until_us {
+        wh.push("ts < ?".into());
+        args.push(Value::Integer(u));
+    }
+    let mut cursor = match &f.cursor {
+        Some(c) if !c.is_empty() => Some(parse_cursor(c)?),
+        _ => None,
+    };
+    let mut rows = Vec::with_capacity(limit.min(1024));
+    let mut more = false;
+    // a suffix filter's range may include false matches (escaped dots): fetch until full
+    'outer: loop {
+        let mut w = wh.clone();
+        let mut a = args.clone();
+        if let Some((ts, id)) = cursor {
+            w.push("ts <= ? AND (ts < ? OR id < ?)".into());
+            a.extend([Value::Integer(ts), Value::Integer(ts), Value::Integer(id)]);
+        }
+        let sql = format!(
+            "SELECT id, ts, client, rname, qtype, rcode, answers, action, blocked, upstream_us, source, transport \
+             FROM queries {} ORDER BY ts DESC, id DESC LIMIT ?",
+            if w.is_empty() { String::new() } else { format!("WHERE {}", w.join(" AND ")) }
+        );
+        let want = limit + 1 - rows.len();
+        a.push(Value::Integer(want as i64));
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut q = st.query(params_from_iter(a))?;
+        let mut got = 0;
+        while let Some(r) = q.next()? {
+            got += 1;
+            let id: i64 = r.get(0)?;
+            let ts: i64 = r.get(1)?;
+            cursor = Some((ts, id));
+            let rname: String = r.get(3)?;
+            let name = reverse(&rname);
+            if let Some(s) = &suffix {
+                if !under(&name, s) {
+                    continue;
+                }
+            }
+            if rows.len() == limit {
+                more = true;
+                break 'outer;
+            }
+            let qtype: i64 = r.get(4)?;
+            let rcode: Option<i64> = r.get(5)?;
+            let answers: Option<String> = r.get(6)?;
+            let action: Option<i64> = r.get(7)?;
+            rows.push(QueryRow {
+                id,
+                ts_us: ts,
+                time: dnsight_model::Ts(ts).to_rfc3339(),
+                client: r.get(2)?,
+                name,
+                qtype: dnsight_model::rtype_to_str(qtype.clamp(0, 65535) as u16).into_owned(),
+                rcode: rcode
+                    .map(|c| dnsight_model::rcode_to_str(c.clamp(0, 65535) as u16).into_owned()),
+                answers: answers
+                    .map(|s| s.split('\t').map(str::to_string).collect())
+                    .unwrap_or_default(),
+                action: action.map(|c| label(&ACTIONS, c).to_string()),
+                blocked: r.get(8)?,
+                upstream_us: r
+                    .get::<_, Option<i64>>(9)?
+                    .map(|v| v.clamp(0, u32::MAX as i64) as u32),
+                source: label(&SOURCES, r.get(10)?).to_string(),
+                transport: label(&TRANSPORTS, r.get(11)?).to_string(),
+            });
+        }
+        if got < want {
+            break;
+        }
+    }
+    let next = if more {
+        rows.last().map(|r| format!("{}.{}", r.ts_us, r.id))
+    } else {
+        None
+    };
+    Ok(QueryPage { rows, next })
+}
+
+/// Disk use and extent of the log.
+pub fn disk(conn: &Connection, path: &Path) -> Result<QueryLogDisk> {
+    let (oldest, newest): (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT MIN(ts), MAX(ts) FROM queries", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let pseud: i64 = conn
+        .query_row(
+            "SELECT v FROM meta WHERE k = 'querylog_pseudonymise'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let mut wal = PathBuf::from(path);
+    wal.as_mut_os_string().push("-wal");
+    Ok(QueryLogDisk {
+        rows: approx_rows(conn)?,
+        oldest_us: oldest,
+        newest_us: newest,
+        file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        wal_bytes: std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0),
+        used_bytes: used_bytes(conn)?,
+        pseudonymise: pseud != 0,
+    })
+}
+
+/// Escapes one CSV field (RFC 4180 quoting; a leading `=`, `+`, `-`, `@`, tab or CR gets a
+/// `'` so a spreadsheet never runs a name as a formula).
+pub fn csv_field(s: &str) -> String {
+    let guard = matches!(
+        s.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    );
+    let needs_quotes = guard || s.contains([',', '"', '\n', '\r']);
+    let mut out = String::with_capacity(s.len() + 3);
+    if needs_quotes {
+        out.push('"');
+    }
+    if guard {
+        out.push('\'');
+    }
+    for c in s.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    if needs_quotes {
+        out.push('"');
+    }
+    out
+}
+
+/// The CSV header line of [`csv_row`].
+pub const CSV_HEADER: &str =
+    "time,client,name,type,rcode,answers,action,blocked,upstream_us,source,transport\n";
+
+/// One row as a CSV line (with its newline).
+pub fn csv_row(r: &QueryRow) -> String {
+    let fields = [
+        r.time.clone(),
+        r.client.clone(),
+        r.name.clone(),
+        r.qtype.clone(),
+        r.rcode.clone().unwrap_or_default(),
+        r.answers.join(" | "),
+        r.action.clone().unwrap_or_default(),
+        r.blocked.clone().unwrap_or_default(),
+        r.upstream_us.map(|v| v.to_string()).unwrap_or_default(),
+        r.source.clone(),
+        r.transport.clone(),
+    ];
+    let mut s = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_boundary_respects_escaped_dots() {
+        assert!(under("www.example.com", "example.com"));
+        assert!(under("example.com", "example.com"));
+        assert!(!under("badexample.com", "example.com"));
+        assert!(!under("x\\.example.com", "example.com"));
+        assert!(under("x\\\\.example.com", "example.com"));
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formula_safe() {
+        assert_eq!(csv_field("a.example"), "a.example");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("x\"y"), "\"x\"\"y\"");
+        assert_eq!(csv_field("=cmd|' /C calc'!A0"), "\"'=cmd|' /C calc'!A0\"");
+        assert_eq!(csv_field("-1"), "\"'-1\"");
+    }
+
+    #[test]
+    fn cursors_are_checked() {
+        assert_eq!(parse_cursor("12.34").unwrap(), (12, 34));
+        assert!(parse_cursor("12").is_err());
+        assert!(parse_cursor("a.b").is_err());
+    }
+}

@@ -1,0 +1,333 @@
+//! The query log: the batching writer, searches with every filter, keyset pages, retention,
+//! pseudonymised clients, on a real SQLite file.
+
+use dnsight_model::{DnsEvent, Name, Ts, Verdict, VerdictAction};
+use dnsight_triage::{QueryFilter, QueryLog, QueryLogConfig, SqliteStore, TriageStore};
+
+fn ev(sec: i64, client: &str, name: &str, qtype: u16) -> DnsEvent {
+    let mut e = DnsEvent::new(
+        Ts::from_secs(sec),
+        client.parse().unwrap(),
+        Name::parse_lenient(name),
+        qtype,
+    );
+    e.rtt_us = Some(1500);
+    e
+}
+
+fn write(
+    dir: &std::path::Path,
+    cfg: &QueryLogConfig,
+    evs: &[DnsEvent],
+) -> dnsight_triage::querylog::WriterStats {
+    let (log, w) = QueryLog::spawn(dir, cfg).unwrap();
+    for e in evs {
+        log.log(e);
+    }
+    drop(log);
+    w.close()
+}
+
+fn all(store: &SqliteStore, mut f: QueryFilter) -> Vec<dnsight_triage::QueryRow> {
+    let mut out = Vec::new();
+    loop {
+        let p = store.search_queries(&f).unwrap();
+        out.extend(p.rows);
+        match p.next {
+            Some(c) => f.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn writes_and_searches_by_every_filter_with_keyset_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut evs = Vec::new();
+    for i in 0..1000 {
+        let client = if i % 2 == 0 { "10.0.0.5" } else { "10.0.0.6" };
+        let name = match i % 4 {
+            0 => format!("h{i}.example.com"),
+            1 => "example.com".to_string(),
+            2 => format!("x{i}.badexample.com"),
+            _ => "evil\\.example.com".to_string(),
+        };
+        let mut e = ev(
+            1_700_000_000 + i,
+            client,
+            &name,
+            if i % 5 == 0 { 28 } else { 1 },
+        );
+        if i % 10 == 0 {
+            e.rcode = Some(3);
+        }
+        if i % 7 == 0 {
+            e.verdict = Some(Verdict {
+                action: VerdictAction::Blocked,
+                rule: Some("blocklist:ads.txt".into()),
+            });
+        }
+        evs.push(e);
+    }
+    let st = write(dir.path(), &QueryLogConfig::default(), &evs);
+    assert_eq!((st.written, st.dropped), (1000, 0));
+    let store = SqliteStore::open(dir.path()).unwrap();
+
+    let rows = all(
+        &store,
+        QueryFilter {
+            limit: Some(33),
+            ..Default::default()
+        },
+    );
+    assert_eq!(rows.len(), 1000, "every row once across pages");
+    assert!(
+        rows.windows(2)
+            .all(|w| (w[0].ts_us, w[0].id) > (w[1].ts_us, w[1].id)),
+        "newest first"
+    );
+
+    let dev = all(
+        &store,
+        QueryFilter {
+            device: Some("10.0.0.5".into()),
+            since_us: Some((1_700_000_000 + 500) * 1_000_000),
+            ..Default::default()
+        },
+    );
+    assert_eq!(dev.len(), 250);
+    assert!(dev.iter().all(|r| r.client == "10.0.0.5"));
+
+    // suffix: example.com and h*.example.com, not badexample.com, not the escaped-dot label
+    let suf = all(
+        &store,
+        QueryFilter {
+            suffix: Some("example.com".into()),
+            limit: Some(7),
+            ..Default::default()
+        },
+    );
+    assert_eq!(suf.len(), 500);
+    assert!(suf
+        .iter()
+        .all(|r| r.name == "example.com"
+            || r.name.ends_with(".example.com") && !r.name.contains('\\')));
+    let exact = all(
+        &store,
+        QueryFilter {
+            name: Some("EXAMPLE.com.".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(exact.len(), 250);
+    let escaped = all(
+        &store,
+        QueryFilter {
+            name: Some("evil\\.example.com".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(escaped.len(), 250);
+
+    let aaaa = all(
+        &store,
+        QueryFilter {
+            qtype: Some(28),
+            ..Default::default()
+        },
+    );
+    assert_eq!(aaaa.len(), 200);
+    assert!(aaaa.iter().all(|r| r.qtype == "AAAA"));
+    let nx = all(
+        &store,
+        QueryFilter {
+            rcode: Some(3),
+            ..Default::default()
+        },
+    );
+    assert_eq!(nx.len(), 100);
+    assert!(nx.iter().all(|r| r.rcode.as_deref() == Some("NXDOMAIN")));
+    let blocked = all(
+        &store,
+        QueryFilter {
+            blocked: Some(true),
+            ..Default::default()
+        },
+    );
+    assert_eq!(blocked.len(), 143);
+    assert!(blocked
+        .iter()
+        .all(|r| r.blocked.as_deref() == Some("blocklist:ads.txt") && r.upstream_us.is_none()));
+    let window = all(
+        &store,
+        QueryFilter {
+            since_us: Some(1_700_000_100_000_000),
+            until_us: Some(1_700_000_200_000_000),
+            ..Default::default()
+        },
+    );
+    assert_eq!(window.len(), 100);
+
+    let bad = store.search_queries(&QueryFilter {
+        cursor: Some("nope".into()),
+        ..Default::default()
+    });
+    assert!(matches!(bad, Err(dnsight_triage::TriageError::Invalid(_))));
+    let bad = store.search_queries(&QueryFilter {
+        device: Some("<script>".into()),
+        ..Default::default()
+    });
+    assert!(matches!(bad, Err(dnsight_triage::TriageError::Invalid(_))));
+
+    let d = store.querylog_disk().unwrap();
+    assert_eq!(d.rows, 1000);
+    assert!(d.file_bytes > 0);
+    assert_eq!(d.newest_us, Some((1_700_000_000 + 999) * 1_000_000));
+}
+
+#[test]
+fn pseudonymised_clients_are_keyed_hashes_and_still_searchable_by_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = QueryLogConfig {
+        pseudonymise: true,
+        ..Default::default()
+    };
+    write(
+        dir.path(),
+        &cfg,
+        &[
+            ev(1_700_000_000, "10.0.0.5", "a.example", 1),
+            ev(1_700_000_001, "10.0.0.6", "b.example", 1),
+        ],
+    );
+    let key = std::fs::read_to_string(dir.path().join("querylog.key")).unwrap();
+    assert_eq!(key.trim().len(), 64);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let rows = all(&store, QueryFilter::default());
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .all(|r| r.client.starts_with("anon-") && r.client.len() == 21));
+    assert_ne!(rows[0].client, rows[1].client);
+    // no address anywhere in the file
+    let bytes = std::fs::read(dir.path().join("triage.sqlite")).unwrap();
+    let wal = std::fs::read(dir.path().join("triage.sqlite-wal")).unwrap_or_default();
+    for b in [&bytes, &wal] {
+        assert!(!b.windows(8).any(|w| w == b"10.0.0.5"));
+    }
+    let by_ip = all(
+        &store,
+        QueryFilter {
+            device: Some("10.0.0.5".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(by_ip.len(), 1);
+    assert_eq!(by_ip[0].name, "a.example");
+    let by_pseudonym = all(
+        &store,
+        QueryFilter {
+            device: Some(by_ip[0].client.clone()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(by_pseudonym, by_ip);
+    // the same key next time: the same pseudonym
+    write(
+        dir.path(),
+        &cfg,
+        &[ev(1_700_000_002, "10.0.0.5", "c.example", 1)],
+    );
+    assert_eq!(
+        all(
+            &store,
+            QueryFilter {
+                device: Some("10.0.0.5".into()),
+                ..Default::default()
+            }
+        )
+        .len(),
+        2
+    );
+    assert!(store.querylog_disk().unwrap().pseudonymise);
+}
+
+#[test]
+fn retention_by_days_counts_from_the_newest_row_and_size_deletes_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400;
+    let evs: Vec<_> = (0..10)
+        .map(|d| ev(1_700_000_000 + d * day, "10.0.0.5", "a.example", 1))
+        .collect();
+    let cfg = QueryLogConfig {
+        retention_days: Some(3),
+        max_bytes: None,
+        ..Default::default()
+    };
+    write(dir.path(), &cfg, &evs);
+    // the writer applies the retention at start and at the end: 3 days before day 9 is day 6
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let rows = all(&store, QueryFilter::default());
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(
+        rows.last().unwrap().ts_us,
+        (1_700_000_000 + 6 * day) * 1_000_000
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let many: Vec<_> = (0..30_000)
+        .map(|i| {
+            ev(
+                1_700_000_000 + i,
+                "10.0.0.5",
+                &format!("host-{i}.some-long-name.example"),
+                1,
+            )
+        })
+        .collect();
+    write(
+        dir.path(),
+        &QueryLogConfig {
+            retention_days: None,
+            max_bytes: None,
+            ..Default::default()
+        },
+        &many,
+    );
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let full = store.querylog_disk().unwrap();
+    let cap = full.used_bytes / 2;
+    write(
+        dir.path(),
+        &QueryLogConfig {
+            retention_days: None,
+            max_bytes: Some(cap),
+            ..Default::default()
+        },
+        &[],
+    );
+    let after = store.querylog_disk().unwrap();
+    assert!(after.used_bytes <= cap, "{after:?} over {cap}");
+    assert!(after.rows < 30_000 && after.rows > 0);
+    // the newest rows stay
+    assert_eq!(after.newest_us, full.newest_us);
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_and_never_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = QueryLogConfig {
+        queue: 1,
+        ..Default::default()
+    };
+    let (log, w) = QueryLog::spawn(dir.path(), &cfg).unwrap();
+    let e = ev(1_700_000_000, "10.0.0.5", "a.example", 1);
+    for _ in 0..10_000 {
+        log.log(&e);
+    }
+    let s = log.stats();
+    assert_eq!(s.queued + s.dropped, 10_000);
+    drop(log);
+    let s = w.close();
+    assert_eq!(s.written, s.queued);
+}
