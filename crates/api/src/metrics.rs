@@ -43,24 +43,6 @@ impl std::fmt::Debug for Live {
     }
 }
 
-const SOURCES: [(Source, &str); 8] = [
-    (Source::Pcap, "pcap"),
-    (Source::Live, "live"),
-    (Source::Dnstap, "dnstap"),
-    (Source::Zeek, "zeek"),
-    (Source::Jsonl, "jsonl"),
-    (Source::Resolver, "resolver"),
-    (Source::Sim, "sim"),
-    (Source::Log, "log"),
-];
-const TRANSPORTS: [(Transport, &str); 6] = [
-    (Transport::Udp, "udp"),
-    (Transport::Tcp, "tcp"),
-    (Transport::Dot, "dot"),
-    (Transport::Doh, "doh"),
-    (Transport::Doq, "doq"),
-    (Transport::Unknown, "unknown"),
-];
 /// The rcodes with a series of their own; others are `other`, no response is `none`.
 const RCODES: [(u16, &str); 6] = [
     (0, "NOERROR"),
@@ -71,7 +53,7 @@ const RCODES: [(u16, &str); 6] = [
     (5, "REFUSED"),
 ];
 const N_RCODE: usize = RCODES.len() + 2;
-const N_CELLS: usize = SOURCES.len() * TRANSPORTS.len() * N_RCODE;
+const N_CELLS: usize = Source::ALL.len() * Transport::ALL.len() * N_RCODE;
 /// Upper bounds (seconds) of the upstream latency histogram.
 pub const UPSTREAM_BUCKETS: [f64; 12] = [
     0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
@@ -104,14 +86,7 @@ impl Default for EventMetrics {
 
 impl EventMetrics {
     pub fn observe(&self, ev: &DnsEvent) {
-        let s = SOURCES
-            .iter()
-            .position(|(x, _)| *x == ev.source)
-            .unwrap_or(0);
-        let t = TRANSPORTS
-            .iter()
-            .position(|(x, _)| *x == ev.transport)
-            .unwrap_or(TRANSPORTS.len() - 1);
+        let (s, t) = (ev.source as usize, ev.transport as usize);
         let r = match ev.rcode {
             None => N_RCODE - 1,
             Some(c) => RCODES
@@ -120,7 +95,7 @@ impl EventMetrics {
                 .unwrap_or(RCODES.len()),
         };
         let c = &self.0;
-        c.by_cell[(s * TRANSPORTS.len() + t) * N_RCODE + r].fetch_add(1, Ordering::Relaxed);
+        c.by_cell[(s * Transport::ALL.len() + t) * N_RCODE + r].fetch_add(1, Ordering::Relaxed);
         let action = ev.verdict.as_ref().map(|v| v.action);
         if action == Some(VerdictAction::Blocked) {
             c.blocked.fetch_add(1, Ordering::Relaxed);
@@ -379,10 +354,10 @@ pub fn render(s: &PipelineStats, live: &Live) -> String {
     if let Some(e) = &live.events {
         let q = Family::<Labels, Counter>::default();
         let cells = &e.0;
-        for (si, (_, sname)) in SOURCES.iter().enumerate() {
-            for (ti, (_, tname)) in TRANSPORTS.iter().enumerate() {
+        for (si, sname) in Source::ALL.map(Source::as_str).iter().enumerate() {
+            for (ti, tname) in Transport::ALL.map(Transport::as_str).iter().enumerate() {
                 for ri in 0..N_RCODE {
-                    let n = cells.by_cell[(si * TRANSPORTS.len() + ti) * N_RCODE + ri]
+                    let n = cells.by_cell[(si * Transport::ALL.len() + ti) * N_RCODE + ri]
                         .load(Ordering::Relaxed);
                     if n == 0 {
                         continue;

@@ -167,10 +167,7 @@ pub fn parse_feed(
                     continue;
                 }
                 let fields = csv_fields(line);
-                if idx.is_none() {
-                    let Column::Name(name) = col else {
-                        unreachable!()
-                    };
+                if let (None, Column::Name(name)) = (idx, col) {
                     let find =
                         |fs: &[String]| fs.iter().position(|x| x.trim().eq_ignore_ascii_case(name));
                     if let Some(p) = find(&fields) {

@@ -37,6 +37,58 @@ pub enum Source {
     Log,
 }
 
+impl Transport {
+    /// Every value, in declaration order: `v as usize` is its position here. Stored as that position by the query log: append new values, never reorder.
+    pub const ALL: [Transport; 6] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Dot,
+        Transport::Doh,
+        Transport::Doq,
+        Transport::Unknown,
+    ];
+
+    /// The name used in JSON (serde), metrics labels and the query log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Dot => "dot",
+            Transport::Doh => "doh",
+            Transport::Doq => "doq",
+            Transport::Unknown => "unknown",
+        }
+    }
+}
+
+impl Source {
+    /// Every value, in declaration order: `v as usize` is its position here. Stored as that position by the query log: append new values, never reorder.
+    pub const ALL: [Source; 8] = [
+        Source::Pcap,
+        Source::Live,
+        Source::Dnstap,
+        Source::Zeek,
+        Source::Jsonl,
+        Source::Resolver,
+        Source::Sim,
+        Source::Log,
+    ];
+
+    /// The name used in JSON (serde), metrics labels and the query log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Pcap => "pcap",
+            Source::Live => "live",
+            Source::Dnstap => "dnstap",
+            Source::Zeek => "zeek",
+            Source::Jsonl => "jsonl",
+            Source::Resolver => "resolver",
+            Source::Sim => "sim",
+            Source::Log => "log",
+        }
+    }
+}
+
 /// DNS header flags (the 16-bit header word without opcode and rcode), taken from the
 /// response when there is one, else from the query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -208,6 +260,32 @@ pub enum VerdictAction {
     Failed,
     /// Answered from the resolver's own local records (never forwarded).
     Local,
+}
+
+impl VerdictAction {
+    /// Every value, in declaration order: `v as usize` is its position here. Stored as that position by the query log: append new values, never reorder.
+    pub const ALL: [VerdictAction; 7] = [
+        VerdictAction::Forwarded,
+        VerdictAction::Cached,
+        VerdictAction::Blocked,
+        VerdictAction::Refused,
+        VerdictAction::RateLimited,
+        VerdictAction::Failed,
+        VerdictAction::Local,
+    ];
+
+    /// The name used in JSON (serde), metrics labels and the query log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictAction::Forwarded => "forwarded",
+            VerdictAction::Cached => "cached",
+            VerdictAction::Blocked => "blocked",
+            VerdictAction::Refused => "refused",
+            VerdictAction::RateLimited => "rate_limited",
+            VerdictAction::Failed => "failed",
+            VerdictAction::Local => "local",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -416,6 +494,19 @@ impl<'de> Deserialize<'de> for StrOrNum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_the_serde_names_and_all_is_in_declaration_order() {
+        fn check<T: Serialize + Copy>(all: &[T], name: fn(T) -> &'static str, pos: fn(T) -> usize) {
+            for (i, v) in all.iter().enumerate() {
+                assert_eq!(serde_json::to_value(v).unwrap(), name(*v));
+                assert_eq!(pos(*v), i);
+            }
+        }
+        check(&Source::ALL, Source::as_str, |v| v as usize);
+        check(&Transport::ALL, Transport::as_str, |v| v as usize);
+        check(&VerdictAction::ALL, VerdictAction::as_str, |v| v as usize);
+    }
 
     fn sample() -> DnsEvent {
         let mut e = DnsEvent::new(

@@ -180,42 +180,13 @@ fn reverse(s: &str) -> String {
 
 // ---------------------------------------------------------------- codes
 
-const SOURCES: [(Source, &str); 8] = [
-    (Source::Pcap, "pcap"),
-    (Source::Live, "live"),
-    (Source::Dnstap, "dnstap"),
-    (Source::Zeek, "zeek"),
-    (Source::Jsonl, "jsonl"),
-    (Source::Resolver, "resolver"),
-    (Source::Sim, "sim"),
-    (Source::Log, "log"),
-];
-const TRANSPORTS: [(Transport, &str); 6] = [
-    (Transport::Udp, "udp"),
-    (Transport::Tcp, "tcp"),
-    (Transport::Dot, "dot"),
-    (Transport::Doh, "doh"),
-    (Transport::Doq, "doq"),
-    (Transport::Unknown, "unknown"),
-];
-const ACTIONS: [(VerdictAction, &str); 7] = [
-    (VerdictAction::Forwarded, "forwarded"),
-    (VerdictAction::Cached, "cached"),
-    (VerdictAction::Blocked, "blocked"),
-    (VerdictAction::Refused, "refused"),
-    (VerdictAction::RateLimited, "rate_limited"),
-    (VerdictAction::Failed, "failed"),
-    (VerdictAction::Local, "local"),
-];
-
-fn code<T: PartialEq>(table: &[(T, &str)], v: &T) -> i64 {
-    table.iter().position(|(t, _)| t == v).unwrap_or(0) as i64
-}
-fn label<T>(table: &[(T, &'static str)], c: i64) -> &'static str {
+// Sources, transports and actions are stored as their position in the model's `ALL` tables
+// (append-only there, so stored codes keep their meaning).
+fn label<T: Copy>(all: &[T], c: i64, name: fn(T) -> &'static str) -> &'static str {
     usize::try_from(c)
         .ok()
-        .and_then(|i| table.get(i))
-        .map_or("unknown", |(_, s)| *s)
+        .and_then(|i| all.get(i))
+        .map_or("unknown", |v| name(*v))
 }
 
 // ---------------------------------------------------------------- pseudonyms
@@ -548,11 +519,11 @@ fn bind_row(
     st.raw_bind_parameter(base + 4, r.qtype)?;
     st.raw_bind_parameter(base + 5, r.rcode)?;
     st.raw_bind_parameter(base + 6, r.answers.as_deref())?;
-    st.raw_bind_parameter(base + 7, r.action.map(|a| code(&ACTIONS, &a)))?;
+    st.raw_bind_parameter(base + 7, r.action.map(|a| a as i64))?;
     st.raw_bind_parameter(base + 8, r.blocked.as_deref())?;
     st.raw_bind_parameter(base + 9, r.upstream_us)?;
-    st.raw_bind_parameter(base + 10, code(&SOURCES, &r.source))?;
-    st.raw_bind_parameter(base + 11, code(&TRANSPORTS, &r.transport))?;
+    st.raw_bind_parameter(base + 10, r.source as i64)?;
+    st.raw_bind_parameter(base + 11, r.transport as i64)?;
     Ok(())
 }
 
@@ -1026,13 +997,14 @@ pub fn search(conn: &Connection, state_dir: Option<&Path>, f: &QueryFilter) -> R
                 answers: answers
                     .map(|s| s.split('\t').map(str::to_string).collect())
                     .unwrap_or_default(),
-                action: action.map(|c| label(&ACTIONS, c).to_string()),
+                action: action
+                    .map(|c| label(&VerdictAction::ALL, c, VerdictAction::as_str).to_string()),
                 blocked: r.get(8)?,
                 upstream_us: r
                     .get::<_, Option<i64>>(9)?
                     .map(|v| v.clamp(0, u32::MAX as i64) as u32),
-                source: label(&SOURCES, r.get(10)?).to_string(),
-                transport: label(&TRANSPORTS, r.get(11)?).to_string(),
+                source: label(&Source::ALL, r.get(10)?, Source::as_str).to_string(),
+                transport: label(&Transport::ALL, r.get(11)?, Transport::as_str).to_string(),
             });
         }
         if got < want {
