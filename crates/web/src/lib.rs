@@ -154,6 +154,14 @@ pub(crate) fn error_response(e: dnsight_api::AppError) -> Response {
     layout::error_page(e.status, &e.msg)
 }
 
+/// After a form's change: back to `to` (post/redirect/get), or the error page.
+pub(crate) fn redirect_or_error<T>(r: Result<T, dnsight_api::AppError>, to: &str) -> Response {
+    match r {
+        Ok(_) => axum::response::Redirect::to(to).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
 pub(crate) fn bad(msg: impl Into<String>) -> Response {
     layout::error_page(StatusCode::BAD_REQUEST, &msg.into())
 }

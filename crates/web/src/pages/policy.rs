@@ -7,7 +7,7 @@ use crate::session::{check_form, now, FormData, User};
 use crate::Web;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use dnsight_triage::{NewBlock, Role, Scope};
 use maud::html;
 
@@ -127,10 +127,10 @@ pub(crate) async fn add_block(
         alert_id: None,
     };
     let actor = user.actor();
-    match web.api.pipe(move |h| h.add_block(nb, &actor)).await {
-        Ok(_) => Redirect::to("/ui/policy").into_response(),
-        Err(e) => crate::error_response(e),
-    }
+    crate::redirect_or_error(
+        web.api.pipe(move |h| h.add_block(nb, &actor)).await,
+        "/ui/policy",
+    )
 }
 
 pub(crate) async fn remove_block(
@@ -148,8 +148,8 @@ pub(crate) async fn remove_block(
         return r;
     }
     let actor = user.actor();
-    match web.api.pipe(move |h| h.remove_block(id, &actor)).await {
-        Ok(_) => Redirect::to("/ui/policy").into_response(),
-        Err(e) => crate::error_response(e),
-    }
+    crate::redirect_or_error(
+        web.api.pipe(move |h| h.remove_block(id, &actor)).await,
+        "/ui/policy",
+    )
 }

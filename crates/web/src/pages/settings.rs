@@ -6,7 +6,7 @@ use crate::session::{check_form, now, FormData, User};
 use crate::Web;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use dnsight_triage::Role;
 use maud::{html, Markup};
 
@@ -164,14 +164,11 @@ pub(crate) async fn revoke_session(
         }
     }
     let actor = user.actor();
-    match web
+    let r = web
         .api
         .read(move |s| s.revoke_session(id, &actor, now()))
-        .await
-    {
-        Ok(_) => Redirect::to("/ui/settings").into_response(),
-        Err(e) => crate::error_response(e),
-    }
+        .await;
+    crate::redirect_or_error(r, "/ui/settings")
 }
 
 pub(crate) async fn add_user(
@@ -192,7 +189,18 @@ pub(crate) async fn add_user(
     let p2 = password.clone();
     let hash = match tokio::task::spawn_blocking(move || crate::hash_password(&p2)).await {
         Ok(Ok(h)) => h,
-        _ => return crate::bad("could not hash the password"),
+        Ok(Err(e)) => {
+            return crate::error_response(dnsight_api::AppError::internal(
+                "hashing the password",
+                &e,
+            ))
+        }
+        Err(e) => {
+            return crate::error_response(dnsight_api::AppError::internal(
+                "hashing the password",
+                &e,
+            ))
+        }
     };
     let actor = user.actor();
     let n2 = name.clone();
@@ -218,14 +226,11 @@ pub(crate) async fn remove_user(
         return r;
     }
     let actor = user.actor();
-    match web
+    let r = web
         .api
         .read(move |s| s.remove_user(&name, &actor, now()))
-        .await
-    {
-        Ok(_) => Redirect::to("/ui/settings").into_response(),
-        Err(e) => crate::error_response(e),
-    }
+        .await;
+    crate::redirect_or_error(r, "/ui/settings")
 }
 
 pub(crate) async fn create_token(
@@ -279,12 +284,9 @@ pub(crate) async fn revoke_token(
         return r;
     }
     let actor = user.actor();
-    match web
+    let r = web
         .api
         .read(move |s| s.revoke_token(&id.to_string(), &actor, now()))
-        .await
-    {
-        Ok(_) => Redirect::to("/ui/settings").into_response(),
-        Err(e) => crate::error_response(e),
-    }
+        .await;
+    crate::redirect_or_error(r, "/ui/settings")
 }
