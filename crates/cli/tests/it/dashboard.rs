@@ -7,14 +7,14 @@
 //! the temp dir, and to `docs/screenshots/` when `DNSIGHT_SCREENSHOTS=1`.
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(30);
+// the same child-process harness and port picker as the triage loop's test
+use super::triage::{free_port, Proc, WAIT};
 
 fn which(tool: &str) -> Option<PathBuf> {
     let p = std::env::var_os("PATH")?;
@@ -22,81 +22,6 @@ fn which(tool: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin".into(), "/sbin".into(), "/usr/bin".into()])
         .map(|d| d.join(tool))
         .find(|f| f.is_file())
-}
-
-fn free_port() -> u16 {
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
-/// A child killed and reaped on drop; its output lines go to a channel.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let (tx, rx) = mpsc::channel();
-        for r in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(r).lines().map_while(Result::ok) {
-                    let _ = tx.send(l);
-                }
-            });
-        }
-        Proc {
-            name,
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-    fn wait_line(&mut self, needle: &str) -> String {
-        let end = Instant::now() + WAIT;
-        loop {
-            match self
-                .lines
-                .recv_timeout(end.saturating_duration_since(Instant::now()))
-            {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.contains(needle) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!(
-                    "{} did not print {needle:?}; output:\n{}",
-                    self.name,
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn bin() -> Command {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 fn which(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| {
@@ -20,7 +20,7 @@ fn which(tool: &str) -> bool {
     })
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     loop {
         let u = UdpSocket::bind("127.0.0.1:0").unwrap();
         let p = u.local_addr().unwrap().port();
@@ -31,7 +31,7 @@ fn free_port() -> u16 {
 }
 
 /// A child killed (SIGKILL) and reaped on drop; its stderr+stdout lines go to a channel.
-struct Proc {
+pub(crate) struct Proc {
     name: &'static str,
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -39,7 +39,7 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
+    pub(crate) fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -65,7 +65,7 @@ impl Proc {
             seen: Vec::new(),
         }
     }
-    fn wait_line(&mut self, needle: &str) -> String {
+    pub(crate) fn wait_line(&mut self, needle: &str) -> String {
         let end = Instant::now() + WAIT;
         loop {
             match self
