@@ -198,7 +198,7 @@ pub static FORMATS: &[FormatInfo] = &[
     FormatInfo {
         format: LogFormat::WindowsEvents,
         name: "windows-events",
-        title: "Windows DNS Server analytic events (Event XML from wevtutil or Event Viewer; Get-WinEvent | ConvertTo-Json)",
+        title: "Windows DNS Server analytic events (Event XML from wevtutil or Event Viewer; Get-WinEvent | ConvertTo-Json; Winlogbeat or Elastic agent JSON)",
         lacks: "answer sections only where PacketData was kept; the server's own recursion (events 260-262) is not read",
         json: true,
         parse: winevent::windows_event,

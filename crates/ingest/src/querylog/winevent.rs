@@ -275,11 +275,47 @@ fn prop_text(v: &Value) -> Option<String> {
     })
 }
 
+/// An event as Elastic's agents ship it: Winlogbeat (`winlog.event_id`, `winlog.provider_name`)
+/// or the ETW input (`event.code`, `event.provider`), the fields by name in
+/// `winlog.event_data`, the time in `@timestamp`.
+fn from_elastic(v: &Value) -> Result<Option<WinEvent>, &'static str> {
+    let w = v.get("winlog").ok_or("log.bad_line")?;
+    let text = |x: Option<&Value>| match x {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let id = text(w.get("event_id"))
+        .or_else(|| text(v.pointer("/event/code")))
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .ok_or("log.bad_line")?;
+    let provider = text(w.get("provider_name"))
+        .or_else(|| text(v.pointer("/event/provider")))
+        .unwrap_or_default();
+    if !is_dns_provider(&provider) {
+        return Ok(None);
+    }
+    let ts = v
+        .get("@timestamp")
+        .and_then(ps_time)
+        .ok_or("log.bad_time")?;
+    let mut fields = Fields::new();
+    if let Some(Value::Object(data)) = w.get("event_data") {
+        for (k, x) in data {
+            if let Some(t) = prop_text(x) {
+                fields.insert(k.clone(), t);
+            }
+        }
+    }
+    Ok(Some(WinEvent { id, ts, fields }))
+}
+
 fn from_json(s: &str) -> Result<Option<WinEvent>, &'static str> {
-    let r: PsRecord = serde_json::from_str(s).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => "log.bad_line",
-        _ => "log.bad_json",
-    })?;
+    let v: Value = serde_json::from_str(s).map_err(|_| "log.bad_json")?;
+    if v.get("winlog").is_some() {
+        return from_elastic(&v);
+    }
+    let r: PsRecord = serde_json::from_value(v).map_err(|_| "log.bad_line")?;
     let id = match &r.Id {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse().ok(),

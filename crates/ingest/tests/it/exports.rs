@@ -98,20 +98,136 @@ fn xml_event(id: u32, time: &str, data: &[(&str, &str)]) -> String {
     s
 }
 
-fn xml_sample() -> Vec<String> {
+/// The sample's DNS events, each written by `fmt` (Event XML, or an Elastic agent's JSON).
+fn dns_sample(fmt: fn(u32, &str, &[(&str, &str)]) -> String) -> Vec<String> {
     vec![
-        xml_event(256, "2026-12-03T12:00:00.100000000Z", &[("TCP", "0"), ("InterfaceIP", "10.0.0.1"), ("Source", "10.0.0.5"), ("RD", "1"), ("QNAME", "www.example.com."), ("QTYPE", "1"), ("XID", "6699"), ("Port", "53211"), ("Flags", "256"), ("PacketData", &format!("0x{QUERY_HEX}"))]),
+        fmt(
+            256,
+            "2026-12-03T12:00:00.100000000Z",
+            &[
+                ("TCP", "0"),
+                ("InterfaceIP", "10.0.0.1"),
+                ("Source", "10.0.0.5"),
+                ("RD", "1"),
+                ("QNAME", "www.example.com."),
+                ("QTYPE", "1"),
+                ("XID", "6699"),
+                ("Port", "53211"),
+                ("Flags", "256"),
+                ("PacketData", &format!("0x{QUERY_HEX}")),
+            ],
+        ),
         // the server's own recursion: not a device's query
-        xml_event(260, "2026-12-03T12:00:00.101000000Z", &[("TCP", "0"), ("Destination", "198.51.100.53"), ("InterfaceIP", "10.0.0.1"), ("RD", "0"), ("QNAME", "www.example.com."), ("QTYPE", "1"), ("XID", "4321"), ("Port", "0"), ("Flags", "0"), ("ServerScope", "Default"), ("CacheScope", "Default"), ("PolicyName", "NULL"), ("PacketData", "0x10E1")]),
-        xml_event(257, "2026-12-03T12:00:00.130000000Z", &[("TCP", "0"), ("InterfaceIP", "10.0.0.1"), ("Destination", "10.0.0.5"), ("AA", "0"), ("AD", "0"), ("QNAME", "www.example.com."), ("QTYPE", "1"), ("XID", "6699"), ("DNSSEC", "0"), ("RCODE", "0"), ("Port", "53211"), ("Flags", "33152"), ("Scope", "Default"), ("Zone", "..Cache"), ("PolicyName", "NULL"), ("PacketData", &format!("0x{RESPONSE_HEX}"))]),
-        xml_event(256, "2026-12-03T12:00:01.000000000Z", &[("TCP", "1"), ("InterfaceIP", "10.0.0.1"), ("Source", "10.0.0.6"), ("RD", "1"), ("QNAME", "nx.corp.example."), ("QTYPE", "28"), ("XID", "769"), ("Port", "60001"), ("Flags", "256"), ("PacketData", "0x")]),
-        xml_event(257, "2026-12-03T12:00:01.002000000Z", &[("TCP", "1"), ("InterfaceIP", "10.0.0.1"), ("Destination", "10.0.0.6"), ("AA", "1"), ("AD", "0"), ("QNAME", "nx.corp.example."), ("QTYPE", "28"), ("XID", "769"), ("DNSSEC", "0"), ("RCODE", "3"), ("Port", "60001"), ("Flags", "34179"), ("Scope", "Default"), ("Zone", "corp.example"), ("PolicyName", "NULL"), ("PacketData", &format!("0x{NX_HEX}"))]),
+        fmt(
+            260,
+            "2026-12-03T12:00:00.101000000Z",
+            &[
+                ("TCP", "0"),
+                ("Destination", "198.51.100.53"),
+                ("InterfaceIP", "10.0.0.1"),
+                ("RD", "0"),
+                ("QNAME", "www.example.com."),
+                ("QTYPE", "1"),
+                ("XID", "4321"),
+                ("Port", "0"),
+                ("Flags", "0"),
+                ("ServerScope", "Default"),
+                ("CacheScope", "Default"),
+                ("PolicyName", "NULL"),
+                ("PacketData", "0x10E1"),
+            ],
+        ),
+        fmt(
+            257,
+            "2026-12-03T12:00:00.130000000Z",
+            &[
+                ("TCP", "0"),
+                ("InterfaceIP", "10.0.0.1"),
+                ("Destination", "10.0.0.5"),
+                ("AA", "0"),
+                ("AD", "0"),
+                ("QNAME", "www.example.com."),
+                ("QTYPE", "1"),
+                ("XID", "6699"),
+                ("DNSSEC", "0"),
+                ("RCODE", "0"),
+                ("Port", "53211"),
+                ("Flags", "33152"),
+                ("Scope", "Default"),
+                ("Zone", "..Cache"),
+                ("PolicyName", "NULL"),
+                ("PacketData", &format!("0x{RESPONSE_HEX}")),
+            ],
+        ),
+        fmt(
+            256,
+            "2026-12-03T12:00:01.000000000Z",
+            &[
+                ("TCP", "1"),
+                ("InterfaceIP", "10.0.0.1"),
+                ("Source", "10.0.0.6"),
+                ("RD", "1"),
+                ("QNAME", "nx.corp.example."),
+                ("QTYPE", "28"),
+                ("XID", "769"),
+                ("Port", "60001"),
+                ("Flags", "256"),
+                ("PacketData", "0x"),
+            ],
+        ),
+        fmt(
+            257,
+            "2026-12-03T12:00:01.002000000Z",
+            &[
+                ("TCP", "1"),
+                ("InterfaceIP", "10.0.0.1"),
+                ("Destination", "10.0.0.6"),
+                ("AA", "1"),
+                ("AD", "0"),
+                ("QNAME", "nx.corp.example."),
+                ("QTYPE", "28"),
+                ("XID", "769"),
+                ("DNSSEC", "0"),
+                ("RCODE", "3"),
+                ("Port", "60001"),
+                ("Flags", "34179"),
+                ("Scope", "Default"),
+                ("Zone", "corp.example"),
+                ("PolicyName", "NULL"),
+                ("PacketData", &format!("0x{NX_HEX}")),
+            ],
+        ),
         // a policy refusal: 258 without its 256 in the export; a name with markup in it
-        xml_event(258, "2026-12-03T12:00:02.000000000Z", &[("TCP", "0"), ("InterfaceIP", "10.0.0.1"), ("Reason", "5"), ("Destination", "10.0.0.7"), ("QNAME", "&lt;b&gt;.blocked.example."), ("QTYPE", "1"), ("XID", "770"), ("RCODE", "5"), ("Port", "50000"), ("Flags", "33029"), ("Zone", ""), ("PolicyName", "BlockList"), ("PacketData", "")]),
+        fmt(
+            258,
+            "2026-12-03T12:00:02.000000000Z",
+            &[
+                ("TCP", "0"),
+                ("InterfaceIP", "10.0.0.1"),
+                ("Reason", "5"),
+                ("Destination", "10.0.0.7"),
+                ("QNAME", "&lt;b&gt;.blocked.example."),
+                ("QTYPE", "1"),
+                ("XID", "770"),
+                ("RCODE", "5"),
+                ("Port", "50000"),
+                ("Flags", "33029"),
+                ("Zone", ""),
+                ("PolicyName", "BlockList"),
+                ("PacketData", ""),
+            ],
+        ),
+    ]
+}
+
+fn xml_sample() -> Vec<String> {
+    let mut v = dns_sample(xml_event);
+    v.extend([
         // an audit event of the same provider and an event of another provider: skipped
         "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='Microsoft-Windows-DNSServer' Guid='{EB79061A-A566-4698-9119-3ED2807060E7}'/><EventID>515</EventID><TimeCreated SystemTime='2026-12-03T12:00:03.000000000Z'/></System><EventData><Data Name='Type'>1</Data><Data Name='NAME'>host.corp.example</Data></EventData></Event>".to_string(),
         "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='Microsoft-Windows-Kernel-General'/><EventID>256</EventID><TimeCreated SystemTime='2026-12-03T12:00:03.000000000Z'/></System><EventData><Data Name='QNAME'>not.dns</Data></EventData></Event>".to_string(),
-    ]
+    ]);
+    v
 }
 
 const XML_WANT: [&str; 3] = [
@@ -150,6 +266,40 @@ fn windows_analytic_events_from_wevtutil_xml() {
     assert_eq!(f, Format::Log(LogFormat::WindowsEvents));
     check_xml(&evs, &st);
     assert_eq!(st.records, 8);
+}
+
+/// The same events as Elastic's agents ship them, one JSON object a line: Winlogbeat
+/// (`winlog.event_id`, `winlog.provider_name`) and the ETW input (`event.code`,
+/// `event.provider`), the fields by name in `winlog.event_data`.
+#[test]
+fn windows_analytic_events_from_winlogbeat_and_elastic_etw_json() {
+    fn json(id: u32, time: &str, data: &[(&str, &str)]) -> String {
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            // the sample's values are written for XML: JSON carries the text itself
+            .map(|(k, v)| {
+                let t = v
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&");
+                (k.to_string(), serde_json::Value::from(t))
+            })
+            .collect();
+        let v = if id % 2 == 0 {
+            serde_json::json!({"@timestamp": time, "event": {"code": id.to_string(), "provider": "Microsoft-Windows-DNSServer"},
+                "winlog": {"channel": "16", "event_data": data}})
+        } else {
+            serde_json::json!({"@timestamp": time, "winlog": {"event_id": id, "provider_name": "Microsoft-Windows-DNSServer", "event_data": data}})
+        };
+        v.to_string()
+    }
+    let mut lines = dns_sample(json);
+    // another provider's event: skipped, not rejected
+    lines.push(r#"{"@timestamp":"2026-12-03T12:00:03Z","winlog":{"event_id":"256","provider_name":"Microsoft-Windows-Kernel-General","event_data":{"QNAME":"not.dns"}}}"#.into());
+    let text = lines.join("\n") + "\n";
+    let (f, evs, st) = read(text.into_bytes());
+    assert_eq!(f, Format::Log(LogFormat::WindowsEvents));
+    check_xml(&evs, &st);
 }
 
 /// Event Viewer's "Save as XML" (and `wevtutil qe ... /f:xml` redirected by PowerShell 5.1):
