@@ -285,7 +285,7 @@ fn windows_analytic_events_from_winlogbeat_and_elastic_etw_json() {
                 (k.to_string(), serde_json::Value::from(t))
             })
             .collect();
-        let v = if id.is_multiple_of(2) {
+        let v = if matches!(id, 256 | 258) {
             serde_json::json!({"@timestamp": time, "event": {"code": id.to_string(), "provider": "Microsoft-Windows-DNSServer"},
                 "winlog": {"channel": "16", "event_data": data}})
         } else {
