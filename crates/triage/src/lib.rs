@@ -20,7 +20,9 @@ pub mod querylog;
 pub mod rpz;
 mod sqlite;
 pub use outbox::{NotifyEvent, OutboxItem, OutboxState, OutboxStats, Router};
-pub use querylog::{QueryFilter, QueryLog, QueryLogConfig, QueryLogDisk, QueryPage, QueryRow};
+pub use querylog::{
+    QueryFilter, QueryLog, QueryLogConfig, QueryLogDisk, QueryPage, QueryRow, TimelineBucket,
+};
 pub use sqlite::{check_user_name, normalize_name, SqliteStore, MAX_USER_NAME};
 
 /// File name of the triage database inside the state directory.
@@ -526,4 +528,13 @@ pub trait TriageStore: Send {
     fn search_queries(&self, f: &QueryFilter) -> Result<QueryPage>;
     /// The query log's size and disk use.
     fn querylog_disk(&self) -> Result<QueryLogDisk>;
+    /// Queries, blocks and NXDOMAINs per bucket of `step_us` in `[since_us, until_us)`, oldest
+    /// first, for all devices or one (see [`querylog::timeline`]).
+    fn query_timeline(
+        &self,
+        device: Option<&str>,
+        since_us: i64,
+        until_us: i64,
+        step_us: i64,
+    ) -> Result<Vec<TimelineBucket>>;
 }

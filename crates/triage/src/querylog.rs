@@ -864,38 +864,108 @@ fn canonical_name(s: &str) -> Result<String> {
     Ok(n.as_str().to_string())
 }
 
+/// The key a device filter is stored under: the canonical address, its pseudonym when the log
+/// is pseudonymised (hashed with the state directory's key), or a pseudonym given as is.
+fn stored_client(conn: &Connection, state_dir: Option<&Path>, d: &str) -> Result<String> {
+    match d.parse::<IpAddr>() {
+        Ok(ip) => {
+            let pseud: i64 = conn
+                .query_row(
+                    "SELECT v FROM meta WHERE k = 'querylog_pseudonymise'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            Ok(match (pseud != 0, state_dir) {
+                (true, Some(dir)) => match Pseudonymiser::load(dir)? {
+                    Some(p) => p.pseudonym(ip),
+                    None => canonical(ip).to_string(),
+                },
+                _ => canonical(ip).to_string(),
+            })
+        }
+        Err(_) if d.starts_with("anon-") && d.len() <= 40 => Ok(d.to_string()),
+        Err(_) => Err(invalid(format!(
+            "{:?} is not an IP address (or a pseudonym anon-...)",
+            d.escape_debug().take(60).collect::<String>()
+        ))),
+    }
+}
+
+/// Most buckets one timeline may hold.
+pub const MAX_BUCKETS: i64 = 10_000;
+
+/// Queries, blocks and NXDOMAIN answers in one time bucket (for charts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineBucket {
+    /// Start of the bucket, Unix microseconds (event time).
+    pub start_us: i64,
+    pub queries: u64,
+    pub blocked: u64,
+    pub nxdomain: u64,
+}
+
+/// Counts per bucket of `step_us` from `since_us` (inclusive) to `until_us` (exclusive),
+/// oldest first, every bucket present (zeros where nothing was logged); optionally for one
+/// device (an address or a stored pseudonym, as in [`QueryFilter::device`]).
+pub fn timeline(
+    conn: &Connection,
+    state_dir: Option<&Path>,
+    device: Option<&str>,
+    since_us: i64,
+    until_us: i64,
+    step_us: i64,
+) -> Result<Vec<TimelineBucket>> {
+    if step_us <= 0 || until_us <= since_us {
+        return Err(invalid("a timeline needs step > 0 and until > since"));
+    }
+    let n = (until_us - since_us + step_us - 1) / step_us;
+    if n > MAX_BUCKETS {
+        return Err(invalid(format!(
+            "a timeline holds at most {MAX_BUCKETS} buckets ({n} asked)"
+        )));
+    }
+    let mut out: Vec<TimelineBucket> = (0..n)
+        .map(|i| TimelineBucket {
+            start_us: since_us + i * step_us,
+            ..TimelineBucket::default()
+        })
+        .collect();
+    let mut sql = String::from(
+        "SELECT (ts - ?1) / ?2 AS b, COUNT(*), COUNT(blocked), \
+         COALESCE(SUM(rcode = 3), 0) FROM queries WHERE ts >= ?1 AND ts < ?3",
+    );
+    let mut args = vec![
+        Value::Integer(since_us),
+        Value::Integer(step_us),
+        Value::Integer(until_us),
+    ];
+    if let Some(d) = device.map(str::trim).filter(|d| !d.is_empty()) {
+        sql.push_str(" AND client = ?4");
+        args.push(Value::Text(stored_client(conn, state_dir, d)?));
+    }
+    sql.push_str(" GROUP BY b");
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        let b: i64 = r.get(0)?;
+        if let Some(slot) = usize::try_from(b).ok().and_then(|b| out.get_mut(b)) {
+            slot.queries = r.get::<_, i64>(1)?.max(0) as u64;
+            slot.blocked = r.get::<_, i64>(2)?.max(0) as u64;
+            slot.nxdomain = r.get::<_, i64>(3)?.max(0) as u64;
+        }
+    }
+    Ok(out)
+}
+
 /// Runs a search on any connection to the triage file (the API's, the dashboard's, a CLI's).
 pub fn search(conn: &Connection, state_dir: Option<&Path>, f: &QueryFilter) -> Result<QueryPage> {
     let limit = f.limit.unwrap_or(100).clamp(1, MAX_PAGE) as usize;
     let mut wh: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     if let Some(d) = f.device.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        let stored = match d.parse::<IpAddr>() {
-            Ok(ip) => {
-                let pseud: i64 = conn
-                    .query_row(
-                        "SELECT v FROM meta WHERE k = 'querylog_pseudonymise'",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .unwrap_or(0);
-                match (pseud != 0, state_dir) {
-                    (true, Some(dir)) => match Pseudonymiser::load(dir)? {
-                        Some(p) => p.pseudonym(ip),
-                        None => canonical(ip).to_string(),
-                    },
-                    _ => canonical(ip).to_string(),
-                }
-            }
-            Err(_) if d.starts_with("anon-") && d.len() <= 40 => d.to_string(),
-            Err(_) => {
-                return Err(invalid(format!(
-                    "{:?} is not an IP address (or a pseudonym anon-...)",
-                    d.escape_debug().take(60).collect::<String>()
-                )))
-            }
-        };
+        let stored = stored_client(conn, state_dir, d)?;
         wh.push("client = ?".into());
         args.push(Value::Text(stored));
     }

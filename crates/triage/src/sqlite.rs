@@ -1767,4 +1767,24 @@ impl TriageStore for SqliteStore {
     fn querylog_disk(&self) -> Result<crate::QueryLogDisk> {
         crate::querylog::disk(&self.conn, &self.path)
     }
+
+    fn query_timeline(
+        &self,
+        device: Option<&str>,
+        since_us: i64,
+        until_us: i64,
+        step_us: i64,
+    ) -> Result<Vec<crate::TimelineBucket>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let t = crate::querylog::timeline(
+            &tx,
+            self.path.parent(),
+            device,
+            since_us,
+            until_us,
+            step_us,
+        )?;
+        drop(tx);
+        Ok(t)
+    }
 }

@@ -331,3 +331,56 @@ fn a_full_queue_drops_and_counts_and_never_blocks() {
     let s = w.close();
     assert_eq!(s.written, s.queued);
 }
+
+#[test]
+fn timelines_count_queries_blocks_and_nxdomains_per_bucket_for_all_or_one_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_700_000_000;
+    let mut evs = Vec::new();
+    // bucket 0 (t0..t0+60): 3 queries from .5, one NXDOMAIN; bucket 2: 2 from .6, one blocked
+    for (dt, client) in [(0, "10.0.0.5"), (10, "10.0.0.5"), (59, "10.0.0.5")] {
+        let mut e = ev(t0 + dt, client, "a.example", 1);
+        if dt == 10 {
+            e.rcode = Some(3);
+        }
+        evs.push(e);
+    }
+    for dt in [120, 179] {
+        let mut e = ev(t0 + dt, "10.0.0.6", "b.example", 1);
+        if dt == 179 {
+            e.verdict = Some(Verdict {
+                action: VerdictAction::Blocked,
+                rule: Some("list:ads".into()),
+            });
+        }
+        evs.push(e);
+    }
+    // outside the range: not counted
+    evs.push(ev(t0 + 240, "10.0.0.5", "c.example", 1));
+    write(dir.path(), &QueryLogConfig::default(), &evs);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let us = 1_000_000i64;
+    let all = store
+        .query_timeline(None, t0 * us, (t0 + 180) * us, 60 * us)
+        .unwrap();
+    let counts: Vec<(u64, u64, u64)> = all
+        .iter()
+        .map(|b| (b.queries, b.blocked, b.nxdomain))
+        .collect();
+    assert_eq!(counts, vec![(3, 0, 1), (0, 0, 0), (2, 1, 0)]);
+    assert_eq!(all[1].start_us, (t0 + 60) * us);
+    let one = store
+        .query_timeline(Some("10.0.0.6"), t0 * us, (t0 + 180) * us, 60 * us)
+        .unwrap();
+    assert_eq!(
+        one.iter().map(|b| b.queries).collect::<Vec<_>>(),
+        vec![0, 0, 2]
+    );
+    assert!(store
+        .query_timeline(None, t0 * us, t0 * us, 60 * us)
+        .is_err());
+    assert!(store.query_timeline(None, 0, i64::MAX / 2, 1).is_err());
+    assert!(store
+        .query_timeline(Some("not-an-address"), t0 * us, (t0 + 60) * us, us)
+        .is_err());
+}
