@@ -1276,6 +1276,16 @@ impl TriageStore for Flaky {
     fn querylog_disk(&self) -> TResult<dnsight_triage::QueryLogDisk> {
         self.inner.querylog_disk()
     }
+    fn query_timeline(
+        &self,
+        device: Option<&str>,
+        since_us: i64,
+        until_us: i64,
+        step_us: i64,
+    ) -> TResult<Vec<dnsight_triage::TimelineBucket>> {
+        self.inner
+            .query_timeline(device, since_us, until_us, step_us)
+    }
 }
 
 #[test]
