@@ -262,8 +262,13 @@ impl Detector for Dga {
                 .devs
                 .get(&ev.dev)
                 .is_some_and(|w| w.fired_bucket + 1 >= ev.now / WINDOW && w.fired_bucket > 0);
+            // One name's looks alone are low: at the model's 0.1% false-positive threshold an
+            // organisation resolving thousands of never-seen names a day still meets a few
+            // random-looking benign ones. It rises with corroboration: a burst of NXDOMAINs
+            // just before, more such names (the episode below), or other signals on the same
+            // destination (a new country, intel) combined in the alert book.
             let mut score = 20.0
-                + 30.0
+                + 19.0
                     * ((p - self.name_threshold) / (1.0 - self.name_threshold).max(1e-6))
                         .clamp(0.0, 1.0);
             if recent_burst {

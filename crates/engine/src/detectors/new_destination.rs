@@ -8,7 +8,7 @@
 //! Score (0..70 alone; other signals on the same destination add up in the alert):
 //! `10 + 30·stability` (stability: 1 for a device that rarely finds anything new, 0 for one
 //! with 40+ new destinations a day), plus org age — never seen by the organisation
-//! `+20·(0.25+0.75·stability)`, first seen ≤ 7 days ago `+8`, ≥ 30 days ago `−15` — plus
+//! `+20·(0.1+0.9·stability)`, first seen ≤ 7 days ago `+8`, ≥ 30 days ago `−15` — plus
 //! prevalence (RITA's modifiers, with 10+ devices: ≤ 2 % of devices `+10·stability`, ≥ 50 %
 //! `−15`), group scope (another device of its group already uses it `−15`), adoption (3+
 //! devices already use it `−10`), `+15` in a tight group (servers, databases) and `+5` for an
@@ -62,7 +62,7 @@ impl Detector for NewDestination {
         let mut score = 10.0 + 30.0 * s;
         let mut age_days = None;
         match od {
-            None => score += 20.0 * (0.25 + 0.75 * s),
+            None => score += 20.0 * (0.1 + 0.9 * s),
             Some(o) => {
                 let age = f64::from(ev.now.saturating_sub(o.first)) / 86_400.0;
                 age_days = Some(age);
@@ -198,7 +198,7 @@ mod tests {
             &e,
             Some("new_destination"),
             "new_destination high 10.0.1.20 c2-server.example x2
-             new_destination low 10.0.0.5 new-saas.example x1",
+             new_destination info 10.0.0.5 new-saas.example x1",
         );
     }
 

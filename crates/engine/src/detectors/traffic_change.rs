@@ -183,7 +183,7 @@ impl Detector for TrafficChange {
                 destination: "".into(),
                 score,
                 summary: format!(
-                    "{} {name} this hour is {} where its profile for {when} is about {} ± {}.",
+                    "{} {name} in the hour of {when} is {} where its profile for that hour of the week is about {} ± {}.",
                     ev.ev.client,
                     fmt(value),
                     fmt(mean),
