@@ -60,6 +60,9 @@ pub fn client_ip(parts: &Parts) -> IpAddr {
         .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
+/// The header Amazon Data Firehose puts its endpoint access key in.
+pub const FIREHOSE_ACCESS_KEY: &str = "x-amz-firehose-access-key";
+
 fn create_hint(role: Role) -> String {
     format!(
         "create one with `dnsight token create --role {} --name NAME --state DIR`",
@@ -85,20 +88,23 @@ pub async fn check(
         e.retry_after = Some(wait);
         return Err(e);
     }
-    let Some(h) = parts.headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let secret = h
-        .to_str()
-        .ok()
-        .and_then(|v| {
+    // Amazon Data Firehose's HTTP endpoint delivery sends its configured access key in a header
+    // of its own (it cannot send `Authorization`): that key is a dnsight token too
+    let secret = if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
+        h.to_str().ok().and_then(|v| {
             let (scheme, rest) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
+    } else if let Some(h) = parts.headers.get(FIREHOSE_ACCESS_KEY) {
+        h.to_str().ok().map(str::trim)
+    } else {
+        return Ok(None);
+    };
+    let secret = secret
         .filter(|s| !s.is_empty() && s.len() <= MAX_TOKEN_LEN)
         .map(str::to_string);
     let reason = match secret {
-        None => "malformed Authorization header",
+        None => "malformed Authorization (or X-Amz-Firehose-Access-Key) header",
         Some(secret) => {
             let now = dnsight_pipeline::now_secs();
             match state.read(move |s| s.verify_token(&secret, now)).await? {

@@ -110,6 +110,15 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        c.add_security_scheme(
+            "firehose_access_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "X-Amz-Firehose-Access-Key",
+                    "An analyst token, set as the Firehose stream's HTTP endpoint access key.",
+                ),
+            )),
+        );
     }
 }
 
@@ -150,6 +159,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rpz))
         .routes(routes!(metrics))
         .routes(routes!(crate::intake::post_events))
+        .routes(routes!(crate::intake::post_firehose))
         .routes(routes!(crate::queries::list_queries))
 }
 
@@ -181,7 +191,8 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     (r, doc)
 }
 
-/// A body whose `Content-Length` already says it is over [`crate::MAX_BODY`] is refused before
+/// A body whose `Content-Length` already says it is over its route's limit ([`crate::MAX_BODY`],
+/// [`crate::MAX_INTAKE_BODY`] for the event intake) is refused before
 /// a byte of it is read: the client gets its 413 at once instead of after uploading the lot.
 /// (Bodies without a length, or that lie about it, still stop at the limit while being read.)
 async fn refuse_declared_oversize(r: Request) -> Result<Request, AppError> {
@@ -190,12 +201,12 @@ async fn refuse_declared_oversize(r: Request) -> Result<Request, AppError> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let limit = crate::body_limit(r.uri().path());
     match declared {
-        Some(n) if n > crate::MAX_BODY as u64 => Err(AppError::new(
+        Some(n) if n > limit as u64 => Err(AppError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "the body is {n} bytes, larger than the {} bytes a request may carry; send smaller batches (bulk actions take a filter instead of ids)",
-                crate::MAX_BODY
+                "the body is {n} bytes, larger than the {limit} bytes a request to this route may carry; send smaller batches (bulk actions take a filter instead of ids)"
             ),
         )),
         _ => Ok(r),

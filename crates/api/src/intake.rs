@@ -12,7 +12,7 @@
 use crate::auth::Analyst;
 use crate::error::{ApiResult, AppError};
 use crate::handlers::AppState;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -52,7 +52,19 @@ enum Outcome {
     TooMany(IntakeReport),
 }
 
-fn ingest(body: Bytes, intake: &Intake) -> Result<Outcome, String> {
+/// How long one body may wait for room in the pipeline's queue: none for the plain intake
+/// (shippers retry what was not taken), a while for Firehose, which re-sends the whole request
+/// on any failure (so events taken before a 429 would arrive twice).
+#[derive(Clone, Copy)]
+enum Wait {
+    Never,
+    Upto(std::time::Duration),
+}
+
+/// Longest a Firehose delivery waits for the queue before its 429.
+pub const FIREHOSE_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn ingest(body: Bytes, intake: &Intake, wait: Wait) -> Result<Outcome, String> {
     let opts = dnsight_ingest::IngestOptions::default();
     let (format, mut r) = dnsight_ingest::open_reader_detect(
         Box::new(std::io::Cursor::new(body)),
@@ -76,7 +88,11 @@ fn ingest(body: Bytes, intake: &Intake) -> Result<Outcome, String> {
         let more = r.next_batch(&mut batch).map_err(|e| e.to_string())?;
         let n = batch.len() as u64;
         if n > 0 {
-            if intake.0.try_send(batch).is_err() {
+            let sent = match wait {
+                Wait::Never => intake.0.try_send(batch),
+                Wait::Upto(d) => intake.0.send_timeout(batch, d),
+            };
+            if sent.is_err() {
                 return Ok(Outcome::Full(report(&*r, events)));
             }
             events += n;
@@ -98,26 +114,50 @@ fn ingest(body: Bytes, intake: &Intake) -> Result<Outcome, String> {
     responses(
         (status = 200, body = IntakeReport),
         (status = 400, description = "Not a format dnsight reads"),
-        (status = 413, description = "Body over 1 MiB, or over a million records"),
+        (status = 413, description = "Body over 8 MiB, or over a million records"),
         (status = 429, description = "Queue full: retry later; the message says how many events were taken"),
         (status = 503, description = "No pipeline to feed (serve without analysis)")),
     security(("bearer" = [])))]
 pub(crate) async fn post_events(
     State(st): State<AppState>,
     Analyst(_t): Analyst,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<IntakeReport>> {
-    let Some(intake) = st.inner.cfg.intake.clone() else {
-        return Err(AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "event intake is off: it needs the analysis running (serve with --state)",
-        ));
-    };
-    let out = tokio::task::spawn_blocking(move || ingest(body, &intake))
+    let intake = intake_of(&st)?;
+    let body = read_body(body).await?;
+    let out = tokio::task::spawn_blocking(move || ingest(body, &intake, Wait::Never))
         .await
         .map_err(|e| AppError::internal("the event intake", &e))?;
+    answer(out).map(Json)
+}
+
+fn intake_of(st: &AppState) -> ApiResult<Intake> {
+    st.inner.cfg.intake.clone().ok_or_else(|| {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "event intake is off: it needs the analysis running (serve with --state)",
+        )
+    })
+}
+
+/// The body, up to [`crate::MAX_INTAKE_BODY`] (the route's own limit, above the API's).
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, crate::MAX_INTAKE_BODY)
+        .await
+        .map_err(|_| {
+            AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is larger than {} bytes (or broke off); send smaller batches",
+                    crate::MAX_INTAKE_BODY
+                ),
+            )
+        })
+}
+
+fn answer(out: Result<Outcome, String>) -> ApiResult<IntakeReport> {
     match out {
-        Ok(Outcome::Done(r)) => Ok(Json(r)),
+        Ok(Outcome::Done(r)) => Ok(r),
         Ok(Outcome::Full(r)) => {
             let mut e = AppError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -138,4 +178,103 @@ pub(crate) async fn post_events(
         )),
         Err(e) => Err(AppError::bad_request(e)),
     }
+}
+
+// ---------------------------------------------------------------- Amazon Data Firehose
+
+/// Firehose's reply: the request's id and a time, plus `errorMessage` on failure (anything
+/// else is a failed delivery to Firehose, which retries).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FirehoseReply {
+    pub request_id: String,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+/// Amazon Data Firehose's HTTP endpoint delivery (a Route 53 Resolver query log, CloudWatch
+/// subscription data, or any other log dnsight reads, in Firehose's `records` with base64
+/// `data`). Authenticated by the stream's access key, which is an analyst token, sent as
+/// `X-Amz-Firehose-Access-Key`; answered in Firehose's format. A full queue is waited for up to
+/// 20 s, since Firehose retries a failed request whole.
+#[utoipa::path(post, path = "/api/v1/events/firehose", tag = "ingest",
+    request_body(content = String, content_type = "application/json",
+        description = "Firehose's delivery request: {requestId, timestamp, records: [{data}]}; gzip accepted"),
+    responses(
+        (status = 200, body = FirehoseReply),
+        (status = 400, body = FirehoseReply, description = "Not a format dnsight reads"),
+        (status = 401, body = FirehoseReply, description = "Missing or unknown access key"),
+        (status = 413, body = FirehoseReply, description = "Body over 8 MiB, or over a million records"),
+        (status = 429, body = FirehoseReply, description = "Queue still full after 20 s"),
+        (status = 503, body = FirehoseReply, description = "No pipeline to feed")),
+    security(("firehose_access_key" = [])))]
+pub(crate) async fn post_firehose(
+    State(st): State<AppState>,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> (StatusCode, Json<FirehoseReply>) {
+    let header_id = parts
+        .headers
+        .get("x-amz-firehose-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(128).collect::<String>());
+    let result = async {
+        crate::auth::require(&st, &parts, dnsight_triage::Role::Analyst).await?;
+        let intake = intake_of(&st)?;
+        let body = read_body(body).await?;
+        // the id Firehose expects back: its header, else the body's own `requestId`
+        let body_id = if header_id.is_none() {
+            request_id_of(&body)
+        } else {
+            None
+        };
+        let out = tokio::task::spawn_blocking(move || {
+            ingest(body, &intake, Wait::Upto(FIREHOSE_QUEUE_WAIT))
+        })
+        .await
+        .map_err(|e| AppError::internal("the event intake", &e))?;
+        let report = answer(out)?;
+        Ok::<_, AppError>((report, body_id))
+    }
+    .await;
+    let timestamp = jiff::Timestamp::now().as_millisecond();
+    match result {
+        Ok((report, body_id)) => {
+            tracing::debug!(
+                events = report.events,
+                records = report.records,
+                "Firehose delivery"
+            );
+            (
+                StatusCode::OK,
+                Json(FirehoseReply {
+                    request_id: header_id.or(body_id).unwrap_or_default(),
+                    timestamp,
+                    error_message: None,
+                }),
+            )
+        }
+        Err(e) => (
+            e.status,
+            Json(FirehoseReply {
+                request_id: header_id.unwrap_or_default(),
+                timestamp,
+                error_message: Some(e.msg),
+            }),
+        ),
+    }
+}
+
+/// `requestId` of a Firehose request body (plain JSON; not for gzip'd bodies, which carry the
+/// id in the header anyway).
+fn request_id_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "requestId")]
+        request_id: Option<String>,
+    }
+    let h: Head = serde_json::from_slice(body).ok()?;
+    h.request_id.map(|v| v.chars().take(128).collect())
 }

@@ -80,6 +80,18 @@ pub const DEFAULT_RPZ_ZONE: &str = "rpz.dnsight.";
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY: usize = 1 << 20;
+/// Largest body of the event intake routes (`/api/v1/events...`): log shippers batch, and
+/// Firehose's records are base64 (a third larger than the logs they carry).
+pub const MAX_INTAKE_BODY: usize = 8 << 20;
+
+/// The body limit of a request path.
+pub(crate) fn body_limit(path: &str) -> usize {
+    if path == "/api/v1/events" || path.starts_with("/api/v1/events/") {
+        MAX_INTAKE_BODY
+    } else {
+        MAX_BODY
+    }
+}
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]

@@ -924,6 +924,17 @@ impl Producer {
     pub fn try_send(&self, batch: Vec<DnsEvent>) -> Result<(), Vec<DnsEvent>> {
         self.tx.try_send(batch).map_err(|e| e.into_inner())
     }
+    /// Waits at most `wait` for room in the queue; the batch comes back when there was none
+    /// (or the pipeline stopped).
+    pub fn send_timeout(
+        &self,
+        batch: Vec<DnsEvent>,
+        wait: std::time::Duration,
+    ) -> Result<(), Vec<DnsEvent>> {
+        self.tx
+            .send_timeout(batch, wait)
+            .map_err(|e| e.into_inner())
+    }
 }
 
 /// The running actor.

@@ -1027,6 +1027,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}"),
     ("post", "/api/v1/intel/reload"),
     ("post", "/api/v1/events"),
+    ("post", "/api/v1/events/firehose"),
     ("get", "/rpz"),
     ("get", "/metrics"),
     ("get", "/api/v1/queries"),
@@ -1206,8 +1207,8 @@ fn event_intake_takes_query_logs_plain_and_gzip_and_refuses_hostile_bodies() {
     );
     assert_eq!(st, 400, "{text}");
     // (over a raw socket: the server answers 413 from the Content-Length and closes without
-    // reading the body, so a client that insists on writing all 2 MiB first sees a broken pipe)
-    assert_eq!(post_declared_length(&fx, &fx.analyst, 2 << 20), 413);
+    // reading the body, so a client that insists on writing all 9 MiB first sees a broken pipe)
+    assert_eq!(post_declared_length(&fx, &fx.analyst, 9 << 20), 413);
     // an empty body is no format either
     assert_eq!(post_bytes(&fx, Some(&fx.analyst), b"").0, 400);
     // a million lines in a small gzip body: read up to the cap, then 413 (no stall, no crash)
@@ -1220,4 +1221,96 @@ fn event_intake_takes_query_logs_plain_and_gzip_and_refuses_hostile_bodies() {
     assert!(bomb.len() < 1 << 20);
     let (st, text) = post_bytes(&fx, Some(&fx.analyst), &bomb);
     assert_eq!(st, 413, "{text}");
+}
+
+fn b64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn post_firehose(fx: &Fx, key: Option<&str>, request_id: &str, body: &[u8]) -> (u16, Value) {
+    let mut req = agent()
+        .post(&format!("{}/api/v1/events/firehose", fx.url))
+        .set("X-Amz-Firehose-Request-Id", request_id)
+        .set("X-Amz-Firehose-Protocol-Version", "1.0")
+        .set("Content-Type", "application/json");
+    if let Some(k) = key {
+        req = req.set("X-Amz-Firehose-Access-Key", k);
+    }
+    let (st, text) = match req.send_bytes(body) {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("POST /api/v1/events/firehose: {e}"),
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (st, v)
+}
+
+#[test]
+fn firehose_deliveries_are_taken_with_the_access_key_and_answered_in_its_format() {
+    let fx = fixture();
+    let t = jiff::Timestamp::from_second(now() - 60).unwrap();
+    // a Route 53 Resolver query log record, as Firehose carries it: base64 in `records[].data`
+    let line = format!(
+        "{{\"query_timestamp\":\"{t}\",\"query_name\":\"fh.evil.example.\",\"query_type\":\"A\",\"rcode\":\"NOERROR\",\"answers\":[],\"srcaddr\":\"10.0.0.45\",\"srcport\":\"4000\",\"transport\":\"UDP\"}}\n"
+    );
+    let body = format!(
+        "{{\"requestId\":\"ed4acda5-034f-9f42-bba1-f29aea6d7d8f\",\"timestamp\":1578090901599,\"records\":[{{\"data\":\"{}\"}},{{\"data\":\"{}\"}}]}}",
+        b64(line.as_bytes()),
+        b64(line.replace("10.0.0.45", "10.0.0.46").as_bytes())
+    );
+    let id = "ed4acda5-034f-9f42-bba1-f29aea6d7d8f";
+    // no key, a viewer's key: refused, still in Firehose's format (it retries)
+    let (st, v) = post_firehose(&fx, None, id, body.as_bytes());
+    assert_eq!(st, 401, "{v}");
+    assert_eq!(v["requestId"], id);
+    assert!(v["errorMessage"].as_str().unwrap().contains("token"), "{v}");
+    assert!(v["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+    let (st, v) = post_firehose(&fx, Some(&fx.viewer), id, body.as_bytes());
+    assert_eq!(st, 403, "{v}");
+    let h = fx.run.as_ref().unwrap().handle();
+    let before = h.stats().unwrap().events_in;
+    let (st, v) = post_firehose(&fx, Some(&fx.analyst), id, body.as_bytes());
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["requestId"], id);
+    assert!(v.get("errorMessage").is_none(), "{v}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.stats().unwrap().events_in < before + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline did not take the Firehose records"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // gzip'd as Firehose sends it with content encoding on
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(body.as_bytes()).unwrap();
+    let (st, v) = post_firehose(&fx, Some(&fx.analyst), "second", &gz.finish().unwrap());
+    assert_eq!((st, v["requestId"].as_str()), (200, Some("second")), "{v}");
+    // a body that is no format: 400 with the reason, in Firehose's format
+    let (st, v) = post_firehose(&fx, Some(&fx.analyst), "third", b"\xff\xfe garbage");
+    assert_eq!(st, 400, "{v}");
+    assert!(v["errorMessage"].as_str().is_some(), "{v}");
+    // a body larger than the API's 1 MiB but within the intake's limit is taken
+    let big_line = line.repeat(20_000);
+    let big = format!(
+        "{{\"requestId\":\"big\",\"timestamp\":1,\"records\":[{{\"data\":\"{}\"}}]}}",
+        b64(big_line.as_bytes())
+    );
+    assert!(big.len() > 1 << 20 && big.len() < 8 << 20);
+    let (st, v) = post_firehose(&fx, Some(&fx.analyst), "big", big.as_bytes());
+    assert_eq!(st, 200, "{v}");
 }
