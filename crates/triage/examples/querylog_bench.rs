@@ -7,12 +7,21 @@
 //! Traffic shape: 2,000 clients, 7 days, names from 5,000 registered domains with a Zipf-like
 //! popularity (a few very common, a long tail) under a handful of subdomains each, 3 % blocked,
 //! 4 % NXDOMAIN, A/AAAA/HTTPS/TXT.
+//!
+//! While the writer is backlogged, another connection to the same file (like the API's store)
+//! adds a block every 200 ms; the time each of those actions takes to commit is printed, as is
+//! the longest transaction of the writer (its hold on the write lock). After the searches, the
+//! timelines the dashboard draws are timed.
 
 use dnsight_model::{Source, Transport, VerdictAction};
 use dnsight_triage::querylog::LogRow;
-use dnsight_triage::{QueryFilter, QueryLog, QueryLogConfig, SqliteStore, TriageStore};
+use dnsight_triage::{
+    NewBlock, QueryFilter, QueryLog, QueryLogConfig, Scope, SqliteStore, TriageStore,
+};
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 struct Rng(u64);
 impl Rng {
@@ -117,6 +126,34 @@ fn main() {
         ..Default::default()
     };
     let (log, w) = QueryLog::spawn(&dir, &cfg).expect("query log");
+    // a triage action every 200 ms on the store's own connection, timed
+    let writing = Arc::new(AtomicBool::new(true));
+    let actions = {
+        let dir = dir.clone();
+        let writing = writing.clone();
+        std::thread::spawn(move || {
+            let mut store = SqliteStore::open(&dir).expect("store");
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while writing.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                let b = NewBlock {
+                    name: format!("bench{i}.example"),
+                    subdomains: true,
+                    scope: Scope::All,
+                    allow: false,
+                    expires_at: None,
+                    note: None,
+                    alert_id: None,
+                };
+                let t = Instant::now();
+                store.add_block(&b, "bench", 1_800_000_000).expect("action");
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                i += 1;
+            }
+            lat
+        })
+    };
     // the producer runs on its own thread, like the resolver's event thread
     let t = Instant::now();
     let prod = {
@@ -146,6 +183,14 @@ fn main() {
     drop(log);
     let st = w.close();
     let secs = t.elapsed().as_secs_f64();
+    writing.store(false, Ordering::Relaxed);
+    let mut lat = actions.join().unwrap();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
     let store = SqliteStore::open(&dir).expect("store");
     let disk = store.querylog_disk().unwrap();
     println!("query log benchmark: {n} rows in {}", dir.display());
@@ -155,6 +200,27 @@ fn main() {
         st.written as f64 / secs,
         st.batches,
         st.commit_us_total as f64 / st.batches.max(1) as f64 / 1e3,
+    );
+    let over = |ms: u64| {
+        let i = dnsight_triage::querylog::COMMIT_BUCKETS_US
+            .iter()
+            .position(|&b| b >= ms * 1000)
+            .unwrap_or(0);
+        st.commit_buckets[i + 1..].iter().sum::<u64>()
+    };
+    println!(
+        "writer transactions: {} over 50 ms, {} over 100 ms, {} over 250 ms; {} ended early for an action",
+        over(50),
+        over(100),
+        over(250),
+        st.yields
+    );
+    println!(
+        "actions during the write (add_block every 200 ms, own connection): {} actions, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lat.len(),
+        pct(0.5),
+        pct(0.99),
+        lat.last().copied().unwrap_or(0.0)
     );
     println!(
         "disk: {:.0} MiB file + {:.0} MiB WAL, {:.0} bytes/row",
@@ -241,6 +307,48 @@ fn main() {
         println!(
             "  {label:<28} {ms:>8.2} ms  ({} rows; next page {ms2:.2} ms)",
             page.rows.len()
+        );
+    }
+    let day = 86_400_000_000i64;
+    let five = 300_000_000i64;
+    let tl: Vec<(&str, Option<&str>, i64, i64, i64)> = vec![
+        (
+            "all devices, 24 h in 5 min",
+            None,
+            (end - day) / five * five,
+            end,
+            five,
+        ),
+        ("all devices, 7 days in 1 h", None, T0_US, end, hour),
+        (
+            "one device, 7 days in 1 h",
+            Some("10.0.3.7"),
+            T0_US,
+            end,
+            hour,
+        ),
+        (
+            "one device, 24 h in 5 min",
+            Some("10.0.3.7"),
+            (end - day) / five * five,
+            end,
+            five,
+        ),
+        (
+            "all devices, 1 h in 10 s, unaligned",
+            None,
+            end - hour - 7,
+            end,
+            10_000_000,
+        ),
+    ];
+    println!("timelines, median of 7:");
+    for (label, dev, since, until, step) in tl {
+        let (ms, t) = time(|| store.query_timeline(dev, since, until, step).unwrap());
+        let total: u64 = t.iter().map(|b| b.queries).sum();
+        println!(
+            "  {label:<36} {ms:>8.2} ms  ({} buckets, {total} queries)",
+            t.len()
         );
     }
 }
