@@ -146,6 +146,8 @@ pub const KEY_FILE: &str = "querylog.key";
 pub const BATCH_ROWS: usize = 50_000;
 /// Longest a row waits in the writer before its batch is written.
 pub const BATCH_WAIT: Duration = Duration::from_millis(250);
+/// How often the writer looks for more rows while it gathers a batch.
+const GATHER_POLL: Duration = Duration::from_millis(10);
 /// About the longest one write transaction of the log holds SQLite's write lock: inserting
 /// stops when this is spent, and the roll-ups and the commit follow.
 pub const TX_BUDGET: Duration = Duration::from_millis(40);
@@ -163,7 +165,8 @@ pub(crate) static LOCK_WANTED: AtomicBool = AtomicBool::new(false);
 /// The busy handler of the triage store's connections: polls every millisecond (SQLite's own
 /// `busy_timeout` backs off to 100 ms sleeps and would rarely catch the gap between two of the
 /// log's transactions) for up to about 5 s, and tells the query-log writer someone is waiting.
-pub(crate) fn store_busy(tries: i32) -> bool {
+#[doc(hidden)]
+pub fn store_busy(tries: i32) -> bool {
     if tries >= 5_000 {
         return false;
     }
@@ -759,32 +762,32 @@ impl Writer {
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => disconnected = true,
             }
             if !batch.is_empty() {
+                // gather by polling, never by waiting on the channel: a receiver blocked in
+                // `recv` is woken by every send (a futex wake and a context switch per row, on
+                // the resolver's core when both share one); sleeping between drains costs one
+                // wake per poll instead
                 let deadline = Instant::now() + BATCH_WAIT;
-                while batch.len() < BATCH_ROWS {
-                    // take what is queued without waiting, then wait for the rest
-                    match self.rx.try_recv() {
-                        Ok(r) => {
-                            batch.push(r);
-                            continue;
+                'gather: while batch.len() < BATCH_ROWS {
+                    loop {
+                        match self.rx.try_recv() {
+                            Ok(r) => {
+                                batch.push(r);
+                                if batch.len() >= BATCH_ROWS {
+                                    break 'gather;
+                                }
+                            }
+                            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                                disconnected = true;
+                                break 'gather;
+                            }
+                            Err(crossbeam_channel::TryRecvError::Empty) => break,
                         }
-                        Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                            disconnected = true;
-                            break;
-                        }
-                        Err(crossbeam_channel::TryRecvError::Empty) => {}
                     }
                     let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    if left.is_zero() || self.stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    match self.rx.recv_timeout(left) {
-                        Ok(r) => batch.push(r),
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => break,
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                            disconnected = true;
-                            break;
-                        }
-                    }
+                    std::thread::sleep(left.min(GATHER_POLL));
                 }
                 self.write(&batch);
                 batch.clear();
@@ -1294,7 +1297,9 @@ fn timeline_rows(
 /// Counts per bucket of `step_us` from `since_us` (inclusive) to `until_us` (exclusive),
 /// oldest first, every bucket present (zeros where nothing was logged); optionally for one
 /// device (an address or a stored pseudonym, as in [`QueryFilter::device`]). Whole minutes
-/// (all devices) or whole hours (one device) come from the roll-ups, the rest from the rows.
+/// (all devices) or whole hours (one device) inside one bucket come from the roll-ups, the
+/// rest from the rows: a `since` and `step` of whole minutes (hours) are answered from the
+/// roll-ups alone but for the partial minute (hour) at the end.
 pub fn timeline(
     conn: &Connection,
     state_dir: Option<&Path>,
@@ -1330,46 +1335,63 @@ pub fn timeline(
     } else {
         US_PER_MINUTE
     };
-    // the roll-up answers whole cells when every bucket is made of whole cells
-    let mut raw_from = since_us;
-    if since_us.rem_euclid(cell) == 0 && step_us % cell == 0 {
-        let first = since_us.div_euclid(cell);
-        let cells = (until_us - since_us) / cell;
-        raw_from = since_us + cells * cell;
+    // the cells wholly inside [since, until); each that lies in one bucket comes from the
+    // roll-up, the rest of the range (the partial cells at both ends, and the cells a bucket
+    // boundary cuts when `since` or `step` is not whole cells) from the rows
+    let c_lo = since_us.div_euclid(cell) + i64::from(since_us.rem_euclid(cell) != 0);
+    let c_hi = until_us.div_euclid(cell);
+    let bucket_of = |t: i64| (t - since_us) / step_us;
+    let whole = |c: i64| bucket_of(c * cell) == bucket_of(c * cell + cell - 1);
+    let mut raw: Vec<(i64, i64)> = Vec::new();
+    let mut push_raw = |from: i64, to: i64| match raw.last_mut() {
+        Some(last) if last.1 == from => last.1 = to,
+        _ if to > from => raw.push((from, to)),
+        _ => {}
+    };
+    if c_lo >= c_hi {
+        push_raw(since_us, until_us);
+    } else {
+        push_raw(since_us, c_lo * cell);
+        for c in c_lo..c_hi {
+            if !whole(c) {
+                push_raw(c * cell, c * cell + cell);
+            }
+        }
+        push_raw(c_hi * cell, until_us);
+        let mut add = |c: i64, v: Counts| {
+            if whole(c) {
+                add_to(&mut out, since_us, step_us, c * cell, v);
+            }
+        };
         match cid {
             None => {
                 let mut st = conn.prepare_cached(
                     "SELECT minute, queries, blocked, nxdomain FROM query_minutes \
                      WHERE minute >= ? AND minute < ?",
                 )?;
-                let mut rows = st.query(params![first, first + cells])?;
+                let mut rows = st.query(params![c_lo, c_hi])?;
                 while let Some(r) = rows.next()? {
-                    let m: i64 = r.get(0)?;
-                    add_to(
-                        &mut out,
-                        since_us,
-                        step_us,
-                        m * cell,
-                        [r.get(1)?, r.get(2)?, r.get(3)?],
-                    );
+                    add(r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?]);
                 }
             }
             Some(cid) => {
                 let mut st = conn.prepare_cached(
                     "SELECT queries, blocked, nxdomain FROM query_hours WHERE hour = ? AND cid = ?",
                 )?;
-                for h in first..first + cells {
-                    if let Some(c) = st
+                for h in (c_lo..c_hi).filter(|&h| whole(h)) {
+                    if let Some(v) = st
                         .query_row(params![h, cid], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))
                         .optional()?
                     {
-                        add_to(&mut out, since_us, step_us, h * cell, c);
+                        add(h, v);
                     }
                 }
             }
         }
     }
-    timeline_rows(conn, cid, raw_from, until_us, since_us, step_us, &mut out)?;
+    for (from, to) in raw {
+        timeline_rows(conn, cid, from, to, since_us, step_us, &mut out)?;
+    }
     Ok(out)
 }
 

@@ -571,6 +571,9 @@ fn check_everything(store: &SqliteStore, evs: &[DnsEvent]) {
         (None, start, newest + 1, hour),
         (None, start + 7 * 60_000_000, newest - 5, 300_000_000),
         (None, start + 123, newest, 3_000_000_007),
+        // whole-minute steps from a time inside a minute: each bucket boundary cuts one
+        (None, start + 7 * 60_000_000 + 13, newest, hour),
+        (Some("10.0.0.2"), start + 1_800_000_000, newest, 2 * hour),
         (Some("10.0.0.3"), start, newest + 1, hour),
         (Some("10.0.0.3"), start, newest + 1, 6 * hour),
         (Some("10.0.0.5"), start + 60_000_000, newest, hour),
