@@ -688,14 +688,17 @@ impl Rollup {
         for ((hour, cid), c) in hours {
             h.execute(params![hour, cid, c[0], c[1], c[2]])?;
         }
-        if self
-            .minutes
-            .values()
-            .chain(self.hours.values())
-            .any(|c| c[0] < 0)
-        {
-            tx.execute("DELETE FROM query_minutes WHERE queries <= 0", [])?;
-            tx.execute("DELETE FROM query_hours WHERE queries <= 0", [])?;
+        // cells the retention emptied (only those it touched: the tables are not scanned)
+        let mut m0 =
+            tx.prepare_cached("DELETE FROM query_minutes WHERE minute = ? AND queries <= 0")?;
+        for (k, _) in self.minutes.iter().filter(|(_, c)| c[0] < 0) {
+            m0.execute([k])?;
+        }
+        let mut h0 = tx.prepare_cached(
+            "DELETE FROM query_hours WHERE hour = ? AND cid = ? AND queries <= 0",
+        )?;
+        for ((hour, cid), _) in self.hours.iter().filter(|(_, c)| c[0] < 0) {
+            h0.execute([hour, cid])?;
         }
         Ok(())
     }
