@@ -18,7 +18,8 @@
 #   dnsight-qlog  5396 --state with the query log on (the default: every query a SQLite row)
 #   dnsight-noqlog 5397 the same with `[querylog] enabled = false` (A/B for the query log)
 # Env: BIN (default target/release/dnsight), LAB_WORK (default /tmp/dnsight-lab-E), REPS (3),
-# QUIET (machine-quiet threshold %, default 10 here: other engineers share the box).
+# QUIET (machine-quiet threshold %, default 10 here: other engineers share the box), VARIANTS
+# (the dnsight variants `start` starts, default all; e.g. "dnsight-qlog dnsight-noqlog").
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LABDIR=${LABDIR:-$(cd "$ROOT/../shared/bench" && pwd)}
@@ -29,6 +30,8 @@ R=$LAB_WORK/run D=$LAB_WORK/data
 PEERS=${PEERS:-"nsd unbound unbound-log unbound-block dnsmasq dnsmasq-log"}
 REPS=${REPS:-3}
 CPU_FWD=${CPU_FWD:-0}
+VARIANTS=${VARIANTS:-"dnsight dnsight-log dnsight-block dnsight-state dnsight-qlog dnsight-noqlog"}
+want() { case " $VARIANTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 ready() {  # port: poll with dig until it answers (bounded)
   for _ in $(seq 100); do
@@ -93,15 +96,18 @@ cell() {  # label port workload mode
 case ${1:-} in
   start)
     "$LABDIR/lab.sh" start $PEERS
-    mkdir -p "$R/logs"; big_list
-    start_one dnsight 5390
-    start_one dnsight-log 5391 --events-out "$R/logs/dnsight-log.log"
-    start_one dnsight-block 5392 --blocklist "$D/block-1m.txt"
-    rm -rf "$R/state-5393"; mkdir -p "$R/state-5393"
-    start_one dnsight-state 5393 --state "$R/state-5393" --api 127.0.0.1:8093
-    overrides
+    mkdir -p "$R/logs"
+    want dnsight && start_one dnsight 5390
+    want dnsight-log && start_one dnsight-log 5391 --events-out "$R/logs/dnsight-log.log"
+    want dnsight-block && { big_list; start_one dnsight-block 5392 --blocklist "$D/block-1m.txt"; }
+    if want dnsight-state; then
+      rm -rf "$R/state-5393"; mkdir -p "$R/state-5393"
+      start_one dnsight-state 5393 --state "$R/state-5393" --api 127.0.0.1:8093
+      overrides
+    fi
     for v in 5396:qlog 5397:noqlog; do
       p=${v%%:*} n=dnsight-${v##*:}
+      want "$n" || continue
       rm -rf "$R/state-$p"; mkdir -p "$R/state-$p"
       if [ "$n" = dnsight-noqlog ]; then printf '[querylog]\nenabled = false\n' > "$R/noqlog.toml"; cfg=(--config "$R/noqlog.toml"); else cfg=(); fi
       start_one "$n" "$p" --state "$R/state-$p" --api "127.0.0.1:$((p + 2700))" "${cfg[@]}"

@@ -161,199 +161,209 @@ fn gauge(v: u64) -> Gauge {
     g
 }
 
+/// One series: (name without the `dnsight_` prefix and the counters' `_total`, help, value).
+type Series<'a> = (&'a str, &'a str, u64);
+
+/// The registry being filled: every metric goes in through one of these four calls.
+struct Out(Registry);
+
+impl Out {
+    fn counters(&mut self, list: &[Series<'_>]) {
+        for &(name, help, v) in list {
+            self.0.register(name, help, counter(v));
+        }
+    }
+
+    fn gauges(&mut self, list: &[Series<'_>]) {
+        for &(name, help, v) in list {
+            self.0.register(name, help, gauge(v));
+        }
+    }
+
+    /// A family of series by label values (`keys` names the labels, each row gives their
+    /// values and the value `set` puts in the series).
+    fn family<M, V>(
+        &mut self,
+        name: &str,
+        help: &str,
+        keys: &[&'static str],
+        rows: impl IntoIterator<Item = (Vec<String>, V)>,
+        set: fn(&M, V),
+    ) where
+        M: EncodeMetric + TypedMetric + Default + Clone + Send + Sync + std::fmt::Debug + 'static,
+    {
+        let f = Family::<Labels, M>::default();
+        for (vals, v) in rows {
+            let labels: Labels = keys.iter().copied().zip(vals).collect();
+            set(&f.get_or_create(&labels), v);
+        }
+        self.0.register(name, help, f);
+    }
+
+    fn histogram(&mut self, name: &str, help: &str, h: ConstHistogram) {
+        self.0.register(name, help, h);
+    }
+}
+
+fn inc(c: &Counter, v: u64) {
+    c.inc_by(v);
+}
+fn inc_f(c: &Counter<f64, AtomicU64>, v: f64) {
+    c.inc_by(v);
+}
+fn set(g: &Gauge, v: u64) {
+    g.set(i64::try_from(v).unwrap_or(i64::MAX));
+}
+
 /// The exposition text of everything dnsight counts.
 pub fn render(s: &PipelineStats, live: &Live) -> String {
-    let mut reg = Registry::with_prefix("dnsight");
-    let c = |reg: &mut Registry, name: &str, help: &str, v: u64| {
-        reg.register(name, help, counter(v));
+    let mut o = Out(Registry::with_prefix("dnsight"));
+    let e = &s.engine;
+    let st = &s.store;
+    let ob = &st.outbox;
+    // ---- the pipeline (names kept from the hand-written exposition) and the engine
+    o.counters(&[
+        ("pipeline_events", "DNS events analysed.", s.events_in),
+        ("pipeline_batches", "Event batches received.", s.batches_in),
+        (
+            "pipeline_commands",
+            "Commands served (actions, blocks).",
+            s.commands,
+        ),
+        (
+            "pipeline_alerts_written",
+            "Alert changes written to the store.",
+            s.alerts_written,
+        ),
+        ("pipeline_saves", "Engine state saves.", s.saves),
+        (
+            "pipeline_save_errors",
+            "Failed engine state saves.",
+            s.save_errors,
+        ),
+        ("engine_events", "Events the engine analysed.", e.events),
+        (
+            "engine_findings_suppressed",
+            "Findings dropped because an acknowledgement covers them.",
+            e.suppressed,
+        ),
+        (
+            "engine_findings_exempted",
+            "Findings dropped by a [[detection.exempt]] entry.",
+            e.exempted,
+        ),
+        (
+            "notification_digests",
+            "Digest messages sent (floods folded into one message).",
+            ob.digests,
+        ),
+    ]);
+    o.gauges(&[
+        ("engine_devices", "Devices the engine knows.", e.devices),
+        (
+            "engine_devices_learning",
+            "Devices still learning their baseline.",
+            e.devices_learning,
+        ),
+        (
+            "engine_destinations",
+            "Destinations in the baselines.",
+            e.destinations,
+        ),
+        (
+            "engine_baseline_entries",
+            "(device, destination) baseline entries.",
+            e.baseline_entries,
+        ),
+        ("blocks_active", "Active blocks.", st.blocks_active),
+        ("allows_active", "Active allows.", st.allows_active),
+        ("acks_active", "Active acknowledgements.", st.acks_active),
+        ("tokens_active", "Usable API tokens.", st.tokens_active),
+        (
+            "store_file_bytes",
+            "Size of the triage store's file and its WAL (the query log included).",
+            st.file_bytes,
+        ),
+    ]);
+    let one = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, n)| (vec![k.clone()], *n))
+            .collect::<Vec<_>>()
     };
-    // ---- the pipeline (names kept from the hand-written exposition)
-    c(
-        &mut reg,
-        "pipeline_events",
-        "DNS events analysed.",
-        s.events_in,
-    );
-    c(
-        &mut reg,
-        "pipeline_batches",
-        "Event batches received.",
-        s.batches_in,
-    );
-    c(
-        &mut reg,
-        "pipeline_commands",
-        "Commands served (actions, blocks).",
-        s.commands,
-    );
-    c(
-        &mut reg,
-        "pipeline_alerts_written",
-        "Alert changes written to the store.",
-        s.alerts_written,
-    );
-    c(&mut reg, "pipeline_saves", "Engine state saves.", s.saves);
-    c(
-        &mut reg,
-        "pipeline_save_errors",
-        "Failed engine state saves.",
-        s.save_errors,
-    );
-
-    // ---- the engine
-    c(
-        &mut reg,
-        "engine_events",
-        "Events the engine analysed.",
-        s.engine.events,
-    );
-    let skipped = Family::<Labels, Counter>::default();
-    for (reason, n) in &s.engine.skipped {
-        skipped
-            .get_or_create(&vec![("reason", reason.clone())])
-            .inc_by(*n);
-    }
-    reg.register(
+    o.family(
         "engine_events_skipped",
         "Events the engine skipped, by reason.",
-        skipped,
+        &["reason"],
+        one(&e.skipped),
+        inc,
     );
-    let findings = Family::<Labels, Counter>::default();
-    for (kind, n) in &s.engine.findings {
-        findings
-            .get_or_create(&vec![("kind", kind.clone())])
-            .inc_by(*n);
-    }
-    reg.register(
+    o.family(
         "engine_findings",
         "Detector findings, by alert kind (one detector per kind).",
-        findings,
+        &["kind"],
+        one(&e.findings),
+        inc,
     );
-    c(
-        &mut reg,
-        "engine_findings_suppressed",
-        "Findings dropped because an acknowledgement covers them.",
-        s.engine.suppressed,
+    o.family(
+        "engine_detector_seconds",
+        "Time spent in each detector, estimated from every 64th event.",
+        &["detector"],
+        e.detector_seconds
+            .iter()
+            .map(|(k, v)| (vec![k.clone()], *v)),
+        inc_f,
     );
-    c(
-        &mut reg,
-        "engine_findings_exempted",
-        "Findings dropped by a [[detection.exempt]] entry.",
-        s.engine.exempted,
-    );
-    reg.register(
-        "engine_devices",
-        "Devices the engine knows.",
-        gauge(s.engine.devices),
-    );
-    reg.register(
-        "engine_devices_learning",
-        "Devices still learning their baseline.",
-        gauge(s.engine.devices_learning),
-    );
-    reg.register(
-        "engine_destinations",
-        "Destinations in the baselines.",
-        gauge(s.engine.destinations),
-    );
-    reg.register(
-        "engine_baseline_entries",
-        "(device, destination) baseline entries.",
-        gauge(s.engine.baseline_entries),
-    );
-    let live_by_sev = Family::<Labels, Gauge>::default();
-    for (sev, n) in &s.engine.alerts_by_severity {
-        live_by_sev
-            .get_or_create(&vec![("severity", sev.clone())])
-            .set(*n as i64);
-    }
-    reg.register(
+    o.family(
         "engine_live_alerts",
         "Live alerts in the engine's book, by severity.",
-        live_by_sev,
+        &["severity"],
+        one(&e.alerts_by_severity),
+        set,
     );
 
     // ---- the triage store
-    let alerts = Family::<Labels, Gauge>::default();
-    for (status, n) in &s.store.alerts_by_status {
-        alerts
-            .get_or_create(&vec![("status", status.clone())])
-            .set(*n as i64);
-    }
-    reg.register("alerts", "Alerts in the store by status.", alerts);
-    let by_kind = Family::<Labels, Gauge>::default();
-    for a in &s.store.alerts_by {
-        by_kind
-            .get_or_create(&vec![
-                ("kind", a.kind.clone()),
-                ("severity", a.severity.clone()),
-                ("status", a.status.clone()),
-            ])
-            .set(a.count as i64);
-    }
-    reg.register(
+    o.family(
+        "alerts",
+        "Alerts in the store by status.",
+        &["status"],
+        one(&st.alerts_by_status),
+        set,
+    );
+    o.family(
         "alerts_by_kind",
         "Alerts in the store by kind, severity and status.",
-        by_kind,
+        &["kind", "severity", "status"],
+        st.alerts_by.iter().map(|a| {
+            (
+                vec![a.kind.clone(), a.severity.clone(), a.status.clone()],
+                a.count,
+            )
+        }),
+        set,
     );
-    reg.register(
-        "blocks_active",
-        "Active blocks.",
-        gauge(s.store.blocks_active),
-    );
-    reg.register(
-        "allows_active",
-        "Active allows.",
-        gauge(s.store.allows_active),
-    );
-    reg.register(
-        "acks_active",
-        "Active acknowledgements.",
-        gauge(s.store.acks_active),
-    );
-    reg.register(
-        "tokens_active",
-        "Usable API tokens.",
-        gauge(s.store.tokens_active),
-    );
-    reg.register(
-        "store_file_bytes",
-        "Size of the triage store's file and its WAL (the query log included).",
-        gauge(s.store.file_bytes),
-    );
-    let ob = &s.store.outbox;
-    let notif = Family::<Labels, Gauge>::default();
-    for (st, n) in [
-        ("pending", ob.pending),
-        ("sent", ob.sent),
-        ("failed", ob.failed),
-    ] {
-        notif
-            .get_or_create(&vec![("state", st.to_string())])
-            .set(n as i64);
-    }
-    reg.register(
+    o.family(
         "notifications",
         "Notifications in the outbox by state (failed: every try failed).",
-        notif,
-    );
-    c(
-        &mut reg,
-        "notification_digests",
-        "Digest messages sent (floods folded into one message).",
-        ob.digests,
+        &["state"],
+        [
+            ("pending", ob.pending),
+            ("sent", ob.sent),
+            ("failed", ob.failed),
+        ]
+        .map(|(k, n)| (vec![k.to_string()], n)),
+        set,
     );
 
     // ---- the resolver
     if let Some(f) = &live.resolver {
-        let sub = reg.sub_registry_with_prefix("resolver");
+        let sub = o.0.sub_registry_with_prefix("resolver");
         for (name, help, v) in f() {
             sub.register(name, help, counter(v));
         }
     }
-    if let Some(e) = &live.events {
-        let q = Family::<Labels, Counter>::default();
-        let cells = &e.0;
+    if let Some(ev) = &live.events {
+        let cells = &ev.0;
+        let mut rows = Vec::new();
         for (si, sname) in Source::ALL.map(Source::as_str).iter().enumerate() {
             for (ti, tname) in Transport::ALL.map(Transport::as_str).iter().enumerate() {
                 for ri in 0..N_RCODE {
@@ -367,33 +377,32 @@ pub fn render(s: &PipelineStats, live: &Live) -> String {
                         i if i == RCODES.len() => "other",
                         _ => "none",
                     };
-                    q.get_or_create(&vec![
-                        ("source", sname.to_string()),
-                        ("transport", tname.to_string()),
-                        ("rcode", rname.to_string()),
-                    ])
-                    .inc_by(n);
+                    rows.push((
+                        vec![sname.to_string(), tname.to_string(), rname.to_string()],
+                        n,
+                    ));
                 }
             }
         }
-        reg.register(
+        o.family(
             "queries",
             "DNS transactions seen, by source, transport and response code (none: no response).",
-            q,
+            &["source", "transport", "rcode"],
+            rows,
+            inc,
         );
-        c(
-            &mut reg,
+        o.counters(&[(
             "queries_blocked",
             "Queries the resolver answered by policy (block lists, blocks).",
             cells.blocked.load(Ordering::Relaxed),
-        );
+        )]);
         let counts: Vec<u64> = cells
             .upstream
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
         let sum = cells.upstream_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        reg.register(
+        o.histogram(
             "upstream_latency_seconds",
             "Time from forwarding a cache miss to its upstream answer.",
             ConstHistogram::new(&UPSTREAM_BUCKETS, &counts, sum),
@@ -403,51 +412,56 @@ pub fn render(s: &PipelineStats, live: &Live) -> String {
     // ---- the query log
     if let Some(q) = &live.querylog {
         let w = q.stats();
-        c(
-            &mut reg,
-            "querylog_rows_written",
-            "Rows written to the query log.",
-            w.written,
-        );
-        c(
-            &mut reg,
-            "querylog_rows_dropped",
-            "Rows that did not fit in the query log's queue (or whose batch failed).",
-            w.dropped,
-        );
-        c(
-            &mut reg,
-            "querylog_rows_deleted",
-            "Rows deleted by the retention.",
-            w.deleted,
-        );
-        c(
-            &mut reg,
-            "querylog_write_errors",
-            "Query-log batches that failed to commit.",
-            w.write_errors,
-        );
-        reg.register(
-            "querylog_queue_depth",
-            "Rows waiting for the query-log writer.",
-            gauge(w.queue_depth),
-        );
-        reg.register(
-            "querylog_queue_capacity",
-            "Rows the query-log queue holds.",
-            gauge(w.queue_capacity),
-        );
+        o.counters(&[
+            (
+                "querylog_rows_written",
+                "Rows written to the query log.",
+                w.written,
+            ),
+            (
+                "querylog_rows_dropped",
+                "Rows that did not fit in the query log's queue (or whose batch failed).",
+                w.dropped,
+            ),
+            (
+                "querylog_rows_deleted",
+                "Rows deleted by the retention.",
+                w.deleted,
+            ),
+            (
+                "querylog_write_errors",
+                "Query-log transactions that failed to commit.",
+                w.write_errors,
+            ),
+            (
+                "querylog_yields",
+                "Query-log transactions ended early to let a waiting triage action commit.",
+                w.yields,
+            ),
+        ]);
+        o.gauges(&[
+            (
+                "querylog_queue_depth",
+                "Rows waiting for the query-log writer.",
+                w.queue_depth,
+            ),
+            (
+                "querylog_queue_capacity",
+                "Rows the query-log queue holds.",
+                w.queue_capacity,
+            ),
+        ]);
         let bounds: Vec<f64> = dnsight_triage::querylog::COMMIT_BUCKETS_US
             .iter()
             .map(|&b| b as f64 / 1e6)
             .collect();
-        reg.register(
+        o.histogram(
             "querylog_commit_seconds",
-            "Time to commit one batch of query-log rows.",
+            "Time one query-log write transaction held the store's write lock (insert and commit).",
             ConstHistogram::new(&bounds, &w.commit_buckets, w.commit_us_total as f64 / 1e6),
         );
     }
     let mut out = String::new();
-    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &reg);
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &o.0);
     out
 }

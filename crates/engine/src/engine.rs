@@ -62,7 +62,15 @@ pub struct EngineStats {
     pub detectors: Vec<String>,
     /// One-time notices, e.g. a detector that is off and why.
     pub notices: Vec<String>,
+    /// Estimated time spent in each detector's `observe`, seconds (every
+    /// [`DETECTOR_TIME_EVERY`]th event is timed and counts for that many).
+    #[serde(default)]
+    pub detector_seconds: BTreeMap<String, f64>,
 }
+
+/// One event in this many has its detectors timed (two clock reads per detector), the
+/// measured time counting for all of them: a cheap estimate of the time per detector.
+pub const DETECTOR_TIME_EVERY: u64 = 64;
 
 /// A person's acknowledgement of a finding kind on a destination (the triage store's rule):
 /// see [`Engine::acknowledge`].
@@ -95,6 +103,8 @@ pub struct Engine {
     pub(crate) cfg: EngineConfig,
     pub(crate) base: Baselines,
     detectors: Vec<Box<dyn Detector>>,
+    /// Estimated nanoseconds in each detector's `observe` (same order as `detectors`).
+    detector_ns: Vec<u64>,
     pub(crate) book: AlertBook,
     /// Destination -> suppressions (acknowledgements); not persisted (the triage store is
     /// their source of truth and re-applies them at start).
@@ -140,6 +150,7 @@ impl Engine {
         };
         Engine {
             detectors: detectors::registry(&cfg),
+            detector_ns: Vec::new(),
             names: enrich::NameCache::new(&cfg),
             cfg,
             base: Baselines::default(),
@@ -372,8 +383,18 @@ impl Engine {
                 dev: &self.base.devices[dev as usize],
                 book: &self.book,
             };
-            for det in &mut self.detectors {
-                det.observe(&en, &ctx, &mut self.findings);
+            // the 1st, the 65th, ... event (`events` counts this one already)
+            if self.events % DETECTOR_TIME_EVERY == 1 {
+                self.detector_ns.resize(self.detectors.len(), 0);
+                for (det, ns) in self.detectors.iter_mut().zip(&mut self.detector_ns) {
+                    let t = std::time::Instant::now();
+                    det.observe(&en, &ctx, &mut self.findings);
+                    *ns += t.elapsed().as_nanos() as u64 * DETECTOR_TIME_EVERY;
+                }
+            } else {
+                for det in &mut self.detectors {
+                    det.observe(&en, &ctx, &mut self.findings);
+                }
             }
         }
 
@@ -878,6 +899,15 @@ impl Engine {
                 .map(|d| d.name().to_string())
                 .collect(),
             notices: self.notices.clone(),
+            detector_seconds: self
+                .detectors
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let ns = self.detector_ns.get(i).copied().unwrap_or(0);
+                    (d.name().to_string(), ns as f64 / 1e9)
+                })
+                .collect(),
         }
     }
 

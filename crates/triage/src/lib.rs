@@ -23,6 +23,8 @@ pub use outbox::{NotifyEvent, OutboxItem, OutboxState, OutboxStats, Router};
 pub use querylog::{
     QueryFilter, QueryLog, QueryLogConfig, QueryLogDisk, QueryPage, QueryRow, TimelineBucket,
 };
+#[doc(hidden)]
+pub use sqlite::create_at_version;
 pub use sqlite::{check_user_name, normalize_name, SqliteStore, MAX_USER_NAME};
 
 /// File name of the triage database inside the state directory.

@@ -5,10 +5,12 @@
 //! a compact [`LogRow`] and `try_send`s it into a bounded channel; it never blocks, and a row
 //! that does not fit is counted as dropped. One writer thread, with its own connection
 //! (`synchronous=NORMAL`: a power loss may lose the last second of the log, never corrupt it),
-//! commits rows in batches (up to [`BATCH_ROWS`] rows or [`BATCH_WAIT`] after the first), so a
-//! busy resolver costs one transaction every few milliseconds, not one per query. It also
-//! applies the retention (by days, relative to the newest row's event time, and by size)
-//! once a minute, deleting in bounded chunks so it never holds the write lock for long.
+//! gathers rows (up to [`BATCH_ROWS`] or [`BATCH_WAIT`] after the first) and writes them in
+//! transactions that hold SQLite's write lock for at most about [`TX_BUDGET`] each: when the
+//! budget is spent it commits and starts another, and when a triage action of this process is
+//! waiting for the lock (the store's busy handler raises a flag) it commits at once and lets the
+//! action in. It also applies the retention (by days, relative to the newest row's event time,
+//! and by size) once a minute, deleting in bounded chunks.
 //!
 //! **Privacy**: with `pseudonymise`, client addresses are stored as `anon-` + the first 16 hex
 //! digits of HMAC-SHA256(key, address). The 32-byte key is created once in
@@ -17,14 +19,26 @@
 //! the database alone does not name anyone. Deleting the key makes stored pseudonyms unlinkable
 //! to addresses (new rows get new ones).
 //!
-//! **Schema** (migration step 3, [`SCHEMA`]): `queries (id, ts, client, rname, qtype, rcode,
-//! answers, action, blocked, upstream_us, source, transport)`. `ts` is the event time in
-//! microseconds; `rname` is the name with its characters reversed (`moc.elpmaxe.www`), so a
-//! suffix search is a range scan of one index; the search then checks the label boundary in
-//! Rust (an escaped dot `\.` inside a label is not a boundary). Indexes: `(ts)`,
-//! `(client, ts)`, `(rname, ts)`, and a partial `(ts) WHERE blocked IS NOT NULL`. Pages are
-//! in `(ts, id)` order, newest first, with a keyset cursor: the next page starts strictly
-//! after the last row of the previous one, whatever was inserted since.
+//! **Schema** (migration steps 3 and 4): `query_clients (id, client)` interns the stored client
+//! (address or pseudonym) once; `queries (id, ts, cid, rname, qtype, rcode, answers, action,
+//! blocked, upstream_us, source, transport)`, `ts` the event time in microseconds, `rname` the
+//! name with its characters reversed (`moc.elpmaxe.www`), so a suffix is a range of names; the
+//! search then checks the label boundary in Rust (an escaped dot `\.` inside a label is not a
+//! boundary). The two search indexes are **time-bucket major**: `(ts >> 32, cid, ts)` and
+//! `(ts >> 32, rname, ts)`, buckets of 2^32 µs (~72 minutes). A batch of new rows therefore
+//! lands in the newest bucket's small part of each index (a few MiB, always in the page cache)
+//! instead of at one random place per client and per name across the whole index, which is
+//! what kept the write rate falling as the log grew; a search walks the buckets newest first,
+//! one index seek each, and stops when its page is full. `(ts)` and a partial
+//! `(ts) WHERE blocked IS NOT NULL` serve time-only and blocked searches. Pages are in
+//! `(ts, id)` order, newest first, with a keyset cursor: the next page starts strictly after the
+//! last row of the previous one, whatever was inserted since.
+//!
+//! **Timelines** ([`timeline`]) read two roll-ups the writer keeps in the same transactions as
+//! the rows: `query_minutes` (all devices, per minute) and `query_hours` (per device and hour);
+//! the retention subtracts what it deletes, so they always equal a count of the rows. A timeline
+//! whose start and step are whole minutes (all devices) or whole hours (one device) is summed
+//! from them; any other is counted from the rows (correct, slower on a long range).
 
 use crate::{Result, TriageError};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -32,14 +46,16 @@ use dnsight_model::{DnsEvent, RData, Source, Transport, VerdictAction};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Migration step 3 of the triage schema: the query log's table and indexes.
-pub(crate) const SCHEMA: &str = "
+/// Migration step 3 of the triage schema: the query log's first table and indexes (kept as
+/// they were, so step 4 migrates any file that has them).
+pub(crate) const SCHEMA_V3: &str = "
 CREATE TABLE queries (
     id INTEGER PRIMARY KEY,
     ts BIGINT NOT NULL,
@@ -62,18 +78,102 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BIGINT NOT NULL);
 INSERT INTO meta (k, v) VALUES ('querylog_pseudonymise', 0) ON CONFLICT (k) DO NOTHING;
 ";
 
+/// Migration step 4: interned clients, time-bucket-major indexes and the timeline roll-ups.
+/// Rewrites the v3 table once (rows keep their ids); on a file of millions of rows this takes
+/// a while, once, inside the migration's transaction.
+pub(crate) const SCHEMA_V4: &str = "
+CREATE TABLE query_clients (id INTEGER PRIMARY KEY, client TEXT NOT NULL UNIQUE);
+INSERT INTO query_clients (client) SELECT DISTINCT client FROM queries ORDER BY client;
+DROP INDEX queries_client;
+DROP INDEX queries_rname;
+DROP INDEX queries_ts;
+DROP INDEX queries_blocked;
+ALTER TABLE queries RENAME TO queries_v3;
+CREATE TABLE queries (
+    id INTEGER PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    cid INTEGER NOT NULL,
+    rname TEXT NOT NULL,
+    qtype INTEGER NOT NULL,
+    rcode INTEGER,
+    answers TEXT,
+    action INTEGER,
+    blocked TEXT,
+    upstream_us INTEGER,
+    source INTEGER NOT NULL,
+    transport INTEGER NOT NULL
+);
+INSERT INTO queries (id, ts, cid, rname, qtype, rcode, answers, action, blocked, upstream_us, source, transport)
+    SELECT q.id, q.ts, c.id, q.rname, q.qtype, q.rcode, q.answers, q.action, q.blocked, q.upstream_us, q.source, q.transport
+    FROM queries_v3 AS q JOIN query_clients AS c ON c.client = q.client ORDER BY q.id;
+DROP TABLE queries_v3;
+CREATE INDEX queries_ts ON queries (ts);
+CREATE INDEX queries_client ON queries ((ts >> 32), cid, ts);
+CREATE INDEX queries_rname ON queries ((ts >> 32), rname, ts);
+CREATE INDEX queries_blocked ON queries (ts) WHERE blocked IS NOT NULL;
+CREATE TABLE query_minutes (
+    minute BIGINT PRIMARY KEY,
+    queries BIGINT NOT NULL,
+    blocked BIGINT NOT NULL,
+    nxdomain BIGINT NOT NULL
+);
+INSERT INTO query_minutes (minute, queries, blocked, nxdomain)
+    SELECT (ts - ((ts % 60000000) + 60000000) % 60000000) / 60000000 AS m,
+           COUNT(*), COUNT(blocked), COALESCE(SUM(rcode = 3), 0)
+    FROM queries GROUP BY m;
+CREATE TABLE query_hours (
+    hour BIGINT NOT NULL,
+    cid INTEGER NOT NULL,
+    queries BIGINT NOT NULL,
+    blocked BIGINT NOT NULL,
+    nxdomain BIGINT NOT NULL,
+    PRIMARY KEY (hour, cid)
+) WITHOUT ROWID;
+INSERT INTO query_hours (hour, cid, queries, blocked, nxdomain)
+    SELECT (ts - ((ts % 3600000000) + 3600000000) % 3600000000) / 3600000000 AS h, cid,
+           COUNT(*), COUNT(blocked), COALESCE(SUM(rcode = 3), 0)
+    FROM queries GROUP BY h, cid;
+";
+
+/// Bits of `ts` (µs) below the search indexes' time bucket: 2^32 µs, ~72 minutes.
+const BUCKET_SHIFT: u32 = 32;
+const US_PER_MINUTE: i64 = 60_000_000;
+const US_PER_HOUR: i64 = 3_600_000_000;
+
 /// File of the pseudonymisation key inside the state directory.
 pub const KEY_FILE: &str = "querylog.key";
-/// Most rows in one commit.
+/// Most rows the writer gathers before writing them.
 pub const BATCH_ROWS: usize = 50_000;
-/// Longest a row waits in the writer before its batch is committed.
+/// Longest a row waits in the writer before its batch is written.
 pub const BATCH_WAIT: Duration = Duration::from_millis(250);
+/// How often the writer looks for more rows while it gathers a batch.
+const GATHER_POLL: Duration = Duration::from_millis(10);
+/// About the longest one write transaction of the log holds SQLite's write lock: inserting
+/// stops when this is spent, and the roll-ups and the commit follow.
+pub const TX_BUDGET: Duration = Duration::from_millis(40);
 /// Most rows one page may hold.
 pub const MAX_PAGE: u32 = 10_000;
 /// Retention deletes at most this many rows per transaction.
-const DELETE_CHUNK: i64 = 50_000;
+const DELETE_CHUNK: i64 = 5_000;
 const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 const US_PER_DAY: i64 = 86_400 * 1_000_000;
+
+/// Raised by the triage store's busy handler when one of this process's connections waits for
+/// the write lock; the query-log writer then commits early and steps aside.
+pub(crate) static LOCK_WANTED: AtomicBool = AtomicBool::new(false);
+
+/// The busy handler of the triage store's connections: polls every millisecond (SQLite's own
+/// `busy_timeout` backs off to 100 ms sleeps and would rarely catch the gap between two of the
+/// log's transactions) for up to about 5 s, and tells the query-log writer someone is waiting.
+#[doc(hidden)]
+pub fn store_busy(tries: i32) -> bool {
+    if tries >= 5_000 {
+        return false;
+    }
+    LOCK_WANTED.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1));
+    true
+}
 
 /// How the query log is kept (the `[querylog]` section).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -295,6 +395,8 @@ pub struct WriterCounters {
     pub deleted: AtomicU64,
     pub batches: AtomicU64,
     pub write_errors: AtomicU64,
+    /// Transactions ended early because an action of this process waited for the lock.
+    pub yields: AtomicU64,
     /// Sum of commit times (µs) and the latest one.
     pub commit_us_total: AtomicU64,
     pub last_commit_us: AtomicU64,
@@ -320,6 +422,9 @@ pub struct WriterStats {
     pub deleted: u64,
     pub batches: u64,
     pub write_errors: u64,
+    /// Transactions ended early for a waiting triage action.
+    #[serde(default)]
+    pub yields: u64,
     /// Rows waiting for the writer now.
     pub queue_depth: u64,
     pub queue_capacity: u64,
@@ -376,8 +481,13 @@ impl QueryLog {
             rx,
             counters,
             pseud,
-            names: std::collections::HashMap::new(),
+            cids: HashMap::new(),
             cfg: cfg.clone(),
+            wal: {
+                let mut w = path.clone().into_os_string();
+                w.push("-wal");
+                PathBuf::from(w)
+            },
         };
         let thread = std::thread::Builder::new()
             .name("dnsight-querylog".into())
@@ -440,6 +550,7 @@ impl QueryLog {
             deleted: c.deleted.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             write_errors: c.write_errors.load(Ordering::Relaxed),
+            yields: c.yields.load(Ordering::Relaxed),
             queue_depth: self.tx.len() as u64,
             queue_capacity: self.tx.capacity().unwrap_or(0) as u64,
             last_commit_us: c.last_commit_us.load(Ordering::Relaxed),
@@ -480,11 +591,11 @@ fn open_conn(path: &Path) -> Result<Connection> {
         Connection::open(path).map_err(|e| db(format!("opening {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // 128 MiB of page cache: the indexes' hot pages stay in memory at millions of rows
+    // 128 MiB of page cache: the newest buckets of the indexes stay in memory
     conn.pragma_update(None, "cache_size", -131072)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // checkpoint every 64 MiB of WAL, not every 4 MiB: a commit dirties thousands of index
-    // pages, and the same hot pages would otherwise be copied into the file after every commit
+    // checkpoint every 64 MiB of WAL, not every 4 MiB: the same hot index pages would
+    // otherwise be copied into the file after every few commits
     conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
     Ok(conn)
 }
@@ -495,7 +606,7 @@ const INSERT_COLS: usize = 11;
 
 fn insert_sql(rows: usize) -> String {
     let mut s = String::from(
-        "INSERT INTO queries (ts, client, rname, qtype, rcode, answers, action, blocked, upstream_us, source, transport) VALUES ",
+        "INSERT INTO queries (ts, cid, rname, qtype, rcode, answers, action, blocked, upstream_us, source, transport) VALUES ",
     );
     for i in 0..rows {
         if i > 0 {
@@ -511,10 +622,10 @@ fn bind_row(
     st: &mut rusqlite::CachedStatement<'_>,
     base: usize,
     r: &LogRow,
-    client: &str,
+    cid: i64,
 ) -> rusqlite::Result<()> {
     st.raw_bind_parameter(base + 1, r.ts_us)?;
-    st.raw_bind_parameter(base + 2, client)?;
+    st.raw_bind_parameter(base + 2, cid)?;
     st.raw_bind_parameter(base + 3, r.rname.as_str())?;
     st.raw_bind_parameter(base + 4, r.qtype)?;
     st.raw_bind_parameter(base + 5, r.rcode)?;
@@ -527,19 +638,118 @@ fn bind_row(
     Ok(())
 }
 
+/// Queries, blocks and NXDOMAINs of a roll-up cell.
+type Counts = [i64; 3];
+
+fn add_counts(c: &mut Counts, blocked: bool, rcode: Option<u16>, sign: i64) {
+    c[0] += sign;
+    c[1] += sign * i64::from(blocked);
+    c[2] += sign * i64::from(rcode == Some(3));
+}
+
+/// Roll-up deltas of some rows: per minute (all devices) and per (hour, client).
+#[derive(Default)]
+struct Rollup {
+    minutes: HashMap<i64, Counts>,
+    hours: HashMap<(i64, i64), Counts>,
+}
+
+impl Rollup {
+    fn add(&mut self, ts: i64, cid: i64, blocked: bool, rcode: Option<u16>, sign: i64) {
+        let m = ts.div_euclid(US_PER_MINUTE);
+        let h = ts.div_euclid(US_PER_HOUR);
+        add_counts(self.minutes.entry(m).or_default(), blocked, rcode, sign);
+        add_counts(
+            self.hours.entry((h, cid)).or_default(),
+            blocked,
+            rcode,
+            sign,
+        );
+    }
+
+    /// Adds the deltas to the roll-up tables (cells that fall to zero are removed).
+    fn apply(&self, tx: &Connection) -> rusqlite::Result<()> {
+        let mut m = tx.prepare_cached(
+            "INSERT INTO query_minutes (minute, queries, blocked, nxdomain) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (minute) DO UPDATE SET queries = queries + ?2, blocked = blocked + ?3, \
+             nxdomain = nxdomain + ?4",
+        )?;
+        for (k, c) in &self.minutes {
+            m.execute(params![k, c[0], c[1], c[2]])?;
+        }
+        let mut h = tx.prepare_cached(
+            "INSERT INTO query_hours (hour, cid, queries, blocked, nxdomain) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (hour, cid) DO UPDATE SET queries = queries + ?3, blocked = blocked + ?4, \
+             nxdomain = nxdomain + ?5",
+        )?;
+        // in key order: the cells of one batch are neighbours in the table
+        let mut hours: Vec<_> = self.hours.iter().collect();
+        hours.sort_unstable_by_key(|(k, _)| **k);
+        for ((hour, cid), c) in hours {
+            h.execute(params![hour, cid, c[0], c[1], c[2]])?;
+        }
+        // cells the retention emptied (only those it touched: the tables are not scanned)
+        let mut m0 =
+            tx.prepare_cached("DELETE FROM query_minutes WHERE minute = ? AND queries <= 0")?;
+        for (k, _) in self.minutes.iter().filter(|(_, c)| c[0] < 0) {
+            m0.execute([k])?;
+        }
+        let mut h0 = tx.prepare_cached(
+            "DELETE FROM query_hours WHERE hour = ? AND cid = ? AND queries <= 0",
+        )?;
+        for ((hour, cid), _) in self.hours.iter().filter(|(_, c)| c[0] < 0) {
+            h0.execute([hour, cid])?;
+        }
+        Ok(())
+    }
+}
+
 struct Writer {
     stop: Arc<std::sync::atomic::AtomicBool>,
     conn: Connection,
     rx: Receiver<LogRow>,
     counters: Arc<WriterCounters>,
     pseud: Option<Pseudonymiser>,
-    /// Client address → stored form (bounded: cleared when large).
-    names: std::collections::HashMap<IpAddr, String>,
+    /// Client address → its id in `query_clients` (bounded: cleared when large, and after a
+    /// failed transaction, which may have rolled back new ids).
+    cids: HashMap<IpAddr, i64>,
     cfg: QueryLogConfig,
+    /// The WAL file, flushed to disk by a helper thread while the log writes.
+    wal: PathBuf,
 }
 
+/// How often the WAL is flushed while the log writes.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
 impl Writer {
+    /// Writes until stopped. Beside it a helper thread `fdatasync`s the WAL every
+    /// [`FLUSH_EVERY`] while rows are written: the log's own commits never wait for the disk
+    /// (`synchronous=NORMAL`), but a triage action commits with `synchronous=FULL`, and its
+    /// fsync would otherwise have to write everything the log put into the WAL since the last
+    /// checkpoint (tens of MiB under a backlog) before the action is confirmed.
     fn run(&mut self) {
+        let done = AtomicBool::new(false);
+        let (wal, counters) = (self.wal.clone(), self.counters.clone());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut seen = 0;
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(FLUSH_EVERY);
+                    let b = counters.batches.load(Ordering::Relaxed);
+                    if b != seen {
+                        seen = b;
+                        if let Ok(f) = std::fs::File::open(&wal) {
+                            let _ = f.sync_data();
+                        }
+                    }
+                }
+            });
+            self.write_until_stopped();
+            done.store(true, Ordering::Relaxed);
+        });
+    }
+
+    fn write_until_stopped(&mut self) {
         let mut batch: Vec<LogRow> = Vec::with_capacity(BATCH_ROWS);
         let mut last_maint = Instant::now();
         let mut disconnected = false;
@@ -555,34 +765,35 @@ impl Writer {
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => disconnected = true,
             }
             if !batch.is_empty() {
+                // gather by polling, never by waiting on the channel: a receiver blocked in
+                // `recv` is woken by every send (a futex wake and a context switch per row, on
+                // the resolver's core when both share one); sleeping between drains costs one
+                // wake per poll instead
                 let deadline = Instant::now() + BATCH_WAIT;
-                while batch.len() < BATCH_ROWS {
-                    // take what is queued without waiting, then wait for the rest
-                    match self.rx.try_recv() {
-                        Ok(r) => {
-                            batch.push(r);
-                            continue;
+                'gather: while batch.len() < BATCH_ROWS {
+                    loop {
+                        match self.rx.try_recv() {
+                            Ok(r) => {
+                                batch.push(r);
+                                if batch.len() >= BATCH_ROWS {
+                                    break 'gather;
+                                }
+                            }
+                            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                                disconnected = true;
+                                break 'gather;
+                            }
+                            Err(crossbeam_channel::TryRecvError::Empty) => break,
                         }
-                        Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                            disconnected = true;
-                            break;
-                        }
-                        Err(crossbeam_channel::TryRecvError::Empty) => {}
                     }
                     let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    if left.is_zero() || self.stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    match self.rx.recv_timeout(left) {
-                        Ok(r) => batch.push(r),
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => break,
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                            disconnected = true;
-                            break;
-                        }
-                    }
+                    std::thread::sleep(left.min(GATHER_POLL));
                 }
-                self.commit(&mut batch);
+                self.write(&batch);
+                batch.clear();
             }
             if last_maint.elapsed() >= MAINTAIN_EVERY {
                 last_maint = Instant::now();
@@ -592,71 +803,52 @@ impl Writer {
         self.maintain();
     }
 
-    fn client(&mut self, ip: IpAddr) -> String {
-        if self.names.len() > 100_000 {
-            self.names.clear();
-        }
-        let p = &self.pseud;
-        self.names
-            .entry(ip)
-            .or_insert_with(|| match p {
-                Some(p) => p.pseudonym(ip),
-                None => ip.to_string(),
-            })
-            .clone()
-    }
-
-    fn commit(&mut self, batch: &mut Vec<LogRow>) {
-        let t0 = Instant::now();
-        let rows = std::mem::take(batch);
-        let n = rows.len() as u64;
-        let clients: Vec<String> = rows.iter().map(|r| self.client(r.client)).collect();
-        let r = (|| -> rusqlite::Result<()> {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            {
-                // one statement of INSERT_ROWS rows (prepared once, reused for every chunk),
-                // then single-row ones for the rest
-                let mut many = tx.prepare_cached(&insert_sql(INSERT_ROWS))?;
-                let mut one = tx.prepare_cached(&insert_sql(1))?;
-                let mut chunks = rows.chunks_exact(INSERT_ROWS);
-                let mut k = 0;
-                for chunk in &mut chunks {
-                    for (j, r) in chunk.iter().enumerate() {
-                        bind_row(&mut many, j * INSERT_COLS, r, &clients[k])?;
-                        k += 1;
+    /// Writes rows in transactions of about [`TX_BUDGET`] each (fewer when an action waits).
+    fn write(&mut self, rows: &[LogRow]) {
+        let mut done = 0;
+        while done < rows.len() {
+            let t0 = Instant::now();
+            let r = write_tx(
+                &self.conn,
+                &mut self.cids,
+                self.pseud.as_ref(),
+                &rows[done..],
+                t0,
+            );
+            let c = &self.counters;
+            match r {
+                Ok((n, yielded)) => {
+                    done += n;
+                    c.written.fetch_add(n as u64, Ordering::Relaxed);
+                    c.batches.fetch_add(1, Ordering::Relaxed);
+                    let us = t0.elapsed().as_micros() as u64;
+                    c.last_commit_us.store(us, Ordering::Relaxed);
+                    c.commit_us_total.fetch_add(us, Ordering::Relaxed);
+                    let i = COMMIT_BUCKETS_US
+                        .iter()
+                        .position(|&b| us <= b)
+                        .unwrap_or(COMMIT_BUCKETS_US.len());
+                    c.commit_buckets[i].fetch_add(1, Ordering::Relaxed);
+                    if done < rows.len() {
+                        // more to write: leave a gap for whoever waits for the lock (this
+                        // process's store is told by LOCK_WANTED and polls every ms; other
+                        // processes poll with their own busy handlers)
+                        if yielded {
+                            c.yields.fetch_add(1, Ordering::Relaxed);
+                        }
+                        std::thread::sleep(Duration::from_millis(if yielded { 3 } else { 1 }));
                     }
-                    many.raw_execute()?;
                 }
-                for r in chunks.remainder() {
-                    bind_row(&mut one, 0, r, &clients[k])?;
-                    k += 1;
-                    one.raw_execute()?;
+                Err(e) => {
+                    // the transaction rolled back (the disk is full, the file is broken): the
+                    // rest of the batch is lost, counted, and new client ids with it
+                    let n = (rows.len() - done) as u64;
+                    done = rows.len();
+                    self.cids.clear();
+                    c.write_errors.fetch_add(1, Ordering::Relaxed);
+                    c.dropped.fetch_add(n, Ordering::Relaxed);
+                    tracing_warn(&format!("query log: {n} rows were lost: {e}"));
                 }
-            }
-            tx.commit()
-        })();
-        *batch = rows;
-        batch.clear();
-        let c = &self.counters;
-        match r {
-            Ok(()) => {
-                c.written.fetch_add(n, Ordering::Relaxed);
-                c.batches.fetch_add(1, Ordering::Relaxed);
-                let us = t0.elapsed().as_micros() as u64;
-                c.last_commit_us.store(us, Ordering::Relaxed);
-                c.commit_us_total.fetch_add(us, Ordering::Relaxed);
-                let i = COMMIT_BUCKETS_US
-                    .iter()
-                    .position(|&b| us <= b)
-                    .unwrap_or(COMMIT_BUCKETS_US.len());
-                c.commit_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                c.write_errors.fetch_add(1, Ordering::Relaxed);
-                c.dropped.fetch_add(n, Ordering::Relaxed);
-                tracing_warn(&format!("query log: a batch of {n} rows was lost: {e}"));
             }
         }
     }
@@ -668,6 +860,38 @@ impl Writer {
         }
     }
 
+    /// Deletes up to `n` of the oldest rows (older than `cutoff` when given), subtracting them
+    /// from the roll-ups in the same transaction. Returns how many went.
+    fn delete_oldest(&mut self, cutoff: Option<i64>, n: i64) -> rusqlite::Result<usize> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut roll = Rollup::default();
+        let mut d = 0;
+        {
+            let mut st = tx.prepare_cached(
+                "DELETE FROM queries WHERE id IN (SELECT id FROM queries INDEXED BY queries_ts \
+                 WHERE ts < ?1 ORDER BY ts LIMIT ?2) RETURNING ts, cid, blocked IS NOT NULL, rcode",
+            )?;
+            let mut q = st.query(params![cutoff.unwrap_or(i64::MAX), n])?;
+            while let Some(r) = q.next()? {
+                let rcode: Option<i64> = r.get(3)?;
+                roll.add(
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    rcode.map(|c| c.clamp(0, 65535) as u16),
+                    -1,
+                );
+                d += 1;
+            }
+        }
+        roll.apply(&tx)?;
+        tx.commit()?;
+        self.counters.deleted.fetch_add(d as u64, Ordering::Relaxed);
+        Ok(d)
+    }
+
     fn retain(&mut self) -> rusqlite::Result<()> {
         if let Some(days) = self.cfg.retention_days {
             let newest: Option<i64> =
@@ -675,44 +899,115 @@ impl Writer {
                     .query_row("SELECT MAX(ts) FROM queries", [], |r| r.get(0))?;
             if let Some(newest) = newest {
                 let cutoff = newest.saturating_sub(i64::from(days) * US_PER_DAY);
-                loop {
-                    let n = self.conn.execute(
-                        "DELETE FROM queries WHERE id IN (SELECT id FROM queries WHERE ts < ? ORDER BY ts LIMIT ?)",
-                        params![cutoff, DELETE_CHUNK],
-                    )?;
-                    self.counters.deleted.fetch_add(n as u64, Ordering::Relaxed);
-                    if (n as i64) < DELETE_CHUNK {
-                        break;
-                    }
-                }
+                while self.delete_oldest(Some(cutoff), DELETE_CHUNK)? as i64 >= DELETE_CHUNK {}
             }
         }
         if let Some(max) = self.cfg.max_bytes {
-            for _ in 0..20 {
-                let used = used_bytes(&self.conn)?;
-                if used <= max {
-                    break;
+            let mut left = 0u64;
+            for _ in 0..10_000 {
+                if left == 0 {
+                    let used = used_bytes(&self.conn)?;
+                    if used <= max {
+                        break;
+                    }
+                    let rows = approx_rows(&self.conn)?;
+                    if rows == 0 {
+                        break;
+                    }
+                    // delete the oldest share that brings the file to 90 % of its limit
+                    let excess = used - max * 9 / 10;
+                    left =
+                        ((rows as u128 * excess as u128 / used.max(1) as u128) as u64).max(1_000);
                 }
-                let rows = approx_rows(&self.conn)?;
-                if rows == 0 {
-                    break;
-                }
-                // delete the oldest share that brings the file to 90 % of its limit
-                let excess = used - max * 9 / 10;
-                let n = ((rows as u128 * excess as u128 / used.max(1) as u128) as i64)
-                    .clamp(1_000, DELETE_CHUNK);
-                let d = self.conn.execute(
-                    "DELETE FROM queries WHERE id IN (SELECT id FROM queries ORDER BY ts LIMIT ?)",
-                    [n],
-                )?;
-                self.counters.deleted.fetch_add(d as u64, Ordering::Relaxed);
+                let n = left.min(DELETE_CHUNK as u64);
+                let d = self.delete_oldest(None, n as i64)? as u64;
                 if d == 0 {
                     break;
                 }
+                left = left.saturating_sub(d);
             }
         }
         Ok(())
     }
+}
+
+/// The id of a client, interning it (inside the caller's transaction) when new.
+fn cid(
+    tx: &Connection,
+    cids: &mut HashMap<IpAddr, i64>,
+    pseud: Option<&Pseudonymiser>,
+    ip: IpAddr,
+) -> rusqlite::Result<i64> {
+    if let Some(&c) = cids.get(&ip) {
+        return Ok(c);
+    }
+    if cids.len() > 100_000 {
+        cids.clear();
+    }
+    let stored = match pseud {
+        Some(p) => p.pseudonym(ip),
+        None => ip.to_string(),
+    };
+    tx.prepare_cached(
+        "INSERT INTO query_clients (client) VALUES (?) ON CONFLICT (client) DO NOTHING",
+    )?
+    .execute([&stored])?;
+    let c: i64 = tx
+        .prepare_cached("SELECT id FROM query_clients WHERE client = ?")?
+        .query_row([&stored], |r| r.get(0))?;
+    cids.insert(ip, c);
+    Ok(c)
+}
+
+/// One transaction with the first rows of `rows`, until [`TX_BUDGET`] since `t0` is spent or
+/// an action of this process waits for the lock. Returns the rows written and whether it
+/// stepped aside for an action.
+fn write_tx(
+    conn: &Connection,
+    cids: &mut HashMap<IpAddr, i64>,
+    pseud: Option<&Pseudonymiser>,
+    rows: &[LogRow],
+    t0: Instant,
+) -> rusqlite::Result<(usize, bool)> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    LOCK_WANTED.store(false, Ordering::Relaxed);
+    let mut roll = Rollup::default();
+    let mut yielded = false;
+    let mut i = 0;
+    let mut ids = [0i64; INSERT_ROWS];
+    while i < rows.len() {
+        let k = (rows.len() - i).min(INSERT_ROWS);
+        let chunk = &rows[i..i + k];
+        for (j, r) in chunk.iter().enumerate() {
+            ids[j] = cid(&tx, cids, pseud, r.client)?;
+            roll.add(r.ts_us, ids[j], r.blocked.is_some(), r.rcode, 1);
+        }
+        if k == INSERT_ROWS {
+            // one statement of INSERT_ROWS rows, prepared once and reused
+            let mut st = tx.prepare_cached(&insert_sql(INSERT_ROWS))?;
+            for (j, r) in chunk.iter().enumerate() {
+                bind_row(&mut st, j * INSERT_COLS, r, ids[j])?;
+            }
+            st.raw_execute()?;
+        } else {
+            let mut st = tx.prepare_cached(&insert_sql(1))?;
+            for (j, r) in chunk.iter().enumerate() {
+                bind_row(&mut st, 0, r, ids[j])?;
+                st.raw_execute()?;
+            }
+        }
+        i += k;
+        if LOCK_WANTED.load(Ordering::Relaxed) {
+            yielded = true;
+            break;
+        }
+        if t0.elapsed() >= TX_BUDGET {
+            break;
+        }
+    }
+    roll.apply(&tx)?;
+    tx.commit()?;
+    Ok((i, yielded))
 }
 
 fn tracing_warn(msg: &str) {
@@ -893,6 +1188,27 @@ fn stored_client(conn: &Connection, state_dir: Option<&Path>, d: &str) -> Result
     }
 }
 
+/// The interned id of a device filter (None: no row has that client).
+fn device_id(conn: &Connection, state_dir: Option<&Path>, d: &str) -> Result<Option<i64>> {
+    let stored = stored_client(conn, state_dir, d)?;
+    Ok(conn
+        .prepare_cached("SELECT id FROM query_clients WHERE client = ?")?
+        .query_row([stored], |r| r.get(0))
+        .optional()?)
+}
+
+/// The search indexes' time bucket of an event time.
+fn bucket(ts: i64) -> i64 {
+    ts >> BUCKET_SHIFT
+}
+
+/// The oldest and newest event times in the log.
+fn extent(conn: &Connection) -> Result<Option<(i64, i64)>> {
+    let lo: Option<i64> = conn.query_row("SELECT MIN(ts) FROM queries", [], |r| r.get(0))?;
+    let hi: Option<i64> = conn.query_row("SELECT MAX(ts) FROM queries", [], |r| r.get(0))?;
+    Ok(lo.zip(hi))
+}
+
 /// Most buckets one timeline may hold.
 pub const MAX_BUCKETS: i64 = 10_000;
 
@@ -906,9 +1222,87 @@ pub struct TimelineBucket {
     pub nxdomain: u64,
 }
 
+fn add_to(out: &mut [TimelineBucket], since_us: i64, step_us: i64, t: i64, c: Counts) {
+    if t < since_us {
+        return;
+    }
+    if let Some(slot) = usize::try_from((t - since_us) / step_us)
+        .ok()
+        .and_then(|b| out.get_mut(b))
+    {
+        slot.queries += c[0].max(0) as u64;
+        slot.blocked += c[1].max(0) as u64;
+        slot.nxdomain += c[2].max(0) as u64;
+    }
+}
+
+/// Counts the rows of `[from, to)` into the buckets (all devices, or one by its id).
+fn timeline_rows(
+    conn: &Connection,
+    cid: Option<i64>,
+    from: i64,
+    to: i64,
+    since_us: i64,
+    step_us: i64,
+    out: &mut [TimelineBucket],
+) -> Result<()> {
+    if to <= from {
+        return Ok(());
+    }
+    let mut run = |sql: &str, args: Vec<Value>| -> Result<()> {
+        let mut st = conn.prepare_cached(sql)?;
+        let mut rows = st.query(params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            add_to(
+                out,
+                since_us,
+                step_us,
+                since_us + r.get::<_, i64>(0)? * step_us,
+                [r.get(1)?, r.get(2)?, r.get(3)?],
+            );
+        }
+        Ok(())
+    };
+    let head = "SELECT (ts - ?1) / ?2 AS b, COUNT(*), COUNT(blocked), COALESCE(SUM(rcode = 3), 0) FROM queries";
+    match cid {
+        None => run(
+            &format!("{head} INDEXED BY queries_ts WHERE ts >= ?3 AND ts < ?4 GROUP BY b"),
+            vec![
+                Value::Integer(since_us),
+                Value::Integer(step_us),
+                Value::Integer(from),
+                Value::Integer(to),
+            ],
+        ),
+        Some(cid) => {
+            let sql = format!(
+                "{head} INDEXED BY queries_client WHERE (ts >> {BUCKET_SHIFT}) = ?5 AND cid = ?6 \
+                 AND ts >= ?3 AND ts < ?4 GROUP BY b"
+            );
+            for b in bucket(from)..=bucket(to - 1) {
+                run(
+                    &sql,
+                    vec![
+                        Value::Integer(since_us),
+                        Value::Integer(step_us),
+                        Value::Integer(from),
+                        Value::Integer(to),
+                        Value::Integer(b),
+                        Value::Integer(cid),
+                    ],
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Counts per bucket of `step_us` from `since_us` (inclusive) to `until_us` (exclusive),
 /// oldest first, every bucket present (zeros where nothing was logged); optionally for one
-/// device (an address or a stored pseudonym, as in [`QueryFilter::device`]).
+/// device (an address or a stored pseudonym, as in [`QueryFilter::device`]). Whole minutes
+/// (all devices) or whole hours (one device) inside one bucket come from the roll-ups, the
+/// rest from the rows: a `since` and `step` of whole minutes (hours) are answered from the
+/// roll-ups alone but for the partial minute (hour) at the end.
 pub fn timeline(
     conn: &Connection,
     state_dir: Option<&Path>,
@@ -932,57 +1326,121 @@ pub fn timeline(
             ..TimelineBucket::default()
         })
         .collect();
-    let mut sql = String::from(
-        "SELECT (ts - ?1) / ?2 AS b, COUNT(*), COUNT(blocked), \
-         COALESCE(SUM(rcode = 3), 0) FROM queries WHERE ts >= ?1 AND ts < ?3",
-    );
-    let mut args = vec![
-        Value::Integer(since_us),
-        Value::Integer(step_us),
-        Value::Integer(until_us),
-    ];
-    if let Some(d) = device.map(str::trim).filter(|d| !d.is_empty()) {
-        sql.push_str(" AND client = ?4");
-        args.push(Value::Text(stored_client(conn, state_dir, d)?));
-    }
-    sql.push_str(" GROUP BY b");
-    let mut st = conn.prepare_cached(&sql)?;
-    let mut rows = st.query(params_from_iter(args))?;
-    while let Some(r) = rows.next()? {
-        let b: i64 = r.get(0)?;
-        if let Some(slot) = usize::try_from(b).ok().and_then(|b| out.get_mut(b)) {
-            slot.queries = r.get::<_, i64>(1)?.max(0) as u64;
-            slot.blocked = r.get::<_, i64>(2)?.max(0) as u64;
-            slot.nxdomain = r.get::<_, i64>(3)?.max(0) as u64;
+    let cid = match device.map(str::trim).filter(|d| !d.is_empty()) {
+        Some(d) => match device_id(conn, state_dir, d)? {
+            Some(c) => Some(c),
+            None => return Ok(out),
+        },
+        None => None,
+    };
+    let cell = if cid.is_some() {
+        US_PER_HOUR
+    } else {
+        US_PER_MINUTE
+    };
+    // the cells wholly inside [since, until); each that lies in one bucket comes from the
+    // roll-up, the rest of the range (the partial cells at both ends, and the cells a bucket
+    // boundary cuts when `since` or `step` is not whole cells) from the rows
+    let c_lo = since_us.div_euclid(cell) + i64::from(since_us.rem_euclid(cell) != 0);
+    let c_hi = until_us.div_euclid(cell);
+    let bucket_of = |t: i64| (t - since_us) / step_us;
+    let whole = |c: i64| bucket_of(c * cell) == bucket_of(c * cell + cell - 1);
+    let mut raw: Vec<(i64, i64)> = Vec::new();
+    let mut push_raw = |from: i64, to: i64| match raw.last_mut() {
+        Some(last) if last.1 == from => last.1 = to,
+        _ if to > from => raw.push((from, to)),
+        _ => {}
+    };
+    if c_lo >= c_hi {
+        push_raw(since_us, until_us);
+    } else {
+        push_raw(since_us, c_lo * cell);
+        for c in c_lo..c_hi {
+            if !whole(c) {
+                push_raw(c * cell, c * cell + cell);
+            }
         }
+        push_raw(c_hi * cell, until_us);
+        let mut add = |c: i64, v: Counts| {
+            if whole(c) {
+                add_to(&mut out, since_us, step_us, c * cell, v);
+            }
+        };
+        match cid {
+            None => {
+                let mut st = conn.prepare_cached(
+                    "SELECT minute, queries, blocked, nxdomain FROM query_minutes \
+                     WHERE minute >= ? AND minute < ?",
+                )?;
+                let mut rows = st.query(params![c_lo, c_hi])?;
+                while let Some(r) = rows.next()? {
+                    add(r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?]);
+                }
+            }
+            Some(cid) => {
+                let mut st = conn.prepare_cached(
+                    "SELECT queries, blocked, nxdomain FROM query_hours WHERE hour = ? AND cid = ?",
+                )?;
+                for h in (c_lo..c_hi).filter(|&h| whole(h)) {
+                    if let Some(v) = st
+                        .query_row(params![h, cid], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))
+                        .optional()?
+                    {
+                        add(h, v);
+                    }
+                }
+            }
+        }
+    }
+    for (from, to) in raw {
+        timeline_rows(conn, cid, from, to, since_us, step_us, &mut out)?;
     }
     Ok(out)
 }
+
+/// Which index a search walks.
+#[derive(Clone, Copy, PartialEq)]
+enum Access {
+    /// `(bucket, cid, ts)` or `(bucket, rname, ts)`, bucket by bucket, newest first.
+    Bucketed(&'static str),
+    /// `(ts)` or the blocked rows' `(ts)`, newest first.
+    Time(&'static str),
+}
+
+const SELECT_ROW: &str = "SELECT q.id, q.ts, c.client, q.rname, q.qtype, q.rcode, q.answers, \
+     q.action, q.blocked, q.upstream_us, q.source, q.transport FROM queries AS q";
 
 /// Runs a search on any connection to the triage file (the API's, the dashboard's, a CLI's).
 pub fn search(conn: &Connection, state_dir: Option<&Path>, f: &QueryFilter) -> Result<QueryPage> {
     let limit = f.limit.unwrap_or(100).clamp(1, MAX_PAGE) as usize;
     let mut wh: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
-    if let Some(d) = f.device.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        let stored = stored_client(conn, state_dir, d)?;
-        wh.push("client = ?".into());
-        args.push(Value::Text(stored));
-    }
+    let mut access = None;
     if let Some(n) = &f.name {
-        wh.push("rname = ?".into());
+        wh.push("q.rname = ?".into());
         args.push(Value::Text(reverse(&canonical_name(n)?)));
+        access = Some(Access::Bucketed("queries_rname"));
+    }
+    if let Some(d) = f.device.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        let Some(cid) = device_id(conn, state_dir, d)? else {
+            return Ok(QueryPage::default());
+        };
+        wh.push("q.cid = ?".into());
+        args.push(Value::Integer(cid));
+        access = access.or(Some(Access::Bucketed("queries_client")));
     }
     let suffix = match &f.suffix {
         Some(s) => {
             let s = canonical_name(s.trim_start_matches("*."))?;
             if !s.is_empty() {
                 let r = reverse(&s);
-                // the name itself, or names starting (reversed) with "moc.elpmaxe."
-                wh.push("(rname = ? OR (rname >= ? AND rname < ?))".into());
+                // the name itself and names starting (reversed) with "moc.elpmaxe.": one range
+                // of the index, [r, r + "/"), which also holds a few names that are not under
+                // the suffix ("moc.elpmaxe-x"), dropped below with the escaped dots
+                wh.push("q.rname >= ? AND q.rname < ?".into());
                 args.push(Value::Text(r.clone()));
-                args.push(Value::Text(format!("{r}.")));
                 args.push(Value::Text(format!("{r}/")));
+                access = access.or(Some(Access::Bucketed("queries_rname")));
                 Some(s)
             } else {
                 None
@@ -991,94 +1449,133 @@ pub fn search(conn: &Connection, state_dir: Option<&Path>, f: &QueryFilter) -> R
         None => None,
     };
     if let Some(t) = f.qtype {
-        wh.push("qtype = ?".into());
+        wh.push("q.qtype = ?".into());
         args.push(Value::Integer(t.into()));
     }
     if let Some(r) = f.rcode {
-        wh.push("rcode = ?".into());
+        wh.push("q.rcode = ?".into());
         args.push(Value::Integer(r.into()));
     }
     match f.blocked {
-        Some(true) => wh.push("blocked IS NOT NULL".into()),
-        Some(false) => wh.push("blocked IS NULL".into()),
+        Some(true) => {
+            wh.push("q.blocked IS NOT NULL".into());
+            access = access.or(Some(Access::Time("queries_blocked")));
+        }
+        Some(false) => wh.push("q.blocked IS NULL".into()),
         None => {}
     }
     if let Some(s) = f.since_us {
-        wh.push("ts >= ?".into());
+        wh.push("q.ts >= ?".into());
         args.push(Value::Integer(s));
     }
     if let Some(u) = f.until_us {
-        wh.push("ts < ?".into());
+        wh.push("q.ts < ?".into());
         args.push(Value::Integer(u));
     }
+    let access = access.unwrap_or(Access::Time("queries_ts"));
     let mut cursor = match &f.cursor {
         Some(c) if !c.is_empty() => Some(parse_cursor(c)?),
         _ => None,
     };
+    // the buckets to walk (one pass over the whole range for the time indexes)
+    let buckets: Vec<Option<i64>> = match access {
+        Access::Time(_) => vec![None],
+        Access::Bucketed(_) => {
+            let Some((oldest, newest)) = extent(conn)? else {
+                return Ok(QueryPage::default());
+            };
+            let mut hi = newest;
+            if let Some(u) = f.until_us {
+                hi = hi.min(u.saturating_sub(1));
+            }
+            if let Some((ts, _)) = cursor {
+                hi = hi.min(ts);
+            }
+            let lo = f.since_us.map_or(oldest, |s| s.max(oldest));
+            if hi < lo {
+                return Ok(QueryPage::default());
+            }
+            (bucket(lo)..=bucket(hi)).rev().map(Some).collect()
+        }
+    };
+    let index = match access {
+        Access::Time(i) | Access::Bucketed(i) => i,
+    };
     let mut rows = Vec::with_capacity(limit.min(1024));
     let mut more = false;
-    // a suffix filter's range may include false matches (escaped dots): fetch until full
-    'outer: loop {
-        let mut w = wh.clone();
-        let mut a = args.clone();
-        if let Some((ts, id)) = cursor {
-            w.push("ts <= ? AND (ts < ? OR id < ?)".into());
-            a.extend([Value::Integer(ts), Value::Integer(ts), Value::Integer(id)]);
-        }
-        let sql = format!(
-            "SELECT id, ts, client, rname, qtype, rcode, answers, action, blocked, upstream_us, source, transport \
-             FROM queries {} ORDER BY ts DESC, id DESC LIMIT ?",
-            if w.is_empty() { String::new() } else { format!("WHERE {}", w.join(" AND ")) }
-        );
-        let want = limit + 1 - rows.len();
-        a.push(Value::Integer(want as i64));
-        let mut st = conn.prepare_cached(&sql)?;
-        let mut q = st.query(params_from_iter(a))?;
-        let mut got = 0;
-        while let Some(r) = q.next()? {
-            got += 1;
-            let id: i64 = r.get(0)?;
-            let ts: i64 = r.get(1)?;
-            cursor = Some((ts, id));
-            let rname: String = r.get(3)?;
-            let name = reverse(&rname);
-            if let Some(s) = &suffix {
-                if !under(&name, s) {
-                    continue;
+    'buckets: for b in buckets {
+        // a suffix filter's range may include false matches (escaped dots): fetch until full
+        loop {
+            let mut w = wh.clone();
+            let mut a = args.clone();
+            if let Some(b) = b {
+                w.push(format!("(q.ts >> {BUCKET_SHIFT}) = ?"));
+                a.push(Value::Integer(b));
+            }
+            if let Some((ts, id)) = cursor {
+                w.push("q.ts <= ? AND (q.ts < ? OR q.id < ?)".into());
+                a.extend([Value::Integer(ts), Value::Integer(ts), Value::Integer(id)]);
+            }
+            let sql = format!(
+                "{SELECT_ROW} INDEXED BY {index} LEFT JOIN query_clients AS c ON c.id = q.cid \
+                 {} ORDER BY q.ts DESC, q.id DESC LIMIT ?",
+                if w.is_empty() {
+                    String::new()
+                } else {
+                    format!("WHERE {}", w.join(" AND "))
                 }
+            );
+            let want = limit + 1 - rows.len();
+            a.push(Value::Integer(want as i64));
+            let mut st = conn.prepare_cached(&sql)?;
+            let mut q = st.query(params_from_iter(a))?;
+            let mut got = 0;
+            while let Some(r) = q.next()? {
+                got += 1;
+                let id: i64 = r.get(0)?;
+                let ts: i64 = r.get(1)?;
+                cursor = Some((ts, id));
+                let rname: String = r.get(3)?;
+                let name = reverse(&rname);
+                if let Some(s) = &suffix {
+                    if !under(&name, s) {
+                        continue;
+                    }
+                }
+                if rows.len() == limit {
+                    more = true;
+                    break 'buckets;
+                }
+                let qtype: i64 = r.get(4)?;
+                let rcode: Option<i64> = r.get(5)?;
+                let answers: Option<String> = r.get(6)?;
+                let action: Option<i64> = r.get(7)?;
+                rows.push(QueryRow {
+                    id,
+                    ts_us: ts,
+                    time: dnsight_model::Ts(ts).to_rfc3339(),
+                    client: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    name,
+                    qtype: dnsight_model::rtype_to_str(qtype.clamp(0, 65535) as u16).into_owned(),
+                    rcode: rcode.map(|c| {
+                        dnsight_model::rcode_to_str(c.clamp(0, 65535) as u16).into_owned()
+                    }),
+                    answers: answers
+                        .map(|s| s.split('\t').map(str::to_string).collect())
+                        .unwrap_or_default(),
+                    action: action
+                        .map(|c| label(&VerdictAction::ALL, c, VerdictAction::as_str).to_string()),
+                    blocked: r.get(8)?,
+                    upstream_us: r
+                        .get::<_, Option<i64>>(9)?
+                        .map(|v| v.clamp(0, u32::MAX as i64) as u32),
+                    source: label(&Source::ALL, r.get(10)?, Source::as_str).to_string(),
+                    transport: label(&Transport::ALL, r.get(11)?, Transport::as_str).to_string(),
+                });
             }
-            if rows.len() == limit {
-                more = true;
-                break 'outer;
+            if got < want {
+                break;
             }
-            let qtype: i64 = r.get(4)?;
-            let rcode: Option<i64> = r.get(5)?;
-            let answers: Option<String> = r.get(6)?;
-            let action: Option<i64> = r.get(7)?;
-            rows.push(QueryRow {
-                id,
-                ts_us: ts,
-                time: dnsight_model::Ts(ts).to_rfc3339(),
-                client: r.get(2)?,
-                name,
-                qtype: dnsight_model::rtype_to_str(qtype.clamp(0, 65535) as u16).into_owned(),
-                rcode: rcode
-                    .map(|c| dnsight_model::rcode_to_str(c.clamp(0, 65535) as u16).into_owned()),
-                answers: answers
-                    .map(|s| s.split('\t').map(str::to_string).collect())
-                    .unwrap_or_default(),
-                action: action
-                    .map(|c| label(&VerdictAction::ALL, c, VerdictAction::as_str).to_string()),
-                blocked: r.get(8)?,
-                upstream_us: r
-                    .get::<_, Option<i64>>(9)?
-                    .map(|v| v.clamp(0, u32::MAX as i64) as u32),
-                source: label(&Source::ALL, r.get(10)?, Source::as_str).to_string(),
-                transport: label(&Transport::ALL, r.get(11)?, Transport::as_str).to_string(),
-            });
-        }
-        if got < want {
-            break;
         }
     }
     let next = if more {

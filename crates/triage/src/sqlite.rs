@@ -1,6 +1,6 @@
 //! The SQLite backend of [`TriageStore`]: one file, `state_dir/triage.sqlite`.
 //!
-//! **Schema** (version in `PRAGMA user_version`, currently 3; [`SqliteStore::open`] creates or
+//! **Schema** (version in `PRAGMA user_version`, currently 4; [`SqliteStore::open`] creates or
 //! migrates it inside one `IMMEDIATE` transaction, and refuses a file from a newer dnsight):
 //!
 //! - `alerts`: one row per alert id with the filterable columns (kind, severity and its rank,
@@ -13,7 +13,8 @@
 //! - `acks`, `blocks` (with the `allow` flag), `tokens` (SHA-256 of the secret only), `meta`
 //!   (the RPZ serial).
 //! - version 2: the notification outbox; version 3: the query log's `queries` table
-//!   ([`crate::querylog`], written by its own batching writer connection).
+//!   ([`crate::querylog`], written by its own batching writer connection); version 4: the
+//!   query log's interned clients, time-bucketed indexes and timeline roll-ups.
 //!
 //! The SQL is deliberately plain (TEXT/INTEGER/BIGINT columns, `LIMIT/OFFSET`, `substr`,
 //! `length`, `INSERT ... ON CONFLICT`), so a PostgreSQL backend can reuse it; the one SQLite
@@ -27,7 +28,7 @@
 //! loss.) The cost is one fsync per transaction, and every method is one transaction (the
 //! pipeline upserts a whole batch of alerts in one), so that is a few fsyncs a second at most.
 //!
-//! **Concurrency**: WAL lets readers run beside the one writer, and `busy_timeout` (5 s) makes
+//! **Concurrency**: WAL lets readers run beside the one writer, and a busy handler (polling every millisecond for ~5 s) makes
 //! a second process (`dnsight token create` while `serve` runs) wait for the write lock instead
 //! of failing. Writes take the lock up front (`BEGIN IMMEDIATE`), so a read-then-write
 //! transaction never fails half way on a lock upgrade. Reads run in a (deferred) transaction
@@ -43,9 +44,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 mod users;
 pub use users::{check_user_name, MAX_USER_NAME};
@@ -207,7 +207,9 @@ impl SqliteStore {
         let path = state_dir.join(TRIAGE_FILE);
         let mut conn =
             Connection::open(&path).map_err(|e| db(format!("opening {}: {e}", path.display())))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        // polls the lock every millisecond for up to ~5 s, and tells this process's query-log
+        // writer to step aside (see `querylog::store_busy`)
+        conn.busy_handler(Some(crate::querylog::store_busy))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(db(format!(
@@ -237,8 +239,26 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// Creates `state_dir/triage.sqlite` at an older schema version (`1..=4`), as an older dnsight
+/// left it: for the tests of the migrations.
+#[doc(hidden)]
+pub fn create_at_version(state_dir: &Path, version: i64) -> Result<()> {
+    if !(1..=SCHEMA_VERSION).contains(&version) {
+        return Err(invalid(format!("no schema version {version}")));
+    }
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| db(format!("creating {}: {e}", state_dir.display())))?;
+    let mut conn = Connection::open(state_dir.join(TRIAGE_FILE))?;
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    migrate_to(&mut conn, version)
+}
+
+fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if v == SCHEMA_VERSION {
+    if v >= target && v <= SCHEMA_VERSION {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -249,19 +269,22 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             "schema version {v} is newer than this dnsight understands ({SCHEMA_VERSION}); upgrade dnsight"
         )));
     }
-    if v == 0 {
+    let step = |n: i64| v < n && n <= target;
+    if step(1) {
         tx.execute_batch(SCHEMA_V1)?;
     }
-    if v < 2 {
+    if step(2) {
         tx.execute_batch(SCHEMA_V2)?;
     }
-    if v < 3 {
+    if step(3) {
         tx.execute_batch(users::SCHEMA_V3)?;
-        tx.execute_batch(crate::querylog::SCHEMA)?;
+        tx.execute_batch(crate::querylog::SCHEMA_V3)?;
     }
     // (v3 holds both the dashboard's users and sessions and the query log)
-    // future: `if v < 4 { ... }`
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    if step(4) {
+        tx.execute_batch(crate::querylog::SCHEMA_V4)?;
+    }
+    tx.pragma_update(None, "user_version", target.max(v))?;
     tx.commit()?;
     Ok(())
 }

@@ -384,3 +384,305 @@ fn timelines_count_queries_blocks_and_nxdomains_per_bucket_for_all_or_one_device
         .query_timeline(Some("not-an-address"), t0 * us, (t0 + 60) * us, us)
         .is_err());
 }
+
+/// What a search must return, worked out from the events themselves: (time µs, client, name),
+/// newest first.
+fn expect(evs: &[DnsEvent], keep: impl Fn(&DnsEvent) -> bool) -> Vec<(i64, String, String)> {
+    let mut v: Vec<_> = evs
+        .iter()
+        .filter(|e| keep(e))
+        .map(|e| {
+            (
+                e.ts.micros(),
+                e.client.to_string(),
+                e.qname.as_str().to_string(),
+            )
+        })
+        .collect();
+    v.sort_by_key(|r| std::cmp::Reverse(r.0));
+    v
+}
+
+fn got(rows: Vec<dnsight_triage::QueryRow>) -> Vec<(i64, String, String)> {
+    rows.into_iter()
+        .map(|r| (r.ts_us, r.client, r.name))
+        .collect()
+}
+
+fn blocked(e: &DnsEvent) -> bool {
+    matches!(&e.verdict, Some(v) if v.action == VerdictAction::Blocked)
+}
+
+/// Counts per bucket worked out from the events.
+fn expect_timeline(
+    evs: &[DnsEvent],
+    device: Option<&str>,
+    since: i64,
+    until: i64,
+    step: i64,
+) -> Vec<(u64, u64, u64)> {
+    let n = ((until - since + step - 1) / step) as usize;
+    let mut out = vec![(0, 0, 0); n];
+    for e in evs {
+        let t = e.ts.micros();
+        if t < since || t >= until || device.is_some_and(|d| e.client.to_string() != d) {
+            continue;
+        }
+        let b = &mut out[((t - since) / step) as usize];
+        b.0 += 1;
+        b.1 += blocked(e) as u64;
+        b.2 += (e.rcode == Some(3)) as u64;
+    }
+    out
+}
+
+fn timeline_of(
+    store: &SqliteStore,
+    device: Option<&str>,
+    since: i64,
+    until: i64,
+    step: i64,
+) -> Vec<(u64, u64, u64)> {
+    store
+        .query_timeline(device, since, until, step)
+        .unwrap()
+        .iter()
+        .map(|b| (b.queries, b.blocked, b.nxdomain))
+        .collect()
+}
+
+/// Events over about three days (the search indexes' buckets are ~72 minutes, so this crosses
+/// ~60 of them), a few arriving late with older times.
+fn days_of_events() -> Vec<DnsEvent> {
+    let base = 1_699_999_200; // a whole hour
+    let mut evs = Vec::new();
+    for i in 0..3000i64 {
+        let client = format!("10.0.0.{}", 1 + (i * 7) % 5);
+        let name = match i % 5 {
+            0 => format!("h{}.shop.example", i % 40),
+            1 => "shop.example".to_string(),
+            2 => format!("x{i}.other.test"),
+            // inside the suffix's index range, but not under it
+            3 => "foo-shop.example".to_string(),
+            _ => format!("w{}.example", i % 9),
+        };
+        let mut e = ev(
+            base + i * 97,
+            &client,
+            &name,
+            if i % 3 == 0 { 28 } else { 1 },
+        );
+        // a late arrival: written in this order, with a time ~1 day earlier (never equal to
+        // another event's time)
+        if i % 101 == 50 {
+            e.ts = Ts::from_micros((base + i * 97 - 86_400) * 1_000_000 + 13);
+        }
+        if i % 11 == 0 {
+            e.verdict = Some(Verdict {
+                action: VerdictAction::Blocked,
+                rule: Some("list:ads".into()),
+            });
+        } else if i % 13 == 0 {
+            e.rcode = Some(3);
+        }
+        evs.push(e);
+    }
+    evs
+}
+
+fn check_everything(store: &SqliteStore, evs: &[DnsEvent]) {
+    let page = |f: QueryFilter| QueryFilter {
+        limit: Some(37),
+        ..f
+    };
+    let newest = evs.iter().map(|e| e.ts.micros()).max().unwrap();
+    let day_ago = newest - 86_400_000_000;
+    type Keep = Box<dyn Fn(&DnsEvent) -> bool>;
+    let cases: Vec<(QueryFilter, Keep)> = vec![
+        (QueryFilter::default(), Box::new(|_| true)),
+        (
+            QueryFilter {
+                device: Some("10.0.0.3".into()),
+                ..Default::default()
+            },
+            Box::new(|e| e.client.to_string() == "10.0.0.3"),
+        ),
+        (
+            QueryFilter {
+                suffix: Some("shop.example".into()),
+                ..Default::default()
+            },
+            Box::new(|e| {
+                let n = e.qname.as_str();
+                n == "shop.example" || n.ends_with(".shop.example")
+            }),
+        ),
+        (
+            QueryFilter {
+                name: Some("shop.example".into()),
+                device: Some("10.0.0.2".into()),
+                ..Default::default()
+            },
+            Box::new(|e| e.qname.as_str() == "shop.example" && e.client.to_string() == "10.0.0.2"),
+        ),
+        (
+            QueryFilter {
+                suffix: Some("example".into()),
+                since_us: Some(day_ago),
+                blocked: Some(false),
+                ..Default::default()
+            },
+            Box::new(move |e| {
+                e.qname.as_str().ends_with(".example") && e.ts.micros() >= day_ago && !blocked(e)
+            }),
+        ),
+        (
+            QueryFilter {
+                blocked: Some(true),
+                until_us: Some(day_ago),
+                ..Default::default()
+            },
+            Box::new(move |e| blocked(e) && e.ts.micros() < day_ago),
+        ),
+        (
+            QueryFilter {
+                device: Some("10.0.0.4".into()),
+                rcode: Some(3),
+                ..Default::default()
+            },
+            Box::new(|e| e.client.to_string() == "10.0.0.4" && e.rcode == Some(3)),
+        ),
+        (
+            QueryFilter {
+                device: Some("10.9.9.9".into()),
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
+    ];
+    for (f, keep) in cases {
+        let want = expect(evs, keep);
+        assert_eq!(got(all(store, page(f.clone()))), want, "{f:?}");
+    }
+    // timelines from the roll-ups (whole minutes, whole hours) and from the rows (any other)
+    let hour = 3_600_000_000i64;
+    let start = (newest - 3 * 86_400_000_000) / hour * hour;
+    for (dev, since, until, step) in [
+        (None, start, newest + 1, hour),
+        (None, start + 7 * 60_000_000, newest - 5, 300_000_000),
+        (None, start + 123, newest, 3_000_000_007),
+        // whole-minute steps from a time inside a minute: each bucket boundary cuts one
+        (None, start + 7 * 60_000_000 + 13, newest, hour),
+        (Some("10.0.0.2"), start + 1_800_000_000, newest, 2 * hour),
+        (Some("10.0.0.3"), start, newest + 1, hour),
+        (Some("10.0.0.3"), start, newest + 1, 6 * hour),
+        (Some("10.0.0.5"), start + 60_000_000, newest, hour),
+        (Some("10.0.0.1"), start + 5, newest, 1_234_567_891),
+    ] {
+        assert_eq!(
+            timeline_of(store, dev, since, until, step),
+            expect_timeline(evs, dev, since, until, step),
+            "{dev:?} {since} {until} {step}"
+        );
+    }
+}
+
+#[test]
+fn searches_and_timelines_agree_with_the_events_across_days_and_after_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = days_of_events();
+    let cfg = QueryLogConfig {
+        retention_days: None,
+        max_bytes: None,
+        ..Default::default()
+    };
+    let st = write(dir.path(), &cfg, &evs);
+    assert_eq!((st.written, st.dropped), (3000, 0));
+    let store = SqliteStore::open(dir.path()).unwrap();
+    check_everything(&store, &evs);
+    drop(store);
+    // retention by days deletes the oldest rows and subtracts them from the roll-ups
+    let newest = evs.iter().map(|e| e.ts.micros()).max().unwrap();
+    let cutoff = newest - 86_400_000_000;
+    let st = write(
+        dir.path(),
+        &QueryLogConfig {
+            retention_days: Some(1),
+            max_bytes: None,
+            ..Default::default()
+        },
+        &[],
+    );
+    let kept: Vec<DnsEvent> = evs
+        .iter()
+        .filter(|e| e.ts.micros() >= cutoff)
+        .cloned()
+        .collect();
+    assert_eq!(st.deleted as usize, evs.len() - kept.len());
+    let store = SqliteStore::open(dir.path()).unwrap();
+    check_everything(&store, &kept);
+}
+
+#[test]
+fn a_version_3_query_log_migrates_with_its_rows_clients_and_timelines() {
+    let dir = tempfile::tempdir().unwrap();
+    dnsight_triage::create_at_version(dir.path(), 3).unwrap();
+    let evs = days_of_events();
+    {
+        // rows as dnsight's v3 writer stored them: the client as text, the name reversed
+        let c = rusqlite::Connection::open(dir.path().join(dnsight_triage::TRIAGE_FILE)).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 3);
+        let tx = c.unchecked_transaction().unwrap();
+        for e in &evs {
+            let r = dnsight_triage::querylog::LogRow::from_event(e);
+            tx.execute(
+                "INSERT INTO queries (ts, client, rname, qtype, rcode, answers, action, blocked, \
+                 upstream_us, source, transport) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rusqlite::params![
+                    r.ts_us,
+                    r.client.to_string(),
+                    r.rname,
+                    r.qtype,
+                    r.rcode,
+                    r.answers,
+                    r.action.map(|a| a as i64),
+                    r.blocked,
+                    r.upstream_us,
+                    r.source as i64,
+                    r.transport as i64
+                ],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    check_everything(&store, &evs);
+    let first = all(&store, QueryFilter::default());
+    assert_eq!(first.len(), 3000);
+    drop(store);
+    // the migrated file takes new rows; old and new are searched together
+    let later: Vec<DnsEvent> = (0..50)
+        .map(|i| ev(1_700_400_000 + i, "10.0.0.3", "new.shop.example", 1))
+        .collect();
+    write(
+        dir.path(),
+        &QueryLogConfig {
+            retention_days: None,
+            max_bytes: None,
+            ..Default::default()
+        },
+        &later,
+    );
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let mut both = evs.clone();
+    both.extend(later);
+    check_everything(&store, &both);
+    // reopening does not migrate again
+    drop(store);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(all(&store, QueryFilter::default()).len(), 3050);
+}

@@ -252,6 +252,8 @@ fn metrics_pass_promtool_and_cover_every_family() {
         "dnsight_querylog_commit_seconds_count",
         "dnsight_engine_events_total 5",
         "dnsight_engine_findings_total{kind=\"policy\"}",
+        "dnsight_engine_detector_seconds_total{detector=\"policy\"}",
+        "dnsight_querylog_yields_total 0",
         "dnsight_alerts_by_kind{kind=\"policy\",severity=",
         "dnsight_alerts{status=\"open\"}",
     ] {

@@ -3,7 +3,65 @@
 //! a Pi-hole log (branch office). Each has a device asking a name on the threat-intel feed; each
 //! device gets its alert, and the report names each input's format and what it lacks.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Runs `dnsight analyze` on `inputs` with a threat-intel feed of the names in `alerts`, and
+/// checks what every such run must show: each input's report line names its format and event
+/// count (`(file, "[format]", events)`), and for each `(device, name)` a `threat_intel` alert
+/// names the device among its devices with that query among its samples. Returns the report.
+fn analyze_with_feed(
+    d: &Path,
+    inputs: &[(PathBuf, &str, usize)],
+    alerts: &[(&str, &str)],
+) -> String {
+    let intel = d.join("intel.txt");
+    let feed: String = alerts.iter().map(|(_, q)| format!("{q}\n")).collect();
+    std::fs::write(&intel, feed).unwrap();
+    let out = d.join("alerts.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_dnsight"))
+        .args(["analyze", "--no-progress", "--intel"])
+        .arg(&intel)
+        .arg("--alerts-out")
+        .arg(&out)
+        .args(inputs.iter().map(|i| &i.0))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for (path, fmt, events) in inputs {
+        let file = path.file_name().unwrap().to_string_lossy();
+        let line = report
+            .lines()
+            .find(|l| l.contains(&*file))
+            .unwrap_or_else(|| panic!("{report}"));
+        assert!(
+            line.contains(fmt) && line.contains(&format!(" {events} events, 0 rejected")),
+            "{line}\n{report}"
+        );
+    }
+    let text = std::fs::read_to_string(&out).unwrap();
+    let v: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // one roll-up alert may name several devices that asked the feed's domain
+    for (dev, q) in alerts {
+        assert!(
+            v.iter().any(|a| a["kind"] == "threat_intel"
+                && a["devices"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|x| x == dev))
+                && a["evidence"]["sample_queries"].to_string().contains(q)),
+            "no threat_intel alert for {dev} / {q}:\n{text}"
+        );
+    }
+    report
+}
 
 #[test]
 fn route53_windows_and_pihole_logs_alert_for_their_devices() {
@@ -37,63 +95,20 @@ Dec  3 09:00:21 dnsmasq[676]: reply c2-branch.evil.test is 198.51.100.67
 ",
     )
     .unwrap();
-    let intel = d.join("intel.txt");
-    std::fs::write(
-        &intel,
-        "c2-cloud.evil.test\nc2-office.evil.test\nc2-branch.evil.test\n",
-    )
-    .unwrap();
-    let alerts = d.join("alerts.jsonl");
-    let o = Command::new(env!("CARGO_BIN_EXE_dnsight"))
-        .args(["analyze", "--no-progress", "--intel"])
-        .arg(&intel)
-        .arg("--alerts-out")
-        .arg(&alerts)
-        .args([&r53, &win, &pihole])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+    let report = analyze_with_feed(
+        d,
+        &[
+            (r53, "[route53-resolver]", 2),
+            (win, "[windows-dns]", 2),
+            (pihole, "[dnsmasq]", 2),
+        ],
+        &[
+            ("10.20.0.5", "c2-cloud.evil.test"),
+            ("10.30.0.7", "c2-office.evil.test"),
+            ("192.168.7.23", "c2-branch.evil.test"),
+        ],
     );
-    for (file, fmt) in [
-        ("route53.json", "[route53-resolver]"),
-        ("dns.log", "[windows-dns]"),
-        ("pihole.log", "[dnsmasq]"),
-    ] {
-        let line = report
-            .lines()
-            .find(|l| l.contains(file))
-            .unwrap_or_else(|| panic!("{report}"));
-        assert!(
-            line.contains(fmt) && line.contains(" 2 events, 0 rejected"),
-            "{line}\n{report}"
-        );
-    }
     assert!(report.contains("this format lacks"), "{report}");
-    let text = std::fs::read_to_string(&alerts).unwrap();
-    let v: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    // one roll-up alert for the feed's domain, naming every device that asked (with its query)
-    let intel_alerts: Vec<&serde_json::Value> =
-        v.iter().filter(|a| a["kind"] == "threat_intel").collect();
-    for (dev, q) in [
-        ("10.20.0.5", "c2-cloud.evil.test"),
-        ("10.30.0.7", "c2-office.evil.test"),
-        ("192.168.7.23", "c2-branch.evil.test"),
-    ] {
-        assert!(
-            intel_alerts.iter().any(|a| a["devices"]
-                .as_array()
-                .is_some_and(|d| d.iter().any(|x| x == dev))
-                && a["evidence"]["sample_queries"].to_string().contains(q)),
-            "no threat_intel alert for {dev} / {q}:\n{text}"
-        );
-    }
 }
 
 /// The exports and envelopes in one `dnsight analyze` run: a gzip'd CloudWatch Logs subscription
@@ -128,51 +143,17 @@ fn cloudwatch_windows_events_and_azure_records_alert_for_their_devices() {
     std::fs::write(&win, utf16).unwrap();
     let az = d.join("PT1H.json");
     std::fs::write(&az, "{\n  \"records\": [\n    {\n      \"time\": \"2026-12-03T09:00:20.0000000Z\",\n      \"category\": \"AZFWDnsQuery\",\n      \"operationName\": \"AZFWDnsQuery\",\n      \"properties\": {\"SourceIp\": \"10.40.0.8\", \"SourcePort\": 5353, \"QueryId\": 7, \"QueryType\": \"A\", \"QueryClass\": \"IN\", \"QueryName\": \"c2-azure.evil.test.\", \"Protocol\": \"udp\", \"RequestSize\": 40, \"ResponseCode\": \"NOERROR\", \"ResponseFlags\": \"qr,rd,ra\", \"ResponseSize\": 80, \"RequestDurationSecs\": 0.002}\n    }\n  ]\n}\n").unwrap();
-    let intel = d.join("intel.txt");
-    std::fs::write(
-        &intel,
-        "c2-cloud.evil.test\nc2-office.evil.test\nc2-azure.evil.test\n",
-    )
-    .unwrap();
-    let alerts = d.join("alerts.jsonl");
-    let o = Command::new(env!("CARGO_BIN_EXE_dnsight"))
-        .args(["analyze", "--no-progress", "--intel"])
-        .arg(&intel)
-        .arg("--alerts-out")
-        .arg(&alerts)
-        .args([&cwf, &win, &az])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+    analyze_with_feed(
+        d,
+        &[
+            (cwf, "[route53-resolver]", 1),
+            (win, "[windows-events]", 1),
+            (az, "[azure-firewall]", 1),
+        ],
+        &[
+            ("10.20.0.5", "c2-cloud.evil.test"),
+            ("10.30.0.7", "c2-office.evil.test"),
+            ("10.40.0.8", "c2-azure.evil.test"),
+        ],
     );
-    for (file, fmt) in [
-        ("cloudwatch-payload.gz", "[route53-resolver]"),
-        ("dns-analytic.json", "[windows-events]"),
-        ("PT1H.json", "[azure-firewall]"),
-    ] {
-        let line = report
-            .lines()
-            .find(|l| l.contains(file))
-            .unwrap_or_else(|| panic!("{report}"));
-        assert!(
-            line.contains(fmt) && line.contains(" 1 events, 0 rejected"),
-            "{line}\n{report}"
-        );
-    }
-    let text = std::fs::read_to_string(&alerts).unwrap();
-    for (dev, q) in [
-        ("10.20.0.5", "c2-cloud.evil.test"),
-        ("10.30.0.7", "c2-office.evil.test"),
-        ("10.40.0.8", "c2-azure.evil.test"),
-    ] {
-        assert!(
-            text.lines()
-                .any(|l| l.contains("threat_intel") && l.contains(dev) && l.contains(q)),
-            "no threat_intel alert for {dev} / {q}:\n{text}"
-        );
-    }
 }
