@@ -1,6 +1,6 @@
 //! The SQLite backend of [`TriageStore`]: one file, `state_dir/triage.sqlite`.
 //!
-//! **Schema** (version in `PRAGMA user_version`, currently 3; [`SqliteStore::open`] creates or
+//! **Schema** (version in `PRAGMA user_version`, currently 4; [`SqliteStore::open`] creates or
 //! migrates it inside one `IMMEDIATE` transaction, and refuses a file from a newer dnsight):
 //!
 //! - `alerts`: one row per alert id with the filterable columns (kind, severity and its rank,
@@ -14,6 +14,8 @@
 //!   (the RPZ serial).
 //! - version 2: the notification outbox; version 3: the query log's `queries` table
 //!   ([`crate::querylog`], written by its own batching writer connection).
+//! - version 4: `alert_open_counts (dim, val, n)`, open alerts per severity, kind, device and
+//!   destination, kept by triggers on `alerts` (the dashboard's counts without GROUP BYs).
 //!
 //! The SQL is deliberately plain (TEXT/INTEGER/BIGINT columns, `LIMIT/OFFSET`, `substr`,
 //! `length`, `INSERT ... ON CONFLICT`), so a PostgreSQL backend can reuse it; the one SQLite
@@ -45,7 +47,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 mod users;
 pub use users::{check_user_name, MAX_USER_NAME};
@@ -260,7 +262,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(crate::querylog::SCHEMA)?;
     }
     // (v3 holds both the dashboard's users and sessions and the query log)
-    // future: `if v < 4 { ... }`
+    if v < 4 {
+        tx.execute_batch(users::SCHEMA_ALERT_COUNTS)?;
+    }
+    // future: `if v < 5 { ... }`
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())

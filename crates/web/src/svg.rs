@@ -187,6 +187,73 @@ pub fn gauge(title: &str, value: f64, threshold: f64, max: f64) -> Markup {
     }
 }
 
+/// One row of a [`series`] chart.
+pub struct Row<'a> {
+    pub label: &'a str,
+    pub values: &'a [f64],
+    /// CSS class of its area: `s1`..`s4`.
+    pub class: &'static str,
+}
+
+/// Time series as small multiples sharing one time axis: one row per series, each scaled to
+/// its own maximum (written at its left, so a series of blocks a hundred times smaller than
+/// the queries still shows its shape). Bucket `i` covers `from + i·step` (Unix seconds);
+/// the axis is labelled at UTC midnights.
+pub fn series(title: &str, from: i64, step: i64, rows: &[Row<'_>]) -> Markup {
+    let (w, x0, x1, rh, gap, top) = (480.0, 64.0, 476.0, 38.0, 8.0, 4.0);
+    let n = rows
+        .iter()
+        .map(|r| r.values.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let h = top + rows.len() as f64 * (rh + gap) + 14.0;
+    let bw = (x1 - x0) / n as f64;
+    let step = step.max(1);
+    // midnight ticks, thinned to at most ~8 labels
+    let days: Vec<(usize, i64)> = (0..n)
+        .filter_map(|i| {
+            let t = from + i as i64 * step;
+            (t.rem_euclid(86_400) < step).then_some((i, t))
+        })
+        .collect();
+    let every = days.len().div_ceil(8).max(1);
+    html! {
+        svg.chart.series viewBox=(format!("0 0 {w} {}", f(h))) role="img" aria-label=(title) {
+            title { (title) }
+            @for (k, r) in rows.iter().enumerate() {
+                @let y0 = top + k as f64 * (rh + gap);
+                @let base = y0 + rh;
+                @let max = r.values.iter().cloned().fold(0.0_f64, f64::max);
+                @let total: f64 = r.values.iter().sum();
+                @let scale = if max > 0.0 { (rh - 2.0) / max } else { 0.0 };
+                text.lbl x="0" y=(f(y0 + 11.0)) { (r.label) }
+                text.val x="0" y=(f(y0 + 25.0)) { "max " (f(max)) }
+                line.axis x1=(f(x0)) y1=(f(base)) x2=(f(x1)) y2=(f(base)) {}
+                @if max > 0.0 {
+                    @let pts: Vec<String> = r.values.iter().enumerate()
+                        .flat_map(|(i, v)| {
+                            let (a, b, y) = (x0 + i as f64 * bw, x0 + (i + 1) as f64 * bw, base - v * scale);
+                            [format!("{},{}", f(a), f(y)), format!("{},{}", f(b), f(y))]
+                        })
+                        .collect();
+                    polygon class=(format!("area {}", r.class))
+                        points=(format!("{},{} {} {},{}", f(x0), f(base), pts.join(" "), f(x0 + r.values.len() as f64 * bw), f(base))) {
+                        title { (r.label) ": " (f(total)) " in all, at most " (f(max)) " per bucket" }
+                    }
+                }
+            }
+            @for (j, (i, t)) in days.iter().enumerate() {
+                @let x = x0 + *i as f64 * bw;
+                line.tick x1=(f(x)) y1=(f(top)) x2=(f(x)) y2=(f(h - 12.0)) {}
+                @if j % every == 0 {
+                    text.lbl x=(f(x)) y=(f(h - 2.0)) text-anchor="middle" { (crate::fmt::secs(*t)[5..10].to_string()) }
+                }
+            }
+        }
+    }
+}
+
 /// A small line of values (activity over time).
 pub fn sparkline(title: &str, values: &[f64]) -> Markup {
     let (w, h) = (120.0, 24.0);
@@ -243,5 +310,31 @@ mod tests {
         .into_string();
         assert!(!t.contains("<img>"), "{t}");
         assert_eq!(t.matches("class=\"tick\"").count(), 13);
+    }
+
+    #[test]
+    fn series_rows_share_the_axis() {
+        let q: Vec<f64> = (0..48).map(|i| f64::from(i % 24)).collect();
+        let b = vec![0.0; 48];
+        let rows = [
+            Row {
+                label: "queries",
+                values: &q,
+                class: "s1",
+            },
+            Row {
+                label: "<b>",
+                values: &b,
+                class: "s2",
+            },
+        ];
+        // two days from a midnight, hourly
+        let a = series("t", 86_400 * 20_000, 3600, &rows).into_string();
+        assert_eq!(a, series("t", 86_400 * 20_000, 3600, &rows).into_string());
+        // one area (the all-zero row draws none), two midnights
+        assert_eq!(a.matches("<polygon").count(), 1, "{a}");
+        assert_eq!(a.matches("class=\"tick\"").count(), 2, "{a}");
+        assert!(a.contains("max 23") && a.contains("&lt;b&gt;"), "{a}");
+        assert!(a.contains("queries: 552 in all"), "{a}");
     }
 }

@@ -354,7 +354,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             },
             running.handle(),
             dir.clone(),
-            Some(dnsight_web::mount()),
+            Some(dnsight_web::mount(Some(dir.clone()))),
         ) {
             Ok(s) => {
                 let url = format!("http://{}", s.addr());

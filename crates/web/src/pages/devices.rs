@@ -13,6 +13,7 @@ use maud::html;
 use serde::Deserialize;
 
 const PAGE: usize = 100;
+use crate::activity::{HOURS, STEP_US};
 
 #[derive(Deserialize, Default)]
 pub(crate) struct DevQuery {
@@ -52,8 +53,12 @@ pub(crate) async fn list(
     });
     let total = devs.len();
     let page = q.page.unwrap_or(0);
-    let max_events = devs.iter().map(|d| d.events).max().unwrap_or(1).max(1) as f64;
     let shown: Vec<_> = devs.iter().skip(page * PAGE).take(PAGE).collect();
+    // queries per 6 hours over the last 7 days of the query log, per device
+    web.inner.activity.kick(&web.api);
+    let ips: Vec<&str> = shown.iter().map(|d| d.ip.as_str()).collect();
+    let sparks = web.inner.activity.sparks(&ips, 6, 28);
+    let counted = web.inner.activity.ready();
     let qs = format!(
         "q={}&group={}",
         enc(q.q.as_deref().unwrap_or("")),
@@ -68,13 +73,16 @@ pub(crate) async fn list(
         }
         div.scroll {
         table.devices {
-            thead { tr { th { "Device" } th { "Group" } th { "Activity" } th.num { "Events" } th.num { "Destinations" } th { "Last seen" } th.num { "Open alerts" } } }
+            thead { tr { th { "Device" } th { "Group" } th { "Queries, 7 days" } th.num { "Events" } th.num { "Destinations" } th { "Last seen" } th.num { "Open alerts" } } }
             tbody {
-                @for d in &shown {
+                @for (d, spark) in shown.iter().zip(&sparks) {
                     tr {
                         td { (device_link(&d.ip, d.name.as_deref())) @if d.learning { " " span.chip { "learning" } } }
                         td { (d.group.as_deref().unwrap_or("—")) }
-                        td { (svg::sparkline("events relative to the busiest device", &[0.0, d.events as f64 / max_events, d.events as f64 / max_events])) }
+                        td { @match spark {
+                            Some(v) => (svg::sparkline(&format!("{} queries in the last 7 days of the query log, per 6 hours", n(v.iter().sum::<f64>() as u64)), v)),
+                            None => span.dim { @if counted { "—" } @else { "counting…" } },
+                        } }
                         td.num { (n(d.events)) }
                         td.num { (n(d.destinations)) }
                         td.nowrap { (secs(d.last_seen)) }
@@ -106,10 +114,24 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
     };
     let group = view.summary.group.clone();
     let ipstr = addr.to_string();
+    web.inner.activity.kick(&web.api);
+    let cached = web.inner.activity.device(&ipstr);
+    let window = web
+        .inner
+        .activity
+        .all()
+        .map(|a| (a.from_us, a.from_us + HOURS * STEP_US));
     let now = crate::session::now();
-    let (alerts, acks) = match web
+    let ip2 = ipstr.clone();
+    let (alerts, acks, timeline) = match web
         .api
         .read(move |s| {
+            // the counts the background keeps, or this one device's counted now
+            let timeline = match (cached, window) {
+                (Some(c), _) => Some(c),
+                (None, Some((lo, hi))) => crate::activity::update(s, Some(&ip2), None, lo, hi).ok(),
+                (None, None) => None,
+            };
             let alerts = s
                 .list_alerts(&AlertFilter {
                     device: Some(ipstr),
@@ -123,7 +145,7 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
                 .into_iter()
                 .filter(|a| a.scope.covers(addr, group.as_deref()))
                 .collect();
-            Ok((alerts, acks))
+            Ok((alerts, acks, timeline))
         })
         .await
     {
@@ -147,6 +169,23 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
             dt { "Countries" } dd { @for c in &view.countries { span.chip { (c) } " " } @if view.countries.is_empty() { "—" } }
             dt { "Open alerts" } dd { a href=(format!("/ui/alerts?device={}", enc(&d.ip))) { (d.open_alerts) } }
             dt { "Queries" } dd { a href=(format!("/ui/queries?device={}", enc(&d.ip))) { "recent queries in the query log" } }
+        }
+        section {
+            h2 { "Queries over 14 days" }
+            @match &timeline {
+                Some(t) => {
+                    @let q: Vec<f64> = t.buckets.iter().map(|b| b.queries as f64).collect();
+                    @let b: Vec<f64> = t.buckets.iter().map(|b| b.blocked as f64).collect();
+                    @let nx: Vec<f64> = t.buckets.iter().map(|b| b.nxdomain as f64).collect();
+                    figure { (svg::series("The device's queries, blocks and NXDOMAIN answers per hour", t.from_us.div_euclid(1_000_000), 3600, &[
+                            svg::Row { label: "queries", values: &q, class: "s1" },
+                            svg::Row { label: "blocked", values: &b, class: "s2" },
+                            svg::Row { label: "NXDOMAIN", values: &nx, class: "s3" },
+                        ]))
+                        figcaption { "Per hour from the query log, each row on its own scale." } }
+                }
+                None => p.dim { "The query log is empty, or still being counted." }
+            }
         }
         section {
             h2 { "Hour of week" }
