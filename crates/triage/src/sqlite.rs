@@ -14,8 +14,9 @@
 //!   (the RPZ serial).
 //! - version 2: the notification outbox; version 3: the query log's `queries` table
 //!   ([`crate::querylog`], written by its own batching writer connection).
-//! - version 4: `alert_open_counts (dim, val, n)`, open alerts per severity, kind, device and
-//!   destination, kept by triggers on `alerts` (the dashboard's counts without GROUP BYs).
+//! - version 4: `alert_counts (dim, val, n)`, open alerts per severity, kind, device and
+//!   destination and every alert per kind, severity and status, kept by triggers on `alerts`
+//!   (the dashboard's counts and [`TriageStore::stats`] without GROUP BYs).
 //!
 //! The SQL is deliberately plain (TEXT/INTEGER/BIGINT columns, `LIMIT/OFFSET`, `substr`,
 //! `length`, `INSERT ... ON CONFLICT`), so a PostgreSQL backend can reuse it; the one SQLite
@@ -218,7 +219,12 @@ impl SqliteStore {
             )));
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // reads through a memory map (no system call per page: the dashboard's filters touch
+        // thousands of alert rows); address space only, the pages are the OS cache's
+        conn.query_row("PRAGMA mmap_size = 1073741824", [], |_| Ok(()))
+            .optional()?;
         migrate(&mut conn)?;
+        refresh_statistics(&conn)?;
         Ok(SqliteStore {
             conn,
             path,
@@ -268,6 +274,39 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     // future: `if v < 5 { ... }`
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// The query planner's statistics of the alert tables (`ANALYZE`), when there are none or the
+/// alerts are more than twice or under half as many as when they were taken: without them
+/// SQLite guesses that `status IN (...)` is selective and sorts every open alert for the inbox
+/// (hundreds of ms at 100,000 open) instead of walking the sort's index. A connection reads the
+/// statistics when it opens, so a long-running server uses those of its start.
+fn refresh_statistics(conn: &Connection) -> Result<()> {
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))?;
+    let has_stat1: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'sqlite_stat1'",
+        [],
+        |r| r.get(0),
+    )?;
+    let then: Option<i64> = if has_stat1 {
+        conn.query_row(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'alerts' AND idx = 'alerts_status'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|s| s.split(' ').next().and_then(|n| n.parse().ok()))
+    } else {
+        None
+    };
+    let stale = match then {
+        None => rows > 0,
+        Some(t) => rows > t.saturating_mul(2) || rows.saturating_mul(2) < t,
+    };
+    if stale {
+        conn.execute_batch("ANALYZE alerts; ANALYZE alert_devices;")?;
+    }
     Ok(())
 }
 
@@ -1634,29 +1673,15 @@ impl TriageStore for SqliteStore {
         for s in Status::ALL {
             st.alerts_by_status.insert(s.as_str().to_string(), 0);
         }
-        {
-            let mut q = tx.prepare("SELECT status, COUNT(*) FROM alerts GROUP BY status")?;
-            let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            for row in rows {
-                let (s, n) = row?;
-                st.alerts_by_status.insert(s, n.max(0) as u64);
-            }
-        }
-        {
-            let mut q = tx.prepare(
-                "SELECT kind, severity, status, COUNT(*) FROM alerts GROUP BY kind, severity, status",
-            )?;
-            let rows = q.query_map([], |r| {
-                Ok(crate::AlertCount {
-                    kind: r.get(0)?,
-                    severity: r.get(1)?,
-                    status: r.get(2)?,
-                    count: r.get::<_, i64>(3)?.max(0) as u64,
-                })
-            })?;
-            for row in rows {
-                st.alerts_by.push(row?);
-            }
+        // from the counts the triggers keep (schema step 4), not a GROUP BY over every alert
+        for (kind, severity, status, count) in users::counts_by_kind_severity_status(&tx)? {
+            *st.alerts_by_status.entry(status.clone()).or_insert(0) += count;
+            st.alerts_by.push(crate::AlertCount {
+                kind,
+                severity,
+                status,
+                count,
+            });
         }
         let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64> {
             let n: i64 = tx.query_row(sql, p, |r| r.get(0))?;

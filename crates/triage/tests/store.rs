@@ -1200,4 +1200,32 @@ fn overview_counts() {
     let o = s.alert_overview(NOW - day, 10).unwrap();
     assert_eq!(o.by_severity, vec![("high".into(), 3)]);
     assert_eq!(s.alerts_changed().unwrap().0, 3);
+    // the store's statistics come from the same counts, every status
+    s.act("c", &Act::Flag, "ana", None, NOW + 5).unwrap();
+    let st = s.stats(NOW + 5).unwrap();
+    assert_eq!(st.alerts_by_status["open"], 1);
+    assert_eq!(st.alerts_by_status["flagged"], 1);
+    assert_eq!(st.alerts_by_status["reopened"], 1);
+    assert_eq!(st.alerts_by_status["resolved"], 0);
+    let by: Vec<(String, String, String, u64)> = st
+        .alerts_by
+        .iter()
+        .map(|c| {
+            (
+                c.kind.clone(),
+                c.severity.clone(),
+                c.status.clone(),
+                c.count,
+            )
+        })
+        .collect();
+    let want = |k: &str, sv: &str, stt: &str| (k.to_string(), sv.to_string(), stt.to_string(), 1);
+    assert_eq!(
+        by,
+        vec![
+            want("beaconing", "high", "flagged"),
+            want("dga", "high", "open"),
+            want("dga", "high", "reopened"),
+        ]
+    );
 }

@@ -237,11 +237,38 @@ fn run(path: &std::path::Path, devices: usize, rounds: usize, now: i64) {
         .next()
         .unwrap()
         .to_string();
-    let dest = h
-        .device(device(7).parse().unwrap())
-        .unwrap()
-        .and_then(|v| v.destinations.first().map(|d| d.name.clone()))
+    // a destination the engine knows (some device's baseline)
+    let dest = (0..devices)
+        .find_map(|d| {
+            h.device(device(d).parse().unwrap())
+                .ok()
+                .flatten()
+                .and_then(|v| v.destinations.first().map(|x| x.name.clone()))
+        })
         .unwrap_or_else(|| "example0.com".into());
+    // the charts' counts are made in the background: wait for the first full count (the
+    // overview's chart, then every device's sparkline), as a server that has run a minute has
+    let t0 = Instant::now();
+    let page = |p: &str| {
+        agent
+            .get(&format!("{base}{p}"))
+            .set("Cookie", &cookie)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .unwrap_or_default()
+    };
+    while !page("/ui/").contains("queries: ") && t0.elapsed() < Duration::from_secs(900) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let all = t0.elapsed().as_secs_f64();
+    while page("/ui/devices").contains("counting…") && t0.elapsed() < Duration::from_secs(1800) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "charts: the query log counted for all devices in {all:.1}s, per device in {:.1}s (background, once)",
+        t0.elapsed().as_secs_f64()
+    );
     let pages = [
         ("overview", "/ui/".to_string()),
         ("alerts inbox (100k open)", "/ui/alerts".into()),

@@ -123,8 +123,9 @@ pub struct Mark {
     pub class: &'static str,
 }
 
-/// A time axis from `from` to `to` (Unix seconds) with labelled marks, an optional shaded span
-/// and optional regular ticks (e.g. a beacon's check-ins at its median interval).
+/// A time axis from `from` to `to` (Unix seconds) with marks (labelled ones with a line, an
+/// unlabelled one as a dot: a lookup), an optional shaded span and optional regular ticks
+/// (e.g. a beacon's check-ins at its median interval).
 pub fn timeline(
     title: &str,
     from: i64,
@@ -160,9 +161,16 @@ pub fn timeline(
             @for (i, m) in marks.iter().enumerate() {
                 @let mx = x(m.at);
                 @let ly = if i % 2 == 0 { 20.0 } else { 72.0 };
-                line class=(format!("mk {}", m.class)) x1=(f(mx)) y1="26" x2=(f(mx)) y2="58" {}
-                circle class=(format!("mk {}", m.class)) cx=(f(mx)) cy="50" r="4" {}
-                text.lbl x=(f(mx.clamp(40.0, 440.0))) y=(f(ly)) text-anchor="middle" { (m.label) }
+                @if m.label.is_empty() {
+                    // an unlabelled mark: one dot on the axis (a lookup)
+                    circle class=(format!("mk {}", m.class)) cx=(f(mx)) cy="50" r="2.5" {
+                        title { (crate::fmt::secs(m.at)) }
+                    }
+                } @else {
+                    line class=(format!("mk {}", m.class)) x1=(f(mx)) y1="26" x2=(f(mx)) y2="58" {}
+                    circle class=(format!("mk {}", m.class)) cx=(f(mx)) cy="50" r="4" {}
+                    text.lbl x=(f(mx.clamp(40.0, 440.0))) y=(f(ly)) text-anchor="middle" { (m.label) }
+                }
             }
             text.lbl x=(f(x0)) y="88" { (crate::fmt::secs(from)) }
             text.lbl x=(f(x1)) y="88" text-anchor="end" { (crate::fmt::secs(to)) }
@@ -310,6 +318,21 @@ mod tests {
         .into_string();
         assert!(!t.contains("<img>"), "{t}");
         assert_eq!(t.matches("class=\"tick\"").count(), 13);
+    }
+
+    #[test]
+    fn unlabelled_marks_are_dots() {
+        let marks: Vec<Mark> = (0..5)
+            .map(|i| Mark {
+                at: i * 300,
+                label: String::new(),
+                class: "m4",
+            })
+            .collect();
+        let t = timeline("arrivals", 0, 1200, &marks, None, None).into_string();
+        assert_eq!(t.matches("<circle").count(), 5, "{t}");
+        assert_eq!(t.matches("r=\"2.5\"").count(), 5, "{t}");
+        assert!(!t.contains("<line class=\"mk"), "{t}");
     }
 
     #[test]

@@ -90,17 +90,19 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
     let loaded = web
         .api
         .read(move |s| {
-            let newest = s
-                .list_alerts(&AlertFilter {
-                    sort: Sort::LastSeen,
-                    limit: Some(1),
-                    ..Default::default()
-                })?
-                .0;
-            let now = newest
-                .first()
-                .map(|a| a.alert.last_seen.secs())
-                .unwrap_or_else(dnsight_pipeline::now_secs);
+            let now = match act_from {
+                Some(f) => f + HOURS * 3600,
+                None => s
+                    .list_alerts(&AlertFilter {
+                        sort: Sort::LastSeen,
+                        limit: Some(1),
+                        ..Default::default()
+                    })?
+                    .0
+                    .first()
+                    .map(|a| a.alert.last_seen.secs())
+                    .unwrap_or_else(dnsight_pipeline::now_secs),
+            };
             let from = act_from.unwrap_or_else(|| (now / 3600 + 1) * 3600 - HOURS * 3600);
             let o = s.alert_overview(from, 10)?;
             let fresh = s
