@@ -1011,10 +1011,12 @@ impl TriageStore for SqliteStore {
         let mut all = p;
         all.push(Value::Integer(limit));
         all.push(Value::Integer(to_i64(f.offset)));
+        // the page's ids first (sorted and skipped without carrying the bodies), then the rows
         let rows = tx
             .prepare(&format!(
-                "SELECT {ALERT_COLS} FROM alerts{w}{} LIMIT ? OFFSET ?",
-                order_by(f.sort)
+                "SELECT {ALERT_COLS} FROM alerts WHERE id IN \
+                 (SELECT id FROM alerts{w}{o} LIMIT ? OFFSET ?){o}",
+                o = order_by(f.sort)
             ))?
             .query_map(params_from_iter(all.iter()), row_alert)?
             .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -38,6 +38,7 @@ mod pages;
 mod password;
 mod session;
 pub mod svg;
+mod table;
 
 pub use password::{hash_password, random_password, verify_password};
 pub use session::SESSION_TTL;

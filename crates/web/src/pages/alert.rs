@@ -118,20 +118,7 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(id): Path<Stri
         }
         section {
             h2 { "Related alerts" }
-            @if l.related.is_empty() { p.dim { "None on this device or destination." } }
-            @else {
-                table { tbody {
-                    @for r in &l.related {
-                        tr {
-                            td { (sev(r.alert.severity)) }
-                            td { a href=(format!("/ui/alerts/{}", enc(&r.alert.id))) { (kind_title(r.alert.kind)) } }
-                            td.name { (r.alert.destination) }
-                            td { (status(r.alert.status)) }
-                            td.nowrap { (ts(r.alert.last_seen)) }
-                        }
-                    }
-                } }
-            }
+            (crate::table::alerts(&l.related, "None on this device or destination."))
         }
         section {
             h2 { "History" }

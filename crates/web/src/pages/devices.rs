@@ -1,14 +1,15 @@
 //! Devices, and one device with its baseline.
 
-use super::{dest_link, device_link, kind_title, sev, status};
-use crate::fmt::{enc, n, secs, ts};
+use super::{dest_link, device_link, kind_title};
+use crate::fmt::{enc, n, secs};
 use crate::layout::{self, shell};
 use crate::session::User;
 use crate::svg;
+use crate::table::{col, scope_label, Table};
 use crate::Web;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use dnsight_triage::{AlertFilter, Scope, Sort};
+use dnsight_triage::{AckRule, AlertFilter, Sort};
 use maud::html;
 use serde::Deserialize;
 
@@ -199,24 +200,18 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
         }
         section {
             h2 { "Acknowledgements in force" }
-            @if acks.is_empty() { p.dim { "None." } }
-            @else {
-                table { thead { tr { th { "Kind" } th { "Destination" } th { "Scope" } th { "Until" } th { "By" } th { "Note" } } }
-                tbody { @for a in &acks {
-                    tr { td { (kind_title(a.kind)) } td.name { (dest_link(&a.destination)) }
-                         td { (match &a.scope { Scope::All => "everyone".to_string(), s => s.label() }) }
-                         td { (a.until.map(secs).unwrap_or_else(|| "for good".into())) }
-                         td { (a.created_by) } td { (a.note.as_deref().unwrap_or("")) } }
-                } } }
-            }
+            (Table::new(vec![
+                col("Kind", "", |a: &AckRule| html! { (kind_title(a.kind)) }),
+                col("Destination", "name", |a: &AckRule| dest_link(&a.destination)),
+                col("Scope", "", |a: &AckRule| html! { (scope_label(&a.scope)) }),
+                col("Until", "nowrap", |a: &AckRule| html! { (a.until.map(secs).unwrap_or_else(|| "for good".into())) }),
+                col("By", "", |a: &AckRule| html! { (a.created_by) }),
+                col("Note", "", |a: &AckRule| html! { (a.note.as_deref().unwrap_or("")) }),
+            ]).render(&acks))
         }
         section {
             h2 { "Recent alerts" }
-            @if alerts.is_empty() { p.dim { "None." } }
-            table { tbody { @for a in &alerts {
-                tr { td { (sev(a.alert.severity)) } td { a href=(format!("/ui/alerts/{}", enc(&a.alert.id))) { (kind_title(a.alert.kind)) } }
-                     td.name { (dest_link(&a.alert.destination)) } td { (status(a.alert.status)) } td.nowrap { (ts(a.alert.last_seen)) } }
-            } } }
+            (crate::table::alerts(&alerts, "None."))
         }
         section #baseline {
             h2 { "Baseline (" (n(view.destinations.len() as u64)) " destinations)" }

@@ -6,11 +6,12 @@ use crate::fmt::{bytes, enc, n, ts};
 use crate::layout::shell;
 use crate::session::User;
 use crate::svg;
+use crate::table::{col, Table};
 use crate::Web;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use dnsight_engine::{Kind, Severity};
-use dnsight_triage::{AlertFilter, Sort};
+use dnsight_triage::{AlertFilter, Sort, StoredAlert};
 use maud::{html, Markup};
 
 const HOURS: i64 = crate::activity::HOURS;
@@ -182,23 +183,20 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
             }
             section {
                 h2 { "Top devices (open alerts)" }
-                table { tbody { @for (d, c) in &o.top_devices {
-                    tr { td { (device_link(d, None)) } td.num { a href=(format!("/ui/alerts?device={}", enc(d))) { (n(*c)) } } }
-                } } }
+                (crate::table::counts("Device", &o.top_devices, "device", |d| device_link(d, None)))
             }
             section {
                 h2 { "Top destinations (open alerts)" }
-                table { tbody { @for (d, c) in &o.top_destinations {
-                    tr { td.name { (dest_link(d)) } td.num { a href=(format!("/ui/alerts?destination={}", enc(d))) { (n(*c)) } } }
-                } } }
+                (crate::table::counts("Destination", &o.top_destinations, "destination", dest_link))
             }
             section {
                 h2 { "New destinations this week" }
-                @if fresh.is_empty() { p.dim { "None." } }
-                table { tbody { @for a in &fresh {
-                    tr { td { (sev(a.alert.severity)) } td.name { a href=(format!("/ui/alerts/{}", enc(&a.alert.id))) { (a.alert.destination) } }
-                         td { (device_link(&a.alert.device, a.alert.device_name.as_deref())) } td.nowrap { (ts(a.alert.first_seen)) } }
-                } } }
+                (Table::new(vec![
+                    col("", "", |a: &StoredAlert| sev(a.alert.severity)),
+                    col("", "name", |a: &StoredAlert| html! { a href=(format!("/ui/alerts/{}", enc(&a.alert.id))) { (a.alert.destination) } }),
+                    col("", "", |a: &StoredAlert| device_link(&a.alert.device, a.alert.device_name.as_deref())),
+                    col("", "nowrap", |a: &StoredAlert| html! { (ts(a.alert.first_seen)) }),
+                ]).headless().render(&fresh))
             }
             section {
                 h2 { "Ingestion health" }
