@@ -24,7 +24,7 @@ pub(crate) const HOURS: i64 = 14 * 24;
 /// Counts older than this are refreshed (in the background) when a page asks for them.
 pub(crate) const REFRESH: Duration = Duration::from_secs(5);
 /// The whole window is re-read this often.
-pub(crate) const FULL: Duration = Duration::from_secs(15 * 60);
+pub(crate) const FULL: Duration = Duration::from_secs(3600);
 
 /// Hourly counts from `from_us` on (contiguous buckets, oldest first).
 #[derive(Clone, Debug, Default, PartialEq)]

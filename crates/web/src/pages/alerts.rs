@@ -149,6 +149,7 @@ fn filters(q: &Inbox) -> Markup {
             label { "Group " input name="group" value=[nonempty(&q.group)] size="10"; }
             label { "Destination " input name="destination" value=[nonempty(&q.destination)] placeholder="example.com or *.example.com" size="18"; }
             label { "Seen since " input name="since" value=[nonempty(&q.since)] placeholder="24h, 2026-12-01" size="10"; }
+            label { "First seen before " input name="until" value=[nonempty(&q.until)] placeholder="2026-12-01" size="10"; }
             label { "Sort "
                 select name="sort" {
                     @for (v, l) in [("severity", "severity"), ("last_seen", "last seen"), ("first_seen", "newest"), ("count", "count")] {

@@ -124,7 +124,8 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
         .map(|a| (a.from_us, a.from_us + HOURS * STEP_US));
     let now = crate::session::now();
     let ip2 = ipstr.clone();
-    let (alerts, acks, timeline) = match web
+    let ip3 = ipstr.clone();
+    let (alerts, acks, timeline, recent) = match web
         .api
         .read(move |s| {
             // the counts the background keeps, or this one device's counted now
@@ -146,7 +147,16 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
                 .into_iter()
                 .filter(|a| a.scope.covers(addr, group.as_deref()))
                 .collect();
-            Ok((alerts, acks, timeline))
+            // its newest queries (the log may be off or pseudonymised: then none)
+            let recent: Vec<super::queries::QueryRow> = s
+                .search_queries(&dnsight_triage::QueryFilter {
+                    device: Some(ip3),
+                    limit: Some(10),
+                    ..Default::default()
+                })
+                .map(|p| p.rows.into_iter().map(Into::into).collect())
+                .unwrap_or_default();
+            Ok((alerts, acks, timeline, recent))
         })
         .await
     {
@@ -208,6 +218,11 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
                 col("By", "", |a: &AckRule| html! { (a.created_by) }),
                 col("Note", "", |a: &AckRule| html! { (a.note.as_deref().unwrap_or("")) }),
             ]).render(&acks))
+        }
+        section {
+            h2 { "Recent queries" }
+            (super::queries::table(&recent, "None in the query log."))
+            p { a href=(format!("/ui/queries?device={}", enc(&d.ip))) { "All its queries in the query log →" } }
         }
         section {
             h2 { "Recent alerts" }
