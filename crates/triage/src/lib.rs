@@ -268,7 +268,7 @@ pub struct SessionInfo {
 }
 
 /// Open alerts by severity, kind, device and destination (most first), and alerts first seen
-/// per day (day start in Unix seconds, UTC).
+/// per day and per hour (bucket start in Unix seconds, UTC).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct AlertOverview {
     pub by_severity: Vec<(String, u64)>,
@@ -276,6 +276,8 @@ pub struct AlertOverview {
     pub top_devices: Vec<(String, u64)>,
     pub top_destinations: Vec<(String, u64)>,
     pub per_day: Vec<(Secs, u64)>,
+    #[serde(default)]
+    pub per_hour: Vec<(Secs, u64)>,
 }
 
 /// Sort orders for alert lists.

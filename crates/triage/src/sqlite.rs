@@ -1,6 +1,6 @@
 //! The SQLite backend of [`TriageStore`]: one file, `state_dir/triage.sqlite`.
 //!
-//! **Schema** (version in `PRAGMA user_version`, currently 4; [`SqliteStore::open`] creates or
+//! **Schema** (version in `PRAGMA user_version`, currently 5; [`SqliteStore::open`] creates or
 //! migrates it inside one `IMMEDIATE` transaction, and refuses a file from a newer dnsight):
 //!
 //! - `alerts`: one row per alert id with the filterable columns (kind, severity and its rank,
@@ -15,6 +15,9 @@
 //! - version 2: the notification outbox; version 3: the query log's `queries` table
 //!   ([`crate::querylog`], written by its own batching writer connection); version 4: the
 //!   query log's interned clients, time-bucketed indexes and timeline roll-ups.
+//! - version 5: `alert_counts (dim, val, n)`, open alerts per severity, kind, device and
+//!   destination and every alert per kind, severity and status, kept by triggers on `alerts`
+//!   (the dashboard's counts and [`TriageStore::stats`] without GROUP BYs).
 //!
 //! The SQL is deliberately plain (TEXT/INTEGER/BIGINT columns, `LIMIT/OFFSET`, `substr`,
 //! `length`, `INSERT ... ON CONFLICT`), so a PostgreSQL backend can reuse it; the one SQLite
@@ -45,7 +48,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 mod users;
 pub use users::{check_user_name, MAX_USER_NAME};
@@ -218,7 +221,12 @@ impl SqliteStore {
             )));
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // reads through a memory map (no system call per page: the dashboard's filters touch
+        // thousands of alert rows); address space only, the pages are the OS cache's
+        conn.query_row("PRAGMA mmap_size = 1073741824", [], |_| Ok(()))
+            .optional()?;
         migrate(&mut conn)?;
+        refresh_statistics(&conn)?;
         Ok(SqliteStore {
             conn,
             path,
@@ -242,7 +250,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     migrate_to(conn, SCHEMA_VERSION)
 }
 
-/// Creates `state_dir/triage.sqlite` at an older schema version (`1..=4`), as an older dnsight
+/// Creates `state_dir/triage.sqlite` at an older schema version (`1..=5`), as an older dnsight
 /// left it: for the tests of the migrations.
 #[doc(hidden)]
 pub fn create_at_version(state_dir: &Path, version: i64) -> Result<()> {
@@ -284,8 +292,44 @@ fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     if step(4) {
         tx.execute_batch(crate::querylog::SCHEMA_V4)?;
     }
+    if step(5) {
+        tx.execute_batch(users::SCHEMA_ALERT_COUNTS)?;
+    }
     tx.pragma_update(None, "user_version", target.max(v))?;
     tx.commit()?;
+    Ok(())
+}
+
+/// The query planner's statistics of the alert tables (`ANALYZE`), when there are none or the
+/// alerts are more than twice or under half as many as when they were taken: without them
+/// SQLite guesses that `status IN (...)` is selective and sorts every open alert for the inbox
+/// (hundreds of ms at 100,000 open) instead of walking the sort's index. A connection reads the
+/// statistics when it opens, so a long-running server uses those of its start.
+fn refresh_statistics(conn: &Connection) -> Result<()> {
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))?;
+    let has_stat1: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'sqlite_stat1'",
+        [],
+        |r| r.get(0),
+    )?;
+    let then: Option<i64> = if has_stat1 {
+        conn.query_row(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'alerts' AND idx = 'alerts_status'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|s| s.split(' ').next().and_then(|n| n.parse().ok()))
+    } else {
+        None
+    };
+    let stale = match then {
+        None => rows > 0,
+        Some(t) => rows > t.saturating_mul(2) || rows.saturating_mul(2) < t,
+    };
+    if stale {
+        conn.execute_batch("ANALYZE alerts; ANALYZE alert_devices;")?;
+    }
     Ok(())
 }
 
@@ -990,10 +1034,12 @@ impl TriageStore for SqliteStore {
         let mut all = p;
         all.push(Value::Integer(limit));
         all.push(Value::Integer(to_i64(f.offset)));
+        // the page's ids first (sorted and skipped without carrying the bodies), then the rows
         let rows = tx
             .prepare(&format!(
-                "SELECT {ALERT_COLS} FROM alerts{w}{} LIMIT ? OFFSET ?",
-                order_by(f.sort)
+                "SELECT {ALERT_COLS} FROM alerts WHERE id IN \
+                 (SELECT id FROM alerts{w}{o} LIMIT ? OFFSET ?){o}",
+                o = order_by(f.sort)
             ))?
             .query_map(params_from_iter(all.iter()), row_alert)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1652,29 +1698,15 @@ impl TriageStore for SqliteStore {
         for s in Status::ALL {
             st.alerts_by_status.insert(s.as_str().to_string(), 0);
         }
-        {
-            let mut q = tx.prepare("SELECT status, COUNT(*) FROM alerts GROUP BY status")?;
-            let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            for row in rows {
-                let (s, n) = row?;
-                st.alerts_by_status.insert(s, n.max(0) as u64);
-            }
-        }
-        {
-            let mut q = tx.prepare(
-                "SELECT kind, severity, status, COUNT(*) FROM alerts GROUP BY kind, severity, status",
-            )?;
-            let rows = q.query_map([], |r| {
-                Ok(crate::AlertCount {
-                    kind: r.get(0)?,
-                    severity: r.get(1)?,
-                    status: r.get(2)?,
-                    count: r.get::<_, i64>(3)?.max(0) as u64,
-                })
-            })?;
-            for row in rows {
-                st.alerts_by.push(row?);
-            }
+        // from the counts the triggers keep (schema step 5), not a GROUP BY over every alert
+        for (kind, severity, status, count) in users::counts_by_kind_severity_status(&tx)? {
+            *st.alerts_by_status.entry(status.clone()).or_insert(0) += count;
+            st.alerts_by.push(crate::AlertCount {
+                kind,
+                severity,
+                status,
+                count,
+            });
         }
         let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64> {
             let n: i64 = tx.query_row(sql, p, |r| r.get(0))?;

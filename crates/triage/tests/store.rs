@@ -1154,5 +1154,78 @@ fn overview_counts() {
     assert_eq!(o.top_destinations[0], ("x.example".into(), 2));
     assert_eq!(o.per_day.iter().map(|d| d.1).sum::<u64>(), 3);
     assert_eq!(o.per_day.len(), 2);
+    assert_eq!(o.per_hour.iter().map(|d| d.1).sum::<u64>(), 3);
     assert_eq!(s.alerts_changed().unwrap(), (3, NOW));
+    // the counts follow the alerts: flagged stays open, resolved leaves, reopened comes back
+    s.act("a", &Act::Flag, "ana", None, NOW + 1).unwrap();
+    let o = s.alert_overview(NOW - day, 10).unwrap();
+    assert_eq!(o.by_severity, vec![("high".into(), 2), ("low".into(), 1)]);
+    s.act(
+        "a",
+        &Act::Resolve {
+            reason: Reason::FalsePositive,
+        },
+        "ana",
+        None,
+        NOW + 2,
+    )
+    .unwrap();
+    let o = s.alert_overview(NOW - day, 10).unwrap();
+    assert_eq!(o.by_severity, vec![("high".into(), 1), ("low".into(), 1)]);
+    assert_eq!(
+        o.top_destinations,
+        vec![("x.example".into(), 1), ("y.example".into(), 1)]
+    );
+    assert_eq!(
+        o.top_devices,
+        vec![("10.0.0.1".into(), 1), ("10.0.0.2".into(), 1)]
+    );
+    assert_eq!(s.alerts_changed().unwrap(), (2, NOW + 2));
+    s.act("a", &Act::Reopen, "ana", None, NOW + 3).unwrap();
+    let o = s.alert_overview(NOW - day, 10).unwrap();
+    assert_eq!(o.top_devices[0], ("10.0.0.1".into(), 2));
+    // an update that moves an open alert to another severity moves its count
+    s.upsert_alerts(
+        &[alert(
+            "b",
+            Kind::Dga,
+            Severity::High,
+            "10.0.0.1",
+            "y.example",
+            NOW + day,
+        )],
+        NOW + 4,
+    )
+    .unwrap();
+    let o = s.alert_overview(NOW - day, 10).unwrap();
+    assert_eq!(o.by_severity, vec![("high".into(), 3)]);
+    assert_eq!(s.alerts_changed().unwrap().0, 3);
+    // the store's statistics come from the same counts, every status
+    s.act("c", &Act::Flag, "ana", None, NOW + 5).unwrap();
+    let st = s.stats(NOW + 5).unwrap();
+    assert_eq!(st.alerts_by_status["open"], 1);
+    assert_eq!(st.alerts_by_status["flagged"], 1);
+    assert_eq!(st.alerts_by_status["reopened"], 1);
+    assert_eq!(st.alerts_by_status["resolved"], 0);
+    let by: Vec<(String, String, String, u64)> = st
+        .alerts_by
+        .iter()
+        .map(|c| {
+            (
+                c.kind.clone(),
+                c.severity.clone(),
+                c.status.clone(),
+                c.count,
+            )
+        })
+        .collect();
+    let want = |k: &str, sv: &str, stt: &str| (k.to_string(), sv.to_string(), stt.to_string(), 1);
+    assert_eq!(
+        by,
+        vec![
+            want("beaconing", "high", "flagged"),
+            want("dga", "high", "open"),
+            want("dga", "high", "reopened"),
+        ]
+    );
 }

@@ -3,8 +3,13 @@
 //! server's own render time (`Server-Timing: render;dur=`, from the request reaching the
 //! dashboard to the finished page) and of the whole HTTP round trip on loopback.
 //!
-//! `cargo bench -p dnsight-web --bench render` (add `-- DEVICES ALERTS ROUNDS` to change the
-//! sizes; defaults 1000 100000 30).
+//! The query log holds `QUERIES` rows over the last 7 days (event time), spread over the
+//! devices, 5% NXDOMAIN and 1% blocked: the overview's and the device pages' charts read it.
+//!
+//! `cargo bench -p dnsight-web --bench render` (add `-- DEVICES ALERTS ROUNDS QUERIES` to change
+//! the sizes; defaults 1000 100000 30 10000000). Writing 10 million query-log rows takes
+//! minutes: with `DNSIGHT_BENCH_DIR=DIR` the store is built there once and reused by later runs
+//! of the same sizes (delete the directory to rebuild it).
 
 use dnsight_engine::{Alert, Engine, EngineConfig, Kind, Severity, Status};
 use dnsight_model::{DnsEvent, Ts};
@@ -31,13 +36,34 @@ fn main() {
     let devices = args.first().copied().unwrap_or(1000);
     let alerts = args.get(1).copied().unwrap_or(100_000);
     let rounds = args.get(2).copied().unwrap_or(30);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_path_buf();
-    let now = dnsight_pipeline::now_secs();
+    let queries = args.get(3).copied().unwrap_or(10_000_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, reuse) = match std::env::var_os("DNSIGHT_BENCH_DIR") {
+        Some(d) => (std::path::PathBuf::from(d), true),
+        None => (tmp.path().to_path_buf(), false),
+    };
+    let marker = path.join("bench-sizes");
+    let sizes = format!("{devices} {alerts} {queries}");
+    let built = reuse && std::fs::read_to_string(&marker).ok().as_deref() == Some(sizes.as_str());
+    let now = match std::fs::read_to_string(path.join("bench-now")) {
+        Ok(t) if built => t.trim().parse().unwrap(),
+        _ => dnsight_pipeline::now_secs(),
+    };
+    if !built {
+        build_store(&path, devices, alerts, queries, now);
+        std::fs::write(path.join("bench-now"), now.to_string()).unwrap();
+        std::fs::write(&marker, &sizes).unwrap();
+    } else {
+        println!("store: reused {} ({sizes})", path.display());
+    }
+    run(&path, devices, rounds, now);
+}
 
+fn build_store(path: &std::path::Path, devices: usize, alerts: usize, queries: usize, now: i64) {
+    let _ = std::fs::remove_dir_all(path);
     // the store: 100k alerts over the devices, kinds and severities mixed
     let t0 = Instant::now();
-    let mut st = SqliteStore::open(&path).unwrap();
+    let mut st = SqliteStore::open(path).unwrap();
     let kinds = Kind::ALL;
     let mut batch = Vec::with_capacity(1000);
     for i in 0..alerts {
@@ -81,6 +107,56 @@ fn main() {
         t0.elapsed().as_secs_f64()
     );
 
+    // the query log: the last 7 days, every device in turn
+    let t0 = Instant::now();
+    let cfg = dnsight_triage::QueryLogConfig {
+        retention_days: None,
+        max_bytes: None,
+        ..Default::default()
+    };
+    let (log, writer) = dnsight_triage::QueryLog::spawn(path, &cfg).unwrap();
+    let span_us = 7 * 86_400 * 1_000_000_i64;
+    let start_us = now * 1_000_000 - span_us;
+    let addrs: Vec<std::net::IpAddr> = (0..devices).map(|d| device(d).parse().unwrap()).collect();
+    for i in 0..queries {
+        let name: String = format!("www.site{}.example{}.com", i % 3000, i % 7)
+            .chars()
+            .rev()
+            .collect();
+        let mut row = dnsight_triage::querylog::LogRow {
+            ts_us: start_us + (i as i64) * (span_us / queries.max(1) as i64),
+            client: addrs[i % devices],
+            rname: name,
+            qtype: 1,
+            rcode: Some(if i % 20 == 0 { 3 } else { 0 }),
+            answers: None,
+            action: None,
+            blocked: (i % 100 == 0).then(|| "bench".to_string()),
+            upstream_us: None,
+            source: dnsight_model::Source::Resolver,
+            transport: dnsight_model::Transport::Udp,
+        };
+        loop {
+            match log.try_log_row(row) {
+                Ok(()) => break,
+                Err(r) => {
+                    row = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    let ws = writer.close();
+    println!(
+        "query log: {} rows written in {:.1}s",
+        ws.written,
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+fn run(path: &std::path::Path, devices: usize, rounds: usize, now: i64) {
+    let path = path.to_path_buf();
+
     // the engine: every device with 20 destinations
     let p = Pipeline::new(
         Engine::new(EngineConfig::default()),
@@ -117,7 +193,7 @@ fn main() {
         dnsight_api::ApiConfig::new("127.0.0.1:0".parse().unwrap()),
         run.handle(),
         path.clone(),
-        Some(dnsight_web::mount()),
+        Some(dnsight_web::mount(Some(path.clone()))),
     )
     .unwrap();
     let base = api.url();
@@ -161,11 +237,38 @@ fn main() {
         .next()
         .unwrap()
         .to_string();
-    let dest = h
-        .device(device(7).parse().unwrap())
-        .unwrap()
-        .and_then(|v| v.destinations.first().map(|d| d.name.clone()))
+    // a destination the engine knows (some device's baseline)
+    let dest = (0..devices)
+        .find_map(|d| {
+            h.device(device(d).parse().unwrap())
+                .ok()
+                .flatten()
+                .and_then(|v| v.destinations.first().map(|x| x.name.clone()))
+        })
         .unwrap_or_else(|| "example0.com".into());
+    // the charts' counts are made in the background: wait for the first full count (the
+    // overview's chart, then every device's sparkline), as a server that has run a minute has
+    let t0 = Instant::now();
+    let page = |p: &str| {
+        agent
+            .get(&format!("{base}{p}"))
+            .set("Cookie", &cookie)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .unwrap_or_default()
+    };
+    while !page("/ui/").contains("queries: ") && t0.elapsed() < Duration::from_secs(900) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let all = t0.elapsed().as_secs_f64();
+    while page("/ui/devices").contains("counting…") && t0.elapsed() < Duration::from_secs(1800) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "charts: the query log counted for all devices in {all:.1}s, per device in {:.1}s (background, once)",
+        t0.elapsed().as_secs_f64()
+    );
     let pages = [
         ("overview", "/ui/".to_string()),
         ("alerts inbox (100k open)", "/ui/alerts".into()),

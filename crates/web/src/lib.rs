@@ -30,6 +30,7 @@ use axum::Router;
 pub use dnsight_api::AppState;
 use std::sync::Arc;
 
+mod activity;
 mod assets;
 mod fmt;
 mod layout;
@@ -37,6 +38,7 @@ mod pages;
 mod password;
 mod session;
 pub mod svg;
+mod table;
 
 pub use password::{hash_password, random_password, verify_password};
 pub use session::SESSION_TTL;
@@ -53,20 +55,25 @@ pub(crate) struct WebInner {
     pub(crate) limiter: dnsight_api::Limiter,
     /// The last (time, events) sample, for the overview's events/s.
     pub(crate) rate: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+    /// The charts' query counts, refreshed in the background.
+    pub(crate) activity: Arc<activity::Activity>,
 }
 
-/// The dashboard as a [`dnsight_api::Mount`] for [`dnsight_api::start_mounted`].
-pub fn mount() -> dnsight_api::Mount {
-    Box::new(routes)
+/// The dashboard as a [`dnsight_api::Mount`] for [`dnsight_api::start_mounted`]; `state_dir`
+/// (the one the API's store is in) gives the charts' background counting its own connection
+/// to the triage file (None: it shares the API's).
+pub fn mount(state_dir: Option<std::path::PathBuf>) -> dnsight_api::Mount {
+    Box::new(move |api| routes(api, state_dir))
 }
 
 /// The dashboard's routes over the API's state: `/` redirects to `/ui/`.
-pub fn routes(api: AppState) -> Router {
+pub fn routes(api: AppState, state_dir: Option<std::path::PathBuf>) -> Router {
     let web = Web {
         api,
         inner: Arc::new(WebInner {
             limiter: dnsight_api::Limiter::default(),
             rate: std::sync::Mutex::new(None),
+            activity: Arc::new(activity::Activity::new(state_dir)),
         }),
     };
     let ui = Router::new()

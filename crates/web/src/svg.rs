@@ -123,8 +123,9 @@ pub struct Mark {
     pub class: &'static str,
 }
 
-/// A time axis from `from` to `to` (Unix seconds) with labelled marks, an optional shaded span
-/// and optional regular ticks (e.g. a beacon's check-ins at its median interval).
+/// A time axis from `from` to `to` (Unix seconds) with marks (labelled ones with a line, an
+/// unlabelled one as a dot: a lookup), an optional shaded span and optional regular ticks
+/// (e.g. a beacon's check-ins at its median interval).
 pub fn timeline(
     title: &str,
     from: i64,
@@ -160,9 +161,16 @@ pub fn timeline(
             @for (i, m) in marks.iter().enumerate() {
                 @let mx = x(m.at);
                 @let ly = if i % 2 == 0 { 20.0 } else { 72.0 };
-                line class=(format!("mk {}", m.class)) x1=(f(mx)) y1="26" x2=(f(mx)) y2="58" {}
-                circle class=(format!("mk {}", m.class)) cx=(f(mx)) cy="50" r="4" {}
-                text.lbl x=(f(mx.clamp(40.0, 440.0))) y=(f(ly)) text-anchor="middle" { (m.label) }
+                @if m.label.is_empty() {
+                    // an unlabelled mark: one dot on the axis (a lookup)
+                    circle class=(format!("mk {}", m.class)) cx=(f(mx)) cy="50" r="2.5" {
+                        title { (crate::fmt::secs(m.at)) }
+                    }
+                } @else {
+                    line class=(format!("mk {}", m.class)) x1=(f(mx)) y1="26" x2=(f(mx)) y2="58" {}
+                    circle class=(format!("mk {}", m.class)) cx=(f(mx)) cy="50" r="4" {}
+                    text.lbl x=(f(mx.clamp(40.0, 440.0))) y=(f(ly)) text-anchor="middle" { (m.label) }
+                }
             }
             text.lbl x=(f(x0)) y="88" { (crate::fmt::secs(from)) }
             text.lbl x=(f(x1)) y="88" text-anchor="end" { (crate::fmt::secs(to)) }
@@ -183,6 +191,73 @@ pub fn gauge(title: &str, value: f64, threshold: f64, max: f64) -> Markup {
             line.thr x1=(f(x(threshold))) y1="4" x2=(f(x(threshold))) y2="26" {}
             text.lbl x=(f(x(threshold))) y="40" text-anchor="middle" { "threshold " (f(threshold)) }
             text.val x=(f(x(value).min(x1 - 30.0))) y="20" { (format!("{value:.3}")) }
+        }
+    }
+}
+
+/// One row of a [`series`] chart.
+pub struct Row<'a> {
+    pub label: &'a str,
+    pub values: &'a [f64],
+    /// CSS class of its area: `s1`..`s4`.
+    pub class: &'static str,
+}
+
+/// Time series as small multiples sharing one time axis: one row per series, each scaled to
+/// its own maximum (written at its left, so a series of blocks a hundred times smaller than
+/// the queries still shows its shape). Bucket `i` covers `from + i·step` (Unix seconds);
+/// the axis is labelled at UTC midnights.
+pub fn series(title: &str, from: i64, step: i64, rows: &[Row<'_>]) -> Markup {
+    let (w, x0, x1, rh, gap, top) = (480.0, 64.0, 476.0, 38.0, 8.0, 4.0);
+    let n = rows
+        .iter()
+        .map(|r| r.values.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let h = top + rows.len() as f64 * (rh + gap) + 14.0;
+    let bw = (x1 - x0) / n as f64;
+    let step = step.max(1);
+    // midnight ticks, thinned to at most ~8 labels
+    let days: Vec<(usize, i64)> = (0..n)
+        .filter_map(|i| {
+            let t = from + i as i64 * step;
+            (t.rem_euclid(86_400) < step).then_some((i, t))
+        })
+        .collect();
+    let every = days.len().div_ceil(8).max(1);
+    html! {
+        svg.chart.series viewBox=(format!("0 0 {w} {}", f(h))) role="img" aria-label=(title) {
+            title { (title) }
+            @for (k, r) in rows.iter().enumerate() {
+                @let y0 = top + k as f64 * (rh + gap);
+                @let base = y0 + rh;
+                @let max = r.values.iter().cloned().fold(0.0_f64, f64::max);
+                @let total: f64 = r.values.iter().sum();
+                @let scale = if max > 0.0 { (rh - 2.0) / max } else { 0.0 };
+                text.lbl x="0" y=(f(y0 + 11.0)) { (r.label) }
+                text.val x="0" y=(f(y0 + 25.0)) { "max " (f(max)) }
+                line.axis x1=(f(x0)) y1=(f(base)) x2=(f(x1)) y2=(f(base)) {}
+                @if max > 0.0 {
+                    @let pts: Vec<String> = r.values.iter().enumerate()
+                        .flat_map(|(i, v)| {
+                            let (a, b, y) = (x0 + i as f64 * bw, x0 + (i + 1) as f64 * bw, base - v * scale);
+                            [format!("{},{}", f(a), f(y)), format!("{},{}", f(b), f(y))]
+                        })
+                        .collect();
+                    polygon class=(format!("area {}", r.class))
+                        points=(format!("{},{} {} {},{}", f(x0), f(base), pts.join(" "), f(x0 + r.values.len() as f64 * bw), f(base))) {
+                        title { (r.label) ": " (f(total)) " in all, at most " (f(max)) " per bucket" }
+                    }
+                }
+            }
+            @for (j, (i, t)) in days.iter().enumerate() {
+                @let x = x0 + *i as f64 * bw;
+                line.tick x1=(f(x)) y1=(f(top)) x2=(f(x)) y2=(f(h - 12.0)) {}
+                @if j % every == 0 {
+                    text.lbl x=(f(x)) y=(f(h - 2.0)) text-anchor="middle" { (crate::fmt::secs(*t)[5..10].to_string()) }
+                }
+            }
         }
     }
 }
@@ -243,5 +318,46 @@ mod tests {
         .into_string();
         assert!(!t.contains("<img>"), "{t}");
         assert_eq!(t.matches("class=\"tick\"").count(), 13);
+    }
+
+    #[test]
+    fn unlabelled_marks_are_dots() {
+        let marks: Vec<Mark> = (0..5)
+            .map(|i| Mark {
+                at: i * 300,
+                label: String::new(),
+                class: "m4",
+            })
+            .collect();
+        let t = timeline("arrivals", 0, 1200, &marks, None, None).into_string();
+        assert_eq!(t.matches("<circle").count(), 5, "{t}");
+        assert_eq!(t.matches("r=\"2.5\"").count(), 5, "{t}");
+        assert!(!t.contains("<line class=\"mk"), "{t}");
+    }
+
+    #[test]
+    fn series_rows_share_the_axis() {
+        let q: Vec<f64> = (0..48).map(|i| f64::from(i % 24)).collect();
+        let b = vec![0.0; 48];
+        let rows = [
+            Row {
+                label: "queries",
+                values: &q,
+                class: "s1",
+            },
+            Row {
+                label: "<b>",
+                values: &b,
+                class: "s2",
+            },
+        ];
+        // two days from a midnight, hourly
+        let a = series("t", 86_400 * 20_000, 3600, &rows).into_string();
+        assert_eq!(a, series("t", 86_400 * 20_000, 3600, &rows).into_string());
+        // one area (the all-zero row draws none), two midnights
+        assert_eq!(a.matches("<polygon").count(), 1, "{a}");
+        assert_eq!(a.matches("class=\"tick\"").count(), 2, "{a}");
+        assert!(a.contains("max 23") && a.contains("&lt;b&gt;"), "{a}");
+        assert!(a.contains("queries: 552 in all"), "{a}");
     }
 }

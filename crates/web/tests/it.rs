@@ -77,8 +77,13 @@ fn fixture() -> Fx {
     .unwrap();
     let run = dnsight_pipeline::spawn(p).unwrap();
     let c = dnsight_api::ApiConfig::new("127.0.0.1:0".parse().unwrap());
-    let api = dnsight_api::start_mounted(c, run.handle(), path.clone(), Some(dnsight_web::mount()))
-        .unwrap();
+    let api = dnsight_api::start_mounted(
+        c,
+        run.handle(),
+        path.clone(),
+        Some(dnsight_web::mount(Some(path.clone()))),
+    )
+    .unwrap();
     let url = api.url();
     let host = api.addr().to_string();
     let fx = Fx {
@@ -552,4 +557,64 @@ fn sessions_list_and_revoke_and_live_events() {
         got.contains("event: alerts") && got.contains("\"open\":4"),
         "{got}"
     );
+}
+
+#[test]
+fn charts_count_the_query_log() {
+    let fx = fixture();
+    // the query log: 30 lookups of 10.0.0.5 over the last half hour, 3 NXDOMAIN, 2 blocked
+    let cfg = dnsight_triage::QueryLogConfig::default();
+    let (log, writer) = dnsight_triage::QueryLog::spawn(fx._dir.path(), &cfg).unwrap();
+    let t = now() - 1800;
+    for i in 0..30 {
+        let mut row = dnsight_triage::querylog::LogRow::from_event(&event(
+            t + i * 60,
+            "10.0.0.5",
+            "www.usual.example",
+        ));
+        if i % 10 == 0 {
+            row.rcode = Some(3);
+        }
+        if i % 15 == 0 {
+            row.blocked = Some("test".into());
+        }
+        log.log_row(row);
+    }
+    assert_eq!(writer.close().written, 30);
+    let cookie = sign_in(&fx, "ana", "analyst-password");
+    // counted in the background: the first pages may say so, then the chart holds the counts
+    let end = Instant::now() + Duration::from_secs(20);
+    let overview = loop {
+        let r = get(&fx, "/ui/", &cookie);
+        assert_eq!(r.status, 200);
+        if r.body.contains("queries: 30 in all") {
+            break r.body;
+        }
+        assert!(
+            Instant::now() < end,
+            "no query counts on the overview: {}",
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(overview.contains("blocked: 2 in all"), "{overview}");
+    assert!(overview.contains("NXDOMAIN: 3 in all"), "{overview}");
+    assert!(overview.contains("new alerts: 4 in all"), "{overview}");
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = get(&fx, "/ui/devices", &cookie);
+        if r.body.contains("30 queries in the last 7 days") {
+            break;
+        }
+        assert!(Instant::now() < end, "no sparkline: {}", r.body);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let d = get(&fx, "/ui/devices/10.0.0.5", &cookie).body;
+    assert!(
+        d.contains("queries: 30 in all") && d.contains("blocked: 2 in all"),
+        "{d}"
+    );
+    // a device without queries: an empty chart, not an error
+    let d = get(&fx, "/ui/devices/10.0.0.6", &cookie);
+    assert_eq!(d.status, 200);
 }

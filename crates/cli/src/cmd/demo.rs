@@ -205,6 +205,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     out.flush()?;
 
+    // the query log, as `serve --state` keeps it: the dashboard's charts and query-log page
+    // read it (its writer thread writes while the engine learns)
+    let (qlog, qwriter) =
+        dnsight_triage::QueryLog::spawn(&dir, &dnsight_triage::QueryLogConfig::default())
+            .map_err(|e| anyhow::anyhow!("opening the query log in {}: {e}", dir.display()))?;
+
     // 1. history: the engine learns
     let t0 = Instant::now();
     let mut updates = Vec::new();
@@ -212,6 +218,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let day = sim.day(d);
         for e in &day {
             engine.observe(e);
+            qlog.log_blocking(e);
         }
         let date = day.first().map(|e| e.ts.to_rfc3339()).unwrap_or_default();
         writeln!(
@@ -354,7 +361,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             },
             running.handle(),
             dir.clone(),
-            Some(dnsight_web::mount()),
+            Some(dnsight_web::mount(Some(dir.clone()))),
         ) {
             Ok(s) => {
                 let url = format!("http://{}", s.addr());
@@ -421,6 +428,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         sim_now.store(e.ts.0, std::sync::atomic::Ordering::Relaxed);
         reached = reached.max(e.ts.0);
+        qlog.log(e);
         batch.push(e.clone());
         if batch.len() >= 1024 {
             producer.send(std::mem::take(&mut batch));
@@ -428,6 +436,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     producer.send(batch);
     drop(producer);
+    let _ = qwriter.close();
     if let Some(s) = api {
         s.shutdown();
     }

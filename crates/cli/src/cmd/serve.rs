@@ -243,7 +243,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 },
                 run.handle(),
                 state.clone(),
-                Some(dnsight_web::mount()),
+                Some(dnsight_web::mount(Some(state.clone()))),
             )
             .with_context(|| format!("starting the API on {listen}"))?;
             let scheme = if api.tls.is_some() { "https" } else { "http" };

@@ -333,6 +333,9 @@ impl Detector for Beaconing {
                     "min_ttl": min_ttl,
                     "org_devices_using": devices,
                     "never_answered": never_answered,
+                    // the kept lookup times (Unix seconds, at most MAX_TIMES): the dashboard's
+                    // timeline draws the real arrivals
+                    "arrivals": t.times.as_slice(),
                 }),
                 sample: Some(ev.sample()),
                 repeat: false,
@@ -426,6 +429,16 @@ mod tests {
             a.evidence
         );
         assert!(a.summary.contains("every 5.0min"), "{}", a.summary);
+        // the real arrival times, ascending, one per counted lookup
+        let at: Vec<u64> = a.evidence["arrivals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(at.len() as u64, a.evidence["lookups"].as_u64().unwrap());
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        assert!(at.len() <= MAX_TIMES);
     }
 
     #[test]

@@ -118,20 +118,7 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(id): Path<Stri
         }
         section {
             h2 { "Related alerts" }
-            @if l.related.is_empty() { p.dim { "None on this device or destination." } }
-            @else {
-                table { tbody {
-                    @for r in &l.related {
-                        tr {
-                            td { (sev(r.alert.severity)) }
-                            td { a href=(format!("/ui/alerts/{}", enc(&r.alert.id))) { (kind_title(r.alert.kind)) } }
-                            td.name { (r.alert.destination) }
-                            td { (status(r.alert.status)) }
-                            td.nowrap { (ts(r.alert.last_seen)) }
-                        }
-                    }
-                } }
-            }
+            (crate::table::alerts(&l.related, "None on this device or destination."))
         }
         section {
             h2 { "History" }
@@ -250,11 +237,22 @@ fn pictures(sa: &StoredAlert, device: Option<&DeviceView>) -> Markup {
                     @let peak = vals.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).map(|x| x.0);
                     figure { (svg::bars("Time between lookups", &labels, &vals, peak)) figcaption { "Time between lookups: a beacon piles up in one bin." } }
                 }
-                figure {
-                    (svg::timeline("Lookups over time", first, last.max(first + 60),
-                        &[Mark { at: first, label: "first".into(), class: "m1" }, Mark { at: last, label: "last".into(), class: "m2" }],
-                        Some((first, last)), num(e, "interval_median_s")))
-                    figcaption { "From the first to the last lookup, with a tick at every median interval (" (num(e, "interval_median_s").map(dur).unwrap_or_default()) "): the check-in schedule." }
+                @let arrivals: Vec<i64> = e.get("arrivals").and_then(Value::as_array)
+                    .map(|v| v.iter().filter_map(Value::as_i64).collect()).unwrap_or_default();
+                @if arrivals.len() >= 2 {
+                    @let (lo, hi) = (arrivals[0], arrivals[arrivals.len() - 1]);
+                    @let marks: Vec<Mark> = arrivals.iter().map(|t| Mark { at: *t, label: String::new(), class: "m4" }).collect();
+                    figure {
+                        (svg::timeline("Lookups over time", lo, hi.max(lo + 60), &marks, None, None))
+                        figcaption { "The last " (arrivals.len()) " lookups the detector kept, one dot each (" (secs(lo)) " to " (secs(hi)) "): a beacon's dots are evenly spaced." }
+                    }
+                } @else {
+                    figure {
+                        (svg::timeline("Lookups over time", first, last.max(first + 60),
+                            &[Mark { at: first, label: "first".into(), class: "m1" }, Mark { at: last, label: "last".into(), class: "m2" }],
+                            Some((first, last)), num(e, "interval_median_s")))
+                        figcaption { "From the first to the last lookup, with a tick at every median interval (" (num(e, "interval_median_s").map(dur).unwrap_or_default()) "): the check-in schedule. (This alert's evidence holds no arrival times: it was raised by an older dnsight.)" }
+                    }
                 }
             }
             Kind::TrafficChange => {

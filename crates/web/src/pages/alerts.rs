@@ -5,6 +5,7 @@ use super::{action_body, dest_link, device_link, done, kind_title, reason_select
 use crate::fmt::{enc, n, ts};
 use crate::layout::shell;
 use crate::session::{check_form, now, FormData, User};
+use crate::table::{col, Col, RowData, Table};
 use crate::Web;
 use axum::extract::{Form, Query, State};
 use axum::http::HeaderMap;
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use dnsight_api::AlertQuery;
 use dnsight_engine::{Kind, Severity};
 use dnsight_pipeline::{ActionRequest, Target};
-use dnsight_triage::Role;
+use dnsight_triage::{Role, StoredAlert};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -148,6 +149,7 @@ fn filters(q: &Inbox) -> Markup {
             label { "Group " input name="group" value=[nonempty(&q.group)] size="10"; }
             label { "Destination " input name="destination" value=[nonempty(&q.destination)] placeholder="example.com or *.example.com" size="18"; }
             label { "Seen since " input name="since" value=[nonempty(&q.since)] placeholder="24h, 2026-12-01" size="10"; }
+            label { "First seen before " input name="until" value=[nonempty(&q.until)] placeholder="2026-12-01" size="10"; }
             label { "Sort "
                 select name="sort" {
                     @for (v, l) in [("severity", "severity"), ("last_seen", "last seen"), ("first_seen", "newest"), ("count", "count")] {
@@ -185,6 +187,54 @@ fn bulk_controls(total: u64) -> Markup {
     }
 }
 
+/// The inbox's rows (the script's keyboard triage reads `data-id`, `data-status`, `td.status`).
+fn inbox_table(alerts: &[StoredAlert], act: bool) -> Markup {
+    let mut cols: Vec<Col<'_, StoredAlert>> = Vec::new();
+    if act {
+        cols.push(col("", "", |a: &StoredAlert| {
+            html! { input type="checkbox" name="id" value=(a.alert.id) aria-label="select"; }
+        }));
+    }
+    cols.extend([
+        col("Severity", "", |a: &StoredAlert| sev(a.alert.severity)),
+        col(
+            "Kind",
+            "",
+            |a: &StoredAlert| html! { (kind_title(a.alert.kind)) },
+        ),
+        col("Device", "", |a: &StoredAlert| {
+            let al = &a.alert;
+            html! { (device_link(&al.device, al.device_name.as_deref()))
+            @if al.device_count > 1 { " " span.dim { "+" (al.device_count - 1) } } }
+        }),
+        col("Destination", "name", |a: &StoredAlert| {
+            dest_link(&a.alert.destination)
+        }),
+        col("Summary", "wide", |a: &StoredAlert| {
+            html! { a.open href=(format!("/ui/alerts/{}", enc(&a.alert.id))) { (a.alert.summary) } }
+        }),
+        col(
+            "Last seen",
+            "nowrap",
+            |a: &StoredAlert| html! { (ts(a.alert.last_seen)) },
+        ),
+        col(
+            "Count",
+            "num",
+            |a: &StoredAlert| html! { (n(a.alert.count)) },
+        ),
+        col("Status", "status", |a: &StoredAlert| status(a.alert.status)),
+    ]);
+    Table::new(cols)
+        .class("alerts")
+        .row_data(|a: &StoredAlert| RowData {
+            id: Some(a.alert.id.clone()),
+            status: Some(a.alert.status.as_str()),
+            dest: None,
+        })
+        .render(alerts)
+}
+
 pub(crate) async fn inbox(State(web): State<Web>, user: User, Query(q): Query<Inbox>) -> Response {
     let aq = q.api_query();
     let f = match aq.to_filter(now()) {
@@ -213,32 +263,7 @@ pub(crate) async fn inbox(State(web): State<Web>, user: User, Query(q): Query<In
             @if alerts.is_empty() {
                 p.empty { "No alerts match. " a href="/ui/alerts?status=all" { "Show every status" } }
             } @else {
-                div.scroll {
-                table.alerts {
-                    thead { tr {
-                        @if act { th { span.sr { "select" } } }
-                        th { "Severity" } th { "Kind" } th { "Device" } th { "Destination" } th.wide { "Summary" }
-                        th { "Last seen" } th.num { "Count" } th { "Status" }
-                    } }
-                    tbody {
-                        @for a in &alerts {
-                            @let al = &a.alert;
-                            tr data-id=(al.id) data-status=(al.status.as_str()) {
-                                @if act { td { input type="checkbox" name="id" value=(al.id) aria-label="select"; } }
-                                td { (sev(al.severity)) }
-                                td { (kind_title(al.kind)) }
-                                td { (device_link(&al.device, al.device_name.as_deref()))
-                                     @if al.device_count > 1 { " " span.dim { "+" (al.device_count - 1) } } }
-                                td.name { (dest_link(&al.destination)) }
-                                td.wide { a.open href=(format!("/ui/alerts/{}", enc(&al.id))) { (al.summary) } }
-                                td.nowrap { (ts(al.last_seen)) }
-                                td.num { (n(al.count)) }
-                                td.status { (status(al.status)) }
-                            }
-                        }
-                    }
-                }
-                }
+                (inbox_table(&alerts, act))
             }
         }
         nav.pager aria-label="Pages" {

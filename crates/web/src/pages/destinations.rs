@@ -5,10 +5,10 @@ use super::{dest_link, device_link};
 use crate::fmt::{enc, n, secs};
 use crate::layout::{self, shell};
 use crate::session::User;
+use crate::table::col;
 use crate::Web;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use dnsight_triage::Scope;
 use maud::html;
 use serde::Deserialize;
 
@@ -25,8 +25,8 @@ pub(crate) async fn list(
     if let Some(name) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         return Redirect::to(&format!("/ui/destinations/{}", enc(name))).into_response();
     }
-    let since = 0;
-    let o = match web.api.read(move |s| s.alert_overview(since, 100)).await {
+    // the counts only: no alert is first seen after the end of time (no per-hour rows)
+    let o = match web.api.read(|s| s.alert_overview(i64::MAX, 100)).await {
         Ok(o) => o,
         Err(e) => return crate::error_response(e),
     };
@@ -37,11 +37,7 @@ pub(crate) async fn list(
             button type="submit" { "Look up" }
         }
         h2 { "Destinations of open alerts" }
-        @if o.top_destinations.is_empty() { p.dim { "No open alert has a destination." } }
-        table { thead { tr { th { "Destination" } th.num { "Open alerts" } } }
-            tbody { @for (d, c) in &o.top_destinations {
-                tr { td.name { (dest_link(d)) } td.num { a href=(format!("/ui/alerts?destination={}", enc(d))) { (n(*c)) } } }
-            } } }
+        (crate::table::counts("Destination", &o.top_destinations, "destination", dest_link))
     };
     shell("Destinations", &user, "destinations", body).into_response()
 }
@@ -62,7 +58,7 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(name): Path<St
         Err(e) => return crate::error_response(e),
     };
     let covering: Vec<_> = blocks
-        .iter()
+        .into_iter()
         .filter(|b| b.name == n0 || (b.subdomains && n0.ends_with(&format!(".{}", b.name))))
         .collect();
     let Some(v) = view else {
@@ -116,16 +112,11 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(name): Path<St
     shell("Destination", &user, "destinations", body).into_response()
 }
 
-fn blocks_table(b: &[&dnsight_triage::BlockRule]) -> maud::Markup {
-    html! {
-        @if b.is_empty() { p.dim { "None." } }
-        @else {
-            table { tbody { @for r in b {
-                tr { td { @if r.allow { "allow" } @else { "block" } } td.name { (r.name) @if r.subdomains { " and below" } }
-                     td { (match &r.scope { Scope::All => "everyone".to_string(), s => s.label() }) }
-                     td { (r.expires_at.map(secs).unwrap_or_else(|| "until removed".into())) }
-                     td { a href="/ui/policy" { "policy" } } }
-            } } }
-        }
-    }
+fn blocks_table(b: &[dnsight_triage::BlockRule]) -> maud::Markup {
+    crate::table::blocks(
+        b,
+        vec![col("", "", |_: &dnsight_triage::BlockRule| {
+            html! { a href="/ui/policy" { "policy" } }
+        })],
+    )
 }

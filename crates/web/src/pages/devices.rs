@@ -1,18 +1,20 @@
 //! Devices, and one device with its baseline.
 
-use super::{dest_link, device_link, kind_title, sev, status};
-use crate::fmt::{enc, n, secs, ts};
+use super::{dest_link, device_link, kind_title};
+use crate::fmt::{enc, n, secs};
 use crate::layout::{self, shell};
 use crate::session::User;
 use crate::svg;
+use crate::table::{col, scope_label, Table};
 use crate::Web;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use dnsight_triage::{AlertFilter, Scope, Sort};
+use dnsight_triage::{AckRule, AlertFilter, Sort};
 use maud::html;
 use serde::Deserialize;
 
 const PAGE: usize = 100;
+use crate::activity::{HOURS, STEP_US};
 
 #[derive(Deserialize, Default)]
 pub(crate) struct DevQuery {
@@ -52,8 +54,12 @@ pub(crate) async fn list(
     });
     let total = devs.len();
     let page = q.page.unwrap_or(0);
-    let max_events = devs.iter().map(|d| d.events).max().unwrap_or(1).max(1) as f64;
     let shown: Vec<_> = devs.iter().skip(page * PAGE).take(PAGE).collect();
+    // queries per 6 hours over the last 7 days of the query log, per device
+    web.inner.activity.kick(&web.api);
+    let ips: Vec<&str> = shown.iter().map(|d| d.ip.as_str()).collect();
+    let sparks = web.inner.activity.sparks(&ips, 6, 28);
+    let counted = web.inner.activity.ready();
     let qs = format!(
         "q={}&group={}",
         enc(q.q.as_deref().unwrap_or("")),
@@ -68,13 +74,16 @@ pub(crate) async fn list(
         }
         div.scroll {
         table.devices {
-            thead { tr { th { "Device" } th { "Group" } th { "Activity" } th.num { "Events" } th.num { "Destinations" } th { "Last seen" } th.num { "Open alerts" } } }
+            thead { tr { th { "Device" } th { "Group" } th { "Queries, 7 days" } th.num { "Events" } th.num { "Destinations" } th { "Last seen" } th.num { "Open alerts" } } }
             tbody {
-                @for d in &shown {
+                @for (d, spark) in shown.iter().zip(&sparks) {
                     tr {
                         td { (device_link(&d.ip, d.name.as_deref())) @if d.learning { " " span.chip { "learning" } } }
                         td { (d.group.as_deref().unwrap_or("—")) }
-                        td { (svg::sparkline("events relative to the busiest device", &[0.0, d.events as f64 / max_events, d.events as f64 / max_events])) }
+                        td { @match spark {
+                            Some(v) => (svg::sparkline(&format!("{} queries in the last 7 days of the query log, per 6 hours", n(v.iter().sum::<f64>() as u64)), v)),
+                            None => span.dim { @if counted { "—" } @else { "counting…" } },
+                        } }
                         td.num { (n(d.events)) }
                         td.num { (n(d.destinations)) }
                         td.nowrap { (secs(d.last_seen)) }
@@ -106,10 +115,25 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
     };
     let group = view.summary.group.clone();
     let ipstr = addr.to_string();
+    web.inner.activity.kick(&web.api);
+    let cached = web.inner.activity.device(&ipstr);
+    let window = web
+        .inner
+        .activity
+        .all()
+        .map(|a| (a.from_us, a.from_us + HOURS * STEP_US));
     let now = crate::session::now();
-    let (alerts, acks) = match web
+    let ip2 = ipstr.clone();
+    let ip3 = ipstr.clone();
+    let (alerts, acks, timeline, recent) = match web
         .api
         .read(move |s| {
+            // the counts the background keeps, or this one device's counted now
+            let timeline = match (cached, window) {
+                (Some(c), _) => Some(c),
+                (None, Some((lo, hi))) => crate::activity::update(s, Some(&ip2), None, lo, hi).ok(),
+                (None, None) => None,
+            };
             let alerts = s
                 .list_alerts(&AlertFilter {
                     device: Some(ipstr),
@@ -123,7 +147,16 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
                 .into_iter()
                 .filter(|a| a.scope.covers(addr, group.as_deref()))
                 .collect();
-            Ok((alerts, acks))
+            // its newest queries (the log may be off or pseudonymised: then none)
+            let recent: Vec<super::queries::QueryRow> = s
+                .search_queries(&dnsight_triage::QueryFilter {
+                    device: Some(ip3),
+                    limit: Some(10),
+                    ..Default::default()
+                })
+                .map(|p| p.rows.into_iter().map(Into::into).collect())
+                .unwrap_or_default();
+            Ok((alerts, acks, timeline, recent))
         })
         .await
     {
@@ -149,6 +182,23 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
             dt { "Queries" } dd { a href=(format!("/ui/queries?device={}", enc(&d.ip))) { "recent queries in the query log" } }
         }
         section {
+            h2 { "Queries over 14 days" }
+            @match &timeline {
+                Some(t) => {
+                    @let q: Vec<f64> = t.buckets.iter().map(|b| b.queries as f64).collect();
+                    @let b: Vec<f64> = t.buckets.iter().map(|b| b.blocked as f64).collect();
+                    @let nx: Vec<f64> = t.buckets.iter().map(|b| b.nxdomain as f64).collect();
+                    figure { (svg::series("The device's queries, blocks and NXDOMAIN answers per hour", t.from_us.div_euclid(1_000_000), 3600, &[
+                            svg::Row { label: "queries", values: &q, class: "s1" },
+                            svg::Row { label: "blocked", values: &b, class: "s2" },
+                            svg::Row { label: "NXDOMAIN", values: &nx, class: "s3" },
+                        ]))
+                        figcaption { "Per hour from the query log, each row on its own scale." } }
+                }
+                None => p.dim { "The query log is empty, or still being counted." }
+            }
+        }
+        section {
             h2 { "Hour of week" }
             figure { (svg::heatmap("Mean queries per hour of the week", &view.hour_of_week, None))
                 figcaption { "Mean queries per hour, Monday first, site time." } }
@@ -160,24 +210,23 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
         }
         section {
             h2 { "Acknowledgements in force" }
-            @if acks.is_empty() { p.dim { "None." } }
-            @else {
-                table { thead { tr { th { "Kind" } th { "Destination" } th { "Scope" } th { "Until" } th { "By" } th { "Note" } } }
-                tbody { @for a in &acks {
-                    tr { td { (kind_title(a.kind)) } td.name { (dest_link(&a.destination)) }
-                         td { (match &a.scope { Scope::All => "everyone".to_string(), s => s.label() }) }
-                         td { (a.until.map(secs).unwrap_or_else(|| "for good".into())) }
-                         td { (a.created_by) } td { (a.note.as_deref().unwrap_or("")) } }
-                } } }
-            }
+            (Table::new(vec![
+                col("Kind", "", |a: &AckRule| html! { (kind_title(a.kind)) }),
+                col("Destination", "name", |a: &AckRule| dest_link(&a.destination)),
+                col("Scope", "", |a: &AckRule| html! { (scope_label(&a.scope)) }),
+                col("Until", "nowrap", |a: &AckRule| html! { (a.until.map(secs).unwrap_or_else(|| "for good".into())) }),
+                col("By", "", |a: &AckRule| html! { (a.created_by) }),
+                col("Note", "", |a: &AckRule| html! { (a.note.as_deref().unwrap_or("")) }),
+            ]).render(&acks))
+        }
+        section {
+            h2 { "Recent queries" }
+            (super::queries::table(&recent, "None in the query log."))
+            p { a href=(format!("/ui/queries?device={}", enc(&d.ip))) { "All its queries in the query log →" } }
         }
         section {
             h2 { "Recent alerts" }
-            @if alerts.is_empty() { p.dim { "None." } }
-            table { tbody { @for a in &alerts {
-                tr { td { (sev(a.alert.severity)) } td { a href=(format!("/ui/alerts/{}", enc(&a.alert.id))) { (kind_title(a.alert.kind)) } }
-                     td.name { (dest_link(&a.alert.destination)) } td { (status(a.alert.status)) } td.nowrap { (ts(a.alert.last_seen)) } }
-            } } }
+            (crate::table::alerts(&alerts, "None."))
         }
         section #baseline {
             h2 { "Baseline (" (n(view.destinations.len() as u64)) " destinations)" }

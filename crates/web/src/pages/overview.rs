@@ -6,35 +6,106 @@ use crate::fmt::{bytes, enc, n, ts};
 use crate::layout::shell;
 use crate::session::User;
 use crate::svg;
+use crate::table::{col, Table};
 use crate::Web;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use dnsight_engine::{Kind, Severity};
-use dnsight_triage::{AlertFilter, Sort};
-use maud::html;
+use dnsight_triage::{AlertFilter, Sort, StoredAlert};
+use maud::{html, Markup};
+
+const HOURS: i64 = crate::activity::HOURS;
+
+/// Queries, blocks, NXDOMAIN answers (the query log) and alerts first seen, per hour from
+/// `from` (Unix seconds).
+fn activity_chart(
+    act: &Option<crate::activity::Series>,
+    from: i64,
+    per_hour: &[(i64, u64)],
+) -> Markup {
+    let hours = HOURS as usize;
+    let mut alerts = vec![0.0; hours];
+    for (t, c) in per_hour {
+        if let Some(slot) = usize::try_from((t - from).div_euclid(3600))
+            .ok()
+            .and_then(|i| alerts.get_mut(i))
+        {
+            *slot += *c as f64;
+        }
+    }
+    let pick = |f: fn(&dnsight_triage::TimelineBucket) -> u64| -> Vec<f64> {
+        act.as_ref()
+            .map(|a| a.buckets.iter().map(|b| f(b) as f64).collect())
+            .unwrap_or_default()
+    };
+    let (q, b, nx) = (
+        pick(|b| b.queries),
+        pick(|b| b.blocked),
+        pick(|b| b.nxdomain),
+    );
+    let mut rows = Vec::new();
+    if act.is_some() {
+        rows.push(svg::Row {
+            label: "queries",
+            values: &q,
+            class: "s1",
+        });
+        rows.push(svg::Row {
+            label: "blocked",
+            values: &b,
+            class: "s2",
+        });
+        rows.push(svg::Row {
+            label: "NXDOMAIN",
+            values: &nx,
+            class: "s3",
+        });
+    }
+    rows.push(svg::Row {
+        label: "new alerts",
+        values: &alerts,
+        class: "s4",
+    });
+    html! {
+        figure {
+            (svg::series("Queries, blocks, NXDOMAIN answers and new alerts per hour", from, 3600, &rows))
+            figcaption {
+                "Per hour, each row on its own scale. "
+                @if act.is_none() { "Query counts: the query log is empty, or still being counted ([querylog] in the config turns it on)." }
+                @else { "Queries from the query log, counted in the background every few seconds." }
+            }
+        }
+    }
+}
 
 pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
     let stats = match web.api.pipe(|h| h.stats()).await {
         Ok(s) => s,
         Err(e) => return crate::error_response(e),
     };
-    // event time: the newest alert's last sighting is "now" for the charts (replays and demos
-    // run on their own clock)
+    // event time: the query log's newest row (or else the newest alert's last sighting) is
+    // "now" for the charts (replays and demos run on their own clock)
+    web.inner.activity.kick(&web.api);
+    let act = web.inner.activity.all();
+    let act_from = act.as_ref().map(|a| a.from_us.div_euclid(1_000_000));
     let loaded = web
         .api
-        .read(|s| {
-            let newest = s
-                .list_alerts(&AlertFilter {
-                    sort: Sort::LastSeen,
-                    limit: Some(1),
-                    ..Default::default()
-                })?
-                .0;
-            let now = newest
-                .first()
-                .map(|a| a.alert.last_seen.secs())
-                .unwrap_or_else(dnsight_pipeline::now_secs);
-            let o = s.alert_overview(now - 14 * 86_400, 10)?;
+        .read(move |s| {
+            let now = match act_from {
+                Some(f) => f + HOURS * 3600,
+                None => s
+                    .list_alerts(&AlertFilter {
+                        sort: Sort::LastSeen,
+                        limit: Some(1),
+                        ..Default::default()
+                    })?
+                    .0
+                    .first()
+                    .map(|a| a.alert.last_seen.secs())
+                    .unwrap_or_else(dnsight_pipeline::now_secs),
+            };
+            let from = act_from.unwrap_or_else(|| (now / 3600 + 1) * 3600 - HOURS * 3600);
+            let o = s.alert_overview(from, 10)?;
             let fresh = s
                 .list_alerts(&AlertFilter {
                     kind: vec![Kind::NewDestination],
@@ -44,10 +115,10 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
                     ..Default::default()
                 })?
                 .0;
-            Ok((now, o, fresh))
+            Ok((from, o, fresh))
         })
         .await;
-    let (now, o, fresh) = match loaded {
+    let (from, o, fresh) = match loaded {
         Ok(x) => x,
         Err(e) => return crate::error_response(e),
     };
@@ -63,20 +134,6 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
         }
         r
     };
-    let day0 = (now / 86_400 - 13) * 86_400;
-    let per_day: Vec<f64> = (0..14)
-        .map(|i| {
-            let d = day0 + i * 86_400;
-            o.per_day
-                .iter()
-                .find(|(x, _)| *x == d)
-                .map(|x| x.1 as f64)
-                .unwrap_or(0.0)
-        })
-        .collect();
-    let day_labels: Vec<String> = (0..14)
-        .map(|i| crate::fmt::secs(day0 + i * 86_400)[5..10].to_string())
-        .collect();
     let open_total: u64 = o.by_severity.iter().map(|x| x.1).sum();
     let by_sev: Vec<(String, f64)> = Severity::ALL
         .iter()
@@ -112,9 +169,9 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
             div.card { span.big { (n(stats.store.blocks_active)) } span { "active blocks" } }
         }
         div.grid {
-            section {
-                h2 { "Alerts over 14 days" }
-                (svg::bars("Alerts first seen per day", &day_labels, &per_day, Some(13)))
+            section.wide {
+                h2 { "Queries, blocks and alerts over 14 days" }
+                (activity_chart(&act, from, &o.per_hour))
             }
             section {
                 h2 { "Open alerts by severity" }
@@ -126,23 +183,20 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
             }
             section {
                 h2 { "Top devices (open alerts)" }
-                table { tbody { @for (d, c) in &o.top_devices {
-                    tr { td { (device_link(d, None)) } td.num { a href=(format!("/ui/alerts?device={}", enc(d))) { (n(*c)) } } }
-                } } }
+                (crate::table::counts("Device", &o.top_devices, "device", |d| device_link(d, None)))
             }
             section {
                 h2 { "Top destinations (open alerts)" }
-                table { tbody { @for (d, c) in &o.top_destinations {
-                    tr { td.name { (dest_link(d)) } td.num { a href=(format!("/ui/alerts?destination={}", enc(d))) { (n(*c)) } } }
-                } } }
+                (crate::table::counts("Destination", &o.top_destinations, "destination", dest_link))
             }
             section {
                 h2 { "New destinations this week" }
-                @if fresh.is_empty() { p.dim { "None." } }
-                table { tbody { @for a in &fresh {
-                    tr { td { (sev(a.alert.severity)) } td.name { a href=(format!("/ui/alerts/{}", enc(&a.alert.id))) { (a.alert.destination) } }
-                         td { (device_link(&a.alert.device, a.alert.device_name.as_deref())) } td.nowrap { (ts(a.alert.first_seen)) } }
-                } } }
+                (Table::new(vec![
+                    col("", "", |a: &StoredAlert| sev(a.alert.severity)),
+                    col("", "name", |a: &StoredAlert| html! { a href=(format!("/ui/alerts/{}", enc(&a.alert.id))) { (a.alert.destination) } }),
+                    col("", "", |a: &StoredAlert| device_link(&a.alert.device, a.alert.device_name.as_deref())),
+                    col("", "nowrap", |a: &StoredAlert| html! { (ts(a.alert.first_seen)) }),
+                ]).headless().render(&fresh))
             }
             section {
                 h2 { "Ingestion health" }
@@ -162,7 +216,6 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
                         } }
                     }
                 } }
-                p.dim { "Queries and blocks over time come from the query log." }
             }
         }
     };

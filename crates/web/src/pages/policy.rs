@@ -1,14 +1,16 @@
 //! Policy: blocks and allows (add, remove, expiry), the threat-intel and GeoIP files with their
 //! freshness, and the RPZ link.
 
-use crate::fmt::{dur, n, secs};
+use crate::fmt::{dur, n};
 use crate::layout::shell;
 use crate::session::{check_form, now, FormData, User};
+use crate::table::{col, post_button, Table};
 use crate::Web;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use dnsight_triage::{NewBlock, Role, Scope};
+use dnsight_pipeline::FeedStatus;
+use dnsight_triage::{BlockRule, NewBlock, Role, Scope};
 use maud::html;
 
 pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
@@ -24,35 +26,30 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
         .map(|s| s.feeds)
         .unwrap_or_default();
     let act = user.can_act();
+    let csrf = user.0.csrf.clone();
+    let mut extra = vec![
+        col("By", "", |b: &BlockRule| html! { (b.created_by) }),
+        col(
+            "Note",
+            "",
+            |b: &BlockRule| html! { (b.note.as_deref().unwrap_or("")) },
+        ),
+    ];
+    if act {
+        extra.push(col("", "", move |b: &BlockRule| {
+            post_button(
+                &format!("/ui/policy/blocks/{}/remove", b.id),
+                &csrf,
+                "remove",
+            )
+        }));
+    }
     let body = html! {
         h1 { "Policy" }
         section {
             h2 { "Blocks and allows (" (blocks.len()) ")" }
             p.dim { "The resolver applies them from the next query; blocks of everyone are also served as an RPZ zone at " a href="/rpz" { "/rpz" } "." }
-            @if blocks.is_empty() { p.dim { "None." } }
-            @else {
-                div.scroll {
-                table #blocks {
-                    thead { tr { th { "" } th { "Name" } th { "Scope" } th { "Expires" } th { "By" } th { "Note" } @if act { th {} } } }
-                    tbody { @for b in &blocks {
-                        tr {
-                            td { @if b.allow { span.chip { "allow" } } @else { span.chip.hl { "block" } } }
-                            td.name { a href=(format!("/ui/destinations/{}", crate::fmt::enc(&b.name))) { (b.name) } @if b.subdomains { span.dim { " and below" } } }
-                            td { (match &b.scope { Scope::All => "everyone".to_string(), s => s.label() }) }
-                            td.nowrap { (b.expires_at.map(secs).unwrap_or_else(|| "until removed".into())) }
-                            td { (b.created_by) }
-                            td { (b.note.as_deref().unwrap_or("")) }
-                            @if act {
-                                td { form method="post" action=(format!("/ui/policy/blocks/{}/remove", b.id)) {
-                                    input type="hidden" name="csrf" value=(user.0.csrf);
-                                    button.link type="submit" { "remove" }
-                                } }
-                            }
-                        }
-                    } }
-                }
-                }
-            }
+            (crate::table::blocks(&blocks, extra))
             @if act {
                 form.act method="post" action="/ui/policy/blocks" {
                     input type="hidden" name="csrf" value=(user.0.csrf);
@@ -70,13 +67,14 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
         }
         section {
             h2 { "Threat-intel feeds and GeoIP databases" }
-            @if feeds.is_empty() { p.dim { "None configured." } }
-            table { tbody { @for f in &feeds {
-                tr { th { (f.kind) } td { (f.name) } td { (n(f.entries)) " entries" }
-                     td { @if let Some(a) = f.age_secs { (dur(a as f64)) " old" } @else { "—" } @if f.stale { span.error { " stale" } } }
-                     td.name { (f.url.as_deref().unwrap_or(&f.path)) }
-                     td { @if let Some(e) = &f.last_error { span.error { (e) } } } }
-            } } }
+            (Table::new(vec![
+                col("Kind", "", |f: &FeedStatus| html! { (f.kind) }),
+                col("Name", "", |f: &FeedStatus| html! { (f.name) }),
+                col("Entries", "num", |f: &FeedStatus| html! { (n(f.entries)) }),
+                col("Age", "nowrap", |f: &FeedStatus| html! { @if let Some(a) = f.age_secs { (dur(a as f64)) " old" } @else { "—" } @if f.stale { span.error { " stale" } } }),
+                col("From", "name", |f: &FeedStatus| html! { (f.url.as_deref().unwrap_or(&f.path)) }),
+                col("Error", "", |f: &FeedStatus| html! { @if let Some(e) = &f.last_error { span.error { (e) } } }),
+            ]).empty("None configured.").render(&feeds))
         }
     };
     shell("Policy", &user, "policy", body).into_response()

@@ -4,6 +4,7 @@
 
 use crate::layout::shell;
 use crate::session::User;
+use crate::table::{col, Table};
 use crate::Web;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -64,18 +65,46 @@ fn form(q: &QuerySearch) -> Markup {
     }
 }
 
+/// Rows of the query log as a table.
+pub(crate) fn table(rows: &[QueryRow], empty: &str) -> Markup {
+    Table::new(vec![
+        col("Time", "nowrap", |r: &QueryRow| html! { (r.time) }),
+        col("Device", "", |r: &QueryRow| {
+            super::device_link(&r.device, None)
+        }),
+        col("Name", "name", |r: &QueryRow| html! { (r.name) }),
+        col("Type", "", |r: &QueryRow| html! { (r.qtype) }),
+        col("Rcode", "", |r: &QueryRow| html! { (r.rcode) }),
+        col(
+            "Blocked",
+            "",
+            |r: &QueryRow| html! { @if r.blocked { "blocked" } },
+        ),
+        col("Answers", "name", |r: &QueryRow| html! { (r.answers) }),
+    ])
+    .class("queries")
+    .empty(empty)
+    .render(rows)
+}
+
+impl From<dnsight_triage::QueryRow> for QueryRow {
+    fn from(r: dnsight_triage::QueryRow) -> QueryRow {
+        QueryRow {
+            time: r.time,
+            device: r.client,
+            name: r.name,
+            qtype: r.qtype,
+            rcode: r.rcode.unwrap_or_else(|| "-".into()),
+            blocked: r.blocked.is_some(),
+            answers: r.answers.join(", "),
+        }
+    }
+}
+
 /// The rows as a table, with the link to the next page.
 pub fn rows(q: &QuerySearch, rows: &[QueryRow], next: Option<&str>) -> Markup {
     html! {
-        div.scroll {
-        table.queries {
-            thead { tr { th { "Time" } th { "Device" } th { "Name" } th { "Type" } th { "Rcode" } th { "Blocked" } th { "Answers" } } }
-            tbody { @for r in rows {
-                tr { td.nowrap { (r.time) } td { (super::device_link(&r.device, None)) } td.name { (r.name) }
-                     td { (r.qtype) } td { (r.rcode) } td { @if r.blocked { "blocked" } } td.name { (r.answers) } }
-            } }
-        }
-        }
+        (table(rows, "No queries match."))
         @if let Some(c) = next {
             nav.pager { a rel="next" href=(format!("/ui/queries?{}&cursor={}", qs(q), crate::fmt::enc(c))) { "older →" } }
         }
@@ -136,19 +165,7 @@ pub(crate) async fn page(
         Ok(p) => p,
         Err(e) => return crate::error_response(e),
     };
-    let found: Vec<QueryRow> = page
-        .rows
-        .into_iter()
-        .map(|r| QueryRow {
-            time: r.time,
-            device: r.client,
-            name: r.name,
-            qtype: r.qtype,
-            rcode: r.rcode.unwrap_or_else(|| "-".into()),
-            blocked: r.blocked.is_some(),
-            answers: r.answers.join(", "),
-        })
-        .collect();
+    let found: Vec<QueryRow> = page.rows.into_iter().map(QueryRow::from).collect();
     let body = html! {
         h1 { "Query log" }
         (form(&q))

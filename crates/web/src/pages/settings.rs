@@ -3,6 +3,7 @@
 use crate::fmt::secs;
 use crate::layout::shell;
 use crate::session::{check_form, now, FormData, User};
+use crate::table::post_button;
 use crate::Web;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
@@ -58,10 +59,7 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
                         td.name { (s.agent.as_deref().unwrap_or("—")) }
                         td.nowrap { (secs(s.created_at)) }
                         td.nowrap { (secs(s.last_seen)) }
-                        td { form method="post" action=(format!("/ui/settings/sessions/{}/revoke", s.id)) {
-                            input type="hidden" name="csrf" value=(csrf);
-                            button.link type="submit" { "revoke" }
-                        } }
+                        td { (post_button(&format!("/ui/settings/sessions/{}/revoke", s.id), csrf, "revoke")) }
                     }
                 } }
             }
@@ -75,10 +73,7 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
                         tr { td { (u.name) } td { (u.role.as_str()) } td.nowrap { (secs(u.created_at)) }
                              td.nowrap { (u.last_login.map(secs).unwrap_or_else(|| "never".into())) }
                              td { @if u.id != user.0.user_id {
-                                form method="post" action=(format!("/ui/settings/users/{}/remove", crate::fmt::enc(&u.name))) {
-                                    input type="hidden" name="csrf" value=(csrf);
-                                    button.link type="submit" { "remove" }
-                                } } } }
+                                (post_button(&format!("/ui/settings/users/{}/remove", crate::fmt::enc(&u.name)), csrf, "remove")) } } }
                     } }
                 }
                 form.act method="post" action="/ui/settings/users" {
@@ -97,10 +92,7 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
                              td.nowrap { (t.expires_at.map(secs).unwrap_or_else(|| "never".into())) }
                              td.nowrap { (t.last_used.map(secs).unwrap_or_else(|| "never".into())) }
                              td { @if t.revoked_at.is_some() { "revoked" } @else {
-                                form method="post" action=(format!("/ui/settings/tokens/{}/revoke", t.id)) {
-                                    input type="hidden" name="csrf" value=(csrf);
-                                    button.link type="submit" { "revoke" }
-                                } } } }
+                                (post_button(&format!("/ui/settings/tokens/{}/revoke", t.id), csrf, "revoke")) } } }
                     } }
                 }
                 form.act method="post" action="/ui/settings/tokens" {
