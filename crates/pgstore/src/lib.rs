@@ -48,6 +48,9 @@ use std::sync::{Arc, Mutex};
 
 pub mod testing;
 
+/// A parsed PostgreSQL connection string (URL or key=value form).
+pub use postgres::Config;
+
 /// The schema version this build writes (the SQLite backend's steps 1–3, without the query log).
 pub const SCHEMA_VERSION: i64 = 3;
 /// Key of the advisory lock every write transaction holds (`dnsight` in ASCII).

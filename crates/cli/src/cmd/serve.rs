@@ -105,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("[[notify]] needs the analysis and a state directory (the notification outbox lives in its triage store): add --state DIR");
     }
     let mut notifier = None;
+    let store_url = crate::config::store::load(args.engine.config.as_deref())?;
 
     // the query log: every transaction, searchable (`dnsight queries`, GET /api/v1/queries)
     let qlog = match (
@@ -143,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!("{n}");
         }
         let mut store = match &state {
-            Some(d) => Some(crate::wiring::open_store(d)?),
+            Some(d) => Some(crate::wiring::open_store(d, store_url.as_deref())?),
             None => None,
         };
         if let (Some(st), Some(dir)) = (store.as_mut(), &state) {
@@ -152,8 +153,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     &targets,
                 ))));
                 notifier = Some(
-                    dnsight_notify::Notifier::spawn(&targets, dir)
-                        .map_err(|e| anyhow::anyhow!("starting notifications: {e}"))?,
+                    dnsight_notify::Notifier::spawn_with(&targets, || {
+                        crate::wiring::open_state_store(dir).map_err(|e| format!("{e:#}"))
+                    })
+                    .map_err(|e| anyhow::anyhow!("starting notifications: {e}"))?,
                 );
                 for t in &targets {
                     tracing::info!(target = %t.name, kind = t.type_name(), to = %t.describe(), "notification target ready");
@@ -220,7 +223,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let api_server = match (&api.listen, &running, &args.engine.state) {
         (Some(listen), Some(run), Some(state)) => {
-            let s = dnsight_api::start_mounted(
+            let s = dnsight_api::start_with_store_mounted(
                 dnsight_api::ApiConfig {
                     listen: *listen,
                     tls: api.tls.clone(),
@@ -242,7 +245,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     },
                 },
                 run.handle(),
-                state.clone(),
+                crate::wiring::open_state_store(state)?,
                 Some(dnsight_web::mount()),
             )
             .with_context(|| format!("starting the API on {listen}"))?;

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod notify;
 pub mod querylog;
 pub mod resolver;
+pub mod store;
 
 /// Every top-level section some part of dnsight reads (a name outside these is a typo).
 pub const ALL_SECTIONS: &[&[&str]] = &[
@@ -24,6 +25,7 @@ pub const ALL_SECTIONS: &[&[&str]] = &[
     api::SECTIONS,
     notify::SECTIONS,
     querylog::SECTIONS,
+    store::SECTIONS,
 ];
 
 use anyhow::{anyhow, bail};

@@ -4,6 +4,7 @@ mod dashboard;
 mod demo;
 mod enrich_urls;
 mod eval;
+mod pgstore;
 mod querylogs;
 mod realtools;
 mod score_names;
