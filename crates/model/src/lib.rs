@@ -12,6 +12,7 @@
 pub mod cidr;
 mod event;
 pub mod listfmt;
+mod partition;
 mod name;
 mod rr;
 mod time;
@@ -26,4 +27,5 @@ pub use rr::{
     rcode_from_str, rcode_to_str, rtype_from_str, rtype_to_str, RCODE_NOERROR, RCODE_NXDOMAIN,
     RCODE_SERVFAIL,
 };
+pub use partition::{partition, DEFAULT_PARTITIONS};
 pub use time::Ts;
