@@ -125,3 +125,26 @@ impl Drop for TestNats {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Every message of `stream` in stream order: (subject, its events). For tests.
+pub fn read_stream(url: &str, stream: &str) -> Vec<(String, Vec<dnsight_model::DnsEvent>)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let c = async_nats::connect(url).await.expect("connecting to NATS");
+        let js = async_nats::jetstream::new(c);
+        let mut s = js.get_stream(stream).await.expect("the stream");
+        let last = s.info().await.expect("stream info").state.last_sequence;
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            let m = s.get_raw_message(seq).await.expect("a message");
+            out.push((
+                m.subject.to_string(),
+                crate::codec::decode(&m.payload).expect("a valid batch"),
+            ));
+        }
+        out
+    })
+}

@@ -3,8 +3,8 @@
 //! started again while publishing → the spooled batches are replayed in order, none lost, none
 //! twice.
 
-use dnsight_bus::testing::TestNats;
-use dnsight_bus::{codec, BusConfig, Publisher};
+use dnsight_bus::testing::{read_stream, TestNats};
+use dnsight_bus::{BusConfig, Publisher};
 use dnsight_model::{partition, DnsEvent, Name, Ts};
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -22,26 +22,6 @@ fn ev(i: u64, clients: u64) -> DnsEvent {
         Name::parse(&format!("n{}.example", i % 97)).unwrap(),
         1,
     )
-}
-
-/// Every message of the stream in stream order: (subject, events).
-fn read_stream(url: &str, stream: &str) -> Vec<(String, Vec<DnsEvent>)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = async_nats::connect(url).await.unwrap();
-        let js = async_nats::jetstream::new(c);
-        let mut s = js.get_stream(stream).await.unwrap();
-        let last = s.info().await.unwrap().state.last_sequence;
-        let mut out = Vec::new();
-        for seq in 1..=last {
-            let m = s.get_raw_message(seq).await.unwrap();
-            out.push((m.subject.to_string(), codec::decode(&m.payload).unwrap()));
-        }
-        out
-    })
 }
 
 /// Checks subjects, per-client order and that each of `n` events is there exactly once.

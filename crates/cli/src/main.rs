@@ -31,6 +31,8 @@ enum Command {
     Demo(cmd::demo::Args),
     /// The protective resolver, passive sources, the engine.
     Serve(cmd::serve::Args),
+    /// Publish the configured sources' events (or files) to NATS JetStream ([bus]); no engine.
+    Sensor(cmd::sensor::Args),
     /// Retrain the DGA model from labeled name lists.
     #[command(hide = true)]
     TrainDga(cmd::train_dga::Args),
@@ -93,6 +95,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Sensor(a) => cmd::sensor::run(a),
         Command::TrainDga(a) => cmd::train_dga::run(a),
         Command::CheckConfig(a) => cmd::serve::check_config(a),
         Command::Alerts(a) => cmd::client::alerts(a),

@@ -358,3 +358,103 @@ pub fn open_alerts_out_truncate(p: &Path) -> anyhow::Result<Box<dyn std::io::Wri
         std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
     )))
 }
+
+/// A bus publisher shared by the resolver's event sink and the passive sources, with a ticker
+/// that sends partial batches when they waited `[bus] max_delay_ms`.
+#[derive(Clone)]
+pub struct SharedBus {
+    p: Arc<Mutex<Option<dnsight_bus::Publisher>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    stats: Arc<dnsight_bus::BusStats>,
+}
+
+impl SharedBus {
+    pub fn start(
+        cfg: dnsight_bus::BusConfig,
+    ) -> anyhow::Result<(SharedBus, std::thread::JoinHandle<()>)> {
+        let tick = (cfg.max_delay / 2).max(std::time::Duration::from_millis(5));
+        tracing::info!(url = %cfg.url, stream = %cfg.stream, partitions = cfg.partitions, spool = %cfg.spool_dir.display(), "publishing events to NATS JetStream ([bus] in the config)");
+        let p = dnsight_bus::Publisher::start(cfg).context("starting the bus publisher")?;
+        let b = SharedBus {
+            stats: p.stats(),
+            p: Arc::new(Mutex::new(Some(p))),
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let me = b.clone();
+        let t = std::thread::Builder::new()
+            .name("dnsight-bus-tick".into())
+            .spawn(move || {
+                while !me.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    let mut g = me.p.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(p) = g.as_mut() {
+                        p.flush_due(std::time::Instant::now());
+                    }
+                }
+            })?;
+        Ok((b, t))
+    }
+
+    pub fn publish(&self, events: &[dnsight_model::DnsEvent]) {
+        let mut g = self.p.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = g.as_mut() {
+            p.publish(events);
+        }
+    }
+
+    pub fn stats(&self) -> dnsight_bus::BusSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Sends what is buffered and waits up to `wait` for NATS to have it (the rest stays in
+    /// the spool for the next start).
+    pub fn close(
+        &self,
+        ticker: std::thread::JoinHandle<()>,
+        wait: std::time::Duration,
+    ) -> dnsight_bus::BusSnapshot {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = ticker.join();
+        let p = self.p.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match p {
+            Some(p) => p.close(wait),
+            None => self.stats(),
+        }
+    }
+}
+
+/// The resolver's events to the bus (batched here, so the lock is taken once per 512).
+pub struct BusSink {
+    bus: SharedBus,
+    batch: Vec<dnsight_model::DnsEvent>,
+}
+
+impl BusSink {
+    pub fn new(bus: SharedBus) -> BusSink {
+        BusSink {
+            bus,
+            batch: Vec::with_capacity(512),
+        }
+    }
+    fn send(&mut self) {
+        if !self.batch.is_empty() {
+            self.bus.publish(&self.batch);
+            self.batch.clear();
+        }
+    }
+}
+
+impl dnsight_resolver::EventSink for BusSink {
+    fn event(&mut self, ev: &dnsight_model::DnsEvent) {
+        self.batch.push(ev.clone());
+        if self.batch.len() >= 512 {
+            self.send();
+        }
+    }
+    fn flush(&mut self) {
+        self.send();
+    }
+    fn close(&mut self) {
+        self.send();
+    }
+}

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod intel;
 pub mod notify;
 pub mod score_names;
+pub mod sensor;
 pub mod serve;
 pub mod simulate;
 pub mod token;

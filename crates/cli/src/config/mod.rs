@@ -12,6 +12,7 @@
 //! built from it, and both decide a device's group by the longest matching prefix. A block
 //! given to two different groups is an error naming both places.
 pub mod api;
+pub mod bus;
 pub mod engine;
 pub mod notify;
 pub mod querylog;
@@ -26,6 +27,7 @@ pub const ALL_SECTIONS: &[&[&str]] = &[
     notify::SECTIONS,
     querylog::SECTIONS,
     store::SECTIONS,
+    bus::SECTIONS,
 ];
 
 use anyhow::{anyhow, bail};

@@ -8,6 +8,7 @@ mod pgstore;
 mod querylogs;
 mod realtools;
 mod score_names;
+mod sensor;
 mod serve_sources;
 mod simulate;
 mod state_replay;
