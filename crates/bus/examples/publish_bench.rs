@@ -58,7 +58,11 @@ fn main() {
     let t_made = t0.elapsed();
     while st.snapshot().published_events < n {
         std::thread::sleep(Duration::from_millis(5));
-        assert!(t0.elapsed() < Duration::from_secs(600), "{:?}", st.snapshot());
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "{:?}",
+            st.snapshot()
+        );
     }
     let t = t0.elapsed();
     let s = p.close(Duration::from_secs(5));

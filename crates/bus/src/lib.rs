@@ -17,6 +17,7 @@
 //! ([`BusStats::dropped_events`]).
 
 pub mod codec;
+pub mod consume;
 pub mod spool;
 pub mod testing;
 

@@ -33,6 +33,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Publish the configured sources' events (or files) to NATS JetStream ([bus]); no engine.
     Sensor(cmd::sensor::Args),
+    /// Read partitions of the event stream from NATS JetStream into an engine (minimal).
+    Worker(cmd::worker::Args),
     /// Retrain the DGA model from labeled name lists.
     #[command(hide = true)]
     TrainDga(cmd::train_dga::Args),
@@ -96,6 +98,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Sensor(a) => cmd::sensor::run(a),
+        Command::Worker(a) => cmd::worker::run(a),
         Command::TrainDga(a) => cmd::train_dga::run(a),
         Command::CheckConfig(a) => cmd::serve::check_config(a),
         Command::Alerts(a) => cmd::client::alerts(a),

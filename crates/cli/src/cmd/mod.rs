@@ -12,3 +12,4 @@ pub mod simulate;
 pub mod token;
 pub mod train_dga;
 pub mod user;
+pub mod worker;

@@ -128,3 +128,78 @@ fn serve_with_bus_publishes_the_resolvers_events() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn sensor_to_worker_to_postgres() {
+    let Some(nats) = TestNats::start() else {
+        return;
+    };
+    let Some(pg) = dnsight_pgstore::testing::TestPg::shared() else {
+        return;
+    };
+    let url = pg.fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("intel.txt"), "c2.bad.example\n").unwrap();
+    let mut lines = String::new();
+    for i in 0..200 {
+        let q = if i == 150 {
+            "c2.bad.example".to_string()
+        } else {
+            format!("w{}.usual.example", i % 9)
+        };
+        lines.push_str(&format!(
+            "{{\"ts\":\"2026-11-29T03:00:{:02}.{:06}Z\",\"client\":\"10.7.0.{}\",\"qname\":\"{q}\",\"qtype\":\"A\",\"rcode\":\"NOERROR\",\"source\":\"jsonl\"}}\n",
+            i / 10, (i % 10) * 1000, i % 20
+        ));
+    }
+    std::fs::write(d.join("events.jsonl"), lines).unwrap();
+    std::fs::write(
+        d.join("c.toml"),
+        format!(
+            "[bus]\nurl = \"{}\"\nspool_dir = \"{}\"\npartitions = 8\n\n[store]\nurl = \"{url}\"\n",
+            nats.url(),
+            d.join("spool").display()
+        ),
+    )
+    .unwrap();
+    let o = bin()
+        .args(["sensor", "--config"])
+        .arg(d.join("c.toml"))
+        .arg(d.join("events.jsonl"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut w = Proc::spawn(
+        "dnsight worker",
+        bin()
+            .args(["worker", "--config"])
+            .arg(d.join("c.toml"))
+            .arg("--state")
+            .arg(d.join("state"))
+            .arg("--intel")
+            .arg(d.join("intel.txt"))
+            .args(["--learn-days", "0", "--partitions", "0-7"])
+            .env("RUST_LOG", "info"),
+    );
+    w.wait_line("reading its partitions");
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM alerts WHERE kind = 'threat_intel' AND destination LIKE '%bad.example'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if n == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no threat_intel alert in PostgreSQL from the worker"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
