@@ -31,6 +31,10 @@ enum Command {
     Demo(cmd::demo::Args),
     /// The protective resolver, passive sources, the engine.
     Serve(cmd::serve::Args),
+    /// Publish the configured sources' events (or files) to NATS JetStream ([bus]); no engine.
+    Sensor(cmd::sensor::Args),
+    /// Read partitions of the event stream from NATS JetStream into an engine (minimal).
+    Worker(cmd::worker::Args),
     /// Retrain the DGA model from labeled name lists.
     #[command(hide = true)]
     TrainDga(cmd::train_dga::Args),
@@ -93,6 +97,8 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Sensor(a) => cmd::sensor::run(a),
+        Command::Worker(a) => cmd::worker::run(a),
         Command::TrainDga(a) => cmd::train_dga::run(a),
         Command::CheckConfig(a) => cmd::serve::check_config(a),
         Command::Alerts(a) => cmd::client::alerts(a),

@@ -135,16 +135,85 @@ pub fn open_engine(
     })
 }
 
-pub fn open_store(dir: &Path) -> anyhow::Result<Box<dyn TriageStore>> {
+/// File in the state directory naming the PostgreSQL triage store (`[store] url`), written by
+/// `serve` and `analyze` so every command given the same `--state` opens the same store.
+pub const STORE_POINTER: &str = "store.url";
+
+/// Records where the triage store of `dir` lives: a PostgreSQL URL (mode 0600: it may hold a
+/// password), or None for the embedded SQLite file (the pointer is removed).
+pub fn set_store_pointer(dir: &Path, url: Option<&str>) -> anyhow::Result<()> {
+    let p = dir.join(STORE_POINTER);
+    match url {
+        Some(u) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let tmp = dir.join(format!("{STORE_POINTER}.tmp"));
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            f.write_all(u.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+        }
+        None => match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+        },
+    }
+    Ok(())
+}
+
+/// The PostgreSQL URL recorded in `dir`, if any.
+pub fn store_pointer(dir: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(dir.join(STORE_POINTER)) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", dir.join(STORE_POINTER).display())),
+    }
+}
+
+/// Opens the triage store of the state directory `dir`: the PostgreSQL store its pointer names
+/// (the query log answered from the local file), else the embedded SQLite file.
+pub fn open_state_store(dir: &Path) -> anyhow::Result<Box<dyn TriageStore>> {
+    let local = || {
+        SqliteStore::open(dir).with_context(|| {
+            format!(
+                "opening the triage store {}",
+                dir.join(dnsight_triage::TRIAGE_FILE).display()
+            )
+        })
+    };
+    Ok(match store_pointer(dir)? {
+        Some(url) => {
+            let pg = dnsight_pgstore::PgStore::open(&url).with_context(|| {
+                format!(
+                    "opening the PostgreSQL triage store {} (named in {})",
+                    dnsight_pgstore::describe(&url),
+                    dir.join(STORE_POINTER).display()
+                )
+            })?;
+            Box::new(pg.with_querylog(local()?))
+        }
+        None => Box::new(local()?),
+    })
+}
+
+/// Opens the triage store for `serve`/`analyze`: `url` is `[store] url` (None: the embedded
+/// SQLite file in `dir`), recorded for the other commands.
+pub fn open_store(dir: &Path, url: Option<&str>) -> anyhow::Result<Box<dyn TriageStore>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating state directory {}", dir.display()))?;
-    let s = SqliteStore::open(dir).with_context(|| {
-        format!(
-            "opening the triage store {}",
-            dir.join(dnsight_triage::TRIAGE_FILE).display()
-        )
-    })?;
-    Ok(Box::new(s))
+    set_store_pointer(dir, url)?;
+    let s = open_state_store(dir)?;
+    if let Some(u) = url {
+        tracing::info!(store = %dnsight_pgstore::describe(u), "triage store on PostgreSQL ([store] in the config)");
+    }
+    Ok(s)
 }
 
 /// Opens `--alerts-out` (`-` = stdout), appending.
@@ -288,4 +357,104 @@ pub fn open_alerts_out_truncate(p: &Path) -> anyhow::Result<Box<dyn std::io::Wri
     Ok(Box::new(std::io::BufWriter::new(
         std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
     )))
+}
+
+/// A bus publisher shared by the resolver's event sink and the passive sources, with a ticker
+/// that sends partial batches when they waited `[bus] max_delay_ms`.
+#[derive(Clone)]
+pub struct SharedBus {
+    p: Arc<Mutex<Option<dnsight_bus::Publisher>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    stats: Arc<dnsight_bus::BusStats>,
+}
+
+impl SharedBus {
+    pub fn start(
+        cfg: dnsight_bus::BusConfig,
+    ) -> anyhow::Result<(SharedBus, std::thread::JoinHandle<()>)> {
+        let tick = (cfg.max_delay / 2).max(std::time::Duration::from_millis(5));
+        tracing::info!(url = %cfg.url, stream = %cfg.stream, partitions = cfg.partitions, spool = %cfg.spool_dir.display(), "publishing events to NATS JetStream ([bus] in the config)");
+        let p = dnsight_bus::Publisher::start(cfg).context("starting the bus publisher")?;
+        let b = SharedBus {
+            stats: p.stats(),
+            p: Arc::new(Mutex::new(Some(p))),
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let me = b.clone();
+        let t = std::thread::Builder::new()
+            .name("dnsight-bus-tick".into())
+            .spawn(move || {
+                while !me.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    let mut g = me.p.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(p) = g.as_mut() {
+                        p.flush_due(std::time::Instant::now());
+                    }
+                }
+            })?;
+        Ok((b, t))
+    }
+
+    pub fn publish(&self, events: &[dnsight_model::DnsEvent]) {
+        let mut g = self.p.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = g.as_mut() {
+            p.publish(events);
+        }
+    }
+
+    pub fn stats(&self) -> dnsight_bus::BusSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Sends what is buffered and waits up to `wait` for NATS to have it (the rest stays in
+    /// the spool for the next start).
+    pub fn close(
+        &self,
+        ticker: std::thread::JoinHandle<()>,
+        wait: std::time::Duration,
+    ) -> dnsight_bus::BusSnapshot {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = ticker.join();
+        let p = self.p.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match p {
+            Some(p) => p.close(wait),
+            None => self.stats(),
+        }
+    }
+}
+
+/// The resolver's events to the bus (batched here, so the lock is taken once per 512).
+pub struct BusSink {
+    bus: SharedBus,
+    batch: Vec<dnsight_model::DnsEvent>,
+}
+
+impl BusSink {
+    pub fn new(bus: SharedBus) -> BusSink {
+        BusSink {
+            bus,
+            batch: Vec::with_capacity(512),
+        }
+    }
+    fn send(&mut self) {
+        if !self.batch.is_empty() {
+            self.bus.publish(&self.batch);
+            self.batch.clear();
+        }
+    }
+}
+
+impl dnsight_resolver::EventSink for BusSink {
+    fn event(&mut self, ev: &dnsight_model::DnsEvent) {
+        self.batch.push(ev.clone());
+        if self.batch.len() >= 512 {
+            self.send();
+        }
+    }
+    fn flush(&mut self) {
+        self.send();
+    }
+    fn close(&mut self) {
+        self.send();
+    }
 }

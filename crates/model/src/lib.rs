@@ -13,6 +13,7 @@ pub mod cidr;
 mod event;
 pub mod listfmt;
 mod name;
+mod partition;
 mod rr;
 mod time;
 pub mod wire;
@@ -22,6 +23,7 @@ pub use event::{
     escape_text, Answer, DnsEvent, Flags, RData, Source, Transport, Verdict, VerdictAction,
 };
 pub use name::{Name, NameError};
+pub use partition::{partition, DEFAULT_PARTITIONS};
 pub use rr::{
     rcode_from_str, rcode_to_str, rtype_from_str, rtype_to_str, RCODE_NOERROR, RCODE_NXDOMAIN,
     RCODE_SERVFAIL,

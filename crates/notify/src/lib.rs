@@ -78,7 +78,7 @@ pub fn backoff(attempt: u32) -> i64 {
 /// One target's delivery loop.
 struct Worker {
     sender: send::Sender,
-    store: SqliteStore,
+    store: Box<dyn TriageStore>,
     failures: u32,
     resume_at: Option<Instant>,
 }
@@ -179,12 +179,24 @@ impl Notifier {
     /// One delivery thread per target, each with its own connection to the state directory's
     /// triage store.
     pub fn spawn(targets: &[Target], state_dir: &Path) -> Result<Notifier, String> {
+        Notifier::spawn_with(targets, || {
+            SqliteStore::open(state_dir)
+                .map(|s| Box::new(s) as Box<dyn TriageStore>)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// [`Notifier::spawn`] with the connections `open` makes (another store backend).
+    pub fn spawn_with(
+        targets: &[Target],
+        open: impl Fn() -> Result<Box<dyn TriageStore>, String>,
+    ) -> Result<Notifier, String> {
         let mut n = Notifier {
             stop: Vec::new(),
             threads: Vec::new(),
         };
         for t in targets {
-            let store = SqliteStore::open(state_dir).map_err(|e| e.to_string())?;
+            let store = open()?;
             let (tx, rx) = mpsc::channel::<()>();
             let mut w = Worker {
                 sender: send::Sender::new(t.clone()),

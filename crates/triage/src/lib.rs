@@ -27,6 +27,25 @@ pub use querylog::{
 pub use sqlite::create_at_version;
 pub use sqlite::{check_user_name, normalize_name, SqliteStore, MAX_USER_NAME};
 
+/// What every [`TriageStore`] backend shares with the SQLite one, so they validate, filter,
+/// hash and decide alike (the PostgreSQL backend, crate `dnsight-pgstore`, is built on these).
+pub mod backend {
+    pub use crate::sqlite::{
+        ack_detail, change_event, check_future, check_note, check_scope, clip, filter_sql, hex,
+        id_list, is_closed, order_by, random_hex, sev_rank, to_i64, token_hash, upsert_decision,
+        SqlParam, LAST_USED_EVERY, MAX_FILTER_IDS, MAX_NOTE, MAX_TOKEN_NAME, SEEN_EVERY,
+        SESSION_PREFIX, TOKEN_PREFIX,
+    };
+    /// The triage schema's migration steps 1, 2 and 3 in SQLite's spelling, without the query
+    /// log (which stays in the SQLite file). Another backend translates the types (generated
+    /// ids, integers) and applies the same steps.
+    pub const SCHEMA_STEPS: [&str; 3] = [
+        crate::sqlite::SCHEMA_V1,
+        crate::sqlite::SCHEMA_V2,
+        crate::sqlite::users_schema_v3(),
+    ];
+}
+
 /// File name of the triage database inside the state directory.
 pub const TRIAGE_FILE: &str = "triage.sqlite";
 

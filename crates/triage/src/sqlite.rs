@@ -51,7 +51,10 @@ use std::path::{Path, PathBuf};
 const SCHEMA_VERSION: i64 = 5;
 
 mod users;
-pub use users::{check_user_name, MAX_USER_NAME};
+pub(crate) const fn users_schema_v3() -> &'static str {
+    users::SCHEMA_V3
+}
+pub use users::{check_user_name, clip, random_hex, MAX_USER_NAME, SEEN_EVERY, SESSION_PREFIX};
 /// Longest note (bytes) on an action, a block or an acknowledgement.
 pub const MAX_NOTE: usize = 4096;
 /// Longest token name (bytes).
@@ -61,9 +64,9 @@ pub const MAX_FILTER_IDS: usize = 10_000;
 /// Prefix of every token secret.
 pub const TOKEN_PREFIX: &str = "dnsight_";
 /// `last_used` is written at most this often per token (seconds).
-const LAST_USED_EVERY: Secs = 60;
+pub const LAST_USED_EVERY: Secs = 60;
 
-const SCHEMA_V1: &str = "
+pub const SCHEMA_V1: &str = "
 CREATE TABLE alerts (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -153,7 +156,7 @@ INSERT INTO meta (k, v) VALUES ('rpz_serial', 1);
 ";
 
 /// Version 2: the notification outbox.
-const SCHEMA_V2: &str = "
+pub const SCHEMA_V2: &str = "
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY,
     target TEXT NOT NULL,
@@ -335,7 +338,7 @@ fn refresh_statistics(conn: &Connection) -> Result<()> {
 
 // ---------------------------------------------------------------- validation
 
-fn check_note(note: Option<&str>) -> Result<()> {
+pub fn check_note(note: Option<&str>) -> Result<()> {
     match note {
         Some(n) if n.len() > MAX_NOTE => Err(invalid(format!(
             "the note is {} bytes; at most {MAX_NOTE} are allowed",
@@ -345,14 +348,14 @@ fn check_note(note: Option<&str>) -> Result<()> {
     }
 }
 
-fn check_scope(s: &Scope) -> Result<()> {
+pub fn check_scope(s: &Scope) -> Result<()> {
     match s {
         Scope::Group(g) if g.is_empty() => Err(invalid("a group scope needs a group name")),
         _ => Ok(()),
     }
 }
 
-fn check_future(what: &str, t: Option<Secs>, now: Secs) -> Result<()> {
+pub fn check_future(what: &str, t: Option<Secs>, now: Secs) -> Result<()> {
     match t {
         Some(t) if t <= now => Err(invalid(format!("{what} {t} is not in the future"))),
         _ => Ok(()),
@@ -409,7 +412,7 @@ pub fn normalize_name(name: &str) -> Result<String> {
 
 // ---------------------------------------------------------------- conversions
 
-fn sev_rank(s: Severity) -> i64 {
+pub fn sev_rank(s: Severity) -> i64 {
     match s {
         Severity::Info => 0,
         Severity::Low => 1,
@@ -419,7 +422,7 @@ fn sev_rank(s: Severity) -> i64 {
     }
 }
 
-fn is_closed(s: Status) -> bool {
+pub fn is_closed(s: Status) -> bool {
     matches!(s, Status::Acknowledged | Status::Resolved | Status::Blocked)
 }
 
@@ -452,11 +455,11 @@ fn bad_col(msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, msg.into())
 }
 
-fn to_i64(v: u64) -> i64 {
+pub fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const D: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -468,7 +471,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// SHA-256 of a token secret. The secret is 32 random bytes, so a fast hash is right: there is
 /// nothing to brute-force that a slow password hash would protect.
-fn token_hash(secret: &str) -> String {
+pub fn token_hash(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
 }
 
@@ -652,7 +655,7 @@ fn get_token(c: &Connection, id: i64) -> Result<Option<TokenInfo>> {
 }
 
 /// The evidence fields an acknowledgement keeps (country / ASN / policy rule / name).
-fn ack_detail(evidence: &serde_json::Value) -> serde_json::Value {
+pub fn ack_detail(evidence: &serde_json::Value) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     if let Some(o) = evidence.as_object() {
         for k in ["country", "asn", "rule", "name"] {
@@ -758,7 +761,7 @@ fn where_clause(f: &AlertFilter) -> Result<(String, Vec<Value>)> {
     Ok((clause, p))
 }
 
-fn order_by(s: Sort) -> &'static str {
+pub fn order_by(s: Sort) -> &'static str {
     match s {
         Sort::Severity => " ORDER BY score DESC, last_seen DESC, id ASC",
         Sort::LastSeen => " ORDER BY last_seen DESC, id ASC",
@@ -831,7 +834,7 @@ fn queue(
     Ok(())
 }
 
-fn id_list(ids: &[i64]) -> String {
+pub fn id_list(ids: &[i64]) -> String {
     let mut s = String::from("(");
     for (i, _) in ids.iter().enumerate() {
         if i > 0 {
@@ -841,6 +844,88 @@ fn id_list(ids: &[i64]) -> String {
     }
     s.push(')');
     s
+}
+
+/// What an engine upsert does to a stored alert: `old` is the stored (status, severity rank,
+/// device count), None for a new alert. Returns (the status to store, what changed, whether the
+/// stored reason stays, the closed status it reopened from). Shared by every backend.
+pub fn upsert_decision(
+    old: Option<(Status, i64, i64)>,
+    a: &Alert,
+) -> (Status, Change, bool, Option<Status>) {
+    let rank = sev_rank(a.severity);
+    match old {
+        None => {
+            let st = if a.status == Status::Flagged {
+                Status::Flagged
+            } else {
+                Status::Open
+            };
+            (st, Change::New, false, None)
+        }
+        Some((st, old_rank, old_devs)) => {
+            if is_closed(st) && a.status.is_open() {
+                let after = if a.status == Status::Flagged {
+                    Status::Flagged
+                } else {
+                    Status::Reopened
+                };
+                (after, Change::Reopened, false, Some(st))
+            } else {
+                let st = if a.status == Status::Flagged && st.is_open() {
+                    Status::Flagged
+                } else {
+                    st
+                };
+                let change = if rank > old_rank {
+                    Change::Escalated
+                } else if i64::from(a.device_count) > old_devs {
+                    Change::Grew
+                } else {
+                    Change::Updated
+                };
+                (st, change, true, None)
+            }
+        }
+    }
+}
+
+/// The notification an upsert's change is worth (`old_devs`: the stored device count, 0 when
+/// new). A roll-up growing to 2, 4, 8, ... devices is news, each member not.
+pub fn change_event(change: Change, old_devs: i64, a: &Alert) -> Option<NotifyEvent> {
+    match change {
+        Change::New => Some(NotifyEvent::New),
+        Change::Escalated => Some(NotifyEvent::Escalated),
+        Change::Reopened => Some(NotifyEvent::Reopened),
+        Change::Grew => {
+            let old_devs = old_devs.max(1) as u64;
+            let new_devs = u64::from(a.device_count);
+            (new_devs.ilog2() > old_devs.ilog2()).then_some(NotifyEvent::Grew)
+        }
+        Change::Updated => None,
+    }
+}
+
+/// A bound parameter of a generated WHERE clause ([`filter_sql`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SqlParam {
+    Int(i64),
+    Text(String),
+}
+
+/// The WHERE clause (with `?` placeholders, in order) and its parameters for an alert filter,
+/// in portable SQL: every backend filters alike.
+pub fn filter_sql(f: &AlertFilter) -> Result<(String, Vec<SqlParam>)> {
+    let (w, p) = where_clause(f)?;
+    let p = p
+        .into_iter()
+        .map(|v| match v {
+            Value::Integer(i) => Ok(SqlParam::Int(i)),
+            Value::Text(t) => Ok(SqlParam::Text(t)),
+            other => Err(db(format!("unexpected filter parameter {other:?}"))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((w, p))
 }
 
 // ---------------------------------------------------------------- the store
@@ -876,40 +961,12 @@ impl TriageStore for SqliteStore {
                     })
                     .optional()?;
                 let rank = sev_rank(a.severity);
-                let (status, change, keep_reason, reopened_from) = match &old {
-                    None => {
-                        let st = if a.status == Status::Flagged {
-                            Status::Flagged
-                        } else {
-                            Status::Open
-                        };
-                        (st, Change::New, false, None)
-                    }
-                    Some((st, old_rank, old_devs, _)) => {
-                        let st = parse_status(st)?;
-                        if is_closed(st) && a.status.is_open() {
-                            let after = if a.status == Status::Flagged {
-                                Status::Flagged
-                            } else {
-                                Status::Reopened
-                            };
-                            (after, Change::Reopened, false, Some(st))
-                        } else {
-                            let st = if a.status == Status::Flagged && st.is_open() {
-                                Status::Flagged
-                            } else {
-                                st
-                            };
-                            let change = if rank > *old_rank {
-                                Change::Escalated
-                            } else if i64::from(a.device_count) > *old_devs {
-                                Change::Grew
-                            } else {
-                                Change::Updated
-                            };
-                            (st, change, true, None)
-                        }
-                    }
+                let (status, change, keep_reason, reopened_from) = {
+                    let o = match &old {
+                        Some((st, r, d, _)) => Some((parse_status(st)?, *r, *d)),
+                        None => None,
+                    };
+                    upsert_decision(o, a)
                 };
                 let mut copy = a.clone();
                 copy.status = status;
@@ -977,18 +1034,7 @@ impl TriageStore for SqliteStore {
                         member.execute(params![a.id, d])?;
                     }
                 }
-                let event = match change {
-                    Change::New => Some(NotifyEvent::New),
-                    Change::Escalated => Some(NotifyEvent::Escalated),
-                    Change::Reopened => Some(NotifyEvent::Reopened),
-                    Change::Grew => {
-                        // 2, 4, 8, ... devices: a spreading roll-up is news, each member not
-                        let old_devs = old.as_ref().map_or(0, |o| o.2).max(1) as u64;
-                        let new_devs = u64::from(a.device_count);
-                        (new_devs.ilog2() > old_devs.ilog2()).then_some(NotifyEvent::Grew)
-                    }
-                    Change::Updated => None,
-                };
+                let event = change_event(change, old.as_ref().map_or(0, |o| o.2), a);
                 if let Some(ev) = event {
                     queue(&tx, router.as_deref(), &copy, ev, "system", None, now)?;
                 }

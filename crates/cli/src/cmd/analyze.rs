@@ -95,7 +95,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // the same pipeline as `serve`, driven from this thread: alerts go to the triage store
     // (with --state) and through the one output throttle to --alerts-out
     let store = match &state_dir {
-        Some(d) => Some(crate::wiring::open_store(d)?),
+        Some(d) => Some(crate::wiring::open_store(
+            d,
+            crate::config::store::load(args.engine.config.as_deref())?.as_deref(),
+        )?),
         None => None,
     };
     // with --state every transaction also goes to the query log (`dnsight queries`)

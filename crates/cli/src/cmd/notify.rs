@@ -1,7 +1,7 @@
 //! `dnsight notify`: try the notification targets of a config file, and see the outbox.
 
 use anyhow::{bail, Context};
-use dnsight_triage::{OutboxState, SqliteStore, TriageStore};
+use dnsight_triage::OutboxState;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -115,7 +115,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     format!("--status {s:?}: use pending, sent, failed or all")
                 })?),
             };
-            let store = SqliteStore::open(&state)?;
+            let store = crate::wiring::open_state_store(&state)?;
             let rows = store.outbox_list(st, limit)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -43,7 +43,7 @@ pub struct Args {
     pub events_out: Option<PathBuf>,
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -105,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("[[notify]] needs the analysis and a state directory (the notification outbox lives in its triage store): add --state DIR");
     }
     let mut notifier = None;
+    let store_url = crate::config::store::load(args.engine.config.as_deref())?;
 
     // the query log: every transaction, searchable (`dnsight queries`, GET /api/v1/queries)
     let qlog = match (
@@ -143,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!("{n}");
         }
         let mut store = match &state {
-            Some(d) => Some(crate::wiring::open_store(d)?),
+            Some(d) => Some(crate::wiring::open_store(d, store_url.as_deref())?),
             None => None,
         };
         if let (Some(st), Some(dir)) = (store.as_mut(), &state) {
@@ -152,8 +153,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     &targets,
                 ))));
                 notifier = Some(
-                    dnsight_notify::Notifier::spawn(&targets, dir)
-                        .map_err(|e| anyhow::anyhow!("starting notifications: {e}"))?,
+                    dnsight_notify::Notifier::spawn_with(&targets, || {
+                        crate::wiring::open_state_store(dir).map_err(|e| format!("{e:#}"))
+                    })
+                    .map_err(|e| anyhow::anyhow!("starting notifications: {e}"))?,
                 );
                 for t in &targets {
                     tracing::info!(target = %t.name, kind = t.type_name(), to = %t.describe(), "notification target ready");
@@ -187,7 +190,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(dnsight_pipeline::spawn(p).context("starting the analysis pipeline")?)
     };
 
+    // [bus]: every event (the resolver's and the passive sources') to NATS JetStream too
+    let bus = match crate::config::bus::load(
+        args.engine.config.as_deref(),
+        args.engine.state.as_deref(),
+    )? {
+        Some(c) => Some(crate::wiring::SharedBus::start(c)?),
+        None => None,
+    };
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
+    if let Some((b, _)) = &bus {
+        sinks.push(Box::new(crate::wiring::BusSink::new(b.clone())));
+    }
     if let Some(p) = &args.events_out {
         sinks.push(open_events_out(p)?);
     }
@@ -220,7 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let api_server = match (&api.listen, &running, &args.engine.state) {
         (Some(listen), Some(run), Some(state)) => {
-            let s = dnsight_api::start_mounted(
+            let s = dnsight_api::start_with_store_mounted(
                 dnsight_api::ApiConfig {
                     listen: *listen,
                     tls: api.tls.clone(),
@@ -242,8 +256,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     },
                 },
                 run.handle(),
-                state.clone(),
-                Some(dnsight_web::mount(Some(state.clone()))),
+                crate::wiring::open_state_store(state)?,
+                Some(dnsight_web::mount(Some(state.to_path_buf()))),
             )
             .with_context(|| format!("starting the API on {listen}"))?;
             let scheme = if api.tls.is_some() { "https" } else { "http" };
@@ -283,6 +297,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::sync::Arc::new(move |b| inj.send(b))
         }
     };
+    let feed: Feed = match &bus {
+        Some((b, _)) => {
+            let b = b.clone();
+            std::sync::Arc::new(move |batch| {
+                b.publish(&batch);
+                feed(batch)
+            })
+        }
+        None => feed,
+    };
     let sources = start_sources(&settings.sources, &feed)?;
     // one refresher for block lists, intel feeds and GeoIP databases
     let mut fetches = settings.fetches.clone();
@@ -311,6 +335,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(upstream = %u.addr, proto = u.proto, healthy = u.healthy, asked = u.asked, answered = u.answered, failed = u.failed, chosen = u.chosen, latency_us = u.latency_us, "upstream stats");
     }
     let stats = r.shutdown();
+    if let Some((b, ticker)) = bus {
+        let s = b.close(ticker, std::time::Duration::from_secs(10));
+        tracing::info!(stats = ?s, "bus publisher closed");
+    }
     if let Some((_, w)) = qlog {
         let s = w.close();
         tracing::info!(
@@ -337,15 +365,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Where passive sources send their batches (the pipeline, or the resolver's event log when
 /// the analysis is off); false once it has stopped.
-type Feed = std::sync::Arc<dyn Fn(Vec<dnsight_model::DnsEvent>) -> bool + Send + Sync>;
+pub(crate) type Feed = std::sync::Arc<dyn Fn(Vec<dnsight_model::DnsEvent>) -> bool + Send + Sync>;
 
 /// A running passive source: how to stop it, and its thread.
-type SourceHandle = (Box<dyn Fn() + Send>, std::thread::JoinHandle<()>);
+pub(crate) type SourceHandle = (Box<dyn Fn() + Send>, std::thread::JoinHandle<()>);
 
 /// Starts the configured passive sources; their events join the resolver's own on the way to
 /// the engine. Every source is an `EventReader` pulled on its own thread; the thread ends when
 /// the reader ends or the stop flag is set (readers return at least every second or so).
-fn start_sources(cfg: &[rcfg::SourceConfig], feed: &Feed) -> anyhow::Result<Vec<SourceHandle>> {
+pub(crate) fn start_sources(
+    cfg: &[rcfg::SourceConfig],
+    feed: &Feed,
+) -> anyhow::Result<Vec<SourceHandle>> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let mut out: Vec<SourceHandle> = Vec::new();

@@ -1,9 +1,9 @@
 //! `dnsight token create|list|revoke --state DIR`: API tokens, straight in the triage store
 //! (works while `serve` runs: SQLite WAL, one more connection).
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
-use dnsight_triage::{Role, SqliteStore, TriageStore};
+use dnsight_triage::{Role, TriageStore};
 use std::path::PathBuf;
 
 #[derive(ClapArgs, Debug)]
@@ -61,15 +61,14 @@ impl From<RoleArg> for Role {
     }
 }
 
-fn open(state: &std::path::Path) -> anyhow::Result<SqliteStore> {
+fn open(state: &std::path::Path) -> anyhow::Result<Box<dyn TriageStore>> {
     if !state.is_dir() {
         bail!(
             "{} is not a directory: pass the --state DIR that `dnsight serve` uses",
             state.display()
         );
     }
-    SqliteStore::open(state)
-        .with_context(|| format!("opening the triage store in {}", state.display()))
+    crate::wiring::open_state_store(state)
 }
 
 fn when(t: Option<i64>) -> String {

@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args as ClapArgs, Subcommand};
-use dnsight_triage::{SqliteStore, TriageStore};
+use dnsight_triage::TriageStore;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -45,15 +45,14 @@ pub enum UserCmd {
     },
 }
 
-fn open(state: &Path) -> anyhow::Result<SqliteStore> {
+fn open(state: &Path) -> anyhow::Result<Box<dyn TriageStore>> {
     if !state.is_dir() {
         bail!(
             "{} is not a directory: pass the --state DIR that `dnsight serve` uses",
             state.display()
         );
     }
-    SqliteStore::open(state)
-        .with_context(|| format!("opening the triage store in {}", state.display()))
+    crate::wiring::open_state_store(state)
 }
 
 fn local_actor() -> String {
@@ -84,8 +83,9 @@ pub fn add_generated(
 
 /// What `serve` prints about the dashboard: its URL, and how to create the first user.
 pub fn announce_dashboard(url: &str, state: &Path) {
-    let users = SqliteStore::open(state)
-        .and_then(|s| s.list_users())
+    let users = crate::wiring::open_state_store(state)
+        .ok()
+        .and_then(|s| s.list_users().ok())
         .map(|u| u.len())
         .unwrap_or(0);
     if users == 0 {
@@ -127,7 +127,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 )?;
                 eprintln!("user {} ({}) saved", u.name, u.role.as_str());
             } else {
-                let pw = add_generated(&mut st, &name, role.into(), replace, &local_actor())?;
+                let pw = add_generated(&mut *st, &name, role.into(), replace, &local_actor())?;
                 eprintln!(
                     "user {name} ({}) saved; sign in at the dashboard (http://API/ui/) with this password (shown once):",
                     dnsight_triage::Role::from(role).as_str()

@@ -12,10 +12,12 @@
 //! built from it, and both decide a device's group by the longest matching prefix. A block
 //! given to two different groups is an error naming both places.
 pub mod api;
+pub mod bus;
 pub mod engine;
 pub mod notify;
 pub mod querylog;
 pub mod resolver;
+pub mod store;
 
 /// Every top-level section some part of dnsight reads (a name outside these is a typo).
 pub const ALL_SECTIONS: &[&[&str]] = &[
@@ -24,6 +26,8 @@ pub const ALL_SECTIONS: &[&[&str]] = &[
     api::SECTIONS,
     notify::SECTIONS,
     querylog::SECTIONS,
+    store::SECTIONS,
+    bus::SECTIONS,
 ];
 
 use anyhow::{anyhow, bail};

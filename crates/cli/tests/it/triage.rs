@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
-fn which(tool: &str) -> bool {
+pub(crate) fn which(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| {
         std::env::split_paths(&p)
             .chain(["/usr/sbin".into(), "/sbin".into()])
@@ -99,9 +99,9 @@ impl Drop for Proc {
 }
 
 /// nsd serving `example.` with a few names in distinct registered domains.
-struct Nsd {
+pub(crate) struct Nsd {
     _p: Proc,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     dir: PathBuf,
 }
 
@@ -116,7 +116,7 @@ impl Drop for Nsd {
     }
 }
 
-fn start_nsd(dir: &Path) -> Nsd {
+pub(crate) fn start_nsd(dir: &Path) -> Nsd {
     let port = free_port();
     let d = dir.join("nsd");
     std::fs::create_dir_all(&d).unwrap();
@@ -155,7 +155,7 @@ fn start_nsd(dir: &Path) -> Nsd {
 }
 
 /// `dig` once: (answer lines, status).
-fn dig(server: SocketAddr, name: &str, from: Option<&str>) -> (String, String) {
+pub(crate) fn dig(server: SocketAddr, name: &str, from: Option<&str>) -> (String, String) {
     let mut c = Command::new("dig");
     c.arg(format!("@{}", server.ip()))
         .args(["-p", &server.port().to_string()])
@@ -179,14 +179,14 @@ fn dig(server: SocketAddr, name: &str, from: Option<&str>) -> (String, String) {
     (answers, status)
 }
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dnsight"))
 }
 
-struct Serve {
-    p: Proc,
-    dns: SocketAddr,
-    api: String,
+pub(crate) struct Serve {
+    pub(crate) p: Proc,
+    pub(crate) dns: SocketAddr,
+    pub(crate) api: String,
 }
 
 fn start_serve(dir: &Path, upstream: SocketAddr, dns_port: u16, api_port: u16) -> Serve {
@@ -213,7 +213,7 @@ fn start_serve(dir: &Path, upstream: SocketAddr, dns_port: u16, api_port: u16) -
 }
 
 /// `dnsight ARGS` against the API; (exit ok, stdout, stderr).
-fn cli(s: &Serve, token: &str, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn cli(s: &Serve, token: &str, args: &[&str]) -> (bool, String, String) {
     let o = bin()
         .args(args)
         .env("DNSIGHT_SERVER", &s.api)
@@ -227,7 +227,7 @@ fn cli(s: &Serve, token: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn alerts(s: &Serve, token: &str) -> Vec<serde_json::Value> {
+pub(crate) fn alerts(s: &Serve, token: &str) -> Vec<serde_json::Value> {
     let (ok, out, err) = cli(s, token, &["alerts", "list", "--json", "--status", "all"]);
     assert!(ok, "alerts list failed: {err}");
     serde_json::from_str::<Vec<serde_json::Value>>(&out)
@@ -235,7 +235,7 @@ fn alerts(s: &Serve, token: &str) -> Vec<serde_json::Value> {
 }
 
 /// Polls the API until an alert matches.
-fn wait_alert(
+pub(crate) fn wait_alert(
     s: &Serve,
     token: &str,
     what: &str,
@@ -276,7 +276,7 @@ fn http_get(url_base: &str, path: &str) -> (u16, String) {
     (code, body)
 }
 
-fn token(dir: &Path, role: &str, name: &str) -> String {
+pub(crate) fn token(dir: &Path, role: &str, name: &str) -> String {
     let o = bin()
         .args(["token", "create", "--role", role, "--name", name, "--state"])
         .arg(dir.join("state"))
@@ -295,7 +295,7 @@ fn token(dir: &Path, role: &str, name: &str) -> String {
         .to_string()
 }
 
-fn id(a: &serde_json::Value) -> String {
+pub(crate) fn id(a: &serde_json::Value) -> String {
     a["id"].as_str().unwrap().to_string()
 }
 

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// Version 3: dashboard users and sessions; indexes for "what changed since", the default sort
 /// (most severe first) and the overview's counts (covering: no table reads).
-pub(super) const SCHEMA_V3: &str = "
+pub const SCHEMA_V3: &str = "
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -123,7 +123,7 @@ pub const MAX_USER_NAME: usize = 64;
 /// Prefix of every session secret.
 pub const SESSION_PREFIX: &str = "dss_";
 /// `last_seen` (and the sliding expiry) is written at most this often per session.
-const SEEN_EVERY: Secs = 60;
+pub const SEEN_EVERY: Secs = 60;
 
 const USER_COLS: &str = "id, name, role, created_at, last_login";
 
@@ -173,7 +173,7 @@ pub fn check_user_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn random_hex() -> Result<String> {
+pub fn random_hex() -> Result<String> {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| db(format!("no randomness: {e}")))?;
     Ok(hex(&raw))
@@ -283,7 +283,7 @@ pub(super) fn remove_user(
     Ok(u)
 }
 
-fn clip(s: Option<&str>, n: usize) -> Option<String> {
+pub fn clip(s: Option<&str>, n: usize) -> Option<String> {
     s.map(|s| {
         s.chars()
             .filter(|c| !c.is_control())
