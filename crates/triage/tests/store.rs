@@ -1047,12 +1047,18 @@ fn a_version_1_file_gains_the_outbox() {
         // the columns later versions index (v3)
         c.execute_batch(
             "CREATE TABLE alerts (id TEXT PRIMARY KEY, kind, severity, sev_rank, score, status, \
-             device, destination, first_seen, last_seen, updated_at); PRAGMA user_version = 1;",
+             device, destination, first_seen, last_seen, updated_at); PRAGMA user_version = 1; \
+             INSERT INTO alerts VALUES ('a', 'dga', 'high', 3, 50, 'open', '10.0.0.1', 'x.example', 0, 0, 0), \
+             ('b', 'dga', 'low', 1, 20, 'resolved', '10.0.0.2', 'y.example', 0, 0, 0);",
         )
         .unwrap();
     }
     let s = SqliteStore::open(dir.path()).unwrap();
     assert!(s.outbox_list(None, 1).unwrap().is_empty());
+    // step 4 counts the alerts the file already held
+    assert_eq!(s.alerts_changed().unwrap().0, 1);
+    let o = s.alert_overview(0, 10).unwrap();
+    assert_eq!(o.top_destinations, vec![("x.example".to_string(), 1)]);
 }
 
 #[test]
@@ -1228,4 +1234,40 @@ fn overview_counts() {
             want("dga", "high", "reopened"),
         ]
     );
+}
+
+#[test]
+fn planner_statistics_follow_the_alerts() {
+    let (d, mut s) = store();
+    let batch: Vec<Alert> = (0..50)
+        .map(|i| {
+            alert(
+                &format!("s{i}"),
+                Kind::Dga,
+                Severity::High,
+                "10.0.0.1",
+                "x.example",
+                NOW,
+            )
+        })
+        .collect();
+    s.upsert_alerts(&batch, NOW).unwrap();
+    drop(s);
+    // the next open analyses the alert tables (none had statistics)
+    drop(SqliteStore::open(d.path()).unwrap());
+    let c = rusqlite::Connection::open(d.path().join(TRIAGE_FILE)).unwrap();
+    let stat: String = c
+        .query_row(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = 'alerts_status'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stat.starts_with("50 "), "{stat}");
+    // the counts the triggers kept survive the reopen
+    let o = SqliteStore::open(d.path())
+        .unwrap()
+        .alert_overview(NOW - 86_400, 10)
+        .unwrap();
+    assert_eq!(o.top_devices, vec![("10.0.0.1".to_string(), 50)]);
 }
