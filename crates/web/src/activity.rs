@@ -155,23 +155,12 @@ impl Activity {
     /// Counts the window ending at the log's newest row, reusing what the last refresh
     /// counted; all devices first (published at once: the overview's chart), then each device.
     fn count(&self, s: &dyn TriageStore, devices: &[String]) -> Result<(), String> {
-        let newest = s
-            .search_queries(&QueryFilter {
-                limit: Some(1),
-                ..Default::default()
-            })
-            .map_err(|e| e.to_string())?
-            .rows
-            .first()
-            .map(|r| r.ts_us);
-        let Some(newest) = newest else {
+        let Some((lo, hi)) = window(s)? else {
             let mut g = self.lock();
             g.all = None;
             g.devices.clear();
             return Ok(());
         };
-        let hi = (newest.div_euclid(STEP_US) + 1) * STEP_US;
-        let lo = hi - HOURS * STEP_US;
         let (prev_all, mut prev_dev, full) = {
             let g = self.lock();
             let full = g.full.is_none_or(|t| t.elapsed() >= FULL);
@@ -202,6 +191,24 @@ impl Activity {
         }
         failed.map_or(Ok(()), Err)
     }
+}
+
+/// The charts' window, `[lo, hi)` in microseconds: the [`HOURS`] hours up to the end of the
+/// hour of the log's newest row (None: the log is empty).
+pub(crate) fn window(s: &dyn TriageStore) -> Result<Option<(i64, i64)>, String> {
+    let newest = s
+        .search_queries(&QueryFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?
+        .rows
+        .first()
+        .map(|r| r.ts_us);
+    Ok(newest.map(|n| {
+        let hi = (n.div_euclid(STEP_US) + 1) * STEP_US;
+        (hi - HOURS * STEP_US, hi)
+    }))
 }
 
 /// `[lo, hi)` hourly: the buckets `prev` holds before its last two re-read, the rest counted.

@@ -129,10 +129,11 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
         .api
         .read(move |s| {
             // the counts the background keeps, or this one device's counted now
-            let timeline = match (cached, window) {
-                (Some(c), _) => Some(c),
-                (None, Some((lo, hi))) => crate::activity::update(s, Some(&ip2), None, lo, hi).ok(),
-                (None, None) => None,
+            let timeline = match cached {
+                Some(c) => Some(c),
+                None => window
+                    .or_else(|| crate::activity::window(s).ok().flatten())
+                    .and_then(|(lo, hi)| crate::activity::update(s, Some(&ip2), None, lo, hi).ok()),
             };
             let alerts = s
                 .list_alerts(&AlertFilter {
@@ -195,7 +196,7 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(ip): Path<Stri
                         ]))
                         figcaption { "Per hour from the query log, each row on its own scale." } }
                 }
-                None => p.dim { "The query log is empty, or still being counted." }
+                None => p.dim { "No queries in the query log (it is off, or empty)." }
             }
         }
         section {
