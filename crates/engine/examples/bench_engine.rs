@@ -245,10 +245,9 @@ fn memory(devices: u32, dests: u32) {
     let after = ALLOCATED.load(Ordering::Relaxed);
     let s = e.stats();
     let entries = s.baseline_entries as f64;
-    let b = e.baselines();
-    let map_bytes: usize = b
-        .devices
-        .iter()
+    let map_bytes: usize = e
+        .shard_baselines()
+        .flat_map(|b| b.devices.iter())
         .map(|d| {
             d.dests.capacity()
                 * (std::mem::size_of::<(u32, dnsight_engine::baseline::DestEntry)>() + 1)
