@@ -128,6 +128,20 @@ pub struct Engine {
     idx: Vec<Vec<u32>>,
     ticks: Vec<(u32, u32)>,
     expires: Vec<(u64, dnsight_model::Ts)>,
+    /// Wall time spent dispatching, running the shards and settling (measurement only: no
+    /// decision reads it).
+    phases: PhaseTimes,
+}
+
+/// Where an engine's wall time went, for benchmarks: the serial dispatch (placing times,
+/// hashing addresses to partitions), the shards' run (parallel with several workers) and the
+/// serial settle (correlator merge, alert book, updates to the shards).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PhaseTimes {
+    pub epochs: u64,
+    pub dispatch: std::time::Duration,
+    pub shards: std::time::Duration,
+    pub settle: std::time::Duration,
 }
 
 /// Is the device in its learning period at `now`?
@@ -179,6 +193,7 @@ impl Engine {
             idx: vec![Vec::new(); n],
             ticks: Vec::new(),
             expires: Vec::new(),
+            phases: PhaseTimes::default(),
         }
     }
 
@@ -285,6 +300,7 @@ impl Engine {
 
     /// One epoch: dispatch to the shards, run them, settle with the correlator.
     fn epoch(&mut self, evs: &[DnsEvent]) {
+        let t0 = std::time::Instant::now();
         let placed = self.place(evs);
         let evs = placed.as_deref().unwrap_or(evs);
         let n = self.shards.len();
@@ -341,6 +357,7 @@ impl Engine {
         }
         let seq0 = self.seq;
         self.seq += evs.len() as u64;
+        let t1 = std::time::Instant::now();
         let org_first = self.org_first;
         let (idx, ticks) = (&self.idx, &self.ticks[..]);
         if n == 1 || evs.len() < PARALLEL_MIN {
@@ -365,7 +382,18 @@ impl Engine {
                 first.run(evs, first_idx, ticks, seq0);
             });
         }
+        let t2 = std::time::Instant::now();
         self.settle();
+        let p = &mut self.phases;
+        p.epochs += 1;
+        p.dispatch += t1 - t0;
+        p.shards += t2 - t1;
+        p.settle += t2.elapsed();
+    }
+
+    /// Where the wall time of `observe` went so far (benchmarks).
+    pub fn phase_times(&self) -> PhaseTimes {
+        self.phases
     }
 
     /// End of an epoch: the correlator takes the shards' deltas and findings, and every
