@@ -87,7 +87,7 @@ pub struct Ack {
 
 /// Events of one epoch at most: a batch is cut into epochs of this many events (the lag of
 /// the org-wide facts a detector reads, in events).
-pub const EPOCH_EVENTS: usize = 4096;
+pub const EPOCH_EVENTS: usize = 16384;
 
 /// Epochs smaller than this run their shards one after the other on the caller's thread
 /// (starting threads would cost more than it saves); the result is the same either way.
@@ -131,6 +131,13 @@ pub struct Engine {
     /// Wall time spent dispatching, running the shards and settling (measurement only: no
     /// decision reads it).
     phases: PhaseTimes,
+    /// Run the shards one after the other whatever the epoch's size (benchmarks).
+    sequential: bool,
+    /// The correlator's update of the last epoch, not yet taken by the shards: each takes it
+    /// at the start of its next run (in parallel), or all at once before a command.
+    pending: Option<crate::msg::OrgUpdate>,
+    /// Per shard, its run time in the current epoch.
+    shard_times: Vec<std::time::Duration>,
 }
 
 /// Where an engine's wall time went, for benchmarks: the serial dispatch (placing times,
@@ -142,6 +149,25 @@ pub struct PhaseTimes {
     pub dispatch: std::time::Duration,
     pub shards: std::time::Duration,
     pub settle: std::time::Duration,
+    /// Each shard's own run time, summed over shards and epochs (the work).
+    pub shard_sum: std::time::Duration,
+    /// The slowest shard of each epoch, summed over epochs (the critical path when every
+    /// shard has a core of its own).
+    pub shard_max: std::time::Duration,
+    /// Events dispatched, and the busiest shard's events of each epoch summed over epochs
+    /// (the same figures by event count: deterministic, whatever the machine's load).
+    pub events: u64,
+    pub events_max: u64,
+}
+
+impl PhaseTimes {
+    /// The speed-up the partitioning allows with a core per worker: all the work over the
+    /// serial part plus the slowest shard of each epoch (measure with
+    /// [`Engine::set_sequential`] on a busy machine, where shards run one after the other).
+    pub fn projected_speedup(&self) -> f64 {
+        let serial = self.dispatch + self.settle;
+        (serial + self.shard_sum).as_secs_f64() / (serial + self.shard_max).as_secs_f64().max(1e-9)
+    }
 }
 
 /// Is the device in its learning period at `now`?
@@ -194,6 +220,9 @@ impl Engine {
             ticks: Vec::new(),
             expires: Vec::new(),
             phases: PhaseTimes::default(),
+            sequential: false,
+            pending: None,
+            shard_times: vec![std::time::Duration::ZERO; n],
         }
     }
 
@@ -359,36 +388,73 @@ impl Engine {
         self.seq += evs.len() as u64;
         let t1 = std::time::Instant::now();
         let org_first = self.org_first;
+        let pending = self.pending.take();
+        let pending = pending.as_ref();
         let (idx, ticks) = (&self.idx, &self.ticks[..]);
-        if n == 1 || evs.len() < PARALLEL_MIN {
-            for (s, idx) in self.shards.iter_mut().zip(idx) {
+        let times = &mut self.shard_times;
+        if n == 1 || evs.len() < PARALLEL_MIN || self.sequential {
+            for ((s, idx), t) in self.shards.iter_mut().zip(idx).zip(times.iter_mut()) {
+                let t0 = std::time::Instant::now();
+                if let Some(u) = pending {
+                    s.apply_update(u);
+                }
                 s.base.org_first = org_first;
                 s.run(evs, idx, ticks, seq0);
+                *t = t0.elapsed();
             }
         } else {
+            // every shard is a task; the caller's thread and N-1 helpers claim them in turn, so
+            // a helper the OS schedules late never holds the epoch up: the caller then runs
+            // that shard itself (shards of one epoch are independent: the result is the same)
+            let cells: Vec<std::sync::Mutex<(&mut Shard, &mut std::time::Duration)>> = self
+                .shards
+                .iter_mut()
+                .zip(times.iter_mut())
+                .map(std::sync::Mutex::new)
+                .collect();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let work = || loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(cell) = cells.get(k) else {
+                    break;
+                };
+                let mut c = cell.lock().unwrap_or_else(|p| p.into_inner());
+                let t0 = std::time::Instant::now();
+                if let Some(u) = pending {
+                    c.0.apply_update(u);
+                }
+                c.0.base.org_first = org_first;
+                c.0.run(evs, &idx[k], ticks, seq0);
+                *c.1 = t0.elapsed();
+            };
             std::thread::scope(|sc| {
-                let mut it = self.shards.iter_mut().zip(idx);
-                let (first, first_idx) = it.next().expect("one shard");
-                for (s, idx) in it {
+                for _ in 1..n {
                     std::thread::Builder::new()
                         .name("dnsight-shard".into())
-                        .spawn_scoped(sc, move || {
-                            s.base.org_first = org_first;
-                            s.run(evs, idx, ticks, seq0);
-                        })
+                        .spawn_scoped(sc, work)
                         .expect("spawn shard thread");
                 }
-                first.base.org_first = org_first;
-                first.run(evs, first_idx, ticks, seq0);
+                work();
             });
         }
         let t2 = std::time::Instant::now();
         self.settle();
         let p = &mut self.phases;
         p.epochs += 1;
+        p.events += self.idx.iter().map(|v| v.len() as u64).sum::<u64>();
+        p.events_max += self.idx.iter().map(|v| v.len() as u64).max().unwrap_or(0);
+        p.shard_sum += self.shard_times.iter().sum::<std::time::Duration>();
+        p.shard_max += self.shard_times.iter().max().copied().unwrap_or_default();
         p.dispatch += t1 - t0;
         p.shards += t2 - t1;
         p.settle += t2.elapsed();
+    }
+
+    /// Runs the shards one after the other on the caller's thread (benchmarks: each shard's
+    /// own time without contention, for [`PhaseTimes::projected_speedup`]). The alerts are the
+    /// same.
+    pub fn set_sequential(&mut self, on: bool) {
+        self.sequential = on;
     }
 
     /// Where the wall time of `observe` went so far (benchmarks).
@@ -417,11 +483,23 @@ impl Engine {
             d.devices = 0;
             s.out = d;
         }
-        self.publish();
+        // the shards take it at the start of their next run, in parallel
+        debug_assert!(self.pending.is_none());
+        self.pending = Some(self.corr.update());
     }
 
-    /// Hands the correlator's update to every shard.
+    /// Every shard takes the pending update (before a command reads or changes the shards).
+    fn sync(&mut self) {
+        if let Some(u) = self.pending.take() {
+            for s in &mut self.shards {
+                s.apply_update(&u);
+            }
+        }
+    }
+
+    /// Hands the correlator's update to every shard at once.
     fn publish(&mut self) {
+        self.sync();
         let u = self.corr.update();
         for s in &mut self.shards {
             s.apply_update(&u);
@@ -494,6 +572,7 @@ impl Engine {
     ///
     /// Returns the ids of the alerts it closed.
     pub fn acknowledge(&mut self, ack: &Ack) -> Vec<String> {
+        self.sync();
         let scope = match &ack.scope {
             Scope::Device(ip) => Scope::Device(crate::net::canonical(*ip)),
             s => s.clone(),
@@ -623,6 +702,7 @@ impl Engine {
     /// Persists baselines, alerts and detector windows atomically (one redb transaction).
     /// No-op in memory.
     pub fn save(&mut self) -> Result<(), EngineError> {
+        self.sync();
         let Some(s) = &self.store else {
             return Ok(());
         };
