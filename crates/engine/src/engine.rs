@@ -866,6 +866,27 @@ impl Engine {
         self.shards.iter().map(|s| &s.base)
     }
 
+    /// One partition's checkpoint: its devices' baseline records (the state file's encoding)
+    /// and the stream sequence they cover (every event before it). For a worker in another
+    /// process; inside one process the state file is the checkpoint.
+    pub fn checkpoint(&mut self, part: u32) -> crate::msg::Checkpoint {
+        self.sync();
+        let shard = &self.shards[part as usize % self.shards.len()];
+        let mut devices = Vec::new();
+        for d in &shard.base.devices {
+            if partition(d.ip) == part {
+                let mut b = Vec::new();
+                crate::store::encode_device(d, &shard.base, &mut b);
+                devices.push((d.ip, b));
+            }
+        }
+        crate::msg::Checkpoint {
+            partition: part,
+            seq: self.seq,
+            devices,
+        }
+    }
+
     /// The first shard's baselines (every device with one worker; tests and tools).
     pub fn baselines(&self) -> &Baselines {
         &self.shards[0].base

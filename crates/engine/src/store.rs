@@ -297,7 +297,7 @@ fn put_stat(out: &mut Vec<u8>, s: &Stat) {
     out.put_f32(s.var);
 }
 
-fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
+pub(crate) fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
     out.put_u8(VERSION);
     out.put_u32(d.first_seen);
     out.put_u32(d.last_seen);

@@ -192,3 +192,24 @@ fn a_state_saved_with_two_workers_resumes_with_one_or_three() {
     same(&base, &resumed(2, 1), "saved with 2, resumed with 1");
     same(&base, &resumed(2, 3), "saved with 2, resumed with 3");
 }
+
+#[test]
+fn a_partition_checkpoint_holds_its_devices_and_the_sequence() {
+    let (evs, cfg) = org(2, 20, 3);
+    let mut e = run(&cfg, 2, &evs, 4096);
+    let mut seen = 0;
+    for p in 0..dnsight_engine::msg::PARTITIONS {
+        let c = e.checkpoint(p);
+        assert_eq!((c.partition, c.seq), (p, evs.len() as u64));
+        for (ip, rec) in &c.devices {
+            assert_eq!(dnsight_engine::msg::partition(*ip), p);
+            assert!(!rec.is_empty());
+        }
+        seen += c.devices.len() as u64;
+        // a plain serialisable message
+        let j = serde_json::to_string(&c).unwrap();
+        let back: dnsight_engine::msg::Checkpoint = serde_json::from_str(&j).unwrap();
+        assert_eq!(back.devices.len(), c.devices.len());
+    }
+    assert_eq!(seen, e.stats().devices);
+}
