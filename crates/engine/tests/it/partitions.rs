@@ -115,7 +115,7 @@ fn same(a: &Engine, b: &Engine, what: &str) {
 
 #[test]
 fn one_two_and_three_workers_raise_the_same_alerts() {
-    for (seed, devices) in [(1, 40), (7, 60)] {
+    for (seed, devices) in [(1, 30), (7, 40)] {
         let (evs, cfg) = org(seed, devices, 9);
         let one = run(&cfg, 1, &evs, 4096);
         let got = alerts(&one);
@@ -148,7 +148,7 @@ fn batches_smaller_than_the_parallel_threshold_give_the_same_alerts() {
 
 #[test]
 fn a_state_saved_with_two_workers_resumes_with_one_or_three() {
-    let (evs, cfg) = org(5, 40, 9);
+    let (evs, cfg) = org(5, 30, 9);
     // cut in the middle of the scenario days (windows and open alerts carry over)
     let cut = evs.len() * 8 / 9;
     let (a, b) = evs.split_at(cut);
