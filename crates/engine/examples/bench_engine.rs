@@ -8,10 +8,14 @@
 //!    when `../shared/data/geo` is present;
 //! 2. memory per (device, destination) baseline entry with 10k devices × 1k destinations,
 //!    measured with a counting global allocator;
-//! 3. `-- file DIR`: replays a simulated organisation written by
+//! 3. `-- file DIR [WORKERS [sequential]]`: replays a simulated organisation written by
 //!    `dnsight simulate --format jsonl --out DIR` (its events, inventory, CIDR groups, intel feed,
 //!    learning cut-off, internal suffix and policy as in its dnsight.toml), loaded into memory
-//!    first so that only enrich + detect is timed.
+//!    first so that only enrich + detect is timed, with WORKERS engine workers (default 1;
+//!    `sequential`: their shards run one after the other, to time each without contention
+//!    and print the speed-up a core per worker would give).
+//!
+//! CPU time is the process's (all threads: the workers too).
 
 use dnsight_engine::{Engine, EngineConfig, IntelFormat, IntelSet};
 use dnsight_model::{Answer, DnsEvent, Name, RData, Ts};
@@ -53,7 +57,7 @@ fn cpu_secs() -> f64 {
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
@@ -180,8 +184,9 @@ fn config(geo: bool) -> EngineConfig {
 fn timed(mut e: Engine, evs: &[DnsEvent]) -> (Engine, String) {
     let t0 = Instant::now();
     let c0 = cpu_secs();
-    for x in evs {
-        e.observe(x);
+    // in batches of one epoch, as `analyze` feeds it
+    for b in evs.chunks(dnsight_engine::engine::EPOCH_EVENTS) {
+        e.observe_batch(b);
     }
     let dt = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs() - c0;
@@ -245,10 +250,9 @@ fn memory(devices: u32, dests: u32) {
     let after = ALLOCATED.load(Ordering::Relaxed);
     let s = e.stats();
     let entries = s.baseline_entries as f64;
-    let b = e.baselines();
-    let map_bytes: usize = b
-        .devices
-        .iter()
+    let map_bytes: usize = e
+        .shard_baselines()
+        .flat_map(|b| b.devices.iter())
         .map(|d| {
             d.dests.capacity()
                 * (std::mem::size_of::<(u32, dnsight_engine::baseline::DestEntry)>() + 1)
@@ -350,7 +354,7 @@ fn sim_config(dir: &std::path::Path) -> EngineConfig {
     cfg
 }
 
-fn replay_file(dir: &str) {
+fn replay_file(dir: &str, workers: usize, sequential: bool) {
     let dir = std::path::Path::new(dir);
     let t0 = Instant::now();
     let text = std::fs::read_to_string(dir.join("events.jsonl")).expect("DIR/events.jsonl");
@@ -371,8 +375,42 @@ fn replay_file(dir: &str) {
     );
     // a persisted engine (saving is timed separately below; observe never touches the store)
     let state = tempfile::tempdir().expect("temp dir");
-    let e = Engine::open(sim_config(dir), state.path()).expect("state");
+    let cfg = EngineConfig {
+        workers,
+        ..sim_config(dir)
+    };
+    let mut e = Engine::open(cfg, state.path()).expect("state");
+    e.set_sequential(sequential);
     let (mut e, rates) = timed(e, &evs);
+    let p = e.phase_times();
+    let per: Vec<u64> = e
+        .shard_baselines()
+        .map(|b| b.devices.iter().map(|d| d.events).sum())
+        .collect();
+    let top: u64 = {
+        let mut v: Vec<u64> = e
+            .shard_baselines()
+            .flat_map(|b| b.devices.iter().map(|d| d.events))
+            .collect();
+        v.sort_unstable();
+        v.last().copied().unwrap_or(0)
+    };
+    println!(
+        "  events per worker {per:?} (busiest device {top}); busiest worker per epoch: {:.1} % of the events (by count: a core per worker could give at most {:.2}x)",
+        100.0 * p.events_max as f64 / p.events.max(1) as f64,
+        p.events as f64 / p.events_max.max(1) as f64
+    );
+    println!(
+        "  {workers} worker(s){}, {} epochs: dispatch {:.2} s, shards {:.2} s (work {:.2} s, slowest shard per epoch {:.2} s), settle (correlator) {:.2} s; projected speed-up with a core per worker {:.2}x",
+        if sequential { " run one after the other" } else { "" },
+        p.epochs,
+        p.dispatch.as_secs_f64(),
+        p.shards.as_secs_f64(),
+        p.shard_sum.as_secs_f64(),
+        p.shard_max.as_secs_f64(),
+        p.settle.as_secs_f64(),
+        p.projected_speedup()
+    );
     let s = e.stats();
     let n = evs.len();
     println!(
@@ -401,7 +439,9 @@ fn replay_file(dir: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("file") {
-        return replay_file(args.get(2).map_or(".", String::as_str));
+        let workers = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
+        let sequential = args.get(4).map(String::as_str) == Some("sequential");
+        return replay_file(args.get(2).map_or(".", String::as_str), workers, sequential);
     }
     let n: usize = args
         .get(1)

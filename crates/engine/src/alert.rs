@@ -385,6 +385,10 @@ pub struct AlertBook {
     unsaved_flag: Vec<bool>,
     /// Ids of alerts that left since the last save (deleted from the state's `alerts` table).
     deleted: Vec<String>,
+    /// (kind, device or ROLLED, destination) whose membership or roll-up changed other than
+    /// by a finding of that device (an alert left, was restored or reopened, a roll-up
+    /// appeared): the correlator tells the shards at the next epoch boundary.
+    touched: Vec<Key>,
 }
 
 /// Per alert: sample queries and related kinds, kept typed and folded into the JSON evidence
@@ -504,6 +508,29 @@ impl AlertBook {
             None => false,
         }
     }
+    /// Is a rolled-up alert of this kind live for this destination?
+    pub fn rolled_exists(&self, kind: Kind, destination: &str) -> bool {
+        self.index.contains_key(&(kind, ROLLED, destination.into()))
+    }
+    /// The (kind, device, destination) memberships and (kind, destination) roll-ups that
+    /// changed other than by that device's own finding since the last call: for each, the
+    /// device (None for a roll-up) and whether it is live now.
+    pub fn drain_touched(&mut self) -> Vec<(Kind, Option<DevId>, CompactString, bool)> {
+        let mut t = std::mem::take(&mut self.touched);
+        t.sort_unstable();
+        t.dedup();
+        t.into_iter()
+            .map(|(kind, dev, dest)| {
+                if dev == ROLLED {
+                    let live = self.rolled_exists(kind, &dest);
+                    (kind, None, dest, live)
+                } else {
+                    let live = self.is_open(kind, dev, &dest);
+                    (kind, Some(dev), dest, live)
+                }
+            })
+            .collect()
+    }
     /// Is an alert of this kind open for this destination (for any device when it rolls up)?
     pub fn exists(&self, kind: Kind, dev: DevId, destination: &str) -> bool {
         self.index.contains_key(&Self::key(kind, dev, destination))
@@ -605,13 +632,18 @@ impl AlertBook {
             keyed,
             shown,
         });
-        if keyed {
-            self.index.insert(key.expect("keyed"), i);
+        if let (true, Some(k)) = (keyed, key) {
+            if k.1 == ROLLED {
+                self.touched.push(k.clone());
+            }
+            self.index.insert(k, i);
         }
         self.ids.insert(id.into(), i);
+        let kind = self.at(i).a.kind;
         for d in ids {
             self.members.insert((i, d));
             self.link_pair(i, d, &dest);
+            self.touched.push((kind, d, dest.as_str().into()));
         }
         i
     }
@@ -650,8 +682,15 @@ impl AlertBook {
                 let k = Self::key(l.a.kind, first, &l.a.destination);
                 if self.index.get(&k) == Some(&i) {
                     self.index.remove(&k);
+                    if k.1 == ROLLED {
+                        self.touched.push(k);
+                    }
                 }
             }
+        }
+        for &d in &l.devs {
+            self.touched
+                .push((l.a.kind, d, l.a.destination.as_str().into()));
         }
         if self.ids.get(l.a.id.as_str()) == Some(&i) {
             self.ids.remove(l.a.id.as_str());
@@ -848,6 +887,9 @@ impl AlertBook {
                     shown: false,
                 });
                 self.members.insert((i, who.id));
+                if key.1 == ROLLED {
+                    self.touched.push(key.clone());
+                }
                 self.index.insert(key, i);
                 self.ids.insert(id.into(), i);
                 self.link_pair(i, who.id, &f.destination);

@@ -295,15 +295,26 @@ impl Device {
     }
 }
 
-/// Org-wide facts about one destination.
+/// One destination as a shard knows it: the organisation-wide facts as of the last epoch
+/// boundary (`first`, `devices`, `internal`, `org`: copied from the correlator, the same in
+/// every shard), and what only this shard saw (`last`).
 #[derive(Clone, Debug, Default)]
 pub struct OrgDest {
     pub name: CompactString,
+    /// Org-wide first sighting (event-time seconds) as of the last epoch boundary.
     pub first: u32,
+    /// Latest sighting by this shard's devices (not org-wide: the save takes the maximum).
     pub last: u32,
-    /// Devices with this destination in their baseline.
+    /// Devices of the organisation with this destination in their baseline, as of the last
+    /// epoch boundary.
     pub devices: u32,
     pub internal: bool,
+    /// The organisation knew it at the last epoch boundary (else it is only interned here,
+    /// for this shard's devices, and detectors see it as never seen in the organisation).
+    pub org: bool,
+    /// The earliest first sighting this shard told the correlator of (or learned from it):
+    /// an earlier one is sent again.
+    pub(crate) sent_first: u32,
 }
 
 /// All baselines.
@@ -316,13 +327,18 @@ pub struct Baselines {
     /// per-process seed: much faster than SipHash on short names; ids are assigned in order
     /// of first sighting, so results do not depend on the seed).
     pub dest_index: HashMap<CompactString, DestId, foldhash::quality::RandomState>,
-    /// Group name -> destinations any member has in its baseline (value: devices).
+    /// Group name -> destinations any member has in its baseline (value: devices), org-wide
+    /// as of the last epoch boundary.
     pub groups: HashMap<CompactString, FastMap<DestId, u32>>,
     /// First event of the organisation (event time seconds), 0 = none yet.
     pub org_first: u32,
+    /// Devices of the organisation per country / ASN, as of the last epoch boundary.
     pub countries: FastMap<Country, u32>,
     pub asns: FastMap<u32, u32>,
-    /// Total (device, destination) entries.
+    /// Devices of the organisation, as of the last epoch boundary (the prevalence's
+    /// denominator).
+    pub org_devices: u32,
+    /// This shard's (device, destination) entries.
     pub entries: u64,
     /// Destinations not stored because a cap was reached.
     pub dropped_dests: u64,
@@ -343,16 +359,22 @@ impl Baselines {
             last: now,
             devices: 0,
             internal,
+            org: false,
+            sent_first: u32::MAX,
         });
         self.dest_index.insert(name.into(), i);
         i
     }
-    /// Fraction of known devices that have this destination in their baseline.
+    /// The organisation's facts about a destination (None: the organisation did not know it
+    /// at the last epoch boundary).
+    pub fn org(&self, id: Option<DestId>) -> Option<&OrgDest> {
+        id.and_then(|id| self.dests.get(id as usize))
+            .filter(|d| d.org)
+    }
+    /// Fraction of the organisation's devices that have this destination in their baseline.
     pub fn prevalence(&self, id: DestId) -> f64 {
-        let n = self.devices.len().max(1) as f64;
-        self.dests
-            .get(id as usize)
-            .map_or(0.0, |d| f64::from(d.devices) / n)
+        let n = self.org_devices.max(1) as f64;
+        self.org(Some(id)).map_or(0.0, |d| f64::from(d.devices) / n)
     }
     pub fn group_knows(&self, group: &str, id: DestId) -> bool {
         self.groups.get(group).is_some_and(|g| g.contains_key(&id))

@@ -172,6 +172,9 @@ pub struct EngineConfig {
     /// Upper bound of tracked devices (hostile traffic with spoofed sources); events beyond it
     /// are counted and skipped.
     pub max_devices: usize,
+    /// Worker shards (threads) the devices' partitions are spread over (1..=64). The alerts do
+    /// not depend on it (see `Engine`).
+    pub workers: usize,
     /// Upper bound of destinations kept per device baseline.
     pub max_dests_per_device: usize,
     /// An open or reopened alert without a new finding for this long (event time, seconds)
@@ -270,6 +273,7 @@ impl Default for EngineConfig {
             replay: false,
             disabled: Vec::new(),
             max_devices: 1_000_000,
+            workers: 1,
             max_dests_per_device: 20_000,
             alert_idle_secs: 7 * 86_400,
             max_open_alerts: 50_000,

@@ -3,20 +3,23 @@
 //! Synchronous and deterministic: no clock (event time only), no I/O on the hot path. The only
 //! I/O is `open`/`save` of the persisted state (redb, see `store.rs`).
 
-use crate::alert::{AlertBook, BookLimits, DevId, DeviceRef, Finding, Kind};
-use crate::baseline::{flag, Baselines, DestEntry, Device};
+use crate::alert::{AlertBook, BookLimits, DevId, Kind};
+use crate::baseline::{Baselines, Device};
+use crate::codec::Put;
 use crate::config::EngineConfig;
-use crate::detectors::{self, Ctx, Detector};
-use crate::enrich::{self, Enriched, MAX_GEO};
-use crate::geo::GeoCache;
+use crate::correlator::Correlator;
+use crate::detectors;
 use crate::intel::IntelSet;
+use crate::msg::{partition, PARTITIONS};
+use crate::shard::{Shard, Suppression};
 use crate::store::Store;
 use crate::views::Scope;
 use crate::{Alert, EngineError, Severity, Status};
 use compact_str::CompactString;
 use dnsight_model::DnsEvent;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,8 +31,9 @@ const MAX_TS: i64 = 4_102_444_800;
 /// placed: 2000-01-03T00:00:00Z, a Monday, so hour-of-week profiles start on a week boundary.
 const RELATIVE_BASE: i64 = 946_857_600;
 
-/// Format version of the detectors' persisted windows.
-const WINDOWS_VERSION: u8 = 1;
+/// Format version of the detectors' persisted windows: 2 = a count of parts (one per shard),
+/// each a length and the detector's own record (1: one record, the whole rest).
+const WINDOWS_VERSION: u8 = 2;
 
 /// Counters for reports and metrics.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
@@ -89,57 +93,114 @@ pub struct Ack {
     pub detail: serde_json::Value,
 }
 
-/// One suppression: findings of `kind` on the destination (the map key) from devices the scope
-/// covers are dropped before the alert book until `until`.
-#[derive(Clone, Debug, PartialEq)]
-struct Suppression {
-    kind: Kind,
-    scope: Scope,
-    until: Option<i64>,
-}
+/// Events of one epoch at most: a batch is cut into epochs of this many events (the lag of
+/// the org-wide facts a detector reads, in events).
+pub const EPOCH_EVENTS: usize = 16384;
 
-/// The detection engine.
+/// Epochs smaller than this run their shards one after the other on the caller's thread
+/// (starting threads would cost more than it saves); the result is the same either way.
+const PARALLEL_MIN: usize = 512;
+
+/// The detection engine: a dispatcher, `workers` shards (the per-device half, see
+/// [`crate::shard`]) and one correlator (the organisation-wide half, see
+/// [`crate::correlator`]).
+///
+/// **Epochs.** Events are taken in epochs: each call of [`observe_batch`](Self::observe_batch)
+/// (cut into [`EPOCH_EVENTS`]) or of [`observe`](Self::observe) is one. Within an epoch every
+/// shard runs its devices' events (in parallel when there are several), reading the
+/// organisation-wide facts as they were at the start of the epoch; at its end the correlator
+/// merges what changed, folds the findings into the alert book in stream order and hands every
+/// shard the same update. So what a detector sees of other devices lags by at most one epoch,
+/// and never depends on how devices are spread over workers: 1 worker or N give the same
+/// alerts on the same batches. What a device did itself is seen at once.
 pub struct Engine {
     pub(crate) cfg: EngineConfig,
-    pub(crate) base: Baselines,
-    detectors: Vec<Box<dyn Detector>>,
-    /// Estimated nanoseconds in each detector's `observe` (same order as `detectors`).
-    detector_ns: Vec<u64>,
-    pub(crate) book: AlertBook,
-    /// Destination -> suppressions (acknowledgements); not persisted (the triage store is
-    /// their source of truth and re-applies them at start).
-    acks: HashMap<CompactString, Vec<Suppression>, foldhash::quality::RandomState>,
-    suppressed: u64,
-    exempted: u64,
+    pub(crate) shards: Vec<Shard>,
+    pub(crate) corr: Correlator,
+    store: Option<Store>,
+    /// Sequence number of the next event (position in the stream since start).
+    seq: u64,
+    skipped: BTreeMap<&'static str, u64>,
     /// Event time (s) of the last idle-alert sweep.
     last_expire: u32,
-    geo: Option<GeoCache>,
-    /// Per-name enrichment facts (destination split, intel prefilter, DoH).
-    names: enrich::NameCache,
-    store: Option<Store>,
-    findings: Vec<Finding>,
-    events: u64,
-    skipped: BTreeMap<&'static str, u64>,
-    findings_by_kind: [u64; Kind::ALL.len()],
     first_event: Option<dnsight_model::Ts>,
     pub(crate) last_event: Option<dnsight_model::Ts>,
     last_tick: u32,
+    org_first: u32,
     notices: Vec<String>,
     /// Set when the input's times are relative (before 2000, nothing absolute seen first):
     /// such times are shifted by [`RELATIVE_BASE`].
     relative: bool,
+    /// Epoch scratch: per shard, the indices of its events; the minute ticks and hourly
+    /// sweeps of the epoch.
+    idx: Vec<Vec<u32>>,
+    ticks: Vec<(u32, u32)>,
+    expires: Vec<(u64, dnsight_model::Ts)>,
+    /// Wall time spent dispatching, running the shards and settling (measurement only: no
+    /// decision reads it).
+    phases: PhaseTimes,
+    /// Run the shards one after the other whatever the epoch's size (benchmarks).
+    sequential: bool,
+    /// The correlator's update of the last epoch, not yet taken by the shards: each takes it
+    /// at the start of its next run (in parallel), or all at once before a command.
+    pending: Option<crate::msg::OrgUpdate>,
+    /// Per shard, its run time in the current epoch.
+    shard_times: Vec<std::time::Duration>,
+}
+
+/// Where an engine's wall time went, for benchmarks: the serial dispatch (placing times,
+/// hashing addresses to partitions), the shards' run (parallel with several workers) and the
+/// serial settle (correlator merge, alert book, updates to the shards).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PhaseTimes {
+    pub epochs: u64,
+    pub dispatch: std::time::Duration,
+    pub shards: std::time::Duration,
+    pub settle: std::time::Duration,
+    /// Each shard's own run time, summed over shards and epochs (the work).
+    pub shard_sum: std::time::Duration,
+    /// The slowest shard of each epoch, summed over epochs (the critical path when every
+    /// shard has a core of its own).
+    pub shard_max: std::time::Duration,
+    /// Events dispatched, and the busiest shard's events of each epoch summed over epochs
+    /// (the same figures by event count: deterministic, whatever the machine's load).
+    pub events: u64,
+    pub events_max: u64,
+}
+
+impl PhaseTimes {
+    /// The speed-up the partitioning allows with a core per worker: all the work over the
+    /// serial part plus the slowest shard of each epoch (measure with
+    /// [`Engine::set_sequential`] on a busy machine, where shards run one after the other).
+    pub fn projected_speedup(&self) -> f64 {
+        let serial = self.dispatch + self.settle;
+        (serial + self.shard_sum).as_secs_f64() / (serial + self.shard_max).as_secs_f64().max(1e-9)
+    }
+}
+
+/// Is the device in its learning period at `now`?
+pub(crate) fn is_learning(cfg: &EngineConfig, d: &Device, now: u32) -> bool {
+    let own_end = d
+        .first_seen
+        .saturating_add(cfg.learn_days.saturating_mul(86_400));
+    match cfg.learn_until {
+        Some(u) => {
+            let u = u.secs().clamp(0, u32::MAX as i64) as u32;
+            now < u || (d.first_seen >= u && now < own_end)
+        }
+        None => now < own_end,
+    }
 }
 
 impl Engine {
-    /// An in-memory engine.
+    /// An in-memory engine with `cfg.workers` shards.
     pub fn new(cfg: EngineConfig) -> Engine {
         let mut notices = Vec::new();
         if cfg.geoip.is_none() && !cfg.is_disabled("new_geo") {
             notices.push("GeoIP: no database: the new_country and new_asn detectors are off. Fix: add `[geoip] urls = [...]` to the config (README, \"GeoIP\") and run `dnsight geoip update --config FILE`, or pass --geoip FILE.".to_string());
         }
-        let geo = cfg.geoip.clone().map(GeoCache::new);
-        if let Some(g) = &geo {
-            if !g.db().has_asn() {
+        if let Some(g) = &cfg.geoip {
+            if !g.has_asn() {
                 notices.push("GeoIP: the database has no ASN data: new_asn is off (add a GeoLite2-ASN database).".to_string());
             }
         }
@@ -148,37 +209,43 @@ impl Engine {
             max_live: cfg.max_open_alerts,
             min_severity: cfg.min_alert_severity,
         };
+        let n = cfg.workers.clamp(1, PARTITIONS as usize);
         Engine {
-            detectors: detectors::registry(&cfg),
-            detector_ns: Vec::new(),
-            names: enrich::NameCache::new(&cfg),
+            shards: (0..n).map(|_| Shard::new(&cfg)).collect(),
+            corr: Correlator::new(AlertBook::with_limits(limits)),
             cfg,
-            base: Baselines::default(),
-            book: AlertBook::with_limits(limits),
-            acks: HashMap::default(),
-            suppressed: 0,
-            exempted: 0,
-            last_expire: 0,
-            geo,
             store: None,
-            findings: Vec::new(),
-            events: 0,
+            seq: 0,
             skipped: BTreeMap::new(),
-            findings_by_kind: [0; Kind::ALL.len()],
+            last_expire: 0,
             first_event: None,
             last_event: None,
             last_tick: 0,
+            org_first: 0,
             notices,
             relative: false,
+            idx: vec![Vec::new(); n],
+            ticks: Vec::new(),
+            expires: Vec::new(),
+            phases: PhaseTimes::default(),
+            sequential: false,
+            pending: None,
+            shard_times: vec![std::time::Duration::ZERO; n],
         }
     }
 
     /// An engine whose baselines and alerts persist under `state_dir` (created if missing).
+    /// A state saved with any number of workers loads with any other.
     pub fn open(cfg: EngineConfig, state_dir: &Path) -> Result<Engine, EngineError> {
         let mut e = Engine::new(cfg);
         let store = Store::open(state_dir)?;
-        store.load(&mut e.base, &mut e.book, &e.cfg)?;
+        e.org_first = store.load(&mut e.shards, &mut e.corr, &e.cfg)?;
+        for s in &mut e.shards {
+            s.base.org_first = e.org_first;
+        }
         e.load_windows(&store)?;
+        e.corr.touch_all();
+        e.publish();
         let bad = store.corrupt_records.get();
         if bad > 0 {
             e.notices.push(format!(
@@ -193,21 +260,26 @@ impl Engine {
         Ok(e)
     }
 
+    /// Worker shards.
+    pub fn workers(&self) -> usize {
+        self.shards.len()
+    }
+
     /// Replaces the threat-intel feeds (reload without restart).
     pub fn set_intel(&mut self, intel: Arc<IntelSet>) {
-        self.cfg.intel = intel;
-        self.names.clear(); // cached intel prefilter results are stale
+        self.cfg.intel = intel.clone();
+        for s in &mut self.shards {
+            s.set_intel(intel.clone());
+        }
     }
 
     /// Replaces the GeoIP databases (a refreshed download, without restart). Lookups cached
     /// from the old databases are dropped with the old cache.
     pub fn set_geo(&mut self, geo: Arc<crate::Geo>) {
         self.cfg.geoip = Some(geo.clone());
-        let mut c = GeoCache::new(geo);
-        if let Some(old) = &self.geo {
-            (c.lookups, c.cache_hits, c.errors) = (old.lookups, old.cache_hits, old.errors);
+        for s in &mut self.shards {
+            s.set_geo(geo.clone());
         }
-        self.geo = Some(c);
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -219,358 +291,238 @@ impl Engine {
         &self.notices
     }
 
-    fn skip(&mut self, reason: &'static str) {
-        *self.skipped.entry(reason).or_default() += 1;
-    }
-
     pub(crate) fn is_learning(&self, d: &Device, now: u32) -> bool {
-        let own_end = d
-            .first_seen
-            .saturating_add(self.cfg.learn_days.saturating_mul(86_400));
-        match self.cfg.learn_until {
-            Some(u) => {
-                let u = u.secs().clamp(0, u32::MAX as i64) as u32;
-                now < u || (d.first_seen >= u && now < own_end)
-            }
-            None => now < own_end,
-        }
+        is_learning(&self.cfg, d, now)
     }
 
-    /// Feeds one event. Hot path: no I/O, no clock.
+    /// Feeds one event: an epoch of its own (tests, tools). Hot path: no I/O, no clock.
     pub fn observe(&mut self, ev: &DnsEvent) {
-        let secs = ev.ts.secs();
-        if (0..MIN_TS).contains(&secs) && (self.relative || self.first_event.is_none()) {
-            return self.observe_relative(ev);
-        }
-        if !(MIN_TS..MAX_TS).contains(&secs) {
-            return self.skip("timestamp_out_of_range");
-        }
-        if ev.qname.is_root() {
-            return self.skip("root_name");
-        }
-        let client = crate::net::canonical(ev.client);
-        let known = self.base.dev_index.get(&client).copied();
-        if let Some(d) = known {
-            // replay safety, per device: its events up to its latest one in the state are there
-            if !self.cfg.replay && ev.ts.micros() <= self.base.devices[d as usize].skip_until {
-                return self.skip("already_in_state");
-            }
-        }
-        let now = secs as u32;
-        self.events += 1;
-        if self.first_event.is_none_or(|t| ev.ts < t) {
-            self.first_event = Some(ev.ts);
-        }
-        if self.last_event.is_none_or(|t| ev.ts > t) {
-            self.last_event = Some(ev.ts);
-        }
-        if self.base.org_first == 0 {
-            self.base.org_first = now;
-        }
-        let local = self.cfg.tz.local_secs(i64::from(now));
-        let day = (local.div_euclid(86_400)).clamp(0, u16::MAX as i64) as u16;
-        let hour = (local.div_euclid(3_600)).clamp(0, u32::MAX as i64) as u32;
+        self.epoch(std::slice::from_ref(ev));
+    }
 
-        // device
-        let (dev, device_new) = match known {
-            Some(d) => (d, false),
-            None => {
-                if self.base.devices.len() >= self.cfg.max_devices {
-                    return self.skip("device_limit");
+    /// Feeds a batch of events, in epochs of at most [`EPOCH_EVENTS`].
+    pub fn observe_batch(&mut self, evs: &[DnsEvent]) {
+        for c in evs.chunks(EPOCH_EVENTS) {
+            self.epoch(c);
+        }
+    }
+
+    /// Places event times: a time relative to 1970-01-01 (a log written with times relative to
+    /// the start of its capture), before any absolute time, switches the engine to relative
+    /// input, said once in the notices; such times are placed from [`RELATIVE_BASE`].
+    fn place(&mut self, evs: &[DnsEvent]) -> Option<Vec<DnsEvent>> {
+        if !evs.iter().any(|e| (0..MIN_TS).contains(&e.ts.secs())) {
+            return None;
+        }
+        let mut first = self.first_event.is_some();
+        let mut out = evs.to_vec();
+        for e in &mut out {
+            let secs = e.ts.secs();
+            if (0..MIN_TS).contains(&secs) && (self.relative || !first) {
+                if !self.relative {
+                    self.relative = true;
+                    self.notices.push(format!(
+                        "time: the input's timestamps are relative (seconds from 1970-01-01, e.g. from the start of a capture): they are placed from {} on, so alert times are that moment plus the file's own times",
+                        dnsight_model::Ts(RELATIVE_BASE * 1_000_000).to_rfc3339()
+                    ));
                 }
-                let id = self.base.devices.len() as DevId;
-                let mut d = Device::new(client, now);
-                d.identify(&self.cfg);
-                self.base.devices.push(d);
-                self.base.dev_index.insert(client, id);
-                (id, true)
+                e.ts = dnsight_model::Ts(e.ts.0.saturating_add(RELATIVE_BASE * 1_000_000));
             }
-        };
-        if now / 60 > self.last_tick / 60 {
-            self.last_tick = now;
-            for d in &mut self.detectors {
-                d.tick(now);
-            }
-            if now / 3600 > self.last_expire / 3600 {
-                self.last_expire = now;
-                self.book.expire_idle(ev.ts);
+            if (MIN_TS..MAX_TS).contains(&e.ts.secs()) && !e.qname.is_root() {
+                first = true;
             }
         }
-        let learning = self.is_learning(&self.base.devices[dev as usize], now);
+        Some(out)
+    }
 
-        // enrichment
-        let qname = ev.qname.as_str();
-        let facts = self.names.facts(&self.cfg, qname);
-        let dest = &qname[facts.dest_start as usize..];
-        let sub = &qname[..facts.sub_len as usize];
-        let (internal, reverse_addr) = (facts.internal, facts.reverse_addr);
-        let mut geo = [None; MAX_GEO];
-        let mut internal_answer = false;
-        let mut ng = 0;
-        for a in &ev.answers {
-            if let Some(ip) = a.addr() {
-                if enrich::is_internal_addr(&self.cfg, ip) {
-                    internal_answer = true;
-                } else if let Some(g) = self.geo.as_mut() {
-                    if ng < MAX_GEO {
-                        geo[ng] = Some((ip, g.lookup(ip)));
-                        ng += 1;
-                    }
+    /// One epoch: dispatch to the shards, run them, settle with the correlator.
+    fn epoch(&mut self, evs: &[DnsEvent]) {
+        let t0 = std::time::Instant::now();
+        let placed = self.place(evs);
+        let evs = placed.as_deref().unwrap_or(evs);
+        let n = self.shards.len();
+        for v in &mut self.idx {
+            v.clear();
+        }
+        self.ticks.clear();
+        self.expires.clear();
+        // near the device limit, new devices are counted here, in stream order
+        let near_limit =
+            (self.corr.devices as usize).saturating_add(evs.len()) >= self.cfg.max_devices;
+        let mut new_here: HashSet<IpAddr, foldhash::quality::RandomState> = HashSet::default();
+        for (i, ev) in evs.iter().enumerate() {
+            let secs = ev.ts.secs();
+            if !(MIN_TS..MAX_TS).contains(&secs) {
+                *self.skipped.entry("timestamp_out_of_range").or_default() += 1;
+                continue;
+            }
+            if ev.qname.is_root() {
+                *self.skipped.entry("root_name").or_default() += 1;
+                continue;
+            }
+            let client = crate::net::canonical(ev.client);
+            let w = (partition(client) as usize) % n;
+            if near_limit
+                && !self.shards[w].base.dev_index.contains_key(&client)
+                && !new_here.contains(&client)
+            {
+                if self.corr.devices as usize + new_here.len() >= self.cfg.max_devices {
+                    *self.skipped.entry("device_limit").or_default() += 1;
+                    continue;
+                }
+                new_here.insert(client);
+            }
+            let now = secs as u32;
+            if self.first_event.is_none_or(|t| ev.ts < t) {
+                self.first_event = Some(ev.ts);
+            }
+            if self.last_event.is_none_or(|t| ev.ts > t) {
+                self.last_event = Some(ev.ts);
+            }
+            if self.org_first == 0 {
+                self.org_first = now;
+            }
+            if now / 60 > self.last_tick / 60 {
+                self.last_tick = now;
+                self.ticks.push((i as u32, now));
+                if now / 3600 > self.last_expire / 3600 {
+                    self.last_expire = now;
+                    self.expires.push((self.seq + i as u64, ev.ts));
                 }
             }
+            self.idx[w].push(i as u32);
         }
-        let intel = {
-            let (cfg, names) = (&self.cfg, &mut self.names);
-            cfg.intel.match_event_with(ev, |n| {
-                if n == qname {
-                    facts.intel_listed
-                } else {
-                    names.facts(cfg, n).intel_listed
+        let seq0 = self.seq;
+        self.seq += evs.len() as u64;
+        let t1 = std::time::Instant::now();
+        let org_first = self.org_first;
+        let pending = self.pending.take();
+        let pending = pending.as_ref();
+        let (idx, ticks) = (&self.idx, &self.ticks[..]);
+        let times = &mut self.shard_times;
+        if n == 1 || evs.len() < PARALLEL_MIN || self.sequential {
+            for ((s, idx), t) in self.shards.iter_mut().zip(idx).zip(times.iter_mut()) {
+                let t0 = std::time::Instant::now();
+                if let Some(u) = pending {
+                    s.apply_update(u);
                 }
-            })
-        };
-        let noerror = enrich::is_noerror(ev);
-        let d = &self.base.devices[dev as usize];
-        let dest_id = self.base.dest_id(dest);
-        let group = d.group.clone();
-        let tight = d.tight;
-        let en = Enriched {
-            ev,
-            dev,
-            device_new,
-            learning,
-            now,
-            day,
-            hour,
-            dest,
-            sub,
-            dest_id,
-            entry: dest_id.and_then(|id| d.dests.get(&id).copied()),
-            internal,
-            reverse_addr,
-            doh: facts.doh_start.map(|s| &qname[s as usize..]),
-            hashes: facts.hashes,
-            noerror,
-            nx: ev.is_nxdomain(),
-            internal_answer,
-            geo,
-            intel,
-            group,
-            tight,
-        };
-
-        // profile accumulation (before detectors: traffic_change reads the current hour)
-        {
-            let d = &mut self.base.devices[dev as usize];
-            d.roll_to(hour);
-            if d.cur.hour == hour {
-                d.cur.volume += 1;
-                if en.nx {
-                    d.cur.nx += 1;
-                    d.cur.add_nx(facts.hashes.qname);
-                }
-                d.cur
-                    .add_dest(en.dest_id.unwrap_or(facts.hashes.dest as u32));
+                s.base.org_first = org_first;
+                s.run(evs, idx, ticks, seq0);
+                *t = t0.elapsed();
             }
-        }
-
-        // detectors
-        self.findings.clear();
-        {
-            let ctx = Ctx {
-                cfg: &self.cfg,
-                base: &self.base,
-                dev: &self.base.devices[dev as usize],
-                book: &self.book,
-            };
-            // the 1st, the 65th, ... event (`events` counts this one already)
-            if self.events % DETECTOR_TIME_EVERY == 1 {
-                self.detector_ns.resize(self.detectors.len(), 0);
-                for (det, ns) in self.detectors.iter_mut().zip(&mut self.detector_ns) {
-                    let t = std::time::Instant::now();
-                    det.observe(&en, &ctx, &mut self.findings);
-                    *ns += t.elapsed().as_nanos() as u64 * DETECTOR_TIME_EVERY;
-                }
-            } else {
-                for det in &mut self.detectors {
-                    det.observe(&en, &ctx, &mut self.findings);
-                }
-            }
-        }
-
-        // baseline update
-        let enters_baseline =
-            noerror && (en.resolved() || internal) && reverse_addr.is_none() && !net_reverse(dest);
-        let dest_id = if enters_baseline {
-            // reuse the id found during enrichment: one hash probe per event, not two
-            Some(match en.dest_id {
-                Some(id) => id,
-                None => self.base.intern_dest(dest, now, internal),
-            })
         } else {
-            None
-        };
-        {
-            let base = &mut self.base;
-            let d = &mut base.devices[dev as usize];
-            d.events += 1;
-            // first and last as min and max: an event out of order, or from a clock that jumped
-            // ahead and was corrected, must not move a device's first sighting later (its
-            // learning period would then swallow what follows)
-            d.first_seen = d.first_seen.min(now);
-            d.last_seen = d.last_seen.max(now);
-            d.mark = d.mark.max(ev.ts.micros());
-            d.dirty = true;
-            if day > d.last_day {
-                d.last_day = day;
-                d.active_days = d.active_days.saturating_add(1);
-            }
-            if let Some(id) = dest_id {
-                let od = &mut base.dests[id as usize];
-                od.first = od.first.min(now);
-                od.last = od.last.max(now);
-                let full = d.dests.len() >= self.cfg.max_dests_per_device;
-                match d.dests.get_mut(&id) {
-                    Some(e) => {
-                        e.count = e.count.saturating_add(1);
-                        e.first = e.first.min(now);
-                        e.last = e.last.max(now);
-                        if day > e.last_day {
-                            e.last_day = day;
-                            e.days = e.days.saturating_add(1);
-                            e.today = 0;
-                        }
-                        e.today = e.today.saturating_add(1);
-                        if learning {
-                            e.flags |= flag::LEARNED;
-                        } else if !e.is_known()
-                            && e.flags & flag::SUSPECT == 0
-                            && e.days >= 2
-                            && now.saturating_sub(e.first) >= 86_400
-                        {
-                            e.flags |= flag::KNOWN;
-                        }
-                    }
-                    None if full => base.dropped_dests += 1,
-                    None => {
-                        d.dests.insert(
-                            id,
-                            DestEntry {
-                                first: now,
-                                last: now,
-                                count: 1,
-                                today: 1,
-                                days: 1,
-                                last_day: day,
-                                flags: if learning { flag::LEARNED } else { 0 },
-                            },
-                        );
-                        base.entries += 1;
-                        od.devices += 1;
-                        if !learning {
-                            d.novel_dests += 1;
-                        }
-                        if let Some(g) = &d.group {
-                            *base
-                                .groups
-                                .entry(g.clone())
-                                .or_default()
-                                .entry(id)
-                                .or_default() += 1;
-                        }
-                    }
-                }
-            }
-            for (_, gi) in en.geo.iter().flatten() {
-                if let Some(c) = gi.country {
-                    if !d.countries.contains(&c) && d.countries.len() < 64 {
-                        d.countries.push(c);
-                        *base.countries.entry(c).or_default() += 1;
-                    }
-                }
-                if let Some(a) = gi.asn {
-                    if !d.asns.contains(&a) && d.asns.len() < 256 {
-                        d.asns.push(a);
-                        *base.asns.entry(a).or_default() += 1;
-                    }
-                }
-            }
-        }
-
-        // alerts
-        if !self.findings.is_empty() {
-            let findings = std::mem::take(&mut self.findings);
-            for f in &findings {
-                self.findings_by_kind[f.kind as usize] += 1;
-                if !self.acks.is_empty() && self.is_suppressed(f, secs) {
-                    self.suppressed += 1;
-                    continue;
-                }
-                let d = &self.base.devices[f.dev as usize];
-                if !self.cfg.exempt.is_empty()
-                    && self
-                        .cfg
-                        .exempt
-                        .iter()
-                        .any(|x| x.covers(f.kind, &f.destination, d.ip, d.group.as_deref()))
-                {
-                    self.exempted += 1;
-                    continue;
-                }
-                let who = DeviceRef {
-                    id: f.dev,
-                    ip: d.ip,
-                    name: d.name.as_deref(),
-                    group: d.group.as_deref(),
+            // every shard is a task; the caller's thread and N-1 helpers claim them in turn, so
+            // a helper the OS schedules late never holds the epoch up: the caller then runs
+            // that shard itself (shards of one epoch are independent: the result is the same)
+            let cells: Vec<std::sync::Mutex<(&mut Shard, &mut std::time::Duration)>> = self
+                .shards
+                .iter_mut()
+                .zip(times.iter_mut())
+                .map(std::sync::Mutex::new)
+                .collect();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let work = || loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(cell) = cells.get(k) else {
+                    break;
                 };
-                self.book.apply(f, &who, ev.ts);
-                if !f.repeat && !f.kind.is_novelty() && !f.destination.is_empty() {
-                    if let Some(id) = self.base.dest_id(&f.destination) {
-                        if let Some(e) = self.base.devices[f.dev as usize].dests.get_mut(&id) {
-                            e.flags |= flag::SUSPECT;
-                            e.flags &= !flag::KNOWN;
-                        }
-                    }
+                let mut c = cell.lock().unwrap_or_else(|p| p.into_inner());
+                let t0 = std::time::Instant::now();
+                if let Some(u) = pending {
+                    c.0.apply_update(u);
                 }
+                c.0.base.org_first = org_first;
+                c.0.run(evs, &idx[k], ticks, seq0);
+                *c.1 = t0.elapsed();
+            };
+            std::thread::scope(|sc| {
+                for _ in 1..n {
+                    std::thread::Builder::new()
+                        .name("dnsight-shard".into())
+                        .spawn_scoped(sc, work)
+                        .expect("spawn shard thread");
+                }
+                work();
+            });
+        }
+        let t2 = std::time::Instant::now();
+        self.settle();
+        let p = &mut self.phases;
+        p.epochs += 1;
+        p.events += self.idx.iter().map(|v| v.len() as u64).sum::<u64>();
+        p.events_max += self.idx.iter().map(|v| v.len() as u64).max().unwrap_or(0);
+        p.shard_sum += self.shard_times.iter().sum::<std::time::Duration>();
+        p.shard_max += self.shard_times.iter().max().copied().unwrap_or_default();
+        p.dispatch += t1 - t0;
+        p.shards += t2 - t1;
+        p.settle += t2.elapsed();
+    }
+
+    /// Runs the shards one after the other on the caller's thread (benchmarks: each shard's
+    /// own time without contention, for [`PhaseTimes::projected_speedup`]). The alerts are the
+    /// same.
+    pub fn set_sequential(&mut self, on: bool) {
+        self.sequential = on;
+    }
+
+    /// Where the wall time of `observe` went so far (benchmarks).
+    pub fn phase_times(&self) -> PhaseTimes {
+        self.phases
+    }
+
+    /// End of an epoch: the correlator takes the shards' deltas and findings, and every
+    /// shard takes the correlator's update.
+    fn settle(&mut self) {
+        let mut deltas: Vec<crate::msg::OrgDelta> = self
+            .shards
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.out))
+            .collect();
+        self.corr.merge(&mut deltas);
+        let mut found: Vec<crate::msg::FindingMsg> = Vec::new();
+        for s in &mut self.shards {
+            found.append(&mut s.found);
+        }
+        let expires = std::mem::take(&mut self.expires);
+        self.corr.apply(&self.cfg, &mut found, &expires);
+        self.expires = expires;
+        // hand the emptied buffers back (their capacity is reused)
+        for (s, mut d) in self.shards.iter_mut().zip(deltas) {
+            d.devices = 0;
+            s.out = d;
+        }
+        // the shards take it at the start of their next run, in parallel
+        debug_assert!(self.pending.is_none());
+        self.pending = Some(self.corr.update());
+    }
+
+    /// Every shard takes the pending update (before a command reads or changes the shards).
+    fn sync(&mut self) {
+        if let Some(u) = self.pending.take() {
+            for s in &mut self.shards {
+                s.apply_update(&u);
             }
-            self.findings = findings;
         }
     }
 
-    /// An event whose time counts from 1970-01-01 (a log written with times relative to the
-    /// start of its capture): the first one, before any absolute time, switches the engine to
-    /// relative input, said once in the notices; its times are placed from [`RELATIVE_BASE`].
-    #[cold]
-    fn observe_relative(&mut self, ev: &DnsEvent) {
-        if !self.relative {
-            self.relative = true;
-            self.notices.push(format!(
-                "time: the input's timestamps are relative (seconds from 1970-01-01, e.g. from the start of a capture): they are placed from {} on, so alert times are that moment plus the file's own times",
-                dnsight_model::Ts(RELATIVE_BASE * 1_000_000).to_rfc3339()
-            ));
+    /// Hands the correlator's update to every shard at once.
+    fn publish(&mut self) {
+        self.sync();
+        let u = self.corr.update();
+        for s in &mut self.shards {
+            s.apply_update(&u);
         }
-        let mut e = ev.clone();
-        e.ts = dnsight_model::Ts(ev.ts.0.saturating_add(RELATIVE_BASE * 1_000_000));
-        self.observe(&e)
     }
 
-    /// Is this finding covered by an acknowledgement (at event time `now`)? Only called when a
-    /// finding exists and some acknowledgement is held: one hash probe on the destination.
-    fn is_suppressed(&self, f: &Finding, now: i64) -> bool {
-        let Some(v) = self.acks.get(f.destination.as_str()) else {
-            return false;
-        };
-        let d = &self.base.devices[f.dev as usize];
-        v.iter().any(|s| {
-            s.kind == f.kind
-                && s.until.is_none_or(|u| now < u)
-                && s.scope.covers(d.ip, d.group.as_deref())
-        })
+    /// Event time (s) of the latest event.
+    fn now_u32(&self) -> u32 {
+        self.last_event
+            .map_or(0, |t| t.secs().clamp(0, u32::MAX as i64) as u32)
     }
 
     /// The live alert with this id (open, flagged, blocked, reopened); None once it left.
     pub fn alert(&self, id: &str) -> Option<Alert> {
-        self.book.get(id)
+        self.corr.book.get(id)
     }
 
     /// Sets a live alert's status. Flagged: score at least 65 (high) while flagged, also
@@ -580,24 +532,37 @@ impl Engine {
     /// final copy for a closed one); the change is reported by the next `drain_updates` too.
     /// None when no live alert has this id.
     pub fn set_status(&mut self, id: &str, status: Status) -> Option<Alert> {
-        if status.is_live() {
-            self.book.set_live_status(id, status)
+        let r = if status.is_live() {
+            self.corr.book.set_live_status(id, status)
         } else {
-            self.book.close(id, status, None)
-        }
+            self.corr.book.close(id, status, None)
+        };
+        self.publish();
+        r
     }
 
     /// Puts a closed alert (the triage store's copy) back as live with status Reopened; its
-    /// devices are resolved by address (devices the baselines do not know are listed but not
-    /// linked). A live alert with the same id is replaced. Acknowledgements are not lifted
-    /// (see [`remove_ack`](Self::remove_ack)).
+    /// devices are linked by address. A live alert with the same id is replaced.
+    /// Acknowledgements are not lifted (see [`remove_ack`](Self::remove_ack)).
     pub fn reopen(&mut self, a: Alert) {
-        let index = &self.base.dev_index;
-        self.book.reopen(a, |ip| {
-            ip.parse::<std::net::IpAddr>()
+        for ip in &a.devices {
+            if let Ok(ip) = ip.parse::<IpAddr>() {
+                self.corr.dev(&self.cfg, ip);
+            }
+        }
+        let corr = &mut self.corr;
+        let index: HashMap<IpAddr, DevId> = corr
+            .devs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.ip, i as DevId))
+            .collect();
+        corr.book.reopen(a, |ip| {
+            ip.parse::<IpAddr>()
                 .ok()
                 .and_then(|ip| index.get(&crate::net::canonical(ip)).copied())
         });
+        self.publish();
     }
 
     /// Applies an acknowledgement, at once and idempotently (the triage store re-applies every
@@ -615,147 +580,88 @@ impl Engine {
     ///
     /// Returns the ids of the alerts it closed.
     pub fn acknowledge(&mut self, ack: &Ack) -> Vec<String> {
+        self.sync();
         let scope = match &ack.scope {
             Scope::Device(ip) => Scope::Device(crate::net::canonical(*ip)),
             s => s.clone(),
         };
-        // (a) suppression, replacing an equal one (idempotent)
-        let v = self
-            .acks
-            .entry(CompactString::from(ack.destination.as_str()))
-            .or_default();
-        match v
-            .iter_mut()
-            .find(|s| s.kind == ack.kind && s.scope == scope)
-        {
-            Some(s) => s.until = ack.until,
-            None => v.push(Suppression {
-                kind: ack.kind,
-                scope: scope.clone(),
-                until: ack.until,
-            }),
-        }
-        // (b) baseline join
-        let covered: Vec<DevId> = (0..self.base.devices.len() as DevId)
-            .filter(|&d| {
-                let d = &self.base.devices[d as usize];
-                scope.covers(d.ip, d.group.as_deref())
-            })
-            .collect();
-        if !ack.destination.is_empty() && !ack.kind.per_device() {
-            self.join_destination(&ack.destination, &covered);
-        }
-        match ack.kind {
-            Kind::NewCountry => {
-                if let Some(c) = ack
-                    .detail
+        let now = self.now_u32();
+        let country = (ack.kind == Kind::NewCountry)
+            .then(|| {
+                ack.detail
                     .get("country")
                     .and_then(|c| c.as_str())
                     .and_then(|c| <[u8; 2]>::try_from(c.to_ascii_uppercase().as_bytes()).ok())
-                {
-                    for &d in &covered {
-                        let dev = &mut self.base.devices[d as usize];
-                        if !dev.countries.contains(&c) && dev.countries.len() < 64 {
-                            dev.countries.push(c);
-                            dev.dirty = true;
-                            *self.base.countries.entry(c).or_default() += 1;
-                        }
-                    }
-                }
-            }
-            Kind::NewAsn => {
-                if let Some(a) = ack
-                    .detail
+            })
+            .flatten();
+        let asn = (ack.kind == Kind::NewAsn)
+            .then(|| {
+                ack.detail
                     .get("asn")
                     .and_then(|a| a.as_u64())
                     .and_then(|a| u32::try_from(a).ok())
-                {
-                    for &d in &covered {
-                        let dev = &mut self.base.devices[d as usize];
-                        if !dev.asns.contains(&a) && dev.asns.len() < 256 {
-                            dev.asns.push(a);
-                            dev.dirty = true;
-                            *self.base.asns.entry(a).or_default() += 1;
-                        }
-                    }
-                }
+            })
+            .flatten();
+        for s in &mut self.shards {
+            // (a) suppression, replacing an equal one (idempotent)
+            let v = s
+                .acks
+                .entry(CompactString::from(ack.destination.as_str()))
+                .or_default();
+            match v
+                .iter_mut()
+                .find(|x| x.kind == ack.kind && x.scope == scope)
+            {
+                Some(x) => x.until = ack.until,
+                None => v.push(Suppression {
+                    kind: ack.kind,
+                    scope: scope.clone(),
+                    until: ack.until,
+                }),
             }
-            _ => {}
+            // (b) baseline join
+            if !ack.destination.is_empty() && !ack.kind.per_device() {
+                s.join_destination(&ack.destination, &scope, now);
+            }
+            if country.is_some() || asn.is_some() {
+                s.join_geo(&scope, country, asn);
+            }
         }
         // (c) live alerts it covers close
         let mut closed = Vec::new();
-        for (id, devs) in self.book.matching(ack.kind, &ack.destination) {
+        let book = &mut self.corr.book;
+        for (id, devs) in book.matching(ack.kind, &ack.destination) {
             let hit = if devs.is_empty() {
                 scope == Scope::All
             } else {
                 devs.iter().any(|&d| {
-                    let d = &self.base.devices[d as usize];
+                    let d = &self.corr.devs[d as usize];
                     scope.covers(d.ip, d.group.as_deref())
                 })
             };
-            if hit && self.book.close(&id, Status::Acknowledged, None).is_some() {
+            if hit && book.close(&id, Status::Acknowledged, None).is_some() {
                 closed.push(id);
             }
         }
+        let mut deltas: Vec<_> = self
+            .shards
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.out))
+            .collect();
+        self.corr.merge(&mut deltas);
+        self.publish();
         closed
-    }
-
-    /// Marks `destination` acknowledged in the baselines of `devs` (entries created where
-    /// missing, within `max_dests_per_device`).
-    fn join_destination(&mut self, destination: &str, devs: &[DevId]) {
-        if devs.is_empty() {
-            return;
-        }
-        let now = self
-            .last_event
-            .map_or(0, |t| t.secs().clamp(0, u32::MAX as i64) as u32);
-        let internal = self.names.facts(&self.cfg, destination).internal;
-        let id = self.base.intern_dest(destination, now, internal);
-        let base = &mut self.base;
-        for &d in devs {
-            let dev = &mut base.devices[d as usize];
-            let full = dev.dests.len() >= self.cfg.max_dests_per_device;
-            match dev.dests.get_mut(&id) {
-                Some(e) => {
-                    if e.flags & flag::ACKED == 0 || e.flags & flag::SUSPECT != 0 {
-                        e.flags = (e.flags | flag::ACKED) & !flag::SUSPECT;
-                        dev.dirty = true;
-                    }
-                }
-                None if full => base.dropped_dests += 1,
-                None => {
-                    dev.dests.insert(
-                        id,
-                        DestEntry {
-                            first: now,
-                            last: now,
-                            flags: flag::ACKED,
-                            ..DestEntry::default()
-                        },
-                    );
-                    dev.dirty = true;
-                    base.entries += 1;
-                    base.dests[id as usize].devices += 1;
-                    if let Some(g) = &dev.group {
-                        *base
-                            .groups
-                            .entry(g.clone())
-                            .or_default()
-                            .entry(id)
-                            .or_default() += 1;
-                    }
-                }
-            }
-        }
     }
 
     /// Drops the suppressions whose `until` is at or before `now` (Unix seconds). The baseline
     /// flags they set stay: what was acknowledged was normal.
     pub fn expire_acks(&mut self, now: i64) {
-        self.acks.retain(|_, v| {
-            v.retain(|s| s.until.is_none_or(|u| u > now));
-            !v.is_empty()
-        });
+        for s in &mut self.shards {
+            s.acks.retain(|_, v| {
+                v.retain(|s| s.until.is_none_or(|u| u > now));
+                !v.is_empty()
+            });
+        }
     }
 
     /// Lifts one suppression (an acknowledgement deleted in the triage store). The baseline
@@ -765,80 +671,122 @@ impl Engine {
             Scope::Device(ip) => Scope::Device(crate::net::canonical(*ip)),
             s => s.clone(),
         };
-        let Some(v) = self.acks.get_mut(destination) else {
-            return false;
-        };
-        let n = v.len();
-        v.retain(|s| !(s.kind == kind && s.scope == scope));
-        let removed = v.len() != n;
-        if v.is_empty() {
-            self.acks.remove(destination);
+        let mut removed = false;
+        for s in &mut self.shards {
+            let Some(v) = s.acks.get_mut(destination) else {
+                continue;
+            };
+            let n = v.len();
+            v.retain(|s| !(s.kind == kind && s.scope == scope));
+            removed = v.len() != n;
+            if v.is_empty() {
+                s.acks.remove(destination);
+            }
         }
         removed
     }
 
     /// Suppressions held (acknowledgements not yet expired).
     pub fn ack_count(&self) -> usize {
-        self.acks.values().map(Vec::len).sum()
+        self.shards[0].acks.values().map(Vec::len).sum()
     }
 
     /// Alerts new or changed since the last call.
     pub fn drain_updates(&mut self, out: &mut Vec<Alert>) {
-        self.book.drain_updates(out);
+        self.corr.book.drain_updates(out);
     }
 
     /// The live alerts handed out (at or above `min_alert_severity`), most severe first.
     pub fn alerts(&self) -> Vec<Alert> {
-        self.book.sorted_shown()
+        self.corr.book.sorted_shown()
     }
 
     /// Every live alert, including those recorded below `min_alert_severity` (info-level
     /// novelty: kept, scored and saved, not handed out), most severe first.
     pub fn all_alerts(&self) -> Vec<Alert> {
-        self.book.sorted()
+        self.corr.book.sorted()
     }
 
     /// Persists baselines, alerts and detector windows atomically (one redb transaction).
     /// No-op in memory.
     pub fn save(&mut self) -> Result<(), EngineError> {
+        self.sync();
         let Some(s) = &self.store else {
             return Ok(());
         };
-        let devices = &self.base.devices;
-        let ip = |d: DevId| devices[d as usize].ip;
-        let windows: Vec<(&'static str, Vec<u8>)> = self
-            .detectors
-            .iter()
-            .map(|d| {
+        // one record per detector: a part per shard (devices by address, so any number of
+        // shards can load it)
+        let mut windows: Vec<(&'static str, Vec<u8>)> = Vec::new();
+        let per_shard: Vec<Vec<(&'static str, Vec<u8>)>> =
+            self.shards.iter().map(|s| s.windows()).collect();
+        if let Some(first) = per_shard.first() {
+            for (k, (name, _)) in first.iter().enumerate() {
                 let mut out = vec![WINDOWS_VERSION];
-                d.save_state(&ip, &mut out);
-                (d.name(), out)
-            })
-            .collect();
-        s.save(&mut self.base, &mut self.book, self.last_event, &windows)
+                out.put_u32(per_shard.len() as u32);
+                for p in &per_shard {
+                    out.put_u32(p[k].1.len() as u32);
+                    out.extend_from_slice(&p[k].1);
+                }
+                windows.push((name, out));
+            }
+        }
+        s.save(
+            self.org_first,
+            &mut self.shards,
+            &mut self.corr,
+            self.last_event,
+            &windows,
+        )
     }
 
-    /// Restores the detectors' windows saved in the state; a detector whose record does not
-    /// decode starts empty, with a notice.
+    /// Restores the detectors' windows saved in the state into every shard (each keeps its
+    /// own devices' entries); a detector whose record does not decode starts empty, with a
+    /// notice.
     fn load_windows(&mut self, store: &Store) -> Result<(), EngineError> {
-        let index = &self.base.dev_index;
-        let id = |ip: std::net::IpAddr| index.get(&crate::net::canonical(ip)).copied();
         for (name, b) in store.load_windows()? {
-            // windows of a detector that is now disabled are ignored
-            let Some(det) = self.detectors.iter_mut().find(|d| d.name() == name) else {
-                continue;
-            };
             let mut r = crate::codec::Rd::new(&b);
-            let ok = r.u8() == Some(WINDOWS_VERSION) && det.load_state(&id, &mut r).is_some();
-            if !ok || !r.is_empty() {
+            let parts: Option<Vec<&[u8]>> = match r.u8() {
+                Some(1) => Some(vec![&b[1..]]),
+                Some(WINDOWS_VERSION) => (|| {
+                    let n = r.count(4)?;
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let l = r.u32()? as usize;
+                        v.push(r.take(l)?);
+                    }
+                    r.is_empty().then_some(v)
+                })(),
+                _ => None,
+            };
+            let mut ok = parts.is_some();
+            for s in &mut self.shards {
+                // windows of a detector that is now disabled are ignored
+                let Some(det) = s.detectors.iter_mut().find(|d| d.name() == name) else {
+                    ok = true;
+                    break;
+                };
+                let index = &s.base.dev_index;
+                let id = |ip: std::net::IpAddr| index.get(&crate::net::canonical(ip)).copied();
+                for p in parts.iter().flatten() {
+                    let mut r = crate::codec::Rd::new(p);
+                    if det.load_state(&id, &mut r).is_none() || !r.is_empty() {
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
                 self.notices.push(format!(
                     "state: the {name} detector's saved windows could not be decoded; it starts empty"
                 ));
-                if let Some(fresh) = detectors::registry(&self.cfg)
-                    .into_iter()
-                    .find(|d| d.name() == name)
-                {
-                    *det = fresh;
+                for s in &mut self.shards {
+                    if let (Some(det), Some(fresh)) = (
+                        s.detectors.iter_mut().find(|d| d.name() == name),
+                        detectors::registry(&self.cfg)
+                            .into_iter()
+                            .find(|d| d.name() == name),
+                    ) {
+                        *det = fresh;
+                    }
                 }
             }
         }
@@ -854,71 +802,122 @@ impl Engine {
             Severity::High,
             Severity::Critical,
         ];
-        for (sev, n) in sevs.iter().zip(self.book.count_by_severity()) {
+        let book = &self.corr.book;
+        for (sev, n) in sevs.iter().zip(book.count_by_severity()) {
             if n > 0 {
                 by_sev.insert(sev.as_str().to_string(), n);
             }
         }
-        let last = self
-            .last_event
-            .map_or(0, |t| t.secs().clamp(0, u32::MAX as i64) as u32);
-        EngineStats {
-            events: self.events,
-            skipped: self
-                .skipped
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-            devices: self.base.devices.len() as u64,
-            devices_learning: self
+        let last = self.now_u32();
+        let mut skipped: BTreeMap<String, u64> = self
+            .skipped
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let mut findings = [0u64; Kind::ALL.len()];
+        let (mut events, mut devices, mut learning, mut entries) = (0, 0, 0, 0);
+        let (mut suppressed, mut exempted, mut geo) = (0, 0, 0);
+        for s in &self.shards {
+            for (k, v) in &s.skipped {
+                *skipped.entry(k.to_string()).or_default() += v;
+            }
+            for (a, b) in findings.iter_mut().zip(s.findings_by_kind) {
+                *a += b;
+            }
+            events += s.events;
+            devices += s.base.devices.len() as u64;
+            learning += s
                 .base
                 .devices
                 .iter()
                 .filter(|d| self.is_learning(d, last))
-                .count() as u64,
-            destinations: self.base.dests.len() as u64,
-            baseline_entries: self.base.entries,
+                .count() as u64;
+            entries += s.base.entries;
+            suppressed += s.suppressed;
+            exempted += s.exempted;
+            geo += s.geoip_lookups();
+        }
+        EngineStats {
+            events,
+            skipped,
+            devices,
+            devices_learning: learning,
+            destinations: self.corr.dests.len() as u64,
+            baseline_entries: entries,
             findings: Kind::ALL
                 .iter()
-                .zip(self.findings_by_kind)
+                .zip(findings)
                 .filter(|(_, n)| *n > 0)
                 .map(|(k, n)| (k.as_str().to_string(), n))
                 .collect(),
-            suppressed: self.suppressed,
-            exempted: self.exempted,
-            alerts_recorded_only: self.book.recorded_only() as u64,
-            alerts: self.book.len() as u64,
+            suppressed,
+            exempted,
+            alerts_recorded_only: book.recorded_only() as u64,
+            alerts: book.len() as u64,
             alerts_by_severity: by_sev,
             first_event: self.first_event,
             last_event: self.last_event,
-            geoip_lookups: self.geo.as_ref().map_or(0, |g| g.lookups),
+            geoip_lookups: geo,
             intel_feeds: self.cfg.intel.feeds().len() as u64,
-            detectors: self
+            detectors: self.shards[0]
                 .detectors
                 .iter()
                 .map(|d| d.name().to_string())
                 .collect(),
             notices: self.notices.clone(),
-            detector_seconds: self
+            detector_seconds: self.shards[0]
                 .detectors
                 .iter()
                 .enumerate()
                 .map(|(i, d)| {
-                    let ns = self.detector_ns.get(i).copied().unwrap_or(0);
+                    let ns: u64 = self
+                        .shards
+                        .iter()
+                        .map(|s| s.detector_ns.get(i).copied().unwrap_or(0))
+                        .sum();
                     (d.name().to_string(), ns as f64 / 1e9)
                 })
                 .collect(),
         }
     }
 
-    /// Read access for tests and tools.
-    pub fn baselines(&self) -> &Baselines {
-        &self.base
+    /// Read access for tests and tools: the shards' baselines (each holds its own devices and
+    /// the same replica of the org-wide facts).
+    pub fn shard_baselines(&self) -> impl Iterator<Item = &Baselines> + '_ {
+        self.shards.iter().map(|s| &s.base)
     }
-}
 
-fn net_reverse(dest: &str) -> bool {
-    dest == "in-addr.arpa" || dest == "ip6.arpa"
+    /// One partition's checkpoint: its devices' baseline records (the state file's encoding)
+    /// and the stream sequence they cover (every event before it). For a worker in another
+    /// process; inside one process the state file is the checkpoint.
+    pub fn checkpoint(&mut self, part: u32) -> crate::msg::Checkpoint {
+        self.sync();
+        let shard = &self.shards[part as usize % self.shards.len()];
+        let mut devices = Vec::new();
+        for d in &shard.base.devices {
+            if partition(d.ip) == part {
+                let mut b = Vec::new();
+                crate::store::encode_device(d, &shard.base, &mut b);
+                devices.push((d.ip, b));
+            }
+        }
+        crate::msg::Checkpoint {
+            partition: part,
+            seq: self.seq,
+            devices,
+        }
+    }
+
+    /// The first shard's baselines (every device with one worker; tests and tools).
+    pub fn baselines(&self) -> &Baselines {
+        &self.shards[0].base
+    }
+
+    /// The baseline of one device.
+    pub fn device_baseline(&self, ip: IpAddr) -> Option<&Device> {
+        let w = partition(ip) as usize % self.shards.len();
+        self.shards[w].device_of(ip)
+    }
 }
 
 #[cfg(test)]
@@ -1148,11 +1147,12 @@ mod tests {
         evs.iter()
             .filter(|x| x.ts <= split)
             .for_each(|x| e.observe(x));
-        let devices = &e.base.devices;
+        let sh = &e.shards[0];
+        let devices = &sh.base.devices;
         let ip = |d: DevId| devices[d as usize].ip;
-        let id = |a: std::net::IpAddr| e.base.dev_index.get(&crate::net::canonical(a)).copied();
+        let id = |a: std::net::IpAddr| sh.base.dev_index.get(&crate::net::canonical(a)).copied();
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        for det in &e.detectors {
+        for det in &sh.detectors {
             let mut blob = Vec::new();
             det.save_state(&ip, &mut blob);
             let mut variants: Vec<Vec<u8>> = (0..blob.len()).map(|n| blob[..n].to_vec()).collect();

@@ -15,6 +15,7 @@ pub mod alert;
 pub mod baseline;
 pub mod codec;
 pub mod config;
+mod correlator;
 pub mod detectors;
 pub mod dga;
 pub mod engine;
@@ -24,8 +25,10 @@ pub mod intel;
 pub mod inventory;
 #[cfg(test)]
 mod lifecycle;
+pub mod msg;
 pub mod net;
 mod report;
+pub mod shard;
 mod store;
 pub mod suffix;
 pub mod tz;
@@ -33,7 +36,7 @@ pub mod views;
 
 pub use alert::{Alert, Kind, Severity, Status};
 pub use config::{EngineConfig, PolicyRule, Tuning};
-pub use engine::{Engine, EngineStats};
+pub use engine::{Engine, EngineStats, PhaseTimes};
 pub use geo::Geo;
 pub use intel::{Format as IntelFormat, IntelSet};
 pub use inventory::Inventory;

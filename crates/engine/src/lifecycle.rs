@@ -93,7 +93,7 @@ fn a_device_joining_an_open_rollup_is_reported() {
         1,
         "one alert per (kind, destination) while live"
     );
-    e.book.check();
+    e.corr.book.check();
 }
 
 #[test]
@@ -141,7 +141,7 @@ fn acknowledging_a_partly_covered_rollup_closes_it_and_quiets_only_the_covered_d
     let b = only(&e, Kind::NewDestination);
     assert_ne!(b.id, a.id);
     assert_eq!(b.devices, vec!["10.0.0.6"]);
-    e.book.check();
+    e.corr.book.check();
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn flagged_stays_high_blocked_keeps_folding_closed_leaves_and_reopens() {
         o.count + 1,
         "findings fold into it"
     );
-    e.book.check();
+    e.corr.book.check();
 }
 
 #[test]
@@ -345,8 +345,12 @@ fn churn(max_open: usize) -> (usize, usize, usize) {
                 acked += 1;
             }
         }
-        most = most.max(e.book.len());
-        assert!(e.book.len() <= max_open, "day {day}: {} live", e.book.len());
+        most = most.max(e.corr.book.len());
+        assert!(
+            e.corr.book.len() <= max_open,
+            "day {day}: {} live",
+            e.corr.book.len()
+        );
         up.clear();
         e.drain_updates(&mut up);
         expired += up
@@ -354,7 +358,7 @@ fn churn(max_open: usize) -> (usize, usize, usize) {
             .filter(|a| a.evidence["closed"] == "expired")
             .inspect(|a| assert_eq!(a.status, Status::Resolved))
             .count();
-        e.book.check();
+        e.corr.book.check();
     }
     (most, expired, acked)
 }

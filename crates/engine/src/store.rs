@@ -22,10 +22,12 @@
 //! period still count (a mark per device also partitions with the devices); see `Engine::open`
 //! and README "Run offline".
 
-use crate::alert::{Alert, AlertBook};
+use crate::alert::Alert;
 use crate::baseline::{Baselines, DestEntry, Device, Profile, Slot, Stat};
 use crate::codec::{ip_key, key_ip, Put, Rd};
 use crate::config::EngineConfig;
+use crate::correlator::Correlator;
+use crate::shard::Shard;
 use crate::EngineError;
 use dnsight_model::Ts;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -47,8 +49,6 @@ pub const STATE_FILE: &str = "engine.redb";
 
 pub struct Store {
     db: Database,
-    /// Org destinations already written (they are append-only).
-    saved_dests: std::cell::Cell<usize>,
     /// Records skipped at load because they did not decode.
     pub corrupt_records: std::cell::Cell<u64>,
     /// Event-time high-water mark: the latest event time in the state (loaded, then advanced by
@@ -86,25 +86,27 @@ impl Store {
         tx.commit().map_err(err("commit"))?;
         Ok(Store {
             db,
-            saved_dests: std::cell::Cell::new(0),
             corrupt_records: std::cell::Cell::new(0),
             seen_until: std::cell::Cell::new(None),
         })
     }
 
-    /// Loads everything into empty baselines and alert book.
-    pub fn load(
+    /// Loads everything into empty shards and correlator: each device goes to the shard of
+    /// its partition (`partition % shards`), so a state saved with any number of shards loads
+    /// with any other. Returns the organisation's first event time.
+    pub(crate) fn load(
         &self,
-        base: &mut Baselines,
-        book: &mut AlertBook,
+        shards: &mut [Shard],
+        corr: &mut Correlator,
         cfg: &EngineConfig,
-    ) -> Result<(), EngineError> {
+    ) -> Result<u32, EngineError> {
+        let mut org_first = 0;
         let rx = self.db.begin_read().map_err(err("begin read"))?;
         let meta = rx.open_table(META).map_err(err("meta"))?;
         if let Some(v) = meta.get("org_first").map_err(err("meta get"))? {
             let b = v.value();
             if b.len() == 4 {
-                base.org_first = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                org_first = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             }
         }
         if let Some(v) = meta.get(SEEN_UNTIL).map_err(err("meta get"))? {
@@ -120,16 +122,18 @@ impl Store {
             let (Some(first), Some(last), Some(internal)) = (r.u32(), r.u32(), r.u8()) else {
                 continue; // a short record: skipped, as before
             };
-            let id = base.intern_dest(k.value(), first, internal != 0);
-            base.dests[id as usize].last = last;
+            corr.load_dest(k.value(), first, last, internal != 0);
         }
-        self.saved_dests.set(base.dests.len());
         let devices = rx.open_table(DEVICES).map_err(err("devices"))?;
+        let n = shards.len();
         for r in devices.iter().map_err(err("devices iter"))? {
             let (k, v) = r.map_err(err("devices read"))?;
             let Some(ip) = key_ip(k.value()) else {
                 continue;
             };
+            let ip = crate::net::canonical(ip);
+            let sh = &mut shards[crate::msg::partition(ip) as usize % n];
+            let base = &mut sh.base;
             let mut d = Device::new(ip, 0);
             d.identify(cfg);
             // a record from before per-device marks takes the state-wide mark
@@ -142,26 +146,23 @@ impl Store {
             d.dirty = false;
             let id = base.devices.len() as u32;
             base.entries += d.dests.len() as u64;
-            for (&did, _) in d.dests.iter() {
-                base.dests[did as usize].devices += 1;
-                if let Some(g) = &d.group {
-                    *base
-                        .groups
-                        .entry(g.clone())
-                        .or_default()
-                        .entry(did)
-                        .or_default() += 1;
-                }
+            for (&did, e) in d.dests.iter() {
+                corr.load_entry(&base.dests[did as usize].name, e.first, d.group.as_ref());
+                let od = &mut base.dests[did as usize];
+                od.last = od.last.max(e.last);
             }
             for c in &d.countries {
-                *base.countries.entry(*c).or_default() += 1;
+                *corr.countries.entry(*c).or_default() += 1;
             }
             for a in &d.asns {
-                *base.asns.entry(*a).or_default() += 1;
+                *corr.asns.entry(*a).or_default() += 1;
             }
+            corr.devices += 1;
+            corr.dev(cfg, ip);
             base.dev_index.insert(ip, id);
             base.devices.push(d);
         }
+        corr.saved_dests = corr.dests.len();
         let alerts = rx.open_table(ALERTS).map_err(err("alerts"))?;
         let mut v: Vec<Alert> = Vec::new();
         for r in alerts.iter().map_err(err("alerts iter"))? {
@@ -172,13 +173,19 @@ impl Store {
         }
         v.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
         for a in v {
-            book.restore(a, |ip| {
-                ip.parse::<IpAddr>()
-                    .ok()
-                    .and_then(|ip| base.dev_index.get(&crate::net::canonical(ip)).copied())
-            });
+            let ids: std::collections::HashMap<&str, u32> = a
+                .devices
+                .iter()
+                .filter_map(|s| {
+                    let id = s.parse::<IpAddr>().ok().and_then(|ip| corr.dev_id(ip))?;
+                    Some((s.as_str(), id))
+                })
+                .collect::<std::collections::HashMap<_, _>>();
+            let ids: std::collections::HashMap<String, u32> =
+                ids.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            corr.book.restore(a, |ip| ids.get(ip).copied());
         }
-        Ok(())
+        Ok(org_first)
     }
 
     /// Every detector's saved windows, by detector name (a detector missing here never saved
@@ -203,12 +210,14 @@ impl Store {
         self.seen_until.get()
     }
 
-    /// Writes changed devices, new destinations, changed alerts and the high-water mark (the later of
-    /// the stored mark and `last_event`, the latest event fed since open) in one transaction.
-    pub fn save(
+    /// Writes changed devices (of every shard), new destinations, changed alerts and the
+    /// high-water mark (the later of the stored mark and `last_event`, the latest event fed
+    /// since open) in one transaction.
+    pub(crate) fn save(
         &self,
-        base: &mut Baselines,
-        book: &mut AlertBook,
+        org_first: u32,
+        shards: &mut [Shard],
+        corr: &mut Correlator,
         last_event: Option<Ts>,
         windows: &[(&str, Vec<u8>)],
     ) -> Result<(), EngineError> {
@@ -216,7 +225,7 @@ impl Store {
         let tx = self.db.begin_write().map_err(err("begin write"))?;
         {
             let mut meta = tx.open_table(META).map_err(err("meta"))?;
-            meta.insert("org_first", &base.org_first.to_le_bytes()[..])
+            meta.insert("org_first", &org_first.to_le_bytes()[..])
                 .map_err(err("meta put"))?;
             if let Some(m) = mark {
                 meta.insert(SEEN_UNTIL, &m.micros().to_le_bytes()[..])
@@ -224,26 +233,39 @@ impl Store {
             }
             let mut dt = tx.open_table(DESTS).map_err(err("dests"))?;
             let mut buf = Vec::with_capacity(9);
-            for od in &base.dests[self.saved_dests.get().min(base.dests.len())..] {
+            for od in &corr.dests[corr.saved_dests.min(corr.dests.len())..] {
+                // the latest sighting: the shards' own
+                let last = shards
+                    .iter()
+                    .filter_map(|s| {
+                        s.base
+                            .dest_id(&od.name)
+                            .map(|i| s.base.dests[i as usize].last)
+                    })
+                    .fold(od.last.max(od.first.min(u32::MAX - 1)), u32::max);
                 buf.clear();
                 buf.put_u32(od.first);
-                buf.put_u32(od.last);
+                buf.put_u32(last);
                 buf.put_u8(u8::from(od.internal));
                 dt.insert(od.name.as_str(), &buf[..])
                     .map_err(err("dests put"))?;
             }
             let mut devt = tx.open_table(DEVICES).map_err(err("devices"))?;
             let mut buf = Vec::new();
-            for d in base.devices.iter().filter(|d| d.dirty) {
-                buf.clear();
-                encode_device(d, base, &mut buf);
-                devt.insert(&ip_key(d.ip)[..], &buf[..])
-                    .map_err(err("devices put"))?;
+            for s in shards.iter() {
+                let base = &s.base;
+                for d in base.devices.iter().filter(|d| d.dirty) {
+                    buf.clear();
+                    encode_device(d, base, &mut buf);
+                    devt.insert(&ip_key(d.ip)[..], &buf[..])
+                        .map_err(err("devices put"))?;
+                }
             }
             let mut wt = tx.open_table(WINDOWS).map_err(err("windows"))?;
             for (name, b) in windows {
                 wt.insert(*name, &b[..]).map_err(err("windows put"))?;
             }
+            let book = &corr.book;
             let mut at = tx.open_table(ALERTS).map_err(err("alerts"))?;
             // only live alerts are kept: the closed ones go first (an id can leave and come
             // back as reopened before a save; it is then written again below)
@@ -257,11 +279,13 @@ impl Store {
             }
         }
         tx.commit().map_err(err("commit"))?;
-        book.mark_saved();
+        corr.book.mark_saved();
         self.seen_until.set(mark);
-        self.saved_dests.set(base.dests.len());
-        for d in &mut base.devices {
-            d.dirty = false;
+        corr.saved_dests = corr.dests.len();
+        for s in shards.iter_mut() {
+            for d in &mut s.base.devices {
+                d.dirty = false;
+            }
         }
         Ok(())
     }
@@ -273,7 +297,7 @@ fn put_stat(out: &mut Vec<u8>, s: &Stat) {
     out.put_f32(s.var);
 }
 
-fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
+pub(crate) fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
     out.put_u8(VERSION);
     out.put_u32(d.first_seen);
     out.put_u32(d.last_seen);
@@ -489,8 +513,8 @@ mod tests {
         use crate::alert::{DeviceRef, Finding, Kind};
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let mut base = Baselines::default();
-        let mut book = AlertBook::new();
+        let mut shards = vec![Shard::new(&EngineConfig::default())];
+        let mut corr = Correlator::default();
         let who = DeviceRef {
             id: 0,
             ip: "10.0.0.5".parse().unwrap(),
@@ -508,27 +532,28 @@ mod tests {
             sample: None,
             repeat: false,
         };
-        book.apply(&f("a.example"), &who, t);
-        book.apply(&f("b.example"), &who, t);
-        store.save(&mut base, &mut book, Some(t), &[]).unwrap();
-        assert_eq!(book.unsaved().count(), 0, "everything written");
+        corr.book.apply(&f("a.example"), &who, t);
+        corr.book.apply(&f("b.example"), &who, t);
+        store.save(0, &mut shards, &mut corr, Some(t), &[]).unwrap();
+        assert_eq!(corr.book.unsaved().count(), 0, "everything written");
         // only a.example repeats: only it is written again
-        book.apply(
+        corr.book.apply(
             &Finding::repeat(Kind::Policy, 0, "a.example"),
             &who,
             t.add_secs(60),
         );
-        assert_eq!(book.unsaved().count(), 1);
+        assert_eq!(corr.book.unsaved().count(), 1);
         store
-            .save(&mut base, &mut book, Some(t.add_secs(60)), &[])
+            .save(0, &mut shards, &mut corr, Some(t.add_secs(60)), &[])
             .unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        let (mut base2, mut book2) = (Baselines::default(), AlertBook::new());
+        let mut corr2 = Correlator::default();
         store
-            .load(&mut base2, &mut book2, &EngineConfig::default())
+            .load(&mut shards, &mut corr2, &EngineConfig::default())
             .unwrap();
-        let mut got: Vec<(String, u64)> = book2
+        let mut got: Vec<(String, u64)> = corr2
+            .book
             .all()
             .map(|a| (a.destination.clone(), a.count))
             .collect();
@@ -577,18 +602,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.seen_until(), None);
-        let mut base = Baselines::default();
-        let mut book = AlertBook::new();
+        let mut shards = vec![Shard::new(&EngineConfig::default())];
+        let mut corr = Correlator::default();
         let t = dnsight_model::Ts::from_micros(1_795_000_000_123_456);
-        store.save(&mut base, &mut book, Some(t), &[]).unwrap();
+        store.save(0, &mut shards, &mut corr, Some(t), &[]).unwrap();
         // a save without new events keeps the mark
-        store.save(&mut base, &mut book, None, &[]).unwrap();
+        store.save(0, &mut shards, &mut corr, None, &[]).unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         store
             .load(
-                &mut Baselines::default(),
-                &mut AlertBook::new(),
+                &mut shards,
+                &mut Correlator::default(),
                 &EngineConfig::default(),
             )
             .unwrap();

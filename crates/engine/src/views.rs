@@ -5,6 +5,7 @@ use crate::alert::{Kind, Severity};
 use crate::baseline::{flag, DestEntry, Device};
 use crate::Engine;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Whom an acknowledgement or a block covers. Groups are the inventory groups (the same names
@@ -332,35 +333,43 @@ impl Engine {
             open_alerts,
         }
     }
-    /// Every device, in order of first sighting (request path: one pass over the live alerts
-    /// for the counts).
+    /// Every device, in order of first sighting (then address; request path: one pass over
+    /// the live alerts for the counts).
     pub fn devices(&self) -> Vec<DeviceSummary> {
-        let mut open = vec![0u64; self.base.devices.len()];
-        for (_, devs) in self.book.members_by_alert() {
+        let mut open: HashMap<IpAddr, u64> = HashMap::new();
+        for (_, devs) in self.corr.book.members_by_alert() {
             for &d in devs {
-                if let Some(n) = open.get_mut(d as usize) {
-                    *n += 1;
+                if let Some(m) = self.corr.devs.get(d as usize) {
+                    *open.entry(m.ip).or_default() += 1;
                 }
             }
         }
-        self.base
-            .devices
+        let mut all: Vec<&Device> = self
+            .shards
             .iter()
-            .enumerate()
-            .map(|(i, d)| self.summary(d, open[i]))
+            .flat_map(|s| s.base.devices.iter())
+            .collect();
+        all.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.ip.cmp(&b.ip)));
+        all.into_iter()
+            .map(|d| self.summary(d, open.get(&d.ip).copied().unwrap_or(0)))
             .collect()
     }
     /// One device with its baseline: destinations (most queried first), countries, ASNs, the
     /// 168 hour-of-week mean volumes and the ids of its live alerts.
     pub fn device(&self, ip: IpAddr) -> Option<DeviceView> {
-        let id = *self.base.dev_index.get(&crate::net::canonical(ip))?;
-        let d = &self.base.devices[id as usize];
-        let open_alerts = self.book.ids_for_device(id);
+        let ip = crate::net::canonical(ip);
+        let shard = &self.shards[crate::msg::partition(ip) as usize % self.shards.len()];
+        let d = shard.device_of(ip)?;
+        let open_alerts = self
+            .corr
+            .dev_id(ip)
+            .map(|id| self.corr.book.ids_for_device(id))
+            .unwrap_or_default();
         let mut destinations: Vec<DeviceDestination> = d
             .dests
             .iter()
             .map(|(&did, e)| DeviceDestination {
-                name: self.base.dests[did as usize].name.to_string(),
+                name: shard.base.dests[did as usize].name.to_string(),
                 first_seen: i64::from(e.first),
                 last_seen: i64::from(e.last),
                 count: u64::from(e.count),
@@ -390,11 +399,21 @@ impl Engine {
     /// and last sighting, intel matches and live alerts. Scans every device (request path).
     pub fn destination(&self, name: &str) -> Option<DestinationView> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        let id = self.base.dest_id(&name);
-        let od = id.map(|i| &self.base.dests[i as usize]);
+        let od = self
+            .corr
+            .dest_index
+            .get(name.as_str())
+            .map(|&i| &self.corr.dests[i as usize]);
         let mut devices = Vec::new();
-        if let Some(did) = id {
-            for d in &self.base.devices {
+        let mut last = od.map(|o| o.last);
+        for s in &self.shards {
+            let Some(did) = s.base.dest_id(&name) else {
+                continue;
+            };
+            if od.is_some() {
+                last = last.max(Some(s.base.dests[did as usize].last));
+            }
+            for d in &s.base.devices {
                 if let Some(e) = d.dests.get(&did) {
                     devices.push(DestinationClient {
                         ip: d.ip.to_string(),
@@ -421,7 +440,7 @@ impl Engine {
             })
             .into_iter()
             .collect();
-        let open_alerts = self.book.ids_for_destination(&name);
+        let open_alerts = self.corr.book.ids_for_destination(&name);
         if od.is_none() && intel.is_empty() && open_alerts.is_empty() {
             return None;
         }
@@ -436,7 +455,7 @@ impl Engine {
         );
         Some(DestinationView {
             first_seen: od.map(|o| i64::from(o.first)),
-            last_seen: od.map(|o| i64::from(o.last)),
+            last_seen: last.map(i64::from),
             name,
             internal,
             devices,

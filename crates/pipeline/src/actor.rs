@@ -229,9 +229,9 @@ impl Pipeline {
 
     /// Feeds a batch of events.
     pub fn observe(&mut self, batch: &[DnsEvent]) {
-        for ev in batch {
-            self.engine.observe(ev);
-        }
+        // one epoch per batch (cut at the engine's epoch size): the engine's shards run it on
+        // their threads and settle with the correlator before the next command or batch
+        self.engine.observe_batch(batch);
         self.stats.events_in += batch.len() as u64;
         self.stats.batches_in += 1;
     }

@@ -30,6 +30,8 @@ fn now() -> i64 {
     dnsight_pipeline::now_secs()
 }
 
+/// Three engine workers: every action must reach the shards that hold its devices (the
+/// results are those of one worker, see the engine's partition tests).
 fn engine_cfg() -> EngineConfig {
     EngineConfig {
         policy: vec![PolicyRule {
@@ -38,6 +40,7 @@ fn engine_cfg() -> EngineConfig {
             reason: "test names only".into(),
             ..Default::default()
         }],
+        workers: 3,
         ..EngineConfig::default()
     }
 }

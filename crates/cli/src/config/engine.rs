@@ -49,6 +49,9 @@ pub struct DetectionRaw {
     pub doh_names: Vec<String>,
     pub max_devices: Option<usize>,
     pub max_destinations_per_device: Option<usize>,
+    /// Engine worker threads (1..=64, default 1): devices are spread over them by partition
+    /// (hash of the address); the alerts are the same for any number.
+    pub workers: Option<usize>,
     /// An open alert without a new finding for this many days (event time) leaves the engine
     /// as resolved/expired (default 7).
     pub alert_idle_days: Option<f64>,
@@ -287,6 +290,10 @@ pub struct EngineFlags {
     /// analysing the same file twice does not count it twice.
     #[arg(long, requires = "state")]
     pub replay: bool,
+    /// Engine worker threads (1 to 64; default `[detection] workers`, else 1). The alerts do
+    /// not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub workers: Option<u8>,
 }
 
 /// Picks the engine's sections out of a parsed config file (other sections are left to their
@@ -433,6 +440,12 @@ fn validate_with_files(
     }
     if let Some(m) = d.max_devices {
         cfg.max_devices = m.max(1);
+    }
+    if let Some(w) = d.workers {
+        if !(1..=64).contains(&w) {
+            bail!("{f}: detection.workers: {w} is out of range (1 to 64)");
+        }
+        cfg.workers = w;
     }
     if let Some(m) = d.max_destinations_per_device {
         cfg.max_dests_per_device = m.max(1);
@@ -930,6 +943,9 @@ pub fn build_with_files(
     let (s, file, base_dir) = sections(flags)?;
     let (mut cfg, files) = validate_with_files(s, &file, &base_dir, fetch_missing)?;
     cfg.replay = flags.replay;
+    if let Some(w) = flags.workers {
+        cfg.workers = usize::from(w);
+    }
     Ok((cfg, flags.state.clone(), files))
 }
 

@@ -187,3 +187,65 @@ fn bad_arguments_fail_with_a_message() {
         .unwrap();
     assert!(!o.status.success());
 }
+
+#[test]
+fn analyze_gives_the_same_alerts_with_one_two_and_three_workers() {
+    let d = tmp("workers");
+    let o = bin()
+        .args([
+            "simulate",
+            "--devices",
+            "30",
+            "--days",
+            "9",
+            "--learn-days",
+            "7",
+            "--seed",
+            "4",
+            "--format",
+            "jsonl",
+            "--out",
+        ])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = |workers: &str| -> Vec<serde_json::Value> {
+        let out = d.join(format!("alerts-{workers}.jsonl"));
+        let o = bin()
+            .arg("analyze")
+            .arg("--config")
+            .arg(d.join("dnsight.toml"))
+            .arg(d.join("events.jsonl"))
+            .args(["--workers", workers, "--alerts-out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // the final state of every alert (the last line of each id)
+        let mut last = std::collections::BTreeMap::new();
+        for l in std::fs::read_to_string(&out).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            last.insert(v["id"].as_str().unwrap().to_string(), v);
+        }
+        last.into_values().collect()
+    };
+    let one = run("1");
+    assert!(one.len() > 5, "{} alerts", one.len());
+    assert!(one.iter().any(|a| a["device_count"].as_u64() > Some(1)));
+    for w in ["2", "3"] {
+        let got = run(w);
+        assert_eq!(got.len(), one.len(), "{w} workers");
+        for (a, b) in one.iter().zip(&got) {
+            assert_eq!(a, b, "{w} workers");
+        }
+    }
+    // out of range: a clear error
+    let o = bin()
+        .arg("analyze")
+        .arg(d.join("events.jsonl"))
+        .args(["--workers", "65"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+}

@@ -201,6 +201,8 @@ fn start_serve(dir: &Path, upstream: SocketAddr, dns_port: u16, api_port: u16) -
             .arg("--intel")
             .arg(dir.join("intel.txt"))
             .args(["--learn-days", "0"])
+            // two engine workers: acknowledgements and blocks must reach both
+            .args(["--workers", "2"])
             .args(["--api", &format!("127.0.0.1:{api_port}")])
             .env("RUST_LOG", "info"),
     );

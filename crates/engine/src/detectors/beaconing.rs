@@ -274,7 +274,7 @@ impl Detector for Beaconing {
             let n = t.times.len();
             let min_ttl = t.min_ttl;
             let entry = ev.entry.as_ref();
-            let od = ev.dest_id.and_then(|id| ctx.base.dests.get(id as usize));
+            let od = ctx.base.org(ev.dest_id);
             let mut score = 40.0
                 + 40.0
                     * ((s.score - self.threshold) / (1.0 - self.threshold).max(1e-6))

@@ -244,10 +244,7 @@ impl Detector for Dga {
         {
             return;
         }
-        let org_known = ev
-            .dest_id
-            .and_then(|id| ctx.base.dests.get(id as usize))
-            .is_some_and(|o| o.devices > 0);
+        let org_known = ctx.base.org(ev.dest_id).is_some_and(|o| o.devices > 0);
         if org_known {
             return;
         }

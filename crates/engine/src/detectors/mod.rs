@@ -5,7 +5,7 @@
 //! this event updates them) and writes [`Finding`]s into a caller-owned buffer. It may keep its
 //! own bounded state (windows, timestamps), evicted by event time in [`Detector::tick`].
 
-use crate::alert::{AlertBook, DevId, Finding, Kind};
+use crate::alert::{DevId, Finding, Kind};
 use crate::baseline::{Baselines, Device};
 use crate::codec::{Put, Rd};
 use crate::config::EngineConfig;
@@ -33,7 +33,8 @@ pub struct Ctx<'a> {
     pub cfg: &'a EngineConfig,
     pub base: &'a Baselines,
     pub dev: &'a Device,
-    pub book: &'a AlertBook,
+    /// What the alert book holds for this device (and the roll-ups at the epoch's start).
+    pub book: &'a crate::shard::OpenView,
 }
 
 impl Ctx<'_> {

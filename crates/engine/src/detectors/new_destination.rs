@@ -57,7 +57,7 @@ impl Detector for NewDestination {
                 return;
             }
         }
-        let od = ev.dest_id.and_then(|id| ctx.base.dests.get(id as usize));
+        let od = ctx.base.org(ev.dest_id);
         let s = ctx.dev.stability();
         let mut score = 10.0 + 30.0 * s;
         let mut age_days = None;
@@ -75,7 +75,7 @@ impl Detector for NewDestination {
         }
         let devices = od.map_or(0, |o| o.devices);
         let prevalence = ev.dest_id.map_or(0.0, |id| ctx.base.prevalence(id));
-        if ctx.base.devices.len() >= 10 {
+        if ctx.base.org_devices >= 10 {
             if prevalence <= 0.02 {
                 score += 10.0 * s;
             } else if prevalence >= 0.5 {

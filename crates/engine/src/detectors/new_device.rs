@@ -62,7 +62,7 @@ impl Detector for NewDevice {
                 "first_query": ev.ev.qname.as_str(),
                 "in_inventory": named,
                 "group": ev.group.as_deref(),
-                "known_devices": ctx.base.devices.len().saturating_sub(1),
+                "known_devices": ctx.base.org_devices,
             }),
             sample: Some(ev.sample()),
             repeat: false,

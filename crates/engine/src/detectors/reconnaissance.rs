@@ -140,10 +140,7 @@ impl Detector for Reconnaissance {
         let new_name = !ptr
             && ev.reverse_addr.is_none()
             && !ev.learning
-            && ev
-                .dest_id
-                .and_then(|id| ctx.base.dests.get(id as usize))
-                .is_none_or(|o| o.devices == 0);
+            && ctx.base.org(ev.dest_id).is_none_or(|o| o.devices == 0);
         if !ptr && !new_name {
             return;
         }

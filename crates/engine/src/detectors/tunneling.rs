@@ -529,7 +529,7 @@ impl Detector for Tunneling {
         if ts.is_some_and(|s| s >= 0.8) {
             score += 10.0;
         }
-        let od = ev.dest_id.and_then(|id| ctx.base.dests.get(id as usize));
+        let od = ctx.base.org(ev.dest_id);
         let devices = od.map_or(0, |o| o.devices);
         let prevalent = devices >= 5 && ev.dest_id.is_some_and(|id| ctx.base.prevalence(id) >= 0.2);
         if prevalent {
@@ -605,10 +605,7 @@ impl Tunneling {
         {
             return;
         }
-        let devices = ev
-            .dest_id
-            .and_then(|id| ctx.base.dests.get(id as usize))
-            .map_or(0, |o| o.devices);
+        let devices = ctx.base.org(ev.dest_id).map_or(0, |o| o.devices);
         if devices > 2 {
             return;
         }

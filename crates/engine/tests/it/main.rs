@@ -7,6 +7,8 @@ use std::net::IpAddr;
 
 const MON: i64 = 1_793_577_600; // 2026-11-02T00:00:00Z
 
+mod partitions;
+
 fn ev(t: i64, client: &str, q: &str, ip: Option<&str>) -> DnsEvent {
     let mut e = DnsEvent::new(
         Ts::from_secs(t),
