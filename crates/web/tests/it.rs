@@ -303,9 +303,27 @@ fn sign_in_pages_and_escaping() {
             dnsight_triage::QueryLog::spawn(fx._dir.path(), &Default::default()).unwrap();
         log.log_blocking(&event(now() - 30, "10.0.0.7", &format!("www.{HOSTILE}")));
         log.log_blocking(&event(now() - 20, "10.0.0.9", "plain.example.org"));
+        // answers of a destination the engine knows (its alert), one of them hostile text
+        let answered: DnsEvent = serde_json::from_value(json!({
+            "ts": now() - 10, "client": "10.0.0.5", "qname": "a.evil.example", "rcode": "NOERROR",
+            "answers": [
+                {"name": "a.evil.example", "type": "A", "ttl": 60, "data": "192.0.2.77"},
+                {"name": "a.evil.example", "type": "TXT", "ttl": 60, "data": "<b>x</b>"}
+            ]
+        }))
+        .expect("event");
+        log.log_blocking(&answered);
         drop(log);
-        assert_eq!(w.close().written, 2);
+        assert_eq!(w.close().written, 3);
     }
+    let d = get(&fx, "/ui/destinations/evil.example", &c);
+    assert_eq!(d.status, 200, "{}", d.body);
+    assert!(
+        d.body.contains("Answers") && d.body.contains("A 192.0.2.77"),
+        "{}",
+        d.body
+    );
+    assert!(!d.body.contains("<b>x</b>"), "{}", d.body);
     let q = get(&fx, "/ui/queries?device=10.0.0.7&since=1h", &c);
     assert_eq!(q.status, 200, "{}", q.body);
     assert!(q.body.contains("&lt;script&gt;"), "{}", q.body);

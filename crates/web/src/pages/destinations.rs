@@ -61,6 +61,23 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(name): Path<St
         .into_iter()
         .filter(|b| b.name == n0 || (b.subdomains && n0.ends_with(&format!(".{}", b.name))))
         .collect();
+    // what it resolved to lately, from the query log (its newest rows under the name)
+    let n2 = n0.clone();
+    let answers = match web
+        .api
+        .read(move |s| {
+            s.search_queries(&dnsight_triage::QueryFilter {
+                suffix: Some(n2),
+                limit: Some(ANSWER_ROWS),
+                ..Default::default()
+            })
+        })
+        .await
+    {
+        Ok(p) => Some(answer_counts(&p.rows)),
+        // no query log (turned off, or a store without one): the section says so
+        Err(_) => None,
+    };
     let Some(v) = view else {
         if covering.is_empty() {
             return layout::not_found(&format!(
@@ -97,6 +114,21 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(name): Path<St
         }
         section { h2 { "Blocks and allows" } (blocks_table(&covering)) }
         section {
+            h2 { "Answers" }
+            @match &answers {
+                None => p.dim { "The query log is off: no answers to show." },
+                Some(a) if a.is_empty() => p.dim { "No answer in the query log's newest " (ANSWER_ROWS) " queries under this name." },
+                Some(a) => {
+                    p.dim { "From the newest " (ANSWER_ROWS) " queries under this name in the query log." }
+                    (crate::table::Table::new(vec![
+                        col("Answer", "name", |r: &AnswerCount| html! { code { (r.answer) } }),
+                        col("Times", "num", |r: &AnswerCount| html! { (n(r.count)) }),
+                        col("Last", "nowrap", |r: &AnswerCount| html! { (r.last) }),
+                    ]).render(a))
+                }
+            }
+        }
+        section {
             h2 { "Who talks to it" }
             div.scroll {
             table {
@@ -119,4 +151,88 @@ fn blocks_table(b: &[dnsight_triage::BlockRule]) -> maud::Markup {
             html! { a href="/ui/policy" { "policy" } }
         })],
     )
+}
+
+/// Query-log rows the answers section reads (one indexed page).
+const ANSWER_ROWS: u32 = 1000;
+/// Distinct answers shown at most.
+const MAX_ANSWERS: usize = 30;
+
+/// One answer (`TYPE data`, as the query log keeps it) and how often it came back.
+pub(crate) struct AnswerCount {
+    pub answer: String,
+    pub count: u64,
+    /// When it was last seen (the newest row's time, RFC 3339).
+    pub last: String,
+}
+
+/// Distinct answers of query-log rows (newest first), most frequent first.
+pub(crate) fn answer_counts(rows: &[dnsight_triage::QueryRow]) -> Vec<AnswerCount> {
+    let mut by: std::collections::HashMap<&str, (u64, &str, usize)> = Default::default();
+    for (i, r) in rows.iter().enumerate() {
+        for a in &r.answers {
+            let e = by.entry(a.as_str()).or_insert((0, r.time.as_str(), i));
+            e.0 += 1;
+        }
+    }
+    let mut v: Vec<_> = by.into_iter().collect();
+    v.sort_by(|a, b| {
+        b.1 .0
+            .cmp(&a.1 .0)
+            .then(a.1 .2.cmp(&b.1 .2))
+            .then(a.0.cmp(b.0))
+    });
+    v.into_iter()
+        .take(MAX_ANSWERS)
+        .map(|(a, (count, last, _))| AnswerCount {
+            answer: a.to_string(),
+            count,
+            last: last.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(time: &str, answers: &[&str]) -> dnsight_triage::QueryRow {
+        dnsight_triage::QueryRow {
+            id: 0,
+            ts_us: 0,
+            time: time.into(),
+            client: "10.0.0.5".into(),
+            name: "a.example".into(),
+            qtype: "A".into(),
+            rcode: Some("NOERROR".into()),
+            answers: answers.iter().map(|a| a.to_string()).collect(),
+            action: None,
+            blocked: None,
+            upstream_us: None,
+            source: "resolver".into(),
+            transport: "udp".into(),
+        }
+    }
+
+    #[test]
+    fn answers_are_counted_most_frequent_first_with_their_newest_time() {
+        let rows = [
+            row("t3", &["A 192.0.2.2"]),
+            row("t2", &["A 192.0.2.1", "A 192.0.2.2"]),
+            row("t1", &["A 192.0.2.1"]),
+            row("t0", &["CNAME x.cdn.example", "A 192.0.2.2"]),
+        ];
+        let got: Vec<(String, u64, String)> = answer_counts(&rows)
+            .into_iter()
+            .map(|a| (a.answer, a.count, a.last))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("A 192.0.2.2".into(), 3, "t3".into()),
+                ("A 192.0.2.1".into(), 2, "t2".into()),
+                ("CNAME x.cdn.example".into(), 1, "t0".into()),
+            ]
+        );
+    }
 }
