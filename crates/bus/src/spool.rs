@@ -77,8 +77,8 @@ impl Spool {
         file.read_to_end(&mut all)?;
         while at + 8 <= len {
             let i = at as usize;
-            let n = u32::from_le_bytes(all[i..i + 4].try_into().expect("4 bytes")) as u64;
-            let check = u32::from_le_bytes(all[i + 4..i + 8].try_into().expect("4 bytes"));
+            let n = le32(&all[i..]) as u64;
+            let check = le32(&all[i + 4..]);
             if at + 8 + n > len || fnv(&all[i + 8..i + 8 + n as usize]) != check {
                 break;
             }
@@ -150,15 +150,15 @@ impl Spool {
         self.file.seek(SeekFrom::Start(self.head))?;
         let mut h = [0u8; 8];
         self.file.read_exact(&mut h)?;
-        let n = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
+        let n = le32(&h) as usize;
         let mut rest = vec![0u8; n];
         self.file.read_exact(&mut rest)?;
         let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt spool record");
         if rest.len() < 9 {
             return Err(bad());
         }
-        let partition = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes"));
-        let events = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        let partition = le32(&rest);
+        let events = le32(&rest[4..]);
         let il = rest[8] as usize;
         if rest.len() < 9 + il {
             return Err(bad());
@@ -224,5 +224,14 @@ impl Spool {
         self.head = 0;
         self.peeked = None;
         Ok(())
+    }
+}
+
+/// The little-endian u32 at the start of `b` (0 for a slice shorter than 4 bytes; callers check
+/// lengths first, so a corrupt record is reported as such, never a panic).
+fn le32(b: &[u8]) -> u32 {
+    match b.get(..4) {
+        Some(&[a, b2, c, d]) => u32::from_le_bytes([a, b2, c, d]),
+        _ => 0,
     }
 }

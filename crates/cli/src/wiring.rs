@@ -292,32 +292,52 @@ impl OverrideSlot {
     }
 }
 
-/// The resolver's event sink: batches events into the pipeline (blocking when it is behind:
-/// the resolver's own bounded queue then drops and counts, its answer path never waits).
-pub struct ProducerSink {
-    producer: Producer,
+/// Events per batch a [`BatchSink`] hands on.
+const SINK_BATCH: usize = 512;
+
+/// The resolver's events, batched ([`SINK_BATCH`] at a time, and on every flush) and handed to
+/// `deliver`: the pipeline's queue ([`BatchSink::producer`]: blocking when it is behind; the
+/// resolver's own bounded queue then drops and counts, its answer path never waits) or the bus
+/// ([`BatchSink::bus`]: its lock taken once per batch).
+pub struct BatchSink<F: FnMut(Vec<dnsight_model::DnsEvent>) + Send> {
+    deliver: F,
     batch: Vec<dnsight_model::DnsEvent>,
 }
 
-impl ProducerSink {
-    pub fn new(producer: Producer) -> ProducerSink {
-        ProducerSink {
-            producer,
-            batch: Vec::with_capacity(512),
+impl BatchSink<Box<dyn FnMut(Vec<dnsight_model::DnsEvent>) + Send>> {
+    /// Into the pipeline.
+    pub fn producer(producer: Producer) -> Self {
+        BatchSink::new(Box::new(move |b| {
+            let _ = producer.send(b);
+        }))
+    }
+    /// Onto the bus.
+    pub fn bus(bus: SharedBus) -> Self {
+        BatchSink::new(Box::new(move |b: Vec<dnsight_model::DnsEvent>| {
+            bus.publish(&b)
+        }))
+    }
+}
+
+impl<F: FnMut(Vec<dnsight_model::DnsEvent>) + Send> BatchSink<F> {
+    pub fn new(deliver: F) -> Self {
+        BatchSink {
+            deliver,
+            batch: Vec::with_capacity(SINK_BATCH),
         }
     }
     fn send(&mut self) {
         if !self.batch.is_empty() {
-            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(512));
-            let _ = self.producer.send(b);
+            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(SINK_BATCH));
+            (self.deliver)(b);
         }
     }
 }
 
-impl dnsight_resolver::EventSink for ProducerSink {
+impl<F: FnMut(Vec<dnsight_model::DnsEvent>) + Send> dnsight_resolver::EventSink for BatchSink<F> {
     fn event(&mut self, ev: &dnsight_model::DnsEvent) {
         self.batch.push(ev.clone());
-        if self.batch.len() >= 512 {
+        if self.batch.len() >= SINK_BATCH {
             self.send();
         }
     }
@@ -420,41 +440,5 @@ impl SharedBus {
             Some(p) => p.close(wait),
             None => self.stats(),
         }
-    }
-}
-
-/// The resolver's events to the bus (batched here, so the lock is taken once per 512).
-pub struct BusSink {
-    bus: SharedBus,
-    batch: Vec<dnsight_model::DnsEvent>,
-}
-
-impl BusSink {
-    pub fn new(bus: SharedBus) -> BusSink {
-        BusSink {
-            bus,
-            batch: Vec::with_capacity(512),
-        }
-    }
-    fn send(&mut self) {
-        if !self.batch.is_empty() {
-            self.bus.publish(&self.batch);
-            self.batch.clear();
-        }
-    }
-}
-
-impl dnsight_resolver::EventSink for BusSink {
-    fn event(&mut self, ev: &dnsight_model::DnsEvent) {
-        self.batch.push(ev.clone());
-        if self.batch.len() >= 512 {
-            self.send();
-        }
-    }
-    fn flush(&mut self) {
-        self.send();
-    }
-    fn close(&mut self) {
-        self.send();
     }
 }

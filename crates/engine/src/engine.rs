@@ -437,10 +437,11 @@ impl Engine {
             };
             std::thread::scope(|sc| {
                 for _ in 1..n {
-                    std::thread::Builder::new()
+                    // a thread the OS refuses is no failure: the caller's `work()` below
+                    // claims every shard no helper took
+                    let _ = std::thread::Builder::new()
                         .name("dnsight-shard".into())
-                        .spawn_scoped(sc, work)
-                        .expect("spawn shard thread");
+                        .spawn_scoped(sc, work);
                 }
                 work();
             });

@@ -200,13 +200,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some((b, _)) = &bus {
-        sinks.push(Box::new(crate::wiring::BusSink::new(b.clone())));
+        sinks.push(Box::new(crate::wiring::BatchSink::bus(b.clone())));
     }
     if let Some(p) = &args.events_out {
         sinks.push(open_events_out(p)?);
     }
     if let Some(r) = &running {
-        sinks.push(Box::new(crate::wiring::ProducerSink::new(r.producer())));
+        sinks.push(Box::new(crate::wiring::BatchSink::producer(r.producer())));
     }
     if let Some((q, _)) = &qlog {
         sinks.push(Box::new(crate::wiring::QueryLogSink(q.clone())));
