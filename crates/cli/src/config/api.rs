@@ -146,12 +146,7 @@ pub fn load(
 mod tests {
     use super::*;
 
-    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("c.toml");
-        std::fs::write(&p, text).unwrap();
-        (d, p)
-    }
+    use super::super::test_file as write;
 
     #[test]
     fn serve_example_api_section() {

@@ -130,14 +130,8 @@ pub fn load(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_file as file;
     use super::*;
-
-    fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("c.toml");
-        std::fs::write(&p, text).unwrap();
-        (d, p)
-    }
 
     #[test]
     fn defaults_and_errors() {

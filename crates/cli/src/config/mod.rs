@@ -189,6 +189,15 @@ impl GroupTable {
     }
 }
 
+/// A config file holding `text`, in a temporary directory (the sections' tests).
+#[cfg(test)]
+pub(crate) fn test_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    (d, p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,14 +71,8 @@ pub fn load(file: Option<&Path>) -> anyhow::Result<Option<dnsight_triage::QueryL
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_file as file;
     use super::*;
-
-    fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("c.toml");
-        std::fs::write(&p, text).unwrap();
-        (d, p)
-    }
 
     #[test]
     fn serve_example_and_defaults() {
