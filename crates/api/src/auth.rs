@@ -60,8 +60,11 @@ pub fn client_ip(parts: &Parts) -> IpAddr {
         .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
-/// The header Amazon Data Firehose puts its endpoint access key in.
+/// The header Amazon Data Firehose puts its endpoint access key in (taken as a token on
+/// [`FIREHOSE_PATH`] only: other routes want `Authorization`).
 pub const FIREHOSE_ACCESS_KEY: &str = "x-amz-firehose-access-key";
+/// The Firehose delivery route.
+pub const FIREHOSE_PATH: &str = "/api/v1/events/firehose";
 
 fn create_hint(role: Role) -> String {
     format!(
@@ -89,13 +92,17 @@ pub async fn check(
         return Err(e);
     }
     // Amazon Data Firehose's HTTP endpoint delivery sends its configured access key in a header
-    // of its own (it cannot send `Authorization`): that key is a dnsight token too
+    // of its own (it cannot send `Authorization`): on its route, that key is a dnsight token too
     let secret = if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
         h.to_str().ok().and_then(|v| {
             let (scheme, rest) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
-    } else if let Some(h) = parts.headers.get(FIREHOSE_ACCESS_KEY) {
+    } else if let Some(h) = parts
+        .headers
+        .get(FIREHOSE_ACCESS_KEY)
+        .filter(|_| path == FIREHOSE_PATH)
+    {
         h.to_str().ok().map(str::trim)
     } else {
         return Ok(None);

@@ -1281,6 +1281,12 @@ fn firehose_deliveries_are_taken_with_the_access_key_and_answered_in_its_format(
     assert!(v["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
     let (st, v) = post_firehose(&fx, Some(&fx.viewer), id, body.as_bytes());
     assert_eq!(st, 403, "{v}");
+    // the access-key header is a token on the Firehose route only
+    let r = agent()
+        .get(&format!("{}/api/v1/alerts", fx.url))
+        .set("X-Amz-Firehose-Access-Key", &fx.analyst)
+        .call();
+    assert!(matches!(r, Err(ureq::Error::Status(401, _))), "{r:?}");
     let h = fx.run.as_ref().unwrap().handle();
     let before = h.stats().unwrap().events_in;
     let (st, v) = post_firehose(&fx, Some(&fx.analyst), id, body.as_bytes());
