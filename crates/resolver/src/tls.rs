@@ -256,17 +256,21 @@ async fn doh_request(
                         .trim()
                         .to_ascii_lowercase()
                 });
+            // the body is read (bounded) before any answer, a 415 too: answering an HTTP/2
+            // request whose body is still arriving resets its stream, which some clients
+            // (curl) report as a failed transfer instead of the status
+            let body = match http_body_util::Limited::new(req.into_body(), 65535)
+                .collect()
+                .await
+            {
+                Ok(b) => Ok(b.to_bytes().to_vec()),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(413),
+                Err(_) => Err(400),
+            };
             if ct.as_deref() != Some("application/dns-message") {
                 Err(415)
             } else {
-                match http_body_util::Limited::new(req.into_body(), 65535)
-                    .collect()
-                    .await
-                {
-                    Ok(b) => Ok(b.to_bytes().to_vec()),
-                    Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(413),
-                    Err(_) => Err(400),
-                }
+                body
             }
         }
         _ => Err(405),
