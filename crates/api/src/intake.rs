@@ -64,7 +64,25 @@ enum Wait {
 /// Longest a Firehose delivery waits for the queue before its 429.
 pub const FIREHOSE_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-fn ingest(body: Bytes, intake: &Intake, wait: Wait) -> Result<Outcome, String> {
+/// Reads one body into the pipeline, counted on the ingestion-health meter `source` (`intake`
+/// or `firehose`): events taken, events refused by a full queue (dropped), records rejected.
+fn ingest(body: Bytes, intake: &Intake, wait: Wait, source: &str) -> Result<Outcome, String> {
+    let meter = intake.0.meter(source, source);
+    let out = ingest_counted(body, intake, wait, &meter);
+    if let Err(e) = &out {
+        // a body that is no known format at all is one rejected record
+        meter.rejected(1);
+        tracing::debug!(source, error = %e, "intake body refused");
+    }
+    out
+}
+
+fn ingest_counted(
+    body: Bytes,
+    intake: &Intake,
+    wait: Wait,
+    meter: &dnsight_pipeline::SourceMeter,
+) -> Result<Outcome, String> {
     let opts = dnsight_ingest::IngestOptions::default();
     let (format, mut r) = dnsight_ingest::open_reader_detect(
         Box::new(std::io::Cursor::new(body)),
@@ -72,6 +90,12 @@ fn ingest(body: Bytes, intake: &Intake, wait: Wait) -> Result<Outcome, String> {
         &opts,
     )
     .map_err(|e| e.to_string())?;
+    let mut counted_rejects = 0u64;
+    let mut count_rejects = |r: &dyn dnsight_ingest::EventReader| {
+        let now = r.stats().rejected_total();
+        meter.rejected(now.saturating_sub(counted_rejects));
+        counted_rejects = now;
+    };
     let mut events = 0u64;
     let report = |r: &dyn dnsight_ingest::EventReader, events| {
         let st = r.stats();
@@ -86,6 +110,7 @@ fn ingest(body: Bytes, intake: &Intake, wait: Wait) -> Result<Outcome, String> {
     loop {
         let mut batch = Vec::with_capacity(1024);
         let more = r.next_batch(&mut batch).map_err(|e| e.to_string())?;
+        count_rejects(&*r);
         let n = batch.len() as u64;
         if n > 0 {
             let sent = match wait {
@@ -93,8 +118,10 @@ fn ingest(body: Bytes, intake: &Intake, wait: Wait) -> Result<Outcome, String> {
                 Wait::Upto(d) => intake.0.send_timeout(batch, d),
             };
             if sent.is_err() {
+                meter.dropped(n);
                 return Ok(Outcome::Full(report(&*r, events)));
             }
+            meter.events(n);
             events += n;
         }
         if r.stats().records > MAX_RECORDS {
@@ -125,7 +152,7 @@ pub(crate) async fn post_events(
 ) -> ApiResult<Json<IntakeReport>> {
     let intake = intake_of(&st)?;
     let body = read_body(body).await?;
-    let out = tokio::task::spawn_blocking(move || ingest(body, &intake, Wait::Never))
+    let out = tokio::task::spawn_blocking(move || ingest(body, &intake, Wait::Never, "intake"))
         .await
         .map_err(|e| AppError::internal("the event intake", &e))?;
     answer(out).map(Json)
@@ -231,7 +258,7 @@ pub(crate) async fn post_firehose(
             None
         };
         let out = tokio::task::spawn_blocking(move || {
-            ingest(body, &intake, Wait::Upto(FIREHOSE_QUEUE_WAIT))
+            ingest(body, &intake, Wait::Upto(FIREHOSE_QUEUE_WAIT), "firehose")
         })
         .await
         .map_err(|e| AppError::internal("the event intake", &e))?;

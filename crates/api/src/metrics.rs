@@ -321,6 +321,42 @@ pub fn render(s: &PipelineStats, live: &Live) -> String {
         set,
     );
 
+    // ---- ingestion health per source
+    let per_source = |f: fn(&dnsight_pipeline::SourceStatus) -> u64| {
+        s.sources
+            .iter()
+            .map(move |x| (vec![x.name.clone(), x.kind.clone()], f(x)))
+            .collect::<Vec<_>>()
+    };
+    o.family(
+        "source_events",
+        "Events that entered from each source (resolver, passive sources, intakes).",
+        &["source", "kind"],
+        per_source(|x| x.events),
+        inc,
+    );
+    o.family(
+        "source_dropped",
+        "Events of each source lost on the way in (a full queue).",
+        &["source", "kind"],
+        per_source(|x| x.dropped),
+        inc,
+    );
+    o.family(
+        "source_rejected",
+        "Input of each source not understood and skipped.",
+        &["source", "kind"],
+        per_source(|x| x.rejected),
+        inc,
+    );
+    o.family(
+        "source_up",
+        "1 while the source runs (listening, following, reading), 0 once it stopped or failed.",
+        &["source", "kind"],
+        per_source(|x| u64::from(x.up)),
+        set,
+    );
+
     // ---- the triage store
     o.family(
         "alerts",

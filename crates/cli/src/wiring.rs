@@ -369,6 +369,47 @@ impl dnsight_resolver::EventSink for MetricsSink {
     }
 }
 
+/// Counts the resolver's events on its ingestion-health meter (in 256s and at every flush:
+/// one atomic add per few hundred events on the event thread).
+pub struct SourceSink {
+    pub meter: dnsight_pipeline::SourceMeter,
+    pending: u64,
+}
+
+impl SourceSink {
+    pub fn new(meter: dnsight_pipeline::SourceMeter) -> Self {
+        SourceSink { meter, pending: 0 }
+    }
+}
+
+impl dnsight_resolver::EventSink for SourceSink {
+    fn event(&mut self, _: &dnsight_model::DnsEvent) {
+        self.pending += 1;
+        if self.pending >= 256 {
+            self.flush();
+        }
+    }
+    fn flush(&mut self) {
+        self.meter.events(std::mem::take(&mut self.pending));
+    }
+    fn close(&mut self) {
+        self.flush();
+        self.meter.down(None);
+    }
+}
+
+/// The resolver's own counts on its meter: events its bounded queue dropped, malformed
+/// messages (`None` once the resolver is gone).
+pub fn probe_resolver(meter: &dnsight_pipeline::SourceMeter, r: &Arc<dnsight_resolver::Resolver>) {
+    let weak = Arc::downgrade(r);
+    meter.set_probe(Box::new(move || {
+        weak.upgrade().map(|r| {
+            let s = r.stats();
+            (s.events_dropped, s.garbage)
+        })
+    }));
+}
+
 /// Creates (truncates) `--alerts-out` for an offline run (`-` = stdout).
 pub fn open_alerts_out_truncate(p: &Path) -> anyhow::Result<Box<dyn std::io::Write + Send>> {
     if p.as_os_str() == "-" {

@@ -161,6 +161,7 @@ pub struct Pipeline {
     last_intel: Instant,
     last_blocks: Option<Vec<BlockRule>>,
     clock: fn() -> Secs,
+    sources: crate::Sources,
 }
 
 impl Pipeline {
@@ -188,6 +189,7 @@ impl Pipeline {
             last_intel: Instant::now(),
             last_blocks: None,
             clock: now_secs,
+            sources: crate::Sources::default(),
         };
         p.sync_from_store()?;
         Ok(p)
@@ -225,6 +227,11 @@ impl Pipeline {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The ingestion-health registry its producers count into (part of `stats`).
+    pub fn sources(&self) -> crate::Sources {
+        self.sources.clone()
     }
 
     /// Feeds a batch of events.
@@ -296,6 +303,7 @@ impl Pipeline {
         if let Some(src) = self.out.intel.as_mut() {
             s.feeds = src.status();
         }
+        s.sources = self.sources.snapshot();
         if let Some(st) = self.store.as_ref() {
             if let Ok(x) = st.stats((self.clock)()) {
                 s.store = x;
@@ -731,6 +739,9 @@ impl Pipeline {
             Cmd::Stats(tx) => {
                 let _ = tx.send(self.stats());
             }
+            Cmd::Rules(tx) => {
+                let _ = tx.send(crate::RulesView::of(self.engine.config()));
+            }
             Cmd::Stop => return false,
         }
         true
@@ -866,6 +877,7 @@ enum Cmd {
     Device(IpAddr, Sender<Option<DeviceView>>),
     Destination(String, Sender<Option<DestinationView>>),
     Stats(Sender<PipelineStats>),
+    Rules(Sender<crate::RulesView>),
     Stop,
 }
 
@@ -906,15 +918,28 @@ impl Handle {
     pub fn stats(&self) -> Result<PipelineStats, PipelineError> {
         self.call(Cmd::Stats)
     }
+    /// The detection rules and exemptions in force.
+    pub fn rules(&self) -> Result<crate::RulesView, PipelineError> {
+        self.call(Cmd::Rules)
+    }
 }
 
 /// Feeds event batches to the running pipeline (cheap to clone: one per source).
 #[derive(Clone)]
 pub struct Producer {
     tx: Sender<Vec<DnsEvent>>,
+    sources: crate::Sources,
 }
 
 impl Producer {
+    /// The meter of a source feeding this pipeline (see [`crate::Sources::register`]).
+    pub fn meter(&self, name: &str, kind: &str) -> crate::SourceMeter {
+        self.sources.register(name, kind)
+    }
+    /// The ingestion-health registry of this pipeline.
+    pub fn sources(&self) -> crate::Sources {
+        self.sources.clone()
+    }
     /// Blocks while the queue is full (backpressure); false once the pipeline has stopped.
     pub fn send(&self, batch: Vec<DnsEvent>) -> bool {
         batch.is_empty() || self.tx.send(batch).is_ok()
@@ -972,6 +997,7 @@ impl Running {
 pub fn spawn(mut p: Pipeline) -> std::io::Result<Running> {
     let (cmd_tx, cmd_rx) = unbounded::<Cmd>();
     let (ev_tx, ev_rx) = bounded::<Vec<DnsEvent>>(p.cfg.queue_batches.max(1));
+    let sources = p.sources();
     let thread = std::thread::Builder::new()
         .name("dnsight-pipeline".into())
         .spawn(move || {
@@ -981,7 +1007,7 @@ pub fn spawn(mut p: Pipeline) -> std::io::Result<Running> {
         })?;
     Ok(Running {
         handle: Handle { tx: cmd_tx },
-        producer: Producer { tx: ev_tx },
+        producer: Producer { tx: ev_tx, sources },
         thread,
     })
 }

@@ -130,6 +130,83 @@ pub struct PipelineStats {
     /// Threat-intel feeds and GeoIP databases: entries, freshness, last download error.
     #[serde(default)]
     pub feeds: Vec<FeedStatus>,
+    /// Ingestion health per source (resolver, passive sources, intakes): events, events/s,
+    /// drops, rejects, up.
+    #[serde(default)]
+    pub sources: Vec<SourceStatus>,
+}
+
+/// The detection rules in force (`[[policy]]` and `[[detection.exempt]]` of the config), as
+/// the dashboard's policy page lists them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesView {
+    pub policy: Vec<PolicyRuleView>,
+    pub exempt: Vec<ExemptionView>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRuleView {
+    /// None: every device.
+    pub group: Option<String>,
+    pub deny: Vec<String>,
+    pub allow_only: Vec<String>,
+    pub allow_internal: bool,
+    pub reason: String,
+    /// Devices (ranges) and groups the rule does not apply to.
+    pub except: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExemptionView {
+    /// Devices (ranges) and groups covered.
+    pub who: Vec<String>,
+    /// Alert kinds (empty: all).
+    pub kinds: Vec<String>,
+    /// Destinations and names below them (empty: any).
+    pub destinations: Vec<String>,
+    pub reason: String,
+}
+
+impl RulesView {
+    pub fn of(c: &dnsight_engine::EngineConfig) -> RulesView {
+        fn s<T: ToString>(v: &[T]) -> Vec<String> {
+            v.iter().map(|x| x.to_string()).collect()
+        }
+        RulesView {
+            policy: c
+                .policy
+                .iter()
+                .map(|r| PolicyRuleView {
+                    group: r.group.as_ref().map(|g| g.to_string()),
+                    deny: s(&r.deny),
+                    allow_only: s(&r.allow_only),
+                    allow_internal: r.allow_internal,
+                    reason: r.reason.to_string(),
+                    except: r
+                        .except_devices
+                        .iter()
+                        .map(|c| c.to_string())
+                        .chain(r.except_groups.iter().map(|g| format!("group {g}")))
+                        .collect(),
+                })
+                .collect(),
+            exempt: c
+                .exempt
+                .iter()
+                .map(|e| ExemptionView {
+                    who: e
+                        .devices
+                        .iter()
+                        .map(|c| c.to_string())
+                        .chain(e.groups.iter().map(|g| format!("group {g}")))
+                        .collect(),
+                    kinds: e.kinds.iter().map(|k| k.as_str().to_string()).collect(),
+                    destinations: s(&e.destinations),
+                    reason: e.reason.to_string(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One enrichment source (a threat-intel feed or a GeoIP database) as `stats` shows it.
@@ -156,10 +233,12 @@ pub struct FeedStatus {
 }
 
 mod actor;
+mod sources;
 pub use actor::{
     now_secs, spawn, Handle, IntelSource, OnAlert, OnBlocks, Outputs, Pipeline, PipelineConfig,
     Producer, Running,
 };
+pub use sources::{Probe, SourceMeter, SourceStatus, Sources};
 
 #[doc(hidden)]
 pub fn _assert_types(

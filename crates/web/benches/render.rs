@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 fn event(ts: i64, client: &str, qname: &str) -> DnsEvent {
     serde_json::from_value(
-        serde_json::json!({"ts": ts, "client": client, "qname": qname, "rcode": "NOERROR"}),
+        // answered with an address: only resolved names join a device's baseline
+        serde_json::json!({"ts": ts, "client": client, "qname": qname, "rcode": "NOERROR",
+            "answers": [{"name": qname, "type": "A", "ttl": 300, "data": "192.0.2.7"}]}),
     )
     .expect("event")
 }
@@ -187,7 +189,11 @@ fn run(path: &std::path::Path, devices: usize, rounds: usize, now: i64) {
     while h.stats().unwrap().events_in < want && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
     }
-    println!("engine: {} devices", h.stats().unwrap().engine.devices);
+    let es = h.stats().unwrap().engine;
+    println!(
+        "engine: {} devices, {} destinations",
+        es.devices, es.destinations
+    );
 
     let api = dnsight_api::start_mounted(
         dnsight_api::ApiConfig::new("127.0.0.1:0".parse().unwrap()),
@@ -245,7 +251,7 @@ fn run(path: &std::path::Path, devices: usize, rounds: usize, now: i64) {
                 .flatten()
                 .and_then(|v| v.destinations.first().map(|x| x.name.clone()))
         })
-        .unwrap_or_else(|| "example0.com".into());
+        .expect("a destination in some device's baseline (the bench's events must resolve)");
     // the charts' counts are made in the background: wait for the first full count (the
     // overview's chart, then every device's sparkline), as a server that has run a minute has
     let t0 = Instant::now();

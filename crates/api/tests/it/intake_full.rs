@@ -119,4 +119,15 @@ fn event_intake_answers_429_while_the_queue_is_full() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // the intake's ingestion health: what was taken, what a full queue refused
+    let src = h.stats().unwrap().sources;
+    let i = src
+        .iter()
+        .find(|s| s.name == "intake")
+        .unwrap_or_else(|| panic!("{src:?}"));
+    assert_eq!(i.events, taken + 1, "{i:?}");
+    // the refused batch and the refused one-line body (what the reader had not read yet is
+    // not counted: the shipper still holds it)
+    assert!(i.dropped > 1, "{i:?}");
+    assert!(i.up && i.last_event_unix.is_some(), "{i:?}");
 }

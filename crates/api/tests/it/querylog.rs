@@ -30,6 +30,15 @@ fn fixture_with_log(evs: &[DnsEvent]) -> (Fx, QueryLog) {
         })),
         events: Some(metrics),
     };
+    // the resolver's ingestion-health meter, as `serve` counts it
+    let m = fx
+        .run
+        .as_ref()
+        .unwrap()
+        .producer()
+        .meter("resolver", "resolver");
+    m.events(evs.len() as u64);
+    m.dropped(2);
     let mut fx = fx;
     let api2 = dnsight_api::start(c, fx.run.as_ref().unwrap().handle(), fx.dir.clone()).unwrap();
     fx.url = api2.url();
@@ -229,6 +238,17 @@ fn devices_and_destinations_link_to_their_queries_and_stats_show_the_log() {
     assert!(s["querylog"]["file_bytes"].as_u64().unwrap() > 0);
     assert_eq!(s["querylog"]["writer"]["written"], 123);
     assert_eq!(s["querylog"]["writer"]["dropped"], 0);
+    let src = &s["sources"][0];
+    assert_eq!(
+        (&src["name"], &src["events"], &src["dropped"], &src["up"]),
+        (
+            &serde_json::json!("resolver"),
+            &serde_json::json!(123),
+            &serde_json::json!(2),
+            &serde_json::json!(true)
+        ),
+        "{s}"
+    );
 }
 
 #[test]
@@ -256,6 +276,10 @@ fn metrics_pass_promtool_and_cover_every_family() {
         "dnsight_querylog_yields_total 0",
         "dnsight_alerts_by_kind{kind=\"policy\",severity=",
         "dnsight_alerts{status=\"open\"}",
+        "dnsight_source_events_total{source=\"resolver\",kind=\"resolver\"} 123",
+        "dnsight_source_dropped_total{source=\"resolver\",kind=\"resolver\"} 2",
+        "dnsight_source_rejected_total{source=\"resolver\",kind=\"resolver\"} 0",
+        "dnsight_source_up{source=\"resolver\",kind=\"resolver\"} 1",
     ] {
         assert!(text.contains(series), "{series} missing:\n{text}");
     }

@@ -66,6 +66,7 @@ fn clean(s: &str) -> String {
 struct DemoSink {
     producer: dnsight_pipeline::Producer,
     now: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    meter: dnsight_pipeline::SourceMeter,
 }
 
 impl dnsight_resolver::EventSink for DemoSink {
@@ -78,6 +79,7 @@ impl dnsight_resolver::EventSink for DemoSink {
             ev.client,
             clean(ev.qname.as_str())
         );
+        self.meter.events(1);
         let _ = self.producer.send(vec![ev]);
     }
 }
@@ -342,11 +344,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         DemoSink {
             producer: running.producer(),
             now: sim_now.clone(),
+            meter: running.producer().meter("resolver", "resolver"),
         },
     )?
     .map(std::sync::Arc::new);
-    if let Some(r) = &resolver {
-        slot.attach(r);
+    let resolver_meter = running.producer().meter("resolver", "resolver");
+    match &resolver {
+        Some(r) => {
+            slot.attach(r);
+            crate::wiring::probe_resolver(&resolver_meter, r);
+        }
+        None => resolver_meter.down(Some("not started (--listen)".into())),
     }
     let api = match api_listen {
         Some(listen) => match dnsight_api::start_mounted(
@@ -408,6 +416,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .duration
         .map(|d| start + Duration::from_secs_f64(d.max(0.0)));
     let producer = running.producer();
+    let sim_meter = producer.meter("simulator", "simulator");
+    let send = |b: Vec<dnsight_model::DnsEvent>| {
+        sim_meter.events(b.len() as u64);
+        producer.send(b)
+    };
     let mut batch: Vec<dnsight_model::DnsEvent> = Vec::new();
     let mut stopped = false;
     let mut reached = i64::MIN;
@@ -418,7 +431,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let now = Instant::now();
             if until > now + Duration::from_millis(20) {
                 // what is due so far goes to the pipeline, then wait for this event's time
-                producer.send(std::mem::take(&mut batch));
+                send(std::mem::take(&mut batch));
                 std::thread::sleep(until - now);
             }
         }
@@ -431,10 +444,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         qlog.log(e);
         batch.push(e.clone());
         if batch.len() >= 1024 {
-            producer.send(std::mem::take(&mut batch));
+            send(std::mem::take(&mut batch));
         }
     }
-    producer.send(batch);
+    send(batch);
+    sim_meter.down(None);
     drop(producer);
     let _ = qwriter.close();
     if let Some(s) = api {

@@ -69,7 +69,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             b.publish(&batch);
             true
         });
-        let sources = super::serve::start_sources(&settings.sources, &feed)?;
+        let sources = super::serve::start_sources(&settings.sources, &feed, None)?;
         wait_for_signal(&bus)?;
         for (stop, t) in sources {
             stop();

@@ -205,6 +205,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(p) = &args.events_out {
         sinks.push(open_events_out(p)?);
     }
+    // ingestion health per source (the overview, stats, /metrics)
+    let meters = running.as_ref().map(|r| r.producer().sources());
+    let resolver_meter = meters
+        .as_ref()
+        .filter(|_| !settings.resolver.listen.is_empty())
+        .map(|m| m.register("resolver", "resolver"));
+    if let Some(m) = &resolver_meter {
+        sinks.push(Box::new(crate::wiring::SourceSink::new(m.clone())));
+    }
     if let Some(r) = &running {
         sinks.push(Box::new(crate::wiring::BatchSink::producer(r.producer())));
     }
@@ -221,6 +230,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Resolver::start(settings.resolver.clone(), sink).context("starting the resolver")?,
     );
     slot.attach(&r);
+    if let Some(m) = &resolver_meter {
+        crate::wiring::probe_resolver(m, &r);
+    }
     let (rules, mem) = r.policy_size();
     tracing::info!(
         udp = ?r.udp_addrs(),
@@ -307,7 +319,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => feed,
     };
-    let sources = start_sources(&settings.sources, &feed)?;
+    let sources = start_sources(&settings.sources, &feed, meters.as_ref())?;
     // one refresher for block lists, intel feeds and GeoIP databases
     let mut fetches = settings.fetches.clone();
     fetches.extend(enrich_fetches);
@@ -370,12 +382,21 @@ pub(crate) type Feed = std::sync::Arc<dyn Fn(Vec<dnsight_model::DnsEvent>) -> bo
 /// A running passive source: how to stop it, and its thread.
 pub(crate) type SourceHandle = (Box<dyn Fn() + Send>, std::thread::JoinHandle<()>);
 
+/// A passive source just opened: its reader, how to stop it, its name and kind.
+type Started = (
+    Box<dyn dnsight_ingest::EventReader>,
+    Box<dyn Fn() + Send>,
+    String,
+    String,
+);
+
 /// Starts the configured passive sources; their events join the resolver's own on the way to
 /// the engine. Every source is an `EventReader` pulled on its own thread; the thread ends when
 /// the reader ends or the stop flag is set (readers return at least every second or so).
 pub(crate) fn start_sources(
     cfg: &[rcfg::SourceConfig],
     feed: &Feed,
+    meters: Option<&dnsight_pipeline::Sources>,
 ) -> anyhow::Result<Vec<SourceHandle>> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -383,11 +404,7 @@ pub(crate) fn start_sources(
     for s in cfg {
         let opts = dnsight_ingest::dnstap::ListenOptions::default();
         let stopped = Arc::new(AtomicBool::new(false));
-        let (reader, stop, label): (
-            Box<dyn dnsight_ingest::EventReader>,
-            Box<dyn Fn() + Send>,
-            String,
-        ) = match s {
+        let (reader, stop, label, kind): Started = match s {
             rcfg::SourceConfig::DnstapUnix(p) => {
                 // a stale socket file from a previous run would make bind fail
                 if std::fs::symlink_metadata(p)
@@ -402,6 +419,7 @@ pub(crate) fn start_sources(
                     Box::new(l),
                     Box::new(move || h.shutdown()),
                     format!("dnstap unix:{}", p.display()),
+                    "dnstap".into(),
                 )
             }
             rcfg::SourceConfig::DnstapTcp(a) => {
@@ -412,6 +430,7 @@ pub(crate) fn start_sources(
                     Box::new(l),
                     Box::new(move || h.shutdown()),
                     format!("dnstap tcp:{a}"),
+                    "dnstap".into(),
                 )
             }
             rcfg::SourceConfig::Tail {
@@ -437,6 +456,7 @@ pub(crate) fn start_sources(
                     reader,
                     Box::new(move || h.stop()),
                     format!("{kind} {}", path.display()),
+                    kind.to_string(),
                 )
             }
             rcfg::SourceConfig::Syslog {
@@ -471,6 +491,7 @@ pub(crate) fn start_sources(
                     Box::new(l),
                     Box::new(move || h.shutdown()),
                     format!("syslog {proto}:{a}"),
+                    "syslog".into(),
                 )
             }
             rcfg::SourceConfig::Capture {
@@ -487,10 +508,19 @@ pub(crate) fn start_sources(
                     dnsight_ingest::live::live_reader(interface, &io).with_context(|| {
                         format!("live capture on {interface} (needs root or CAP_NET_RAW)")
                     })?;
-                (reader, Box::new(|| {}), format!("capture {interface}"))
+                (
+                    reader,
+                    Box::new(|| {}),
+                    format!("capture {interface}"),
+                    "capture".into(),
+                )
             }
         };
         tracing::info!(source = %label, "passive source started");
+        let meter = meters.map(|m| m.register(&label, &kind));
+        if let Some(m) = &meter {
+            m.up();
+        }
         let flag = stopped.clone();
         let send = feed.clone();
         let mut reader = reader;
@@ -502,14 +532,27 @@ pub(crate) fn start_sources(
                     batch.clear();
                     match reader.next_batch(&mut batch) {
                         Ok(more) => {
+                            if let Some(m) = &meter {
+                                m.events(batch.len() as u64);
+                                m.rejected_total(reader.stats().rejected_total());
+                            }
                             if !send(std::mem::take(&mut batch)) || !more {
                                 break;
                             }
                         }
                         Err(e) => {
                             tracing::warn!(source = %label, error = %e, "passive source failed");
+                            if let Some(m) = &meter {
+                                m.down(Some(e.to_string()));
+                            }
                             break;
                         }
+                    }
+                }
+                if let Some(m) = meter.filter(|_| !flag.load(Ordering::Relaxed)) {
+                    // the reader ended by itself (not by the stop flag); a failure keeps its error
+                    if m.is_up() {
+                        m.down(Some("ended".into()));
                     }
                 }
                 tracing::info!(source = %label, stats = ?reader.stats(), "passive source stopped");

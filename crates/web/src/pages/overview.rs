@@ -78,6 +78,35 @@ fn activity_chart(
     }
 }
 
+/// Ingestion health per source: whether it runs, events and events/s, drops, rejects, the
+/// last event.
+fn sources_table(list: &[dnsight_pipeline::SourceStatus], now: i64) -> Markup {
+    use dnsight_pipeline::SourceStatus as S;
+    Table::new(vec![
+        col("Source", "name", |s: &S| html! { (s.name) }),
+        col("State", "nowrap", |s: &S| html! {
+            @if s.up { span.chip.up { "up" } }
+            @else { span.chip.down { "down" } }
+            @if let Some(e) = &s.error { " " span.error { (e) } }
+        }),
+        col("Events", "num", |s: &S| html! { (n(s.events)) }),
+        col("Events/s", "num", |s: &S| html! { (format!("{:.0}", s.events_per_sec)) }),
+        col("Dropped", "num", |s: &S| html! {
+            @if s.dropped > 0 { span.error { (n(s.dropped)) } } @else { "0" }
+        }),
+        col("Rejected", "num", |s: &S| html! { (n(s.rejected)) }),
+        col("Last event", "nowrap", move |s: &S| html! {
+            @match s.last_event_unix {
+                Some(t) => { (crate::fmt::dur(now.saturating_sub(t).max(0) as f64)) " ago" }
+                None => span.dim { "none yet" },
+            }
+        }),
+    ])
+    .class("sources")
+    .empty("No source is counted in this process (the resolver, [[source]] entries and the event intake appear here).")
+    .render(list)
+}
+
 pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
     let stats = match web.api.pipe(|h| h.stats()).await {
         Ok(s) => s,
@@ -197,6 +226,10 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
                     col("", "", |a: &StoredAlert| device_link(&a.alert.device, a.alert.device_name.as_deref())),
                     col("", "nowrap", |a: &StoredAlert| html! { (ts(a.alert.first_seen)) }),
                 ]).headless().render(&fresh))
+            }
+            section.wide #sources {
+                h2 { "Sources" }
+                (sources_table(&stats.sources, dnsight_pipeline::now_secs()))
             }
             section {
                 h2 { "Ingestion health" }
