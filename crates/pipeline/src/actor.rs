@@ -739,6 +739,9 @@ impl Pipeline {
             Cmd::Stats(tx) => {
                 let _ = tx.send(self.stats());
             }
+            Cmd::Geo(tx) => {
+                let _ = tx.send(self.engine.config().geoip.clone());
+            }
             Cmd::Rules(tx) => {
                 let _ = tx.send(crate::RulesView::of(self.engine.config()));
             }
@@ -878,6 +881,7 @@ enum Cmd {
     Destination(String, Sender<Option<DestinationView>>),
     Stats(Sender<PipelineStats>),
     Rules(Sender<crate::RulesView>),
+    Geo(Sender<Option<Arc<dnsight_engine::Geo>>>),
     Stop,
 }
 
@@ -917,6 +921,11 @@ impl Handle {
     }
     pub fn stats(&self) -> Result<PipelineStats, PipelineError> {
         self.call(Cmd::Stats)
+    }
+    /// The GeoIP databases the engine uses now (None: none configured), for lookups off the
+    /// actor thread (the dashboard's countries of a destination's answers).
+    pub fn geo(&self) -> Result<Option<Arc<dnsight_engine::Geo>>, PipelineError> {
+        self.call(Cmd::Geo)
     }
     /// The detection rules and exemptions in force.
     pub fn rules(&self) -> Result<crate::RulesView, PipelineError> {

@@ -78,6 +78,15 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(name): Path<St
         // no query log (turned off, or a store without one): the section says so
         Err(_) => None,
     };
+    // where the answers are: the engine's GeoIP databases, looked up here (not on the actor)
+    let geo = web.api.pipe(|h| h.geo()).await.ok().flatten();
+    let (answers, places) = match (answers, geo) {
+        (Some(mut a), Some(g)) => {
+            let places = locate(&mut a, &g);
+            (Some(a), Some(places))
+        }
+        (a, _) => (a, None),
+    };
     let Some(v) = view else {
         if covering.is_empty() {
             return layout::not_found(&format!(
@@ -122,9 +131,24 @@ pub(crate) async fn page(State(web): State<Web>, user: User, Path(name): Path<St
                     p.dim { "From the newest " (ANSWER_ROWS) " queries under this name in the query log." }
                     (crate::table::Table::new(vec![
                         col("Answer", "name", |r: &AnswerCount| html! { code { (r.answer) } }),
+                        col("Where", "nowrap", |r: &AnswerCount| html! { (r.place.as_deref().unwrap_or("")) }),
                         col("Times", "num", |r: &AnswerCount| html! { (n(r.count)) }),
                         col("Last", "nowrap", |r: &AnswerCount| html! { (r.last) }),
                     ]).render(a))
+                }
+            }
+        }
+        section #countries {
+            h2 { "Countries and networks of its answers" }
+            @match &places {
+                None => p.dim { "No GeoIP database ([geoip] in the config, or --geoip FILE): countries are not known." },
+                Some(pl) if pl.is_empty() => p.dim { "None of its answers is a public address in the GeoIP databases." },
+                Some(pl) => {
+                    (crate::table::Table::new(vec![
+                        col("Country", "", |p: &Place| html! { (p.country) }),
+                        col("Network (ASN)", "", |p: &Place| html! { @if let Some(a) = p.asn { "AS" (a) } @else { span.dim { "—" } } }),
+                        col("Answers", "num", |p: &Place| html! { (n(p.count)) }),
+                    ]).class("countries").render(pl))
                 }
             }
         }
@@ -164,6 +188,54 @@ pub(crate) struct AnswerCount {
     pub count: u64,
     /// When it was last seen (the newest row's time, RFC 3339).
     pub last: String,
+    /// `GB · AS64500` of an address answer (filled in by [`locate`]).
+    pub place: Option<String>,
+}
+
+/// A country and network the answers point to, and how many answers did.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Place {
+    pub country: String,
+    pub asn: Option<u32>,
+    pub count: u64,
+}
+
+/// Looks up every address answer (`A x`, `AAAA x`) in `geo`: its place on the answer, and the
+/// places summed by answers, most first. Private and special addresses have none.
+pub(crate) fn locate(answers: &mut [AnswerCount], geo: &dnsight_engine::Geo) -> Vec<Place> {
+    let mut by: std::collections::BTreeMap<(String, Option<u32>), u64> = Default::default();
+    for a in answers.iter_mut() {
+        let ip = a
+            .answer
+            .strip_prefix("A ")
+            .or_else(|| a.answer.strip_prefix("AAAA "))
+            .and_then(|x| x.trim().parse::<std::net::IpAddr>().ok());
+        let Some(ip) = ip else { continue };
+        let (info, _) = geo.lookup(ip);
+        let country = info
+            .country
+            .as_ref()
+            .map(|c| dnsight_engine::geo::country_str(c).to_string());
+        if country.is_none() && info.asn.is_none() {
+            continue;
+        }
+        let cc = country.unwrap_or_else(|| "??".into());
+        a.place = Some(match info.asn {
+            Some(n) => format!("{cc} · AS{n}"),
+            None => cc.clone(),
+        });
+        *by.entry((cc, info.asn)).or_default() += a.count;
+    }
+    let mut v: Vec<Place> = by
+        .into_iter()
+        .map(|((country, asn), count)| Place {
+            country,
+            asn,
+            count,
+        })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count));
+    v
 }
 
 /// Distinct answers of query-log rows (newest first), most frequent first.
@@ -188,6 +260,7 @@ pub(crate) fn answer_counts(rows: &[dnsight_triage::QueryRow]) -> Vec<AnswerCoun
             answer: a.to_string(),
             count,
             last: last.to_string(),
+            place: None,
         })
         .collect()
 }
@@ -212,6 +285,52 @@ mod tests {
             source: "resolver".into(),
             transport: "udp".into(),
         }
+    }
+
+    #[test]
+    fn address_answers_get_their_country_and_network() {
+        use mmdb_writer::{Value, Writer};
+        let mut w = Writer::new("dnsight-test-country-asn");
+        for (net, cc, asn) in [
+            ("81.2.69.0/24", "GB", 64_500u32),
+            ("2a02:1::/32", "DE", 64_501),
+        ] {
+            w.insert_value(
+                net.parse::<ipnet::IpNet>().unwrap(),
+                Value::map([
+                    ("country_code", Value::from(cc)),
+                    ("autonomous_system_number", Value::from(asn)),
+                ]),
+            )
+            .unwrap();
+        }
+        let geo = dnsight_engine::Geo::from_bytes(vec![w.to_bytes().unwrap()]).unwrap();
+        let rows = [
+            row("t3", &["A 81.2.69.142", "AAAA 2a02:1::5"]),
+            row("t2", &["A 81.2.69.143", "CNAME x.cdn.example"]),
+            row("t1", &["A 10.0.0.9"]),
+        ];
+        let mut a = answer_counts(&rows);
+        let places = locate(&mut a, &geo);
+        assert_eq!(
+            places,
+            vec![
+                Place {
+                    country: "GB".into(),
+                    asn: Some(64_500),
+                    count: 2
+                },
+                Place {
+                    country: "DE".into(),
+                    asn: Some(64_501),
+                    count: 1
+                },
+            ]
+        );
+        let of = |x: &str| a.iter().find(|r| r.answer == x).unwrap().place.clone();
+        assert_eq!(of("A 81.2.69.142").as_deref(), Some("GB · AS64500"));
+        assert_eq!(of("A 10.0.0.9"), None, "private: never looked up");
+        assert_eq!(of("CNAME x.cdn.example"), None);
     }
 
     #[test]
