@@ -13,6 +13,8 @@ pub struct IntelFilesSource {
     files: crate::config::engine::EnrichFiles,
     /// The feeds last loaded (their entry counts, for `status`).
     loaded: Arc<dnsight_engine::IntelSet>,
+    /// The resolver's block and allow lists, shown with the feeds.
+    lists: Option<ListsStatus>,
 }
 
 impl IntelFilesSource {
@@ -20,7 +22,91 @@ impl IntelFilesSource {
         files: crate::config::engine::EnrichFiles,
         loaded: Arc<dnsight_engine::IntelSet>,
     ) -> Self {
-        IntelFilesSource { files, loaded }
+        IntelFilesSource {
+            files,
+            loaded,
+            lists: None,
+        }
+    }
+    /// Shows the resolver's lists in `status` too.
+    pub fn with_lists(mut self, l: ListsStatus) -> Self {
+        self.lists = Some(l);
+        self
+    }
+}
+
+/// The resolver's block and allow lists with their freshness, as `stats` feeds (kind
+/// `blocklist` or `allowlist`): rules loaded, lines skipped, the age of the copy in force, the
+/// download state of lists kept from a URL. The resolver starts after the pipeline: it is
+/// attached when it is up.
+#[derive(Clone)]
+pub struct ListsStatus {
+    resolver: Arc<Mutex<Option<Weak<dnsight_resolver::Resolver>>>>,
+    fetches: Arc<Vec<crate::fetch::Fetch>>,
+}
+
+impl ListsStatus {
+    pub fn new(fetches: Vec<crate::fetch::Fetch>) -> Self {
+        ListsStatus {
+            resolver: Arc::default(),
+            fetches: Arc::new(fetches),
+        }
+    }
+    pub fn attach(&self, r: &Arc<dnsight_resolver::Resolver>) {
+        *self.resolver.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(r));
+    }
+    pub fn status(&self) -> Vec<dnsight_pipeline::FeedStatus> {
+        let r = self
+            .resolver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade);
+        let Some(r) = r else { return Vec::new() };
+        let now = now_unix();
+        let reload_errors = r.stats().list_reload_errors;
+        r.lists()
+            .into_iter()
+            .map(|(name, path, role, rules, rejected, mtime)| {
+                let f = self.fetches.iter().find(|f| f.path == path);
+                let st = f.and_then(|_| crate::fetch::read_status(&path));
+                let loaded_age = mtime.map(|m| {
+                    std::time::SystemTime::now()
+                        .duration_since(m)
+                        .map_or(0, |d| d.as_secs())
+                });
+                let age = match (f, &st) {
+                    (Some(_), Some(s)) => s.age(now).or(loaded_age),
+                    _ => loaded_age,
+                };
+                let mut last_error = st.and_then(|s| s.error);
+                // the file on disk is not the one loaded: its reload failed (the log says why)
+                let now_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                if last_error.is_none() && reload_errors > 0 && now_mtime != mtime {
+                    last_error = Some(
+                        "the file changed but did not load; the previous copy is in force (see the log)"
+                            .into(),
+                    );
+                }
+                dnsight_pipeline::FeedStatus {
+                    kind: match role {
+                        dnsight_resolver::ListRole::Block => "blocklist",
+                        dnsight_resolver::ListRole::Allow => "allowlist",
+                    }
+                    .into(),
+                    name,
+                    url: f.map(|f| f.url.clone()),
+                    path: path.display().to_string(),
+                    entries: rules as u64,
+                    rejected,
+                    age_secs: age,
+                    last_error,
+                    stale: f.is_some_and(|f| age.is_none_or(|a| a > f.max_age.as_secs())),
+                    category: None,
+                    severity: None,
+                }
+            })
+            .collect()
     }
 }
 
@@ -40,7 +126,9 @@ impl IntelSource for IntelFilesSource {
         self.files.geo.load().map(|g| g.map(Arc::new)).transpose()
     }
     fn status(&mut self) -> Vec<dnsight_pipeline::FeedStatus> {
-        feed_status(&self.files, &self.loaded)
+        let mut v = self.lists.as_ref().map(|l| l.status()).unwrap_or_default();
+        v.extend(feed_status(&self.files, &self.loaded));
+        v
     }
 }
 

@@ -425,6 +425,42 @@ impl Resolver {
     pub fn cache_entries(&self) -> usize {
         self.core.cache.len()
     }
+    /// The lists in force: (name, path, role, rules, lines skipped, the file's modification
+    /// time when it was loaded).
+    pub fn lists(
+        &self,
+    ) -> Vec<(
+        String,
+        std::path::PathBuf,
+        ListRole,
+        usize,
+        u64,
+        Option<std::time::SystemTime>,
+    )> {
+        let (p, spec) = (
+            self.core.policy.load(),
+            self.spec.lock().unwrap_or_else(|e| e.into_inner()),
+        );
+        p.lists
+            .iter()
+            .map(|l| {
+                let m = spec
+                    .0
+                    .lists
+                    .iter()
+                    .position(|s| s.path == l.path)
+                    .and_then(|i| spec.1.get(i).copied().flatten());
+                (
+                    l.name.clone(),
+                    l.path.clone(),
+                    l.role,
+                    l.rules(),
+                    l.rejected_lines,
+                    m,
+                )
+            })
+            .collect()
+    }
     /// Rules and bytes of the current policy.
     pub fn policy_size(&self) -> (usize, usize) {
         let p = self.core.policy.load();

@@ -63,6 +63,12 @@ fn fixture() -> Fx {
             reason: "test names only".into(),
             ..Default::default()
         }],
+        exempt: vec![dnsight_engine::config::Exemption {
+            groups: vec!["mirrors".into()],
+            destinations: vec!["debian.org".into()],
+            reason: "package mirror syncs".into(),
+            ..Default::default()
+        }],
         ..EngineConfig::default()
     };
     let p = Pipeline::new(
@@ -101,6 +107,15 @@ fn fixture() -> Fx {
         event(t + 2, "10.0.0.7", &format!("www.{HOSTILE}")),
         event(t + 3, "10.0.0.8", &format!("x.{IMG}")),
     ];
+    // counted as `serve` counts a passive source
+    let m = fx
+        .run
+        .as_ref()
+        .unwrap()
+        .producer()
+        .meter("jsonl /var/log/dns.jsonl", "jsonl");
+    m.events(evs.len() as u64);
+    m.rejected_total(2);
     assert!(fx.run.as_ref().unwrap().producer().send(evs));
     let end = Instant::now() + Duration::from_secs(20);
     loop {
@@ -296,6 +311,23 @@ fn sign_in_pages_and_escaping() {
             1,
             "{p}: only the script file"
         );
+    }
+    // the overview's ingestion health per source; the policy page's rules and exemptions
+    let o = get(&fx, "/ui/", &c).body;
+    let src = &o[o.find("id=\"sources\"").expect("a sources section")..];
+    assert!(
+        src.contains("jsonl /var/log/dns.jsonl") && src.contains(">up<"),
+        "{src}"
+    );
+    let pol = get(&fx, "/ui/policy", &c).body;
+    for want in [
+        "test names only",
+        "package mirror syncs",
+        "group mirrors",
+        "debian.org",
+        "No list file configured.",
+    ] {
+        assert!(pol.contains(want), "{want} missing: {pol}");
     }
     // the query log page searches the log the resolver writes (here written directly)
     {

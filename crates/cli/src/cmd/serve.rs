@@ -128,6 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // the pipeline: the engine as one actor, fed by the resolver and the passive sources
     let slot = crate::wiring::OverrideSlot::default();
+    let lists = crate::wiring::ListsStatus::new(settings.fetches.clone());
     let mut enrich_fetches = Vec::new();
     let running = if args.no_analysis {
         None
@@ -172,9 +173,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             on_alert: None,
             on_blocks: Some(slot.sink()),
             rpz_file: api.rpz_file.clone().map(|p| (p, api.rpz_zone.clone())),
-            intel: Some(Box::new(crate::wiring::IntelFilesSource::new(
-                files, loaded,
-            ))),
+            intel: Some(Box::new(
+                crate::wiring::IntelFilesSource::new(files, loaded).with_lists(lists.clone()),
+            )),
         };
         let p = crate::wiring::build_pipeline(
             engine,
@@ -230,6 +231,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Resolver::start(settings.resolver.clone(), sink).context("starting the resolver")?,
     );
     slot.attach(&r);
+    lists.attach(&r);
     if let Some(m) = &resolver_meter {
         crate::wiring::probe_resolver(m, &r);
     }

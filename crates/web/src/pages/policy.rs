@@ -1,5 +1,6 @@
-//! Policy: blocks and allows (add, remove, expiry), the threat-intel and GeoIP files with their
-//! freshness, and the RPZ link.
+//! Policy: blocks and allows (add, remove, expiry), the resolver's list files, the threat-intel
+//! and GeoIP files with their freshness, the detection rules and exemptions in force (read-only:
+//! they come from the config), and the RPZ link.
 
 use crate::fmt::{dur, n};
 use crate::layout::shell;
@@ -9,7 +10,7 @@ use crate::Web;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use dnsight_pipeline::FeedStatus;
+use dnsight_pipeline::{ExemptionView, FeedStatus, PolicyRuleView};
 use dnsight_triage::{BlockRule, NewBlock, Role, Scope};
 use maud::html;
 
@@ -19,12 +20,14 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
         Ok(b) => b,
         Err(e) => return crate::error_response(e),
     };
-    let feeds = web
+    let (feeds, rules) = web
         .api
-        .pipe(|h| h.stats())
+        .pipe(|h| Ok((h.stats()?.feeds, h.rules()?)))
         .await
-        .map(|s| s.feeds)
         .unwrap_or_default();
+    let (lists, feeds): (Vec<FeedStatus>, Vec<FeedStatus>) = feeds
+        .into_iter()
+        .partition(|f| f.kind == "blocklist" || f.kind == "allowlist");
     let act = user.can_act();
     let csrf = user.0.csrf.clone();
     let mut extra = vec![
@@ -65,19 +68,56 @@ pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
                 }
             }
         }
-        section {
+        section #lists {
+            h2 { "Block and allow lists" }
+            p.dim { "The resolver's list files ([[resolver.blocking.list]], --blocklist): rules in force, lines skipped, how old the copy is. They reload when the file changes." }
+            (files_table(&lists, "No list file configured."))
+        }
+        section #feeds {
             h2 { "Threat-intel feeds and GeoIP databases" }
+            (files_table(&feeds, "None configured."))
+        }
+        section #rules {
+            h2 { "Detection rules" }
+            p.dim { "[[policy]] in the config: a device of the group that looks up a denied name (or, with an allow-only list, anything else) raises a policy alert." }
             (Table::new(vec![
-                col("Kind", "", |f: &FeedStatus| html! { (f.kind) }),
-                col("Name", "", |f: &FeedStatus| html! { (f.name) }),
-                col("Entries", "num", |f: &FeedStatus| html! { (n(f.entries)) }),
-                col("Age", "nowrap", |f: &FeedStatus| html! { @if let Some(a) = f.age_secs { (dur(a as f64)) " old" } @else { "—" } @if f.stale { span.error { " stale" } } }),
-                col("From", "name", |f: &FeedStatus| html! { (f.url.as_deref().unwrap_or(&f.path)) }),
-                col("Error", "", |f: &FeedStatus| html! { @if let Some(e) = &f.last_error { span.error { (e) } } }),
-            ]).empty("None configured.").render(&feeds))
+                col("Applies to", "", |r: &PolicyRuleView| html! { (r.group.as_deref().unwrap_or("every device")) }),
+                col("Denied", "name", |r: &PolicyRuleView| html! { (r.deny.join(", ")) }),
+                col("Only allowed", "name", |r: &PolicyRuleView| html! {
+                    (r.allow_only.join(", "))
+                    @if !r.allow_only.is_empty() && r.allow_internal { span.dim { " (and internal names)" } }
+                }),
+                col("Except", "name", |r: &PolicyRuleView| html! { (r.except.join(", ")) }),
+                col("Why", "", |r: &PolicyRuleView| html! { (r.reason) }),
+            ]).empty("No [[policy]] rule.").render(&rules.policy))
+        }
+        section #exemptions {
+            h2 { "Exemptions" }
+            p.dim { "[[detection.exempt]] in the config: findings these cover never become alerts (counted as exempted). For machines whose job looks like an attack: a package mirror, a scanner." }
+            (Table::new(vec![
+                col("Devices and groups", "name", |e: &ExemptionView| html! { (e.who.join(", ")) }),
+                col("Kinds", "", |e: &ExemptionView| html! { @if e.kinds.is_empty() { "all" } @else { (e.kinds.join(", ")) } }),
+                col("Destinations", "name", |e: &ExemptionView| html! { @if e.destinations.is_empty() { "any" } @else { (e.destinations.join(", ")) } }),
+                col("Why", "", |e: &ExemptionView| html! { (e.reason) }),
+            ]).empty("No exemption.").render(&rules.exempt))
         }
     };
     shell("Policy", &user, "policy", body).into_response()
+}
+
+/// Files kept fresh (lists, feeds, databases): entries, skipped lines, age, source, error.
+fn files_table(files: &[FeedStatus], empty: &'static str) -> maud::Markup {
+    Table::new(vec![
+        col("Kind", "", |f: &FeedStatus| html! { (f.kind) }),
+        col("Name", "", |f: &FeedStatus| html! { (f.name) }),
+        col("Entries", "num", |f: &FeedStatus| html! { (n(f.entries)) }),
+        col("Skipped", "num", |f: &FeedStatus| html! { (n(f.rejected)) }),
+        col("Age", "nowrap", |f: &FeedStatus| html! { @if let Some(a) = f.age_secs { (dur(a as f64)) " old" } @else { "—" } @if f.stale { span.error { " stale" } } }),
+        col("From", "name", |f: &FeedStatus| html! { (f.url.as_deref().unwrap_or(&f.path)) }),
+        col("Error", "", |f: &FeedStatus| html! { @if let Some(e) = &f.last_error { span.error { (e) } } }),
+    ])
+    .empty(empty)
+    .render(files)
 }
 
 pub(crate) async fn add_block(
