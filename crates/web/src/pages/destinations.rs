@@ -234,7 +234,7 @@ pub(crate) fn locate(answers: &mut [AnswerCount], geo: &dnsight_engine::Geo) -> 
             count,
         })
         .collect();
-    v.sort_by(|a, b| b.count.cmp(&a.count));
+    v.sort_by_key(|p| std::cmp::Reverse(p.count));
     v
 }
 
