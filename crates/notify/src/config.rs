@@ -215,7 +215,7 @@ impl Target {
 }
 
 /// The URL without user info or query (which may hold a token).
-fn redact_url(u: &str) -> String {
+pub(crate) fn redact_url(u: &str) -> String {
     let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
     let host_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let base = host_path.split(['?', '#']).next().unwrap_or("");

@@ -152,7 +152,7 @@ impl Sender {
                 if let Some(s) = &secret {
                     req = req.set("X-Dnsight-Signature", &signature(s, now, &body));
                 }
-                http_result(req.send_bytes(&body))
+                http_result(req.send_bytes(&body), &url)
             }
             Dest::Chat { url, dialect } => {
                 let body = serde_json::to_vec(&format::chat_body(&self.target, dialect, b))
@@ -161,7 +161,7 @@ impl Sender {
                     .agent()?
                     .post(&url)
                     .set("Content-Type", "application/json");
-                http_result(req.send_bytes(&body))
+                http_result(req.send_bytes(&body), &url)
             }
             Dest::Syslog {
                 address,
@@ -335,15 +335,41 @@ impl Sender {
     }
 }
 
-fn http_result(r: Result<ureq::Response, ureq::Error>) -> Result<(), SendError> {
+/// The outcome of a webhook or chat POST. The message never holds the URL's path, query or
+/// user info (hook paths are secrets: Slack, Teams): the error is said with the host only, and
+/// the full URL is scrubbed from the transport's own text (which ureq starts with the URL).
+fn http_result(r: Result<ureq::Response, ureq::Error>, url: &str) -> Result<(), SendError> {
     match r {
         Ok(_) => Ok(()),
         Err(ureq::Error::Status(code, _)) => Err(SendError {
             msg: format!("HTTP {code}"),
             permanent: (400..500).contains(&code) && code != 408 && code != 429,
         }),
-        Err(e) => Err(SendError::retry(e.to_string())),
+        Err(ureq::Error::Transport(t)) => {
+            let mut msg = format!("{}: {}", crate::config::redact_url(url), t.kind());
+            if let Some(m) = t.message() {
+                msg.push_str(": ");
+                msg.push_str(&scrub(m, url));
+            }
+            if let Some(src) = std::error::Error::source(&t) {
+                msg.push_str(": ");
+                msg.push_str(&scrub(&src.to_string(), url));
+            }
+            Err(SendError::retry(msg))
+        }
     }
+}
+
+/// `text` without `url` or its path (in case a lower layer repeated them).
+fn scrub(text: &str, url: &str) -> String {
+    let mut t = text.replace(url, "…");
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    if let Some((_, path)) = rest.split_once('/') {
+        if path.len() > 1 {
+            t = t.replace(path, "…");
+        }
+    }
+    t
 }
 
 /// Where `Dest` resolves a syslog target (for tests and `check-config`).
@@ -353,4 +379,24 @@ pub fn resolve(address: &str) -> Result<std::net::SocketAddr, String> {
         .map_err(|e| format!("{address}: {e}"))?
         .next()
         .ok_or_else(|| format!("{address}: no address"))
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn transport_errors_never_say_the_hook_path_or_query() {
+        // nothing listens on port 1: a transport error, whose ureq text starts with the URL
+        let url = "http://user:pw@127.0.0.1:1/services/T0001/B0002/SeCrEtHoOkPaTh?token=qwerty";
+        let agent = ureq::AgentBuilder::new()
+            .timeout(std::time::Duration::from_secs(2))
+            .build();
+        let e = http_result(agent.post(url).send_bytes(b"{}"), url).unwrap_err();
+        for secret in ["SeCrEtHoOkPaTh", "qwerty", "T0001", "pw@"] {
+            assert!(!e.msg.contains(secret), "{secret} in {:?}", e.msg);
+        }
+        assert!(e.msg.starts_with("http://127.0.0.1:1/…"), "{}", e.msg);
+        assert!(!e.permanent);
+    }
 }

@@ -57,23 +57,45 @@ pub(crate) struct WebInner {
     pub(crate) rate: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
     /// The charts' query counts, refreshed in the background.
     pub(crate) activity: Arc<activity::Activity>,
+    /// The notification targets of the config (Settings lists them; admins send a test).
+    pub(crate) targets: Vec<dnsight_notify::Target>,
+    /// The last test sent to each target from Settings: (target, when, outcome).
+    pub(crate) tests: std::sync::Mutex<Vec<(String, i64, Result<(), String>)>>,
 }
 
 /// The dashboard as a [`dnsight_api::Mount`] for [`dnsight_api::start_mounted`]; `state_dir`
 /// (the one the API's store is in) gives the charts' background counting its own connection
 /// to the triage file (None: it shares the API's).
 pub fn mount(state_dir: Option<std::path::PathBuf>) -> dnsight_api::Mount {
-    Box::new(move |api| routes(api, state_dir))
+    mount_with(state_dir, Vec::new())
+}
+
+/// [`mount`], with the notification targets (`[[notify]]`) Settings shows.
+pub fn mount_with(
+    state_dir: Option<std::path::PathBuf>,
+    targets: Vec<dnsight_notify::Target>,
+) -> dnsight_api::Mount {
+    Box::new(move |api| routes_with(api, state_dir, targets))
 }
 
 /// The dashboard's routes over the API's state: `/` redirects to `/ui/`.
 pub fn routes(api: AppState, state_dir: Option<std::path::PathBuf>) -> Router {
+    routes_with(api, state_dir, Vec::new())
+}
+
+fn routes_with(
+    api: AppState,
+    state_dir: Option<std::path::PathBuf>,
+    targets: Vec<dnsight_notify::Target>,
+) -> Router {
     let web = Web {
         api,
         inner: Arc::new(WebInner {
             limiter: dnsight_api::Limiter::default(),
             rate: std::sync::Mutex::new(None),
             activity: Arc::new(activity::Activity::new(state_dir)),
+            targets,
+            tests: std::sync::Mutex::new(Vec::new()),
         }),
     };
     let ui = Router::new()
@@ -105,6 +127,10 @@ pub fn routes(api: AppState, state_dir: Option<std::path::PathBuf>) -> Router {
             post(pages::settings::remove_user),
         )
         .route("/settings/tokens", post(pages::settings::create_token))
+        .route(
+            "/settings/notify/{name}/test",
+            post(pages::settings::test_target),
+        )
         .route(
             "/settings/tokens/{id}/revoke",
             post(pages::settings::revoke_token),

@@ -271,7 +271,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 },
                 run.handle(),
                 crate::wiring::open_state_store(state)?,
-                Some(dnsight_web::mount(Some(state.to_path_buf()))),
+                Some(dnsight_web::mount_with(
+                    Some(state.to_path_buf()),
+                    targets.clone(),
+                )),
             )
             .with_context(|| format!("starting the API on {listen}"))?;
             let scheme = if api.tls.is_some() { "https" } else { "http" };

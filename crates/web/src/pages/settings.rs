@@ -3,7 +3,7 @@
 use crate::fmt::secs;
 use crate::layout::shell;
 use crate::session::{check_form, now, FormData, User};
-use crate::table::post_button;
+use crate::table::{col, post_button};
 use crate::Web;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
@@ -30,7 +30,7 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
             let users = if admin { s.list_users()? } else { Vec::new() };
             let tokens = if admin { s.list_tokens()? } else { Vec::new() };
             let sessions = s.list_sessions(now)?;
-            let outbox = s.outbox_list(None, 20)?;
+            let outbox = s.outbox_list(None, 200)?;
             Ok((users, tokens, sessions, outbox))
         })
         .await;
@@ -43,6 +43,50 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
         .filter(|s| admin || s.user_id == user.0.user_id)
         .collect();
     let csrf = &user.0.csrf;
+    let tests = web
+        .inner
+        .tests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let targets: Vec<TargetRow> = web
+        .inner
+        .targets
+        .iter()
+        .map(|t| {
+            let mine = || outbox.iter().filter(|o| o.target == t.name);
+            TargetRow {
+                name: t.name.clone(),
+                kind: t.type_name(),
+                to: t.describe(),
+                min_severity: t.route.min_severity.as_str(),
+                events: t
+                    .route
+                    .events
+                    .iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                last: mine().next().map(|o| {
+                    (
+                        o.state.as_str(),
+                        o.sent_at.unwrap_or(o.created_at),
+                        o.last_error.clone(),
+                    )
+                }),
+                pending: mine()
+                    .filter(|o| o.state == dnsight_triage::OutboxState::Pending)
+                    .count(),
+                failed: mine()
+                    .filter(|o| o.state == dnsight_triage::OutboxState::Failed)
+                    .count(),
+                test: tests
+                    .iter()
+                    .find(|x| x.0 == t.name)
+                    .map(|x| (x.1, x.2.clone())),
+            }
+        })
+        .collect();
     let body = html! {
         h1 { "Settings" }
         @if let Some((what, secret)) = &shown_secret {
@@ -104,11 +148,43 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
                 }
             }
         }
+        section #targets {
+            h2 { "Notification targets" }
+            p.dim { "Configured in the config file ([[notify]]). Where each delivers (secret paths and tokens not shown), what it gets, and its latest delivery." }
+            (crate::table::Table::new(vec![
+                col("Name", "", |t: &TargetRow| html! { (t.name) }),
+                col("Type", "", |t: &TargetRow| html! { (t.kind) }),
+                col("Delivers to", "name", |t: &TargetRow| html! { (t.to) }),
+                col("Gets", "", |t: &TargetRow| html! { (t.min_severity) "+ · " (t.events) }),
+                col("Latest delivery", "", |t: &TargetRow| html! {
+                    @match &t.last {
+                        Some((state, at, err)) => {
+                            span class=(format!("chip {}", if *state == "failed" { "down" } else if *state == "sent" { "up" } else { "" })) { (state) }
+                            " " span.nowrap { (secs(*at)) }
+                            @if let Some(e) = err { " " span.error { (e) } }
+                        }
+                        None => span.dim { "none yet" },
+                    }
+                    @if t.pending > 0 || t.failed > 0 { br; span.dim { (t.pending) " pending, " (t.failed) " failed (of the latest 200)" } }
+                }),
+                col("Test", "", |t: &TargetRow| html! {
+                    @if let Some((at, r)) = &t.test {
+                        @match r {
+                            Ok(()) => { span.chip.up { "test sent" } " " span.nowrap { (secs(*at)) } }
+                            Err(e) => { span.chip.down { "test failed" } " " span.nowrap { (secs(*at)) } " " span.error { (e) } }
+                        }
+                    }
+                    @if admin {
+                        (post_button(&format!("/ui/settings/notify/{}/test", crate::fmt::enc(&t.name)), csrf, "send a test"))
+                    }
+                }),
+            ]).class("targets").empty("No [[notify]] target is configured.").render(&targets))
+        }
         section #notifications {
             h2 { "Notifications" }
-            p.dim { "Targets are configured in the config file ([[notify]]); the latest deliveries:" }
+            p.dim { "The latest deliveries:" }
             @if outbox.is_empty() { p.dim { "Nothing sent yet." } }
-            table { tbody { @for o in &outbox {
+            table { tbody { @for o in outbox.iter().take(20) {
                 tr { td { (o.target) } td { (o.event.as_str()) } td { a href=(format!("/ui/alerts/{}", crate::fmt::enc(&o.alert.id))) { (o.alert.summary) } } td { (o.state.as_str()) }
                      td.nowrap { (secs(o.created_at)) } td { (o.last_error.as_deref().unwrap_or("")) } }
             } } }
@@ -119,6 +195,51 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
 
 pub(crate) async fn page(State(web): State<Web>, user: User) -> Response {
     render(&web, &user, None).await
+}
+
+/// One notification target as Settings shows it.
+struct TargetRow {
+    name: String,
+    kind: &'static str,
+    to: String,
+    min_severity: &'static str,
+    events: String,
+    /// The newest outbox row's (state, time, error).
+    last: Option<(&'static str, i64, Option<String>)>,
+    pending: usize,
+    failed: usize,
+    /// The last test sent from here.
+    test: Option<(i64, Result<(), String>)>,
+}
+
+/// Sends a sample notification to one target now (admins; not through the outbox), and
+/// shows the outcome on Settings. The error is the transport's, which never holds a hook's
+/// secret path or token (`dnsight_notify::send`).
+pub(crate) async fn test_target(
+    State(web): State<Web>,
+    user: User,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = FormData(form);
+    if let Err(r) = guarded(&web, &user, &headers, &form, Role::Admin).await {
+        return r;
+    }
+    let Some(t) = web.inner.targets.iter().find(|t| t.name == name).cloned() else {
+        return crate::layout::not_found("There is no notification target of that name.");
+    };
+    let outcome = match tokio::task::spawn_blocking(move || dnsight_notify::send_test(&t)).await {
+        Ok(r) => r.map_err(|e| dnsight_notify::format::clean(&e, 300)),
+        Err(e) => Err(format!("the test did not run: {e}")),
+    };
+    tracing::info!(target = %name, by = %user.actor(), ok = outcome.is_ok(), "test notification from the dashboard");
+    {
+        let mut g = web.inner.tests.lock().unwrap_or_else(|e| e.into_inner());
+        g.retain(|x| x.0 != name);
+        g.push((name, now(), outcome));
+    }
+    axum::response::Redirect::to("/ui/settings#targets").into_response()
 }
 
 async fn guarded(
