@@ -60,8 +60,11 @@ pub(crate) struct WebInner {
     /// The notification targets of the config (Settings lists them; admins send a test).
     pub(crate) targets: Vec<dnsight_notify::Target>,
     /// The last test sent to each target from Settings: (target, when, outcome).
-    pub(crate) tests: std::sync::Mutex<Vec<(String, i64, Result<(), String>)>>,
+    pub(crate) tests: std::sync::Mutex<Vec<TestSent>>,
 }
+
+/// A test notification sent from Settings: (target, Unix seconds, outcome).
+pub(crate) type TestSent = (String, i64, Result<(), String>);
 
 /// The dashboard as a [`dnsight_api::Mount`] for [`dnsight_api::start_mounted`]; `state_dir`
 /// (the one the API's store is in) gives the charts' background counting its own connection
