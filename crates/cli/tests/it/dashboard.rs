@@ -34,7 +34,7 @@ fn start_nsd(dir: &Path) -> (Proc, SocketAddr) {
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(
         d.join("zone"),
-        "$ORIGIN example.\n$TTL 300\n@ SOA ns.example. admin.example. 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\nc2.bad A 192.0.2.66\nwww.fresh A 192.0.2.10\nwww.one A 192.0.2.21\nwww.two A 192.0.2.22\nwww.three A 192.0.2.23\nwww.usual A 192.0.2.20\n",
+        "$ORIGIN example.\n$TTL 300\n@ SOA ns.example. admin.example. 1 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\nc2.bad A 192.0.2.66\nwww.fresh A 192.0.2.10\nwww.one A 192.0.2.21\nwww.two A 192.0.2.22\nwww.three A 192.0.2.23\nwww.usual A 192.0.2.20\nwww.far A 81.2.69.142\n",
     )
     .unwrap();
     std::fs::write(
@@ -353,6 +353,56 @@ fn dashboard_in_a_real_browser() {
         "# test feed\nbad.example\nevil.example\nworse.example\n",
     )
     .unwrap();
+    // a country database for the destination page's answers, a block list, and a config with
+    // a passive source, detection rules, an exemption and two notification targets (one that
+    // works, one whose hook URL holds a secret path and cannot be reached)
+    {
+        use mmdb_writer::{Value, Writer};
+        let mut w = Writer::new("dnsight-test-country-asn");
+        w.insert_value(
+            "81.2.69.0/24".parse::<ipnet::IpNet>().unwrap(),
+            Value::map([
+                ("country_code", Value::from("GB")),
+                ("autonomous_system_number", Value::from(64_512u32)),
+            ]),
+        )
+        .unwrap();
+        std::fs::write(d.join("geo.mmdb"), w.to_bytes().unwrap()).unwrap();
+    }
+    std::fs::write(d.join("ads.txt"), "ads.example\ntracker.example\n").unwrap();
+    let passive = d.join("passive.jsonl");
+    std::fs::write(&passive, "").unwrap();
+    std::fs::write(
+        d.join("serve.toml"),
+        format!(
+            r#"[[detection.policy]]
+deny = ["casino.invalid"]
+reason = "no gambling at work"
+
+[[detection.exempt]]
+groups = ["mirrors"]
+destinations = ["debian.org"]
+reason = "package mirror syncs"
+
+[[source]]
+kind = "jsonl"
+path = "{}"
+
+[[notify]]
+name = "audit-file"
+type = "file"
+path = "{}"
+
+[[notify]]
+name = "team-chat"
+type = "slack"
+url = "http://127.0.0.1:1/services/T0001/B0002/SeCrEtHoOkPaTh"
+"#,
+            passive.display(),
+            d.join("notified.jsonl").display()
+        ),
+    )
+    .unwrap();
     let (_nsd, nsd_addr) = start_nsd(d);
     let (dns_port, api_port) = (free_port(), free_port());
     let mut serve = Proc::spawn(
@@ -365,6 +415,12 @@ fn dashboard_in_a_real_browser() {
             .arg(&state)
             .arg("--intel")
             .arg(d.join("intel.txt"))
+            .arg("--config")
+            .arg(d.join("serve.toml"))
+            .arg("--blocklist")
+            .arg(d.join("ads.txt"))
+            .arg("--geoip")
+            .arg(d.join("geo.mmdb"))
             .args(["--learn-days", "0"])
             .args(["--api", &format!("127.0.0.1:{api_port}")])
             .env("RUST_LOG", "info"),
@@ -375,6 +431,24 @@ fn dashboard_in_a_real_browser() {
     let api = format!("http://127.0.0.1:{api_port}");
     let ana = user_add(&state, "ana", "analyst");
     let vic = user_add(&state, "vic", "viewer");
+    let ada = user_add(&state, "ada", "admin");
+    // one event from the passive source (a query whose answer was not seen: no alert)
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&passive)
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let t = dnsight_model::Ts::from_secs(now).to_rfc3339();
+        writeln!(
+            f,
+            "{{\"ts\":\"{t}\",\"client\":\"10.9.9.9\",\"qname\":\"www.usual.example\"}}"
+        )
+        .unwrap();
+    }
     let tok = token(&state);
 
     let driver_port = free_port();
@@ -440,7 +514,29 @@ fn dashboard_in_a_real_browser() {
         assert_eq!(dig(dns, "www.usual.example").1, "NOERROR");
         c.goto(&format!("{api}/ui/policy")).await.unwrap();
         assert!(text_of(&c, "#blocks").await.contains("bad.example"));
+        let lists = text_of(&c, "#lists").await;
+        assert!(lists.contains("blocklist") && lists.contains("ads.txt"), "the list file: {lists}");
+        let rules = text_of(&c, "#rules").await;
+        assert!(rules.contains("casino.invalid") && rules.contains("no gambling at work"), "{rules}");
+        let ex = text_of(&c, "#exemptions").await;
+        assert!(ex.contains("group mirrors") && ex.contains("package mirror syncs"), "{ex}");
         shots.take(&c, "policy").await;
+
+        // ---- a destination's answers with their country and network
+        assert_eq!(dig(dns, "www.far.example").1, "NOERROR");
+        wait_alert(&api, &tok, "far.example", |a| a["destination"] == "far.example");
+        c.goto(&format!("{api}/ui/destinations/far.example")).await.unwrap();
+        wait_css(&c, "#countries").await;
+        let end = Instant::now() + WAIT;
+        // the query log's writer commits within a second or so
+        while !text_of(&c, "#countries").await.contains("GB") {
+            assert!(Instant::now() < end, "no country: {}", text_of(&c, "main").await);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            c.refresh().await.unwrap();
+            wait_css(&c, "#countries").await;
+        }
+        assert!(text_of(&c, "#countries").await.contains("AS64512"));
+        shots.take(&c, "destination").await;
 
         // ---- hostile names: shown as text, no dialog, no injected element
         for q in ["<script>alert(1)</script>.evil.example", "\"><img\\032src=x\\032onerror=alert(1)>.worse.example"] {
@@ -505,11 +601,17 @@ fn dashboard_in_a_real_browser() {
         // ---- screenshots of the other main pages, wide and narrow
         c.goto(&format!("{api}/ui/")).await.unwrap();
         wait_css(&c, ".cards").await;
+        let src = text_of(&c, "#sources").await;
+        assert!(src.contains("resolver") && src.contains("passive.jsonl"), "every source: {src}");
+        assert!(!src.contains("down"), "every source is up: {src}");
         shots.take(&c, "overview").await;
         c.goto(&format!("{api}/ui/devices")).await.unwrap();
         shots.take(&c, "devices").await;
         c.goto(&format!("{api}/ui/settings")).await.unwrap();
-        shots.take(&c, "settings").await;
+        let targets = text_of(&c, "#targets").await;
+        assert!(targets.contains("audit-file") && targets.contains("team-chat"), "{targets}");
+        assert!(!c.source().await.unwrap().contains("SeCrEtHoOkPaTh"), "no hook secret on the page");
+        assert!(c.find_all(Locator::Css("#targets button")).await.unwrap().is_empty(), "an analyst sends no test");
         c.set_window_size(390, 844).await.unwrap();
         c.goto(&format!("{api}/ui/alerts?status=all")).await.unwrap();
         let overflow = c
@@ -518,7 +620,19 @@ fn dashboard_in_a_real_browser() {
             .unwrap();
         assert_eq!(overflow, serde_json::Value::Bool(true), "no sideways scrolling at 390 px");
         shots.take(&c, "alerts-phone").await;
+        for (page, name) in [("/ui/", "overview-phone"), ("/ui/policy", "policy-phone"), ("/ui/settings", "settings-phone")] {
+            c.goto(&format!("{api}{page}")).await.unwrap();
+            wait_css(&c, "h1").await;
+            let fits = c
+                .execute("return document.documentElement.scrollWidth <= window.innerWidth + 1;", vec![])
+                .await
+                .unwrap();
+            assert_eq!(fits, serde_json::Value::Bool(true), "no sideways scrolling at 390 px on {page}");
+            shots.take(&c, name).await;
+        }
         c.set_window_size(1366, 768).await.unwrap();
+        c.goto(&format!("{api}/ui/settings")).await.unwrap();
+        shots.take(&c, "settings").await;
 
         // ---- a cross-origin POST is refused (same site, another port: the cookie goes along,
         // the origin check refuses)
@@ -554,8 +668,35 @@ fn dashboard_in_a_real_browser() {
 
         // ---- dark theme
         let dark = browser(&driver_url, &d.join("profile-dark"), true).await;
-        sign_in(&dark, &api, "ana", &ana).await;
+        sign_in(&dark, &api, "ada", &ada).await;
         shots.take(&dark, "alerts-dark").await;
+        // ---- an admin sends a test notification to each target from Settings
+        dark.goto(&format!("{api}/ui/settings")).await.unwrap();
+        for (i, want) in [(0, "test sent"), (1, "test failed")] {
+            let rows = dark.find_all(Locator::Css("table.targets tbody tr")).await.unwrap();
+            rows[i].find(Locator::Css("button")).await.unwrap().click().await.unwrap();
+            // back on Settings (post/redirect/get), the row says how the test went
+            let end = Instant::now() + WAIT;
+            loop {
+                let row = match dark.find_all(Locator::Css("table.targets tbody tr")).await {
+                    Ok(r) if r.len() > i => r[i].text().await.unwrap_or_default(),
+                    _ => String::new(),
+                };
+                if row.contains(want) {
+                    break;
+                }
+                assert!(Instant::now() < end, "{want}: {row}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let page = dark.source().await.unwrap();
+        assert!(!page.contains("SeCrEtHoOkPaTh") && !page.contains("T0001"), "the failure does not say the hook's secret path");
+        let sent = std::fs::read_to_string(d.join("notified.jsonl")).unwrap_or_default();
+        assert!(sent.contains("test notification"), "the file target got the test: {sent}");
+        shots.take(&dark, "settings-dark").await;
+        dark.goto(&format!("{api}/ui/")).await.unwrap();
+        wait_css(&dark, ".cards").await;
+        shots.take(&dark, "overview-dark").await;
         let bg = dark
             .execute("return getComputedStyle(document.documentElement).backgroundColor;", vec![])
             .await

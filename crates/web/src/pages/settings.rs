@@ -94,6 +94,7 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
         }
         section #sessions {
             h2 { @if admin { "Sessions" } @else { "Your sessions" } }
+            div.scroll {
             table {
                 thead { tr { th { "User" } th { "From" } th { "Browser" } th { "Started" } th { "Last used" } th {} } }
                 tbody { @for s in &sessions {
@@ -107,10 +108,12 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
                     }
                 } }
             }
+            }
         }
         @if admin {
             section #users {
                 h2 { "Users" }
+                div.scroll {
                 table {
                     thead { tr { th { "Name" } th { "Role" } th { "Created" } th { "Last sign-in" } th {} } }
                     tbody { @for u in &users {
@@ -119,6 +122,7 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
                              td { @if u.id != user.0.user_id {
                                 (post_button(&format!("/ui/settings/users/{}/remove", crate::fmt::enc(&u.name)), csrf, "remove")) } } }
                     } }
+                }
                 }
                 form.act method="post" action="/ui/settings/users" {
                     input type="hidden" name="csrf" value=(csrf);
@@ -129,6 +133,7 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
             }
             section #tokens {
                 h2 { "API tokens" }
+                div.scroll {
                 table {
                     thead { tr { th { "Name" } th { "Role" } th { "Created" } th { "Expires" } th { "Last used" } th { "" } } }
                     tbody { @for t in &tokens {
@@ -138,6 +143,7 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
                              td { @if t.revoked_at.is_some() { "revoked" } @else {
                                 (post_button(&format!("/ui/settings/tokens/{}/revoke", t.id), csrf, "revoke")) } } }
                     } }
+                }
                 }
                 form.act method="post" action="/ui/settings/tokens" {
                     input type="hidden" name="csrf" value=(csrf);
@@ -184,10 +190,10 @@ async fn render(web: &Web, user: &User, shown_secret: Option<(String, String)>) 
             h2 { "Notifications" }
             p.dim { "The latest deliveries:" }
             @if outbox.is_empty() { p.dim { "Nothing sent yet." } }
-            table { tbody { @for o in outbox.iter().take(20) {
+            div.scroll { table { tbody { @for o in outbox.iter().take(20) {
                 tr { td { (o.target) } td { (o.event.as_str()) } td { a href=(format!("/ui/alerts/{}", crate::fmt::enc(&o.alert.id))) { (o.alert.summary) } } td { (o.state.as_str()) }
                      td.nowrap { (secs(o.created_at)) } td { (o.last_error.as_deref().unwrap_or("")) } }
-            } } }
+            } } } }
         }
     };
     shell("Settings", user, "settings", body).into_response()
