@@ -605,6 +605,8 @@ url = "http://127.0.0.1:1/services/T0001/B0002/SeCrEtHoOkPaTh"
         assert!(src.contains("resolver") && src.contains("passive.jsonl"), "every source: {src}");
         assert!(!src.contains("down"), "every source is up: {src}");
         shots.take(&c, "overview").await;
+        c.execute("document.getElementById('sources').scrollIntoView();", vec![]).await.unwrap();
+        shots.take(&c, "overview-health").await;
         c.goto(&format!("{api}/ui/devices")).await.unwrap();
         shots.take(&c, "devices").await;
         c.goto(&format!("{api}/ui/settings")).await.unwrap();
