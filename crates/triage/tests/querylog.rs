@@ -734,7 +734,15 @@ fn identical_transactions_of_a_second_are_one_row_with_their_count_everywhere() 
     let store = SqliteStore::open(dir.path()).unwrap();
     let rows = all(&store, QueryFilter::default());
     let s = 1_700_000_000_000_000i64;
-    type Seen<'a> = (i64, &'a str, &'a str, Option<&'a str>, bool, u64, Option<u32>);
+    type Seen<'a> = (
+        i64,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        bool,
+        u64,
+        Option<u32>,
+    );
     let seen: Vec<Seen> = rows
         .iter()
         .map(|r| {
