@@ -145,7 +145,7 @@ pub fn url_encode(s: &str) -> String {
 #[utoipa::path(get, path = "/api/v1/queries", tag = "queries", params(QueriesQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`{rows: [{id, ts_us, time, client, name, type, rcode, answers, action, blocked, upstream_us, source, transport}], next}`, or CSV", body = Object),
+        (status = 200, description = "`{rows: [{id, ts_us, time, client, name, type, rcode, answers, action, blocked, upstream_us, source, transport, count}], next}`, or CSV (a row stands for `count` identical transactions of its client within one second)", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_queries(
     _t: Viewer,

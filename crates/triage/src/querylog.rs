@@ -10,7 +10,17 @@
 //! budget is spent it commits and starts another, and when a triage action of this process is
 //! waiting for the lock (the store's busy handler raises a flag) it commits at once and lets the
 //! action in. It also applies the retention (by days, relative to the newest row's event time,
-//! and by size) once a minute, deleting in bounded chunks.
+//! and by size) once a minute, deleting in bounded chunks (whole rows, each with its count).
+//!
+//! **Coalescing** (on by default, `coalesce`): as it drains the queue the writer merges the
+//! identical transactions of one client within one second (same name, type, rcode, answers,
+//! action, blocked-by, source and transport) into one row with a `count`, the first
+//! transaction's time and the highest upstream latency (see [`Coalescer`]). Every reader
+//! honours it: a search row carries its `count`, the roll-ups and timelines add counts, the
+//! writer's `written`/`dropped`/`deleted` counters count transactions (`rows_written` rows).
+//! A device repeating a name many times a second (a retry loop, a busy app, a benchmark) then
+//! costs the writer one row per second instead of one per query. A row is written once a later
+//! second's row was gathered, or after [`COALESCE_WAIT`] (so within ~1.3 s of its time).
 //!
 //! **Privacy**: with `pseudonymise`, client addresses are stored as `anon-` + the first 16 hex
 //! digits of HMAC-SHA256(key, address). The 32-byte key is created once in
@@ -19,9 +29,9 @@
 //! the database alone does not name anyone. Deleting the key makes stored pseudonyms unlinkable
 //! to addresses (new rows get new ones).
 //!
-//! **Schema** (migration steps 3 and 4): `query_clients (id, client)` interns the stored client
+//! **Schema** (migration steps 3, 4 and 6): `query_clients (id, client)` interns the stored client
 //! (address or pseudonym) once; `queries (id, ts, cid, rname, qtype, rcode, answers, action,
-//! blocked, upstream_us, source, transport)`, `ts` the event time in microseconds, `rname` the
+//! blocked, upstream_us, source, transport, count)`, `ts` the event time in microseconds, `rname` the
 //! name with its characters reversed (`moc.elpmaxe.www`), so a suffix is a range of names; the
 //! search then checks the label boundary in Rust (an escaped dot `\.` inside a label is not a
 //! boundary). The two search indexes are **time-bucket major**: `(ts >> 32, cid, ts)` and
@@ -36,7 +46,7 @@
 //!
 //! **Timelines** ([`timeline`]) read two roll-ups the writer keeps in the same transactions as
 //! the rows: `query_minutes` (all devices, per minute) and `query_hours` (per device and hour);
-//! the retention subtracts what it deletes, so they always equal a count of the rows. A timeline
+//! the retention subtracts what it deletes, so they always equal the sum of the rows' counts. A timeline
 //! whose start and step are whole minutes (all devices) or whole hours (one device) is summed
 //! from them; any other is counted from the rows (correct, slower on a long range).
 
@@ -135,6 +145,15 @@ INSERT INTO query_hours (hour, cid, queries, blocked, nxdomain)
     FROM queries GROUP BY h, cid;
 ";
 
+/// Migration step 6: the `count` column, identical transactions of one client within one
+/// second stored as one row ([`QueryLogConfig::coalesce`]). Rows of older files were one
+/// transaction each: `DEFAULT 1` (SQLite adds a column with a constant default without
+/// rewriting the table, so this is instant on millions of rows). The roll-ups already
+/// counted transactions.
+pub(crate) const SCHEMA_V6: &str = "
+ALTER TABLE queries ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+";
+
 /// Bits of `ts` (µs) below the search indexes' time bucket: 2^32 µs, ~72 minutes.
 const BUCKET_SHIFT: u32 = 32;
 const US_PER_MINUTE: i64 = 60_000_000;
@@ -144,7 +163,8 @@ const US_PER_HOUR: i64 = 3_600_000_000;
 pub const KEY_FILE: &str = "querylog.key";
 /// Most rows the writer gathers before writing them.
 pub const BATCH_ROWS: usize = 50_000;
-/// Longest a row waits in the writer before its batch is written.
+/// Longest a row waits in the writer before its batch is written (a coalesced row also waits
+/// for its second to end, [`COALESCE_WAIT`] at most).
 pub const BATCH_WAIT: Duration = Duration::from_millis(250);
 /// How often the writer looks for more rows while it gathers a batch.
 const GATHER_POLL: Duration = Duration::from_millis(10);
@@ -187,6 +207,14 @@ pub struct QueryLogConfig {
     pub pseudonymise: bool,
     /// Rows the channel to the writer holds; more are dropped (counted).
     pub queue: usize,
+    /// Store identical transactions of one client within one second as one row with a
+    /// `count` (see [`Coalescer`]); false stores every transaction as its own row.
+    #[serde(default = "yes")]
+    pub coalesce: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for QueryLogConfig {
@@ -196,6 +224,7 @@ impl Default for QueryLogConfig {
             max_bytes: Some(4 << 30),
             pseudonymise: false,
             queue: 200_000,
+            coalesce: true,
         }
     }
 }
@@ -390,7 +419,10 @@ fn invalid(msg: impl Into<String>) -> TriageError {
 #[derive(Debug, Default)]
 pub struct WriterCounters {
     pub queued: AtomicU64,
+    /// Transactions written (a row of `count` n counts n).
     pub written: AtomicU64,
+    /// Rows written (fewer than the transactions when identical ones were coalesced).
+    pub rows: AtomicU64,
     pub dropped: AtomicU64,
     pub deleted: AtomicU64,
     pub batches: AtomicU64,
@@ -413,12 +445,17 @@ pub const COMMIT_BUCKETS_US: [u64; 8] = [
 /// What the writer has done, for stats.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WriterStats {
-    /// Rows handed to the log (queued).
+    /// Transactions handed to the log (queued).
     pub queued: u64,
+    /// Transactions written (the sum of the written rows' `count`s).
     pub written: u64,
-    /// Rows that did not fit in the writer's queue (the log stays behind the traffic).
+    /// Rows written: `written` / `rows_written` is how many transactions one row stands for.
+    #[serde(default)]
+    pub rows_written: u64,
+    /// Transactions that did not fit in the writer's queue (the log stays behind the
+    /// traffic), or were lost with a failed transaction.
     pub dropped: u64,
-    /// Rows deleted by the retention.
+    /// Transactions deleted by the retention (the sum of the deleted rows' `count`s).
     pub deleted: u64,
     pub batches: u64,
     pub write_errors: u64,
@@ -546,6 +583,7 @@ impl QueryLog {
         WriterStats {
             queued: c.queued.load(Ordering::Relaxed),
             written: c.written.load(Ordering::Relaxed),
+            rows_written: c.rows.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             deleted: c.deleted.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
@@ -602,17 +640,17 @@ fn open_conn(path: &Path) -> Result<Connection> {
 
 /// Rows per multi-row INSERT statement (x [`INSERT_COLS`] parameters, under SQLite's limit).
 const INSERT_ROWS: usize = 64;
-const INSERT_COLS: usize = 11;
+const INSERT_COLS: usize = 12;
 
 fn insert_sql(rows: usize) -> String {
     let mut s = String::from(
-        "INSERT INTO queries (ts, cid, rname, qtype, rcode, answers, action, blocked, upstream_us, source, transport) VALUES ",
+        "INSERT INTO queries (ts, cid, rname, qtype, rcode, answers, action, blocked, upstream_us, source, transport, count) VALUES ",
     );
     for i in 0..rows {
         if i > 0 {
             s.push(',');
         }
-        s.push_str("(?,?,?,?,?,?,?,?,?,?,?)");
+        s.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
     }
     s
 }
@@ -621,9 +659,10 @@ fn insert_sql(rows: usize) -> String {
 fn bind_row(
     st: &mut rusqlite::CachedStatement<'_>,
     base: usize,
-    r: &LogRow,
+    p: &Pending,
     cid: i64,
 ) -> rusqlite::Result<()> {
+    let r = &p.row;
     st.raw_bind_parameter(base + 1, r.ts_us)?;
     st.raw_bind_parameter(base + 2, cid)?;
     st.raw_bind_parameter(base + 3, r.rname.as_str())?;
@@ -635,16 +674,18 @@ fn bind_row(
     st.raw_bind_parameter(base + 9, r.upstream_us)?;
     st.raw_bind_parameter(base + 10, r.source as i64)?;
     st.raw_bind_parameter(base + 11, r.transport as i64)?;
+    st.raw_bind_parameter(base + 12, p.count as i64)?;
     Ok(())
 }
 
 /// Queries, blocks and NXDOMAINs of a roll-up cell.
 type Counts = [i64; 3];
 
-fn add_counts(c: &mut Counts, blocked: bool, rcode: Option<u16>, sign: i64) {
-    c[0] += sign;
-    c[1] += sign * i64::from(blocked);
-    c[2] += sign * i64::from(rcode == Some(3));
+/// Adds `n` transactions (negative: subtracts them).
+fn add_counts(c: &mut Counts, blocked: bool, rcode: Option<u16>, n: i64) {
+    c[0] += n;
+    c[1] += n * i64::from(blocked);
+    c[2] += n * i64::from(rcode == Some(3));
 }
 
 /// Roll-up deltas of some rows: per minute (all devices) and per (hour, client).
@@ -655,16 +696,12 @@ struct Rollup {
 }
 
 impl Rollup {
-    fn add(&mut self, ts: i64, cid: i64, blocked: bool, rcode: Option<u16>, sign: i64) {
+    /// Adds a row of `n` transactions (negative: subtracts it).
+    fn add(&mut self, ts: i64, cid: i64, blocked: bool, rcode: Option<u16>, n: i64) {
         let m = ts.div_euclid(US_PER_MINUTE);
         let h = ts.div_euclid(US_PER_HOUR);
-        add_counts(self.minutes.entry(m).or_default(), blocked, rcode, sign);
-        add_counts(
-            self.hours.entry((h, cid)).or_default(),
-            blocked,
-            rcode,
-            sign,
-        );
+        add_counts(self.minutes.entry(m).or_default(), blocked, rcode, n);
+        add_counts(self.hours.entry((h, cid)).or_default(), blocked, rcode, n);
     }
 
     /// Adds the deltas to the roll-up tables (cells that fall to zero are removed).
@@ -701,6 +738,159 @@ impl Rollup {
             h0.execute([hour, cid])?;
         }
         Ok(())
+    }
+}
+
+/// A row the writer is about to store: the first of `count` identical transactions.
+#[derive(Debug)]
+struct Pending {
+    row: LogRow,
+    count: u64,
+}
+
+const US_PER_SECOND: i64 = 1_000_000;
+/// Longest (wall clock) a coalesced row waits in the writer for more of its kind when no
+/// newer second arrives; with traffic, a second's rows are written as soon as a row of a
+/// later second is gathered.
+pub const COALESCE_WAIT: Duration = Duration::from_secs(1);
+
+/// A row as a coalescing key: equal when the event times fall in the same second (of the
+/// Unix epoch) and the client, name, type, rcode, answers, action, blocked-by, source and
+/// transport are the same; the time within the second and the upstream latency are not
+/// compared.
+struct Key(LogRow);
+
+impl Key {
+    fn second(&self) -> i64 {
+        self.0.ts_us.div_euclid(US_PER_SECOND)
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, o: &Key) -> bool {
+        let (a, b) = (&self.0, &o.0);
+        self.second() == o.second()
+            && a.client == b.client
+            && a.qtype == b.qtype
+            && a.rcode == b.rcode
+            && a.action == b.action
+            && a.source == b.source
+            && a.transport == b.transport
+            && a.rname == b.rname
+            && a.answers == b.answers
+            && a.blocked == b.blocked
+    }
+}
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let r = &self.0;
+        self.second().hash(h);
+        r.client.hash(h);
+        r.rname.hash(h);
+        r.qtype.hash(h);
+        r.rcode.hash(h);
+        r.answers.hash(h);
+        r.action.hash(h);
+        r.blocked.hash(h);
+        r.source.hash(h);
+        r.transport.hash(h);
+    }
+}
+
+/// What a coalesced row has gathered: the earliest event time, the transactions, the
+/// highest upstream latency among them, and when (wall clock) the writer first saw one.
+struct Group {
+    ts_us: i64,
+    count: u64,
+    upstream_us: Option<u32>,
+    born: Instant,
+}
+
+/// The writer's coalescing of identical transactions (on by default,
+/// [`QueryLogConfig::coalesce`]): the transactions of one client within one second (event
+/// time) that agree on every stored field but the time and the upstream latency become one
+/// row with their `count`, the earliest time and the **highest** upstream latency (the worst
+/// wait is what an incident asks about; a mean would hide it). This runs in the writer thread
+/// as it drains the queue, before SQLite: a hash-map lookup per transaction instead of a
+/// row with four index entries. A second's rows are written once a row of a later second is
+/// gathered, or after [`COALESCE_WAIT`]; a transaction that arrives after its second's row
+/// was written (late, out of order) starts another row of the same second, so one second
+/// holds *usually* one row per kind, never a wrong count.
+struct Coalescer {
+    on: bool,
+    open: HashMap<Key, Group>,
+    /// The newest second (event time) gathered.
+    newest: i64,
+    /// Rows ready to be written, in the order they closed.
+    ready: Vec<Pending>,
+}
+
+impl Coalescer {
+    fn new(on: bool) -> Coalescer {
+        Coalescer {
+            on,
+            open: HashMap::new(),
+            newest: i64::MIN,
+            ready: Vec::new(),
+        }
+    }
+
+    /// Rows held (open and ready).
+    fn rows(&self) -> usize {
+        self.open.len() + self.ready.len()
+    }
+
+    fn add(&mut self, r: LogRow) {
+        if !self.on {
+            self.ready.push(Pending { row: r, count: 1 });
+            return;
+        }
+        let (ts, up) = (r.ts_us, r.upstream_us);
+        self.newest = self.newest.max(ts.div_euclid(US_PER_SECOND));
+        match self.open.entry(Key(r)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let g = e.get_mut();
+                g.count += 1;
+                g.ts_us = g.ts_us.min(ts);
+                g.upstream_us = g.upstream_us.max(up);
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Group {
+                    ts_us: ts,
+                    count: 1,
+                    upstream_us: up,
+                    born: Instant::now(),
+                });
+            }
+        }
+    }
+
+    /// Moves to `ready` the rows whose second is over (a later second was gathered) or that
+    /// waited [`COALESCE_WAIT`], or every row with `all`; the moved rows in time order.
+    fn close(&mut self, all: bool) {
+        if self.open.is_empty() {
+            return;
+        }
+        let newest = self.newest;
+        let now = Instant::now();
+        let from = self.ready.len();
+        self.ready.extend(
+            self.open
+                .extract_if(|k, g| {
+                    all || k.second() < newest || now.duration_since(g.born) >= COALESCE_WAIT
+                })
+                .map(|(Key(mut row), g)| {
+                    row.ts_us = g.ts_us;
+                    row.upstream_us = g.upstream_us;
+                    Pending {
+                        row,
+                        count: g.count,
+                    }
+                }),
+        );
+        self.ready[from..].sort_unstable_by_key(|p| p.row.ts_us);
     }
 }
 
@@ -750,50 +940,58 @@ impl Writer {
     }
 
     fn write_until_stopped(&mut self) {
-        let mut batch: Vec<LogRow> = Vec::with_capacity(BATCH_ROWS);
+        let mut co = Coalescer::new(self.cfg.coalesce);
         let mut last_maint = Instant::now();
         let mut disconnected = false;
         self.maintain();
-        while !disconnected {
-            // wait for a first row, then gather until full or BATCH_WAIT passed
-            if self.stop.load(Ordering::Relaxed) && self.rx.is_empty() {
+        loop {
+            let stopping = self.stop.load(Ordering::Relaxed);
+            if (stopping && self.rx.is_empty()) || disconnected {
+                co.close(true);
+                self.write(&co.ready);
+                co.ready.clear();
                 break;
             }
+            // wait for a first row, then gather until BATCH_WAIT passed (or the writer holds
+            // BATCH_ROWS rows to write); rows that wait for their second to end stay in `co`
             match self.rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(r) => batch.push(r),
+                Ok(r) => {
+                    co.add(r);
+                    // gather by polling, never by waiting on the channel: a receiver blocked
+                    // in `recv` is woken by every send (a futex wake and a context switch per
+                    // row, on the resolver's core when both share one); sleeping between
+                    // drains costs one wake per poll instead
+                    let deadline = Instant::now() + BATCH_WAIT;
+                    'gather: while co.rows() < BATCH_ROWS {
+                        loop {
+                            match self.rx.try_recv() {
+                                Ok(r) => {
+                                    co.add(r);
+                                    if co.rows() >= BATCH_ROWS {
+                                        break 'gather;
+                                    }
+                                }
+                                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                                    disconnected = true;
+                                    break 'gather;
+                                }
+                                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                            }
+                        }
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() || self.stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        std::thread::sleep(left.min(GATHER_POLL));
+                    }
+                }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => disconnected = true,
             }
-            if !batch.is_empty() {
-                // gather by polling, never by waiting on the channel: a receiver blocked in
-                // `recv` is woken by every send (a futex wake and a context switch per row, on
-                // the resolver's core when both share one); sleeping between drains costs one
-                // wake per poll instead
-                let deadline = Instant::now() + BATCH_WAIT;
-                'gather: while batch.len() < BATCH_ROWS {
-                    loop {
-                        match self.rx.try_recv() {
-                            Ok(r) => {
-                                batch.push(r);
-                                if batch.len() >= BATCH_ROWS {
-                                    break 'gather;
-                                }
-                            }
-                            Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                                disconnected = true;
-                                break 'gather;
-                            }
-                            Err(crossbeam_channel::TryRecvError::Empty) => break,
-                        }
-                    }
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() || self.stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    std::thread::sleep(left.min(GATHER_POLL));
-                }
-                self.write(&batch);
-                batch.clear();
+            co.close(disconnected || self.stop.load(Ordering::Relaxed) || co.rows() >= BATCH_ROWS);
+            if !co.ready.is_empty() {
+                self.write(&co.ready);
+                co.ready.clear();
             }
             if last_maint.elapsed() >= MAINTAIN_EVERY {
                 last_maint = Instant::now();
@@ -804,7 +1002,7 @@ impl Writer {
     }
 
     /// Writes rows in transactions of about [`TX_BUDGET`] each (fewer when an action waits).
-    fn write(&mut self, rows: &[LogRow]) {
+    fn write(&mut self, rows: &[Pending]) {
         let mut done = 0;
         while done < rows.len() {
             let t0 = Instant::now();
@@ -818,8 +1016,10 @@ impl Writer {
             let c = &self.counters;
             match r {
                 Ok((n, yielded)) => {
+                    let tx: u64 = rows[done..done + n].iter().map(|p| p.count).sum();
                     done += n;
-                    c.written.fetch_add(n as u64, Ordering::Relaxed);
+                    c.written.fetch_add(tx, Ordering::Relaxed);
+                    c.rows.fetch_add(n as u64, Ordering::Relaxed);
                     c.batches.fetch_add(1, Ordering::Relaxed);
                     let us = t0.elapsed().as_micros() as u64;
                     c.last_commit_us.store(us, Ordering::Relaxed);
@@ -842,12 +1042,12 @@ impl Writer {
                 Err(e) => {
                     // the transaction rolled back (the disk is full, the file is broken): the
                     // rest of the batch is lost, counted, and new client ids with it
-                    let n = (rows.len() - done) as u64;
+                    let n: u64 = rows[done..].iter().map(|p| p.count).sum();
                     done = rows.len();
                     self.cids.clear();
                     c.write_errors.fetch_add(1, Ordering::Relaxed);
                     c.dropped.fetch_add(n, Ordering::Relaxed);
-                    tracing_warn(&format!("query log: {n} rows were lost: {e}"));
+                    tracing_warn(&format!("query log: {n} transactions were lost: {e}"));
                 }
             }
         }
@@ -860,35 +1060,40 @@ impl Writer {
         }
     }
 
-    /// Deletes up to `n` of the oldest rows (older than `cutoff` when given), subtracting them
-    /// from the roll-ups in the same transaction. Returns how many went.
+    /// Deletes up to `n` of the oldest rows (older than `cutoff` when given), subtracting their
+    /// `count`s from the roll-ups in the same transaction. Returns how many rows went.
     fn delete_oldest(&mut self, cutoff: Option<i64>, n: i64) -> rusqlite::Result<usize> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut roll = Rollup::default();
-        let mut d = 0;
+        let (mut d, mut tx_deleted) = (0, 0u64);
         {
             let mut st = tx.prepare_cached(
                 "DELETE FROM queries WHERE id IN (SELECT id FROM queries INDEXED BY queries_ts \
-                 WHERE ts < ?1 ORDER BY ts LIMIT ?2) RETURNING ts, cid, blocked IS NOT NULL, rcode",
+                 WHERE ts < ?1 ORDER BY ts LIMIT ?2) \
+                 RETURNING ts, cid, blocked IS NOT NULL, rcode, count",
             )?;
             let mut q = st.query(params![cutoff.unwrap_or(i64::MAX), n])?;
             while let Some(r) = q.next()? {
                 let rcode: Option<i64> = r.get(3)?;
+                let count: i64 = r.get(4)?;
                 roll.add(
                     r.get(0)?,
                     r.get(1)?,
                     r.get(2)?,
                     rcode.map(|c| c.clamp(0, 65535) as u16),
-                    -1,
+                    -count,
                 );
                 d += 1;
+                tx_deleted += count.max(0) as u64;
             }
         }
         roll.apply(&tx)?;
         tx.commit()?;
-        self.counters.deleted.fetch_add(d as u64, Ordering::Relaxed);
+        self.counters
+            .deleted
+            .fetch_add(tx_deleted, Ordering::Relaxed);
         Ok(d)
     }
 
@@ -966,7 +1171,7 @@ fn write_tx(
     conn: &Connection,
     cids: &mut HashMap<IpAddr, i64>,
     pseud: Option<&Pseudonymiser>,
-    rows: &[LogRow],
+    rows: &[Pending],
     t0: Instant,
 ) -> rusqlite::Result<(usize, bool)> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
@@ -978,9 +1183,16 @@ fn write_tx(
     while i < rows.len() {
         let k = (rows.len() - i).min(INSERT_ROWS);
         let chunk = &rows[i..i + k];
-        for (j, r) in chunk.iter().enumerate() {
+        for (j, p) in chunk.iter().enumerate() {
+            let r = &p.row;
             ids[j] = cid(&tx, cids, pseud, r.client)?;
-            roll.add(r.ts_us, ids[j], r.blocked.is_some(), r.rcode, 1);
+            roll.add(
+                r.ts_us,
+                ids[j],
+                r.blocked.is_some(),
+                r.rcode,
+                p.count as i64,
+            );
         }
         if k == INSERT_ROWS {
             // one statement of INSERT_ROWS rows, prepared once and reused
@@ -1094,9 +1306,18 @@ pub struct QueryRow {
     pub action: Option<String>,
     /// The rule that blocked it.
     pub blocked: Option<String>,
+    /// The highest upstream latency of the row's transactions.
     pub upstream_us: Option<u32>,
     pub source: String,
     pub transport: String,
+    /// Identical transactions this row stands for (same client, name, type, rcode, answers,
+    /// action, blocked-by, source and transport within one second; `time` is the first's).
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// One page of a search, newest first.
@@ -1112,6 +1333,10 @@ pub struct QueryPage {
 pub struct QueryLogDisk {
     /// Rows stored (from the id range; see the module doc).
     pub rows: u64,
+    /// Transactions those rows stand for (the sum of their `count`s, from the per-minute
+    /// roll-up).
+    #[serde(default)]
+    pub queries: u64,
     pub oldest_us: Option<i64>,
     pub newest_us: Option<i64>,
     /// The triage file's size (the query log is most of it) and its WAL's.
@@ -1263,7 +1488,9 @@ fn timeline_rows(
         }
         Ok(())
     };
-    let head = "SELECT (ts - ?1) / ?2 AS b, COUNT(*), COUNT(blocked), COALESCE(SUM(rcode = 3), 0) FROM queries";
+    let head = "SELECT (ts - ?1) / ?2 AS b, SUM(count), \
+        COALESCE(SUM(CASE WHEN blocked IS NOT NULL THEN count END), 0), \
+        COALESCE(SUM(CASE WHEN rcode = 3 THEN count END), 0) FROM queries";
     match cid {
         None => run(
             &format!("{head} INDEXED BY queries_ts WHERE ts >= ?3 AND ts < ?4 GROUP BY b"),
@@ -1408,7 +1635,7 @@ enum Access {
 }
 
 const SELECT_ROW: &str = "SELECT q.id, q.ts, c.client, q.rname, q.qtype, q.rcode, q.answers, \
-     q.action, q.blocked, q.upstream_us, q.source, q.transport FROM queries AS q";
+     q.action, q.blocked, q.upstream_us, q.source, q.transport, q.count FROM queries AS q";
 
 /// Runs a search on any connection to the triage file (the API's, the dashboard's, a CLI's).
 pub fn search(conn: &Connection, state_dir: Option<&Path>, f: &QueryFilter) -> Result<QueryPage> {
@@ -1571,6 +1798,7 @@ pub fn search(conn: &Connection, state_dir: Option<&Path>, f: &QueryFilter) -> R
                         .map(|v| v.clamp(0, u32::MAX as i64) as u32),
                     source: label(&Source::ALL, r.get(10)?, Source::as_str).to_string(),
                     transport: label(&Transport::ALL, r.get(11)?, Transport::as_str).to_string(),
+                    count: r.get::<_, i64>(12)?.max(1) as u64,
                 });
             }
             if got < want {
@@ -1602,8 +1830,14 @@ pub fn disk(conn: &Connection, path: &Path) -> Result<QueryLogDisk> {
         .unwrap_or(0);
     let mut wal = PathBuf::from(path);
     wal.as_mut_os_string().push("-wal");
+    let queries: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(queries), 0) FROM query_minutes",
+        [],
+        |r| r.get(0),
+    )?;
     Ok(QueryLogDisk {
         rows: approx_rows(conn)?,
+        queries: queries.max(0) as u64,
         oldest_us: oldest,
         newest_us: newest,
         file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
@@ -1642,7 +1876,7 @@ pub fn csv_field(s: &str) -> String {
 
 /// The CSV header line of [`csv_row`].
 pub const CSV_HEADER: &str =
-    "time,client,name,type,rcode,answers,action,blocked,upstream_us,source,transport\n";
+    "time,client,name,type,rcode,answers,action,blocked,upstream_us,source,transport,count\n";
 
 /// One row as a CSV line (with its newline).
 pub fn csv_row(r: &QueryRow) -> String {
@@ -1658,6 +1892,7 @@ pub fn csv_row(r: &QueryRow) -> String {
         r.upstream_us.map(|v| v.to_string()).unwrap_or_default(),
         r.source.clone(),
         r.transport.clone(),
+        r.count.to_string(),
     ];
     let mut s = fields
         .iter()

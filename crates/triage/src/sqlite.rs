@@ -1,6 +1,6 @@
 //! The SQLite backend of [`TriageStore`]: one file, `state_dir/triage.sqlite`.
 //!
-//! **Schema** (version in `PRAGMA user_version`, currently 5; [`SqliteStore::open`] creates or
+//! **Schema** (version in `PRAGMA user_version`, currently 6; [`SqliteStore::open`] creates or
 //! migrates it inside one `IMMEDIATE` transaction, and refuses a file from a newer dnsight):
 //!
 //! - `alerts`: one row per alert id with the filterable columns (kind, severity and its rank,
@@ -18,6 +18,8 @@
 //! - version 5: `alert_counts (dim, val, n)`, open alerts per severity, kind, device and
 //!   destination and every alert per kind, severity and status, kept by triggers on `alerts`
 //!   (the dashboard's counts and [`TriageStore::stats`] without GROUP BYs).
+//! - version 6: the query log's `count` column (identical transactions of a client within one
+//!   second stored as one row; older rows count 1).
 //!
 //! The SQL is deliberately plain (TEXT/INTEGER/BIGINT columns, `LIMIT/OFFSET`, `substr`,
 //! `length`, `INSERT ... ON CONFLICT`), so a PostgreSQL backend can reuse it; the one SQLite
@@ -48,7 +50,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 mod users;
 pub(crate) const fn users_schema_v3() -> &'static str {
@@ -253,7 +255,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     migrate_to(conn, SCHEMA_VERSION)
 }
 
-/// Creates `state_dir/triage.sqlite` at an older schema version (`1..=5`), as an older dnsight
+/// Creates `state_dir/triage.sqlite` at an older schema version (`1..=6`), as an older dnsight
 /// left it: for the tests of the migrations.
 #[doc(hidden)]
 pub fn create_at_version(state_dir: &Path, version: i64) -> Result<()> {
@@ -297,6 +299,9 @@ fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     }
     if step(5) {
         tx.execute_batch(users::SCHEMA_ALERT_COUNTS)?;
+    }
+    if step(6) {
+        tx.execute_batch(crate::querylog::SCHEMA_V6)?;
     }
     tx.pragma_update(None, "user_version", target.max(v))?;
     tx.commit()?;

@@ -686,3 +686,279 @@ fn a_version_3_query_log_migrates_with_its_rows_clients_and_timelines() {
     let store = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(all(&store, QueryFilter::default()).len(), 3050);
 }
+
+fn at(us: i64, client: &str, name: &str, qtype: u16, rtt: u32) -> DnsEvent {
+    let mut e = ev(0, client, name, qtype);
+    e.ts = Ts::from_micros(us);
+    e.rtt_us = Some(rtt);
+    e
+}
+
+/// Transactions of one second and their expected rows: 5 identical ones of .5 (one row of
+/// count 5, the first time, the highest latency), a different type, client, rcode or verdict
+/// apart, the next second apart.
+fn coalescing_events() -> Vec<DnsEvent> {
+    let s = 1_700_000_000_000_000i64; // a whole second
+    let mut evs = vec![
+        at(s + 200_000, "10.0.0.5", "a.example", 1, 1500),
+        at(s + 100_000, "10.0.0.5", "a.example", 1, 900), // earlier, arriving later
+        at(s + 300_000, "10.0.0.5", "a.example", 1, 7000),
+        at(s + 400_000, "10.0.0.5", "a.example", 1, 2000),
+        at(s + 999_999, "10.0.0.5", "a.example", 1, 1000),
+        at(s + 500_000, "10.0.0.5", "a.example", 28, 1000),
+        at(s + 600_000, "10.0.0.6", "a.example", 1, 1000),
+        at(s + 1_000_000, "10.0.0.5", "a.example", 1, 1000),
+        at(s + 1_000_001, "10.0.0.5", "a.example", 1, 1000),
+    ];
+    let mut nx = at(s + 700_000, "10.0.0.5", "a.example", 1, 1000);
+    nx.rcode = Some(3);
+    evs.push(nx.clone());
+    evs.push(nx);
+    for dt in [800_000, 850_000] {
+        let mut b = at(s + dt, "10.0.0.5", "a.example", 1, 1000);
+        b.verdict = Some(Verdict {
+            action: VerdictAction::Blocked,
+            rule: Some("list:ads".into()),
+        });
+        evs.push(b);
+    }
+    evs
+}
+
+#[test]
+fn identical_transactions_of_a_second_are_one_row_with_their_count_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = coalescing_events();
+    let st = write(dir.path(), &QueryLogConfig::default(), &evs);
+    assert_eq!((st.written, st.rows_written, st.dropped), (13, 6, 0));
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let rows = all(&store, QueryFilter::default());
+    let s = 1_700_000_000_000_000i64;
+    type Seen<'a> = (
+        i64,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        bool,
+        u64,
+        Option<u32>,
+    );
+    let seen: Vec<Seen> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.ts_us - s,
+                r.client.as_str(),
+                r.qtype.as_str(),
+                r.rcode.as_deref(),
+                r.blocked.is_some(),
+                r.count,
+                r.upstream_us,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                1_000_000,
+                "10.0.0.5",
+                "A",
+                Some("NOERROR"),
+                false,
+                2,
+                Some(1000)
+            ),
+            (800_000, "10.0.0.5", "A", Some("NOERROR"), true, 2, None),
+            (
+                700_000,
+                "10.0.0.5",
+                "A",
+                Some("NXDOMAIN"),
+                false,
+                2,
+                Some(1000)
+            ),
+            (
+                600_000,
+                "10.0.0.6",
+                "A",
+                Some("NOERROR"),
+                false,
+                1,
+                Some(1000)
+            ),
+            (
+                500_000,
+                "10.0.0.5",
+                "AAAA",
+                Some("NOERROR"),
+                false,
+                1,
+                Some(1000)
+            ),
+            // five: the earliest time, the highest upstream latency
+            (
+                100_000,
+                "10.0.0.5",
+                "A",
+                Some("NOERROR"),
+                false,
+                5,
+                Some(7000)
+            ),
+        ]
+    );
+    // filters see rows; timelines, disk and CSV see their counts
+    let dev = all(
+        &store,
+        QueryFilter {
+            device: Some("10.0.0.5".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(dev.iter().map(|r| r.count).sum::<u64>(), 12);
+    let us = 1_000_000;
+    let t = store.query_timeline(None, s, s + 2 * us, us).unwrap();
+    let counts: Vec<_> = t
+        .iter()
+        .map(|b| (b.queries, b.blocked, b.nxdomain))
+        .collect();
+    assert_eq!(counts, vec![(11, 2, 2), (2, 0, 0)]);
+    // from the roll-ups (whole minutes and hours) too
+    let m = 60 * us;
+    let t = store
+        .query_timeline(None, s / m * m, s / m * m + m, m)
+        .unwrap();
+    assert_eq!((t[0].queries, t[0].blocked, t[0].nxdomain), (13, 2, 2));
+    let h = 60 * m;
+    let t = store
+        .query_timeline(Some("10.0.0.5"), s / h * h, s / h * h + h, h)
+        .unwrap();
+    assert_eq!((t[0].queries, t[0].blocked, t[0].nxdomain), (12, 2, 2));
+    let d = store.querylog_disk().unwrap();
+    assert_eq!((d.rows, d.queries), (6, 13));
+    assert_eq!(
+        dnsight_triage::querylog::CSV_HEADER
+            .trim_end()
+            .rsplit(',')
+            .next(),
+        Some("count")
+    );
+    assert!(dnsight_triage::querylog::csv_row(rows.last().unwrap()).ends_with(",5\n"));
+    let json = serde_json::to_value(&rows[0]).unwrap();
+    assert_eq!(json["count"], 2);
+    drop(store);
+
+    // the retention deletes rows and subtracts their counts
+    let st = write(
+        dir.path(),
+        &QueryLogConfig {
+            retention_days: None,
+            max_bytes: Some(1),
+            ..Default::default()
+        },
+        &[],
+    );
+    assert_eq!(st.deleted, 13);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let t = store
+        .query_timeline(None, s / m * m, s / m * m + m, m)
+        .unwrap();
+    assert_eq!(t[0].queries, 0);
+    assert_eq!(store.querylog_disk().unwrap().queries, 0);
+
+    // coalescing off: a row per transaction
+    let dir = tempfile::tempdir().unwrap();
+    let st = write(
+        dir.path(),
+        &QueryLogConfig {
+            coalesce: false,
+            ..Default::default()
+        },
+        &evs,
+    );
+    assert_eq!((st.written, st.rows_written), (13, 13));
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let rows = all(&store, QueryFilter::default());
+    assert_eq!(rows.len(), 13);
+    assert!(rows.iter().all(|r| r.count == 1));
+}
+
+#[test]
+fn a_version_5_query_log_gains_counts_of_one_and_coalesces_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    dnsight_triage::create_at_version(dir.path(), 5).unwrap();
+    let evs = days_of_events();
+    {
+        // rows as dnsight's v5 writer stored them: interned clients, no count, the roll-ups
+        let c = rusqlite::Connection::open(dir.path().join(dnsight_triage::TRIAGE_FILE)).unwrap();
+        let tx = c.unchecked_transaction().unwrap();
+        for e in &evs {
+            let r = dnsight_triage::querylog::LogRow::from_event(e);
+            tx.execute(
+                "INSERT INTO query_clients (client) VALUES (?) ON CONFLICT (client) DO NOTHING",
+                [r.client.to_string()],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO queries (ts, cid, rname, qtype, rcode, answers, action, blocked, \
+                 upstream_us, source, transport) VALUES (?, (SELECT id FROM query_clients \
+                 WHERE client = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rusqlite::params![
+                    r.ts_us,
+                    r.client.to_string(),
+                    r.rname,
+                    r.qtype,
+                    r.rcode,
+                    r.answers,
+                    r.action.map(|a| a as i64),
+                    r.blocked,
+                    r.upstream_us,
+                    r.source as i64,
+                    r.transport as i64
+                ],
+            )
+            .unwrap();
+        }
+        tx.execute_batch(
+            "INSERT INTO query_minutes (minute, queries, blocked, nxdomain)
+                SELECT (ts - ((ts % 60000000) + 60000000) % 60000000) / 60000000 AS m,
+                       COUNT(*), COUNT(blocked), COALESCE(SUM(rcode = 3), 0)
+                FROM queries GROUP BY m;
+             INSERT INTO query_hours (hour, cid, queries, blocked, nxdomain)
+                SELECT (ts - ((ts % 3600000000) + 3600000000) % 3600000000) / 3600000000 AS h,
+                       cid, COUNT(*), COUNT(blocked), COALESCE(SUM(rcode = 3), 0)
+                FROM queries GROUP BY h, cid;",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let v: i64 = rusqlite::Connection::open(dir.path().join(dnsight_triage::TRIAGE_FILE))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 6);
+    check_everything(&store, &evs);
+    let old = all(&store, QueryFilter::default());
+    assert_eq!(old.len(), 3000);
+    assert!(old.iter().all(|r| r.count == 1));
+    drop(store);
+    // new rows in the migrated file coalesce; old and new are counted together
+    let later = coalescing_events();
+    write(
+        dir.path(),
+        &QueryLogConfig {
+            retention_days: None,
+            max_bytes: None,
+            ..Default::default()
+        },
+        &later,
+    );
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let rows = all(&store, QueryFilter::default());
+    assert_eq!(rows.len(), 3006);
+    assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 3013);
+    assert_eq!(store.querylog_disk().unwrap().queries, 3013);
+}

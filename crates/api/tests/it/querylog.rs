@@ -161,6 +161,8 @@ fn queries_filter_page_and_export_csv_safely() {
     ));
     assert_eq!(v["rows"][0]["rcode"], "NXDOMAIN");
     assert_eq!(v["rows"][0]["upstream_us"], 2500);
+    // one transaction per row here (each name once a second): count 1
+    assert_eq!(v["rows"][0]["count"], 1);
     let v = json_ok(&get(&fx, "/api/v1/queries?blocked=true", &fx.viewer));
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
@@ -205,7 +207,7 @@ fn queries_filter_page_and_export_csv_safely() {
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(
         lines[0],
-        "time,client,name,type,rcode,answers,action,blocked,upstream_us,source,transport"
+        "time,client,name,type,rcode,answers,action,blocked,upstream_us,source,transport,count"
     );
     assert_eq!(lines.len(), 4, "{body}");
     // the formula name is quoted and defused, the comma/quote name quoted and doubled

@@ -217,7 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let s = w.close();
         if s.dropped > 0 {
             eprintln!(
-                "dnsight: query log: {} rows could not be written (see the errors above)",
+                "dnsight: query log: {} transactions could not be written (see the errors above)",
                 s.dropped
             );
         }

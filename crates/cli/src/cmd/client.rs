@@ -1124,6 +1124,7 @@ pub fn queries(a: QueriesArgs) -> anyhow::Result<()> {
         .map(|r| {
             vec![
                 clean(&r.time),
+                r.count.to_string(),
                 clean(&r.client),
                 clean(&r.qtype),
                 clean(&r.name),
@@ -1146,6 +1147,7 @@ pub fn queries(a: QueriesArgs) -> anyhow::Result<()> {
     table(
         &[
             "TIME",
+            "COUNT",
             "CLIENT",
             "TYPE",
             "NAME",
@@ -1157,8 +1159,16 @@ pub fn queries(a: QueriesArgs) -> anyhow::Result<()> {
         &rows,
     );
     match &page.next {
-        Some(n) => eprintln!("{} rows; more: --cursor {n}", page.rows.len()),
-        None => eprintln!("{} rows", page.rows.len()),
+        Some(n) => eprintln!(
+            "{} rows ({} queries); more: --cursor {n}",
+            page.rows.len(),
+            page.rows.iter().map(|r| r.count).sum::<u64>()
+        ),
+        None => eprintln!(
+            "{} rows ({} queries)",
+            page.rows.len(),
+            page.rows.iter().map(|r| r.count).sum::<u64>()
+        ),
     }
     Ok(())
 }

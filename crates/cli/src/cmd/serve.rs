@@ -360,6 +360,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let s = w.close();
         tracing::info!(
             written = s.written,
+            rows = s.rows_written,
             dropped = s.dropped,
             deleted = s.deleted,
             "query log closed"

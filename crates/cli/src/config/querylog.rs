@@ -7,6 +7,8 @@
 //! max_size_mb = 4096        # the triage file's used pages stay under this (0: no limit)
 //! pseudonymise = false      # store clients as keyed hashes (key: STATE/querylog.key)
 //! queue = 200000            # rows waiting for the writer; more are dropped and counted
+//! coalesce = true           # identical transactions of a client within one second: one row
+//!                           # with a count (false: a row per transaction)
 //! ```
 
 use anyhow::{anyhow, bail, Context};
@@ -23,6 +25,7 @@ struct Raw {
     max_size_mb: Option<u64>,
     pseudonymise: Option<bool>,
     queue: Option<usize>,
+    coalesce: Option<bool>,
 }
 
 /// Validated `[querylog]`: None when it is off.
@@ -60,6 +63,7 @@ pub fn load(file: Option<&Path>) -> anyhow::Result<Option<dnsight_triage::QueryL
         c.max_bytes = (m > 0).then(|| m.saturating_mul(1 << 20));
     }
     c.pseudonymise = raw.pseudonymise.unwrap_or(false);
+    c.coalesce = raw.coalesce.unwrap_or(true);
     if let Some(q) = raw.queue {
         if !(1_000..=10_000_000).contains(&q) {
             bail!("{f}: [querylog] queue = {q}: use 1000 to 10000000 rows");
@@ -81,6 +85,7 @@ mod tests {
         assert_eq!(c.retention_days, Some(30));
         assert_eq!(c.max_bytes, Some(4096 << 20));
         assert!(!c.pseudonymise);
+        assert!(c.coalesce);
         assert_eq!(
             load(None).unwrap(),
             Some(dnsight_triage::QueryLogConfig::default())
@@ -92,11 +97,11 @@ mod tests {
         let (_d, p) = file("[querylog]\nenabled = false\n");
         assert_eq!(load(Some(&p)).unwrap(), None);
         let (_d, p) =
-            file("[querylog]\nretention_days = 0\nmax_size_mb = 0\npseudonymise = true\n");
+            file("[querylog]\nretention_days = 0\nmax_size_mb = 0\npseudonymise = true\ncoalesce = false\n");
         let c = load(Some(&p)).unwrap().unwrap();
         assert_eq!(
-            (c.retention_days, c.max_bytes, c.pseudonymise),
-            (None, None, true)
+            (c.retention_days, c.max_bytes, c.pseudonymise, c.coalesce),
+            (None, None, true, false)
         );
         for (bad, says) in [
             ("[querylog]\nmax_size_mb = 3\n", "at least 16"),

@@ -244,7 +244,7 @@ pub(crate) fn answer_counts(rows: &[dnsight_triage::QueryRow]) -> Vec<AnswerCoun
     for (i, r) in rows.iter().enumerate() {
         for a in &r.answers {
             let e = by.entry(a.as_str()).or_insert((0, r.time.as_str(), i));
-            e.0 += 1;
+            e.0 += r.count;
         }
     }
     let mut v: Vec<_> = by.into_iter().collect();
@@ -284,6 +284,7 @@ mod tests {
             upstream_us: None,
             source: "resolver".into(),
             transport: "udp".into(),
+            count: 1,
         }
     }
 

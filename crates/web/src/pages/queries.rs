@@ -38,6 +38,8 @@ pub struct QueryRow {
     pub rcode: String,
     pub blocked: bool,
     pub answers: String,
+    /// Identical transactions the row stands for (within one second).
+    pub count: u64,
 }
 
 fn v(o: &Option<String>) -> Option<&str> {
@@ -69,6 +71,7 @@ fn form(q: &QuerySearch) -> Markup {
 pub(crate) fn table(rows: &[QueryRow], empty: &str) -> Markup {
     Table::new(vec![
         col("Time", "nowrap", |r: &QueryRow| html! { (r.time) }),
+        col("Count", "num", |r: &QueryRow| html! { (r.count) }),
         col("Device", "", |r: &QueryRow| {
             super::device_link(&r.device, None)
         }),
@@ -97,6 +100,7 @@ impl From<dnsight_triage::QueryRow> for QueryRow {
             rcode: r.rcode.unwrap_or_else(|| "-".into()),
             blocked: r.blocked.is_some(),
             answers: r.answers.join(", "),
+            count: r.count,
         }
     }
 }
