@@ -947,8 +947,9 @@ impl Engine {
         let parts = parts.max(1);
         let part_of = |ip: IpAddr| dnsight_model::partition(ip, parts);
         let want: HashSet<u32> = which.iter().copied().collect();
-        let mut out: HashMap<u32, (Vec<u8>, u32, Vec<u8>, u32, Vec<u8>, u32)> =
-            which.iter().map(|&p| (p, Default::default())).collect();
+        // per partition: devices, their count, windows, their count, alerts, their count
+        type Acc = (Vec<u8>, u32, Vec<u8>, u32, Vec<u8>, u32);
+        let mut out: HashMap<u32, Acc> = which.iter().map(|&p| (p, Default::default())).collect();
         // devices
         for s in &self.shards {
             for d in &s.base.devices {
