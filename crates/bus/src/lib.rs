@@ -18,6 +18,7 @@
 
 pub mod codec;
 pub mod consume;
+pub mod lease;
 pub mod spool;
 pub mod testing;
 

@@ -148,3 +148,57 @@ pub fn read_stream(url: &str, stream: &str) -> Vec<(String, Vec<dnsight_model::D
         out
     })
 }
+
+/// The stream sequence of each partition's last message (`partitions` subjects `PREFIX.P`;
+/// 0: none), and the positions of the checkpoints in `bucket` (None: none saved). For tests:
+/// the checkpoints cover the stream when every position is past its partition's last message.
+pub fn stream_coverage(
+    url: &str,
+    stream: &str,
+    prefix: &str,
+    bucket: &str,
+    partitions: u32,
+) -> (Vec<u64>, Vec<Option<crate::consume::Position>>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let c = async_nats::connect(url).await.expect("connecting to NATS");
+        let js = async_nats::jetstream::new(c);
+        let mut s = js.get_stream(stream).await.expect("the stream");
+        let last = s.info().await.expect("stream info").state.last_sequence;
+        let mut lasts = vec![0u64; partitions as usize];
+        for seq in 1..=last {
+            let m = s.get_raw_message(seq).await.expect("a message");
+            if let Some(p) = m
+                .subject
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('.'))
+                .and_then(|p| p.parse::<usize>().ok())
+            {
+                if p < lasts.len() {
+                    lasts[p] = seq;
+                }
+            }
+        }
+        let mut pos = Vec::new();
+        match crate::consume::Checkpoints::open(&js, bucket).await {
+            Ok(ck) => {
+                for p in 0..partitions {
+                    pos.push(ck.load(p).await.ok().flatten().map(|(x, _)| x));
+                }
+            }
+            Err(_) => pos.resize(partitions as usize, None),
+        }
+        (lasts, pos)
+    })
+}
+
+/// Do the checkpoints cover every message of the stream ([`stream_coverage`])?
+pub fn covered(lasts: &[u64], pos: &[Option<crate::consume::Position>]) -> bool {
+    lasts
+        .iter()
+        .zip(pos)
+        .all(|(&l, p)| l == 0 || p.is_some_and(|p| p.next_seq > l))
+}

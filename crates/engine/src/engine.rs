@@ -921,6 +921,252 @@ impl Engine {
     }
 }
 
+/// Format version of [`Engine::export_partitions`]' records.
+const PART_VERSION: u8 = 1;
+
+/// What [`Engine::import_partition`] restored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportStats {
+    pub devices: u64,
+    /// Devices the engine held already (kept as they were: import into an engine without them).
+    pub present: u64,
+    /// Device records that did not decode (skipped, counted).
+    pub corrupt: u64,
+    pub alerts: u64,
+}
+
+impl Engine {
+    /// The state of some partitions of `parts` (bus partitions: [`dnsight_model::partition`] of
+    /// the client address modulo `parts`), one self-contained versioned record each, for a
+    /// distributed worker's checkpoint: the partition's devices (baselines, the state file's
+    /// device encoding), every detector's windows of those devices, and the live alerts all of
+    /// whose devices are in the partition. [`import_partition`](Self::import_partition) in any
+    /// engine (any number of shards) continues from exactly this state; org-wide facts are not
+    /// in it (they follow from the devices' baselines, as at [`Engine::open`]).
+    pub fn export_partitions(&self, parts: u32, which: &[u32]) -> Vec<(u32, Vec<u8>)> {
+        let parts = parts.max(1);
+        let part_of = |ip: IpAddr| dnsight_model::partition(ip, parts);
+        let want: HashSet<u32> = which.iter().copied().collect();
+        // per partition: devices, their count, windows, their count, alerts, their count
+        type Acc = (Vec<u8>, u32, Vec<u8>, u32, Vec<u8>, u32);
+        let mut out: HashMap<u32, Acc> = which.iter().map(|&p| (p, Default::default())).collect();
+        // devices
+        for s in &self.shards {
+            for d in &s.base.devices {
+                let p = part_of(d.ip);
+                if let Some(o) = out.get_mut(&p) {
+                    o.0.put_ip(d.ip);
+                    let mut b = Vec::new();
+                    crate::store::encode_device(d, &s.base, &mut b);
+                    o.0.put_u32(b.len() as u32);
+                    o.0.extend_from_slice(&b);
+                    o.1 += 1;
+                }
+            }
+        }
+        // detector windows: each shard's record, read back through a fresh detector that keeps
+        // only the partition's devices (the detectors' own codec, no second format)
+        for s in &self.shards {
+            let devices = &s.base.devices;
+            let ip = |d: DevId| devices[d as usize].ip;
+            for det in &s.detectors {
+                let mut all = Vec::new();
+                det.save_state(&ip, &mut all);
+                for &p in &want {
+                    let Some(mut fresh) = detectors::registry(&self.cfg)
+                        .into_iter()
+                        .find(|d| d.name() == det.name())
+                    else {
+                        continue;
+                    };
+                    let index = &s.base.dev_index;
+                    let id = |a: IpAddr| {
+                        let a = crate::net::canonical(a);
+                        (part_of(a) == p).then(|| index.get(&a).copied()).flatten()
+                    };
+                    if fresh
+                        .load_state(&id, &mut crate::codec::Rd::new(&all))
+                        .is_none()
+                    {
+                        continue;
+                    }
+                    let mut mine = Vec::new();
+                    fresh.save_state(&ip, &mut mine);
+                    if let Some(o) = out.get_mut(&p) {
+                        o.2.put_str(det.name());
+                        o.2.put_u32(mine.len() as u32);
+                        o.2.extend_from_slice(&mine);
+                        o.3 += 1;
+                    }
+                }
+            }
+        }
+        // alerts of the partition's devices alone
+        for a in self.corr.book.sorted() {
+            let ps: HashSet<u32> = a
+                .devices
+                .iter()
+                .filter_map(|d| d.parse::<IpAddr>().ok())
+                .map(part_of)
+                .collect();
+            if ps.len() != 1 {
+                continue;
+            }
+            let p = *ps.iter().next().unwrap_or(&u32::MAX);
+            if let Some(o) = out.get_mut(&p) {
+                if let Ok(j) = serde_json::to_string(&a) {
+                    o.4.put_str(&j);
+                    o.5 += 1;
+                }
+            }
+        }
+        let mut v: Vec<(u32, Vec<u8>)> = out
+            .into_iter()
+            .map(|(p, (devs, nd, wins, nw, alerts, na))| {
+                let mut b = vec![PART_VERSION];
+                b.put_u32(parts);
+                b.put_u32(p);
+                b.put_u32(self.org_first);
+                b.put_u32(nd);
+                b.extend_from_slice(&devs);
+                b.put_u32(nw);
+                b.extend_from_slice(&wins);
+                b.put_u32(na);
+                b.extend_from_slice(&alerts);
+                (p, b)
+            })
+            .collect();
+        v.sort_by_key(|(p, _)| *p);
+        v
+    }
+
+    /// Restores one record of [`export_partitions`](Self::export_partitions) into this engine
+    /// (meant for one that does not hold the partition's devices: a device already present is
+    /// kept and counted). The events after the record's point are then fed in their order.
+    /// A record that does not decode is an error; nothing of it is applied then.
+    pub fn import_partition(&mut self, b: &[u8]) -> Result<ImportStats, EngineError> {
+        let bad = |w: &str| EngineError::Store(format!("partition record: {w}"));
+        let mut r = crate::codec::Rd::new(b);
+        if r.u8() != Some(PART_VERSION) {
+            return Err(bad("unknown version"));
+        }
+        let (Some(_parts), Some(_part), Some(org_first), Some(nd)) =
+            (r.u32(), r.u32(), r.u32(), r.count(20))
+        else {
+            return Err(bad("short header"));
+        };
+        let mut devs: Vec<(IpAddr, &[u8])> = Vec::with_capacity(nd);
+        for _ in 0..nd {
+            let (Some(ip), Some(l)) = (r.ip(), r.u32()) else {
+                return Err(bad("short device"));
+            };
+            devs.push((ip, r.take(l as usize).ok_or_else(|| bad("short device"))?));
+        }
+        let mut wins: Vec<(&str, &[u8])> = Vec::new();
+        for _ in 0..r.count(8).ok_or_else(|| bad("short windows"))? {
+            let (Some(name), Some(l)) = (r.str(), r.u32()) else {
+                return Err(bad("short windows"));
+            };
+            wins.push((
+                name,
+                r.take(l as usize).ok_or_else(|| bad("short windows"))?,
+            ));
+        }
+        let mut alerts: Vec<Alert> = Vec::new();
+        for _ in 0..r.count(4).ok_or_else(|| bad("short alerts"))? {
+            let j = r.str().ok_or_else(|| bad("short alerts"))?;
+            if let Ok(a) = serde_json::from_str::<Alert>(j) {
+                alerts.push(a);
+            }
+        }
+        if !r.is_empty() {
+            return Err(bad("trailing bytes"));
+        }
+        self.sync();
+        let mut st = ImportStats::default();
+        if org_first != 0 && (self.org_first == 0 || org_first < self.org_first) {
+            self.org_first = org_first;
+        }
+        let n = self.shards.len();
+        let mut mine: HashSet<IpAddr> = HashSet::new();
+        for (ip, rec) in devs {
+            let ip = crate::net::canonical(ip);
+            let sh = &mut self.shards[partition(ip) as usize % n];
+            if sh.base.dev_index.contains_key(&ip) {
+                st.present += 1;
+                continue;
+            }
+            let base = &mut sh.base;
+            let mut d = Device::new(ip, 0);
+            d.identify(&self.cfg);
+            if crate::store::decode_device(rec, &mut d, base).is_none() {
+                st.corrupt += 1;
+                continue;
+            }
+            // the stream sequence is the replay guard of a checkpoint: every event after it
+            // counts, even one with the same time as the device's latest
+            d.skip_until = 0;
+            d.dirty = true;
+            let id = base.devices.len() as DevId;
+            base.entries += d.dests.len() as u64;
+            for (&did, e) in d.dests.iter() {
+                self.corr
+                    .load_entry(&base.dests[did as usize].name, e.first, d.group.as_ref());
+                let od = &mut base.dests[did as usize];
+                od.last = od.last.max(e.last);
+            }
+            for c in &d.countries {
+                *self.corr.countries.entry(*c).or_default() += 1;
+            }
+            for a in &d.asns {
+                *self.corr.asns.entry(*a).or_default() += 1;
+            }
+            self.corr.devices += 1;
+            self.corr.dev(&self.cfg, ip);
+            base.dev_index.insert(ip, id);
+            base.devices.push(d);
+            mine.insert(ip);
+            st.devices += 1;
+        }
+        for (name, w) in wins {
+            for s in &mut self.shards {
+                let Some(det) = s.detectors.iter_mut().find(|d| d.name() == name) else {
+                    continue;
+                };
+                let index = &s.base.dev_index;
+                let id = |ip: IpAddr| {
+                    let ip = crate::net::canonical(ip);
+                    mine.contains(&ip)
+                        .then(|| index.get(&ip).copied())
+                        .flatten()
+                };
+                if det.load_state(&id, &mut crate::codec::Rd::new(w)).is_none() {
+                    self.notices.push(format!(
+                        "partition record: the {name} detector's windows did not decode; its devices start empty"
+                    ));
+                }
+            }
+        }
+        alerts.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
+        for a in alerts {
+            if self.corr.book.get(&a.id).is_some() {
+                continue;
+            }
+            let corr = &mut self.corr;
+            let ids: HashMap<String, DevId> = a
+                .devices
+                .iter()
+                .filter_map(|s| Some((s.clone(), corr.dev_id(s.parse::<IpAddr>().ok()?)?)))
+                .collect();
+            corr.book.restore(a, |ip| ids.get(ip).copied());
+            st.alerts += 1;
+        }
+        self.corr.touch_all();
+        self.publish();
+        Ok(st)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1138,6 +1384,68 @@ mod tests {
             .filter(|e| e.ts > split)
             .for_each(|e| b.observe(e));
         assert_eq!(lines(&b, None), expected);
+    }
+
+    #[test]
+    fn partitions_move_between_engines_without_changing_alerts() {
+        // the first half in one engine; its partitions exported, imported into others (any
+        // worker count, all or some partitions each), the second half there: the same alerts
+        let (evs, split) = story();
+        let mut one = Engine::new(cfg());
+        evs.iter().for_each(|e| one.observe(e));
+        let expected = lines(&one, None);
+        let mut a = Engine::new(cfg());
+        evs.iter()
+            .filter(|e| e.ts <= split)
+            .for_each(|e| a.observe(e));
+        let parts = 8;
+        let recs = a.export_partitions(parts, &(0..parts).collect::<Vec<_>>());
+        assert_eq!(recs.len(), parts as usize);
+        let second: Vec<&DnsEvent> = evs.iter().filter(|e| e.ts > split).collect();
+        // all partitions into an engine with 3 workers
+        let mut b = Engine::new(EngineConfig {
+            workers: 3,
+            ..cfg()
+        });
+        let mut devices = 0;
+        for (_, r) in &recs {
+            devices += b.import_partition(r).unwrap().devices;
+        }
+        assert_eq!(devices, 4);
+        second.iter().for_each(|e| b.observe(e));
+        assert_eq!(lines(&b, None), expected);
+        // even and odd partitions in two engines, each fed its own devices' events
+        let mut got: Vec<String> = Vec::new();
+        for half in 0..2u32 {
+            let mut e = Engine::new(cfg());
+            for (p, r) in recs.iter().filter(|(p, _)| p % 2 == half) {
+                let st = e.import_partition(r).unwrap();
+                assert_eq!(st.corrupt, 0, "partition {p}");
+            }
+            second
+                .iter()
+                .filter(|ev| dnsight_model::partition(ev.client, parts) % 2 == half)
+                .for_each(|ev| e.observe(ev));
+            got.extend(lines(&e, None).lines().map(str::to_string));
+        }
+        got.sort();
+        let mut want: Vec<String> = expected.lines().map(str::to_string).collect();
+        want.sort();
+        assert_eq!(got, want);
+        // a damaged record is an error, never a panic, and applies nothing
+        let r = &recs.iter().max_by_key(|(_, r)| r.len()).unwrap().1;
+        for n in 0..r.len() {
+            let mut e = Engine::new(cfg());
+            if e.import_partition(&r[..n]).is_ok() {
+                panic!("a record cut at {n} of {} bytes was accepted", r.len());
+            }
+            assert_eq!(e.stats().devices, 0);
+        }
+        let mut flipped = r.clone();
+        for i in (0..flipped.len()).step_by(7) {
+            flipped[i] ^= 0x5a;
+            let _ = Engine::new(cfg()).import_partition(&flipped);
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub mod views;
 
 pub use alert::{Alert, Kind, Severity, Status};
 pub use config::{EngineConfig, PolicyRule, Tuning};
-pub use engine::{Engine, EngineStats, PhaseTimes};
+pub use engine::{Engine, EngineStats, ImportStats, PhaseTimes};
 pub use geo::Geo;
 pub use intel::{Format as IntelFormat, IntelSet};
 pub use inventory::Inventory;

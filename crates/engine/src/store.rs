@@ -359,7 +359,7 @@ impl Rd<'_> {
     }
 }
 
-fn decode_device(b: &[u8], d: &mut Device, base: &mut Baselines) -> Option<()> {
+pub(crate) fn decode_device(b: &[u8], d: &mut Device, base: &mut Baselines) -> Option<()> {
     let mut r = Rd::new(b);
     let version = r.u8()?;
     if !(2..=VERSION).contains(&version) {

@@ -14,3 +14,4 @@ mod simulate;
 mod state_replay;
 mod train_dga;
 mod triage;
+mod workers;
