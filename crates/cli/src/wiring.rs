@@ -438,12 +438,19 @@ impl<F: FnMut(Vec<dnsight_model::DnsEvent>) + Send> dnsight_resolver::EventSink 
 }
 
 /// The resolver's event sink into the query log (never blocks: a full log queue drops and
-/// counts).
-pub struct QueryLogSink(pub dnsight_triage::QueryLog);
+/// counts). Identical transactions of a client within a second are counted here, on the
+/// event thread, and queued as one row ([`dnsight_triage::querylog::SinkCoalescer`]).
+pub struct QueryLogSink(pub dnsight_triage::querylog::SinkCoalescer);
 
 impl dnsight_resolver::EventSink for QueryLogSink {
     fn event(&mut self, ev: &dnsight_model::DnsEvent) {
-        self.0.log(ev);
+        self.0.event(ev);
+    }
+    fn flush(&mut self) {
+        self.0.flush();
+    }
+    fn close(&mut self) {
+        self.0.close();
     }
 }
 

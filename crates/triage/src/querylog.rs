@@ -281,11 +281,7 @@ impl LogRow {
             ),
             _ => None,
         };
-        // the upstream latency: only forwarded queries spent time upstream
-        let upstream_us = match action {
-            Some(VerdictAction::Forwarded) | None => ev.rtt_us,
-            _ => None,
-        };
+        let upstream_us = upstream_of(ev);
         LogRow {
             ts_us: ev.ts.micros(),
             client: ev.client,
@@ -299,6 +295,15 @@ impl LogRow {
             source: ev.source,
             transport: ev.transport,
         }
+    }
+}
+
+/// The upstream latency a row keeps: only forwarded queries (and passive ones) spent time
+/// upstream.
+fn upstream_of(ev: &DnsEvent) -> Option<u32> {
+    match ev.verdict.as_ref().map(|v| v.action) {
+        Some(VerdictAction::Forwarded) | None => ev.rtt_us,
+        _ => None,
     }
 }
 
@@ -475,9 +480,10 @@ pub struct WriterStats {
 /// The writer's handle: cheap to clone, `log` never blocks.
 #[derive(Clone)]
 pub struct QueryLog {
-    tx: Sender<LogRow>,
+    tx: Sender<Pending>,
     counters: Arc<WriterCounters>,
     pseudonymise: bool,
+    coalesce: bool,
 }
 
 /// The writer thread; [`QueryLogWriter::close`] drains what is queued and stops it.
@@ -510,6 +516,7 @@ impl QueryLog {
             tx,
             counters: counters.clone(),
             pseudonymise: cfg.pseudonymise,
+            coalesce: cfg.coalesce,
         };
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut w = Writer {
@@ -548,7 +555,11 @@ impl QueryLog {
     /// Queues one transaction, waiting while the queue is full (offline runs: `analyze`
     /// would rather wait for the disk than lose rows).
     pub fn log_blocking(&self, ev: &DnsEvent) {
-        if self.tx.send(LogRow::from_event(ev)).is_ok() {
+        let p = Pending {
+            row: LogRow::from_event(ev),
+            count: 1,
+        };
+        if self.tx.send(p).is_ok() {
             self.counters.queued.fetch_add(1, Ordering::Relaxed);
         } else {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -558,23 +569,43 @@ impl QueryLog {
     /// Queues a row, or gives it back when the queue is full (not counted as dropped: the
     /// caller decides; benchmarks wait for room).
     pub fn try_log_row(&self, row: LogRow) -> std::result::Result<(), LogRow> {
-        match self.tx.try_send(row) {
+        match self.tx.try_send(Pending { row, count: 1 }) {
             Ok(()) => {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => Err(r),
+            Err(TrySendError::Full(p)) | Err(TrySendError::Disconnected(p)) => Err(p.row),
         }
     }
 
     pub fn log_row(&self, row: LogRow) {
-        match self.tx.try_send(row) {
+        self.send(Pending { row, count: 1 });
+    }
+
+    /// Queues a row of `count` transactions; never blocks (a full queue drops them, counted).
+    fn send(&self, p: Pending) {
+        let n = p.count;
+        match self.tx.try_send(p) {
             Ok(()) => {
-                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                self.counters.queued.fetch_add(n, Ordering::Relaxed);
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped.fetch_add(n, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// A coalescing front for one producer thread (the resolver's event thread): see
+    /// [`SinkCoalescer`]. With `coalesce = false` it queues every transaction as it comes.
+    pub fn coalescing(&self) -> SinkCoalescer {
+        SinkCoalescer {
+            log: self.clone(),
+            on: self.coalesce,
+            slots: Vec::new(),
+            index: HashMap::new(),
+            keys: std::hash::RandomState::new(),
+            newest: i64::MIN,
+            last_check: Instant::now(),
         }
     }
 
@@ -842,24 +873,25 @@ impl Coalescer {
         self.open.len() + self.ready.len()
     }
 
-    fn add(&mut self, r: LogRow) {
+    fn add(&mut self, p: Pending) {
         if !self.on {
-            self.ready.push(Pending { row: r, count: 1 });
+            self.ready.push(p);
             return;
         }
+        let Pending { row: r, count } = p;
         let (ts, up) = (r.ts_us, r.upstream_us);
         self.newest = self.newest.max(ts.div_euclid(US_PER_SECOND));
         match self.open.entry(Key(r)) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 let g = e.get_mut();
-                g.count += 1;
+                g.count += count;
                 g.ts_us = g.ts_us.min(ts);
                 g.upstream_us = g.upstream_us.max(up);
             }
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(Group {
                     ts_us: ts,
-                    count: 1,
+                    count,
                     upstream_us: up,
                     born: Instant::now(),
                 });
@@ -894,10 +926,181 @@ impl Coalescer {
     }
 }
 
+/// Most groups a [`SinkCoalescer`] holds before it queues them all.
+const SINK_GROUPS: usize = 4096;
+/// How often a [`SinkCoalescer`]'s `flush` looks for groups that waited long enough.
+const SINK_CHECK: Duration = Duration::from_millis(100);
+
+/// The coalescing of [`Coalescer`] done earlier, on the producer's own thread, for the
+/// resolver's event thread: identical events of one second (the same client, name, type,
+/// rcode, answers by type and data (not TTL), verdict, source and transport) are counted
+/// against the first one kept, and become one row (built once) queued with its count. An
+/// event that repeats a group costs a keyed hash and a comparison: no row is built, nothing
+/// is queued, the writer does nothing for it. Groups are queued when an event of a later
+/// second arrives, when `flush` (the event thread calls it when its queue runs empty) finds
+/// them [`COALESCE_WAIT`] old, when more than [`SINK_GROUPS`] are held, and at `close`. The
+/// writer's own coalescing still merges what arrives from several producers.
+pub struct SinkCoalescer {
+    log: QueryLog,
+    on: bool,
+    slots: Vec<Slot>,
+    /// Keyed hash of a group's fields → its slot (a collision of two different groups queues
+    /// the older one first, so counts are never merged wrongly).
+    index: HashMap<u64, usize>,
+    keys: std::hash::RandomState,
+    /// The newest second (event time) seen.
+    newest: i64,
+    last_check: Instant,
+}
+
+struct Slot {
+    ev: DnsEvent,
+    ts_us: i64,
+    count: u64,
+    upstream_us: Option<u32>,
+    born: Instant,
+}
+
+fn same_group(a: &DnsEvent, b: &DnsEvent) -> bool {
+    a.ts.micros().div_euclid(US_PER_SECOND) == b.ts.micros().div_euclid(US_PER_SECOND)
+        && a.client == b.client
+        && a.qtype == b.qtype
+        && a.rcode == b.rcode
+        && a.source == b.source
+        && a.transport == b.transport
+        && a.verdict == b.verdict
+        && a.qname == b.qname
+        && a.answers.len() == b.answers.len()
+        && a.answers
+            .iter()
+            .zip(&b.answers)
+            .all(|(x, y)| x.rtype == y.rtype && x.data == y.data)
+}
+
+impl SinkCoalescer {
+    fn hash(&self, ev: &DnsEvent) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.keys.build_hasher();
+        ev.ts.micros().div_euclid(US_PER_SECOND).hash(&mut h);
+        ev.client.hash(&mut h);
+        ev.qname.hash(&mut h);
+        ev.qtype.hash(&mut h);
+        ev.rcode.hash(&mut h);
+        for a in &ev.answers {
+            a.rtype.hash(&mut h);
+            a.data.hash(&mut h);
+        }
+        ev.verdict.hash(&mut h);
+        ev.source.hash(&mut h);
+        ev.transport.hash(&mut h);
+        h.finish()
+    }
+
+    /// Counts one transaction (queues it at once when coalescing is off).
+    pub fn event(&mut self, ev: &DnsEvent) {
+        if !self.on {
+            self.log.log(ev);
+            return;
+        }
+        let sec = ev.ts.micros().div_euclid(US_PER_SECOND);
+        if sec > self.newest {
+            // every group held is of an older second: done
+            self.newest = sec;
+            self.queue_all();
+        }
+        let h = self.hash(ev);
+        if let Some(&i) = self.index.get(&h) {
+            let s = &mut self.slots[i];
+            if same_group(&s.ev, ev) {
+                s.count += 1;
+                s.ts_us = s.ts_us.min(ev.ts.micros());
+                s.upstream_us = s.upstream_us.max(upstream_of(ev));
+                return;
+            }
+            // a different group with the same hash: queue the held one, keep the new
+            let old = std::mem::replace(s, Self::slot(ev));
+            self.queue(old);
+            return;
+        }
+        if self.slots.len() >= SINK_GROUPS {
+            self.queue_all();
+        }
+        self.index.insert(h, self.slots.len());
+        self.slots.push(Self::slot(ev));
+    }
+
+    fn slot(ev: &DnsEvent) -> Slot {
+        Slot {
+            ev: ev.clone(),
+            ts_us: ev.ts.micros(),
+            count: 1,
+            upstream_us: upstream_of(ev),
+            born: Instant::now(),
+        }
+    }
+
+    fn queue(&self, s: Slot) {
+        let mut row = LogRow::from_event(&s.ev);
+        row.ts_us = s.ts_us;
+        row.upstream_us = s.upstream_us;
+        self.log.send(Pending {
+            row,
+            count: s.count,
+        });
+    }
+
+    fn queue_all(&mut self) {
+        self.index.clear();
+        let slots = std::mem::take(&mut self.slots);
+        for s in slots {
+            self.queue(s);
+        }
+    }
+
+    /// Queues the groups of seconds before the newest, and those [`COALESCE_WAIT`] old;
+    /// cheap when called often (it looks at most every [`SINK_CHECK`]).
+    pub fn flush(&mut self) {
+        if self.slots.is_empty() || self.last_check.elapsed() < SINK_CHECK {
+            return;
+        }
+        self.last_check = Instant::now();
+        let newest = self.newest;
+        let due = |s: &Slot| {
+            s.ts_us.div_euclid(US_PER_SECOND) < newest || s.born.elapsed() >= COALESCE_WAIT
+        };
+        if !self.slots.iter().any(due) {
+            return;
+        }
+        let (go, keep): (Vec<Slot>, Vec<Slot>) = std::mem::take(&mut self.slots)
+            .into_iter()
+            .partition(|s| due(s));
+        self.index.clear();
+        for s in keep {
+            let h = self.hash(&s.ev);
+            self.index.insert(h, self.slots.len());
+            self.slots.push(s);
+        }
+        for s in go {
+            self.queue(s);
+        }
+    }
+
+    /// Queues every group held (at shutdown).
+    pub fn close(&mut self) {
+        self.queue_all();
+    }
+}
+
+impl Drop for SinkCoalescer {
+    fn drop(&mut self) {
+        self.queue_all();
+    }
+}
+
 struct Writer {
     stop: Arc<std::sync::atomic::AtomicBool>,
     conn: Connection,
-    rx: Receiver<LogRow>,
+    rx: Receiver<Pending>,
     counters: Arc<WriterCounters>,
     pseud: Option<Pseudonymiser>,
     /// Client address → its id in `query_clients` (bounded: cleared when large, and after a

@@ -725,15 +725,89 @@ fn coalescing_events() -> Vec<DnsEvent> {
     evs
 }
 
+/// Like [`write`], through a producer-side [`SinkCoalescer`] (as the resolver's event thread).
+fn write_coalescing(
+    dir: &std::path::Path,
+    cfg: &QueryLogConfig,
+    evs: &[DnsEvent],
+) -> dnsight_triage::querylog::WriterStats {
+    let (log, w) = QueryLog::spawn(dir, cfg).unwrap();
+    let mut sink = log.coalescing();
+    for e in evs {
+        sink.event(e);
+        sink.flush();
+    }
+    sink.close();
+    let queued = log.stats().queued;
+    assert_eq!(queued, evs.len() as u64, "queued counts transactions");
+    drop(log);
+    w.close()
+}
+
 #[test]
 fn identical_transactions_of_a_second_are_one_row_with_their_count_everywhere() {
-    let dir = tempfile::tempdir().unwrap();
+    let s = 1_700_000_000_000_000i64;
     let evs = coalescing_events();
-    let st = write(dir.path(), &QueryLogConfig::default(), &evs);
-    assert_eq!((st.written, st.rows_written, st.dropped), (13, 6, 0));
+    // in the writer, and on the producer's thread before the queue: the same rows
+    for producer_side in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let st = if producer_side {
+            write_coalescing(dir.path(), &QueryLogConfig::default(), &evs)
+        } else {
+            write(dir.path(), &QueryLogConfig::default(), &evs)
+        };
+        assert_eq!((st.written, st.rows_written, st.dropped), (13, 6, 0));
+        check_coalesced(dir.path(), s);
+    }
+    // the retention deletes rows and subtracts their counts
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &QueryLogConfig::default(), &evs);
+    let m = 60_000_000;
+    let st = write(
+        dir.path(),
+        &QueryLogConfig {
+            retention_days: None,
+            max_bytes: Some(1),
+            ..Default::default()
+        },
+        &[],
+    );
+    assert_eq!(st.deleted, 13);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let t = store
+        .query_timeline(None, s / m * m, s / m * m + m, m)
+        .unwrap();
+    assert_eq!(t[0].queries, 0);
+    assert_eq!(store.querylog_disk().unwrap().queries, 0);
+
+    // coalescing off: a row per transaction
+    let dir = tempfile::tempdir().unwrap();
+    let st = write(
+        dir.path(),
+        &QueryLogConfig {
+            coalesce: false,
+            ..Default::default()
+        },
+        &evs,
+    );
+    assert_eq!((st.written, st.rows_written), (13, 13));
     let store = SqliteStore::open(dir.path()).unwrap();
     let rows = all(&store, QueryFilter::default());
-    let s = 1_700_000_000_000_000i64;
+    assert_eq!(rows.len(), 13);
+    assert!(rows.iter().all(|r| r.count == 1));
+    let dir = tempfile::tempdir().unwrap();
+    let off = QueryLogConfig {
+        coalesce: false,
+        ..Default::default()
+    };
+    let st = write_coalescing(dir.path(), &off, &evs);
+    assert_eq!((st.written, st.rows_written), (13, 13));
+}
+
+/// The rows of [`coalescing_events`] and every reader's view of their counts.
+fn check_coalesced(dir: &std::path::Path, s: i64) {
+    let store = SqliteStore::open(dir).unwrap();
+    let rows = all(&store, QueryFilter::default());
     type Seen<'a> = (
         i64,
         &'a str,
@@ -849,40 +923,6 @@ fn identical_transactions_of_a_second_are_one_row_with_their_count_everywhere() 
     let json = serde_json::to_value(&rows[0]).unwrap();
     assert_eq!(json["count"], 2);
     drop(store);
-
-    // the retention deletes rows and subtracts their counts
-    let st = write(
-        dir.path(),
-        &QueryLogConfig {
-            retention_days: None,
-            max_bytes: Some(1),
-            ..Default::default()
-        },
-        &[],
-    );
-    assert_eq!(st.deleted, 13);
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let t = store
-        .query_timeline(None, s / m * m, s / m * m + m, m)
-        .unwrap();
-    assert_eq!(t[0].queries, 0);
-    assert_eq!(store.querylog_disk().unwrap().queries, 0);
-
-    // coalescing off: a row per transaction
-    let dir = tempfile::tempdir().unwrap();
-    let st = write(
-        dir.path(),
-        &QueryLogConfig {
-            coalesce: false,
-            ..Default::default()
-        },
-        &evs,
-    );
-    assert_eq!((st.written, st.rows_written), (13, 13));
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let rows = all(&store, QueryFilter::default());
-    assert_eq!(rows.len(), 13);
-    assert!(rows.iter().all(|r| r.count == 1));
 }
 
 #[test]

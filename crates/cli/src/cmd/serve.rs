@@ -219,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         sinks.push(Box::new(crate::wiring::BatchSink::producer(r.producer())));
     }
     if let Some((q, _)) = &qlog {
-        sinks.push(Box::new(crate::wiring::QueryLogSink(q.clone())));
+        sinks.push(Box::new(crate::wiring::QueryLogSink(q.coalescing())));
     }
     let event_metrics = dnsight_api::EventMetrics::default();
     sinks.push(Box::new(crate::wiring::MetricsSink(event_metrics.clone())));
