@@ -41,8 +41,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Detector name → its windows (see `Detector::save_state`).
 const WINDOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("windows");
 /// Device record version: 3 adds the device's replay mark (a version-2 record takes the
-/// state-wide mark).
-const VERSION: u8 = 3;
+/// state-wide mark); 4 adds the current hour's NXDOMAIN repeat set and count (without them a
+/// restored device counted a misconfigured host's repeats as new traffic until the hour ended).
+const VERSION: u8 = 4;
 
 /// File name of the state database inside the state directory.
 pub const STATE_FILE: &str = "engine.redb";
@@ -347,6 +348,10 @@ pub(crate) fn encode_device(d: &Device, base: &Baselines, out: &mut Vec<u8>) {
         out.put_u8(e.flags);
     }
     out.put_u64(d.mark as u64);
+    out.put_u32(d.cur.nx_repeat);
+    for w in d.cur.nx_bits {
+        out.put_u64(w);
+    }
 }
 
 impl Rd<'_> {
@@ -420,6 +425,12 @@ pub(crate) fn decode_device(b: &[u8], d: &mut Device, base: &mut Baselines) -> O
     if version >= 3 {
         d.mark = r.u64()? as i64;
     }
+    if version >= 4 {
+        d.cur.nx_repeat = r.u32()?;
+        for w in d.cur.nx_bits.iter_mut() {
+            *w = r.u64()?;
+        }
+    }
     Some(())
 }
 
@@ -462,7 +473,25 @@ mod tests {
         let mut back = Device::new(d.ip, 0);
         assert!(decode_device(&buf, &mut back, &mut base).is_some());
         assert_eq!(back.mark, d.mark);
-        let mut v2 = buf[..buf.len() - 8].to_vec();
+        // the current hour's NXDOMAIN repeats round-trip (version 4); a version-3 record has none
+        d.cur.add_nx(0xdead_beef_0000_0000);
+        assert!(d.cur.add_nx(0xdead_beef_0000_0000));
+        buf.clear();
+        encode_device(&d, &base, &mut buf);
+        let mut back = Device::new(d.ip, 0);
+        assert!(decode_device(&buf, &mut back, &mut base).is_some());
+        assert_eq!(
+            (back.cur.nx_repeat, back.cur.nx_bits),
+            (d.cur.nx_repeat, d.cur.nx_bits)
+        );
+        assert!(back.cur.add_nx(0xdead_beef_0000_0000), "still a repeat");
+        let nx = 4 + 8 * 16;
+        let mut v3 = buf[..buf.len() - nx].to_vec();
+        v3[0] = 3;
+        let mut back = Device::new(d.ip, 0);
+        assert!(decode_device(&v3, &mut back, &mut base).is_some());
+        assert_eq!((back.mark, back.cur.nx_repeat), (d.mark, 0));
+        let mut v2 = buf[..buf.len() - nx - 8].to_vec();
         v2[0] = 2;
         let mut back = Device::new(d.ip, 0);
         back.mark = 42;
