@@ -15,6 +15,11 @@
 //! replayed from its head, in order, as soon as a publish succeeds again, and new batches queue
 //! behind it until it is empty. What does not fit in the spool is counted as dropped
 //! ([`BusStats::dropped_events`]).
+//!
+//! The workers' side: [`lease`] (a group of workers sharing the partitions with leases in a
+//! key-value bucket, and a leader [`lease::Election`]) and [`consume`] (each partition read from
+//! the position of its checkpoint, saved with the partition's engine state in an object store;
+//! events merged in time order).
 
 pub mod codec;
 pub mod consume;

@@ -167,15 +167,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Some(dnsight_bus::lease::Group::join(g).map_err(|e| anyhow::anyhow!(e))?)
         }
     };
-    tracing::info!(
-        url = %bus.url,
-        stream = %bus.stream,
-        group = %group_name,
-        member = %group.as_ref().map_or(member.as_str(), |g| g.member()),
-        partitions = bus.partitions,
-        fixed = ?args.partitions,
-        "dnsight worker: joining (reading its partitions from JetStream)"
-    );
 
     let make_pipeline =
         |engine: dnsight_engine::Engine| -> anyhow::Result<dnsight_pipeline::Pipeline> {
@@ -218,6 +209,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         running: BTreeSet::new(),
         saved: 0,
     };
+    // the store is open (its schema made) when the worker says it reads
+    tracing::info!(
+        url = %bus.url,
+        stream = %bus.stream,
+        group = %group_name,
+        member = %group.as_ref().map_or(member.as_str(), |g| g.member()),
+        partitions = bus.partitions,
+        fixed = ?args.partitions,
+        "dnsight worker: joining (reading its partitions from JetStream)"
+    );
     let owned_now = |g: &Option<dnsight_bus::lease::Group>| -> (BTreeSet<u32>, BTreeSet<u32>) {
         match (g, &fixed) {
             (Some(g), _) => (

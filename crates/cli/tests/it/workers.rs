@@ -211,7 +211,8 @@ fn a_worker_killed_mid_stream_is_replaced_and_nothing_is_lost_or_counted_twice()
         "w2 took over w1's partitions {:?} after the kill",
         killed.elapsed()
     );
-    let w3 = W::start("w3", &cfg, d);
+    let mut w3 = W::start("w3", &cfg, d);
+    w3.wait_count("count=32", 1, Duration::from_secs(30));
     let end = Instant::now() + Duration::from_secs(60);
     loop {
         let (lasts, pos) = stream_coverage(
