@@ -17,6 +17,7 @@
 #                      taken through the API (the resolver's overrides, checked before the cache)
 #   dnsight-qlog  5396 --state with the query log on (the default: every query a SQLite row)
 #   dnsight-noqlog 5397 the same with `[querylog] enabled = false` (A/B for the query log)
+#   dnsight-qlograw 5398 the query log on with `[querylog] coalesce = false` (a row per query)
 # Env: BIN (default target/release/dnsight), LAB_WORK (default /tmp/dnsight-lab-E), REPS (3),
 # QUIET (machine-quiet threshold %, default 10 here: other engineers share the box), VARIANTS
 # (the dnsight variants `start` starts, default all; e.g. "dnsight-qlog dnsight-noqlog").
@@ -30,7 +31,7 @@ R=$LAB_WORK/run D=$LAB_WORK/data
 PEERS=${PEERS:-"nsd unbound unbound-log unbound-block dnsmasq dnsmasq-log"}
 REPS=${REPS:-3}
 CPU_FWD=${CPU_FWD:-0}
-VARIANTS=${VARIANTS:-"dnsight dnsight-log dnsight-block dnsight-state dnsight-qlog dnsight-noqlog"}
+VARIANTS=${VARIANTS:-"dnsight dnsight-log dnsight-block dnsight-state dnsight-qlog dnsight-noqlog dnsight-qlograw"}
 want() { case " $VARIANTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 ready() {  # port: poll with dig until it answers (bounded)
@@ -105,15 +106,19 @@ case ${1:-} in
       start_one dnsight-state 5393 --state "$R/state-5393" --api 127.0.0.1:8093
       overrides
     fi
-    for v in 5396:qlog 5397:noqlog; do
+    for v in 5396:qlog 5397:noqlog 5398:qlograw; do
       p=${v%%:*} n=dnsight-${v##*:}
       want "$n" || continue
       rm -rf "$R/state-$p"; mkdir -p "$R/state-$p"
-      if [ "$n" = dnsight-noqlog ]; then printf '[querylog]\nenabled = false\n' > "$R/noqlog.toml"; cfg=(--config "$R/noqlog.toml"); else cfg=(); fi
+      case $n in
+        dnsight-noqlog) printf '[querylog]\nenabled = false\n' > "$R/noqlog.toml"; cfg=(--config "$R/noqlog.toml") ;;
+        dnsight-qlograw) printf '[querylog]\ncoalesce = false\n' > "$R/qlograw.toml"; cfg=(--config "$R/qlograw.toml") ;;
+        *) cfg=() ;;
+      esac
       start_one "$n" "$p" --state "$R/state-$p" --api "127.0.0.1:$((p + 2700))" "${cfg[@]}"
     done ;;
   stop)
-    for n in dnsight dnsight-log dnsight-block dnsight-state dnsight-qlog dnsight-noqlog; do stop_one $n; done
+    for n in dnsight dnsight-log dnsight-block dnsight-state dnsight-qlog dnsight-noqlog dnsight-qlograw; do stop_one $n; done
     "$LABDIR/lab.sh" stop ;;
   run)
     shift

@@ -451,8 +451,13 @@ pub fn render(s: &PipelineStats, live: &Live) -> String {
         o.counters(&[
             (
                 "querylog_rows_written",
-                "Rows written to the query log.",
+                "Transactions written to the query log (a coalesced row counts each transaction it stands for).",
                 w.written,
+            ),
+            (
+                "querylog_stored_rows",
+                "Rows stored by the query log (identical transactions of a client within a second are one row).",
+                w.rows_written,
             ),
             (
                 "querylog_rows_dropped",

@@ -269,6 +269,7 @@ fn metrics_pass_promtool_and_cover_every_family() {
         "dnsight_queries_blocked_total 3",
         "dnsight_upstream_latency_seconds_count 120",
         "dnsight_querylog_rows_written_total 123",
+        "dnsight_querylog_stored_rows_total 123",
         "dnsight_querylog_rows_dropped_total 0",
         "dnsight_querylog_queue_depth 0",
         "dnsight_querylog_commit_seconds_count",
