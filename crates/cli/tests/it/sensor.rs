@@ -1,6 +1,7 @@
 //! `dnsight sensor` against a real `nats-server -js` (started by the test): a JSON-lines file
 //! of events is published to JetStream, each event on its partition's subject, in order; and
-//! `dnsight serve` with `[bus]` publishes the resolver's own events.
+//! `dnsight serve` with `[bus]` publishes the resolver's own events; a sensor following a file
+//! while nats-server is stopped and started spools to disk and replays in order, nothing lost.
 
 use crate::triage::{bin, dig, free_port, start_nsd, which, Proc};
 use dnsight_bus::testing::{read_stream, TestNats};
@@ -202,4 +203,142 @@ fn sensor_to_worker_to_postgres() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Events `from..to` as JSON lines: event `i` is client `i % 120`, its time unique.
+fn lines(from: u64, to: u64) -> String {
+    let mut s = String::new();
+    for i in from..to {
+        let c = i % 120;
+        s.push_str(&format!(
+            "{{\"ts\":\"2026-11-29T04:00:{:02}.{:06}Z\",\"client\":\"10.8.0.{c}\",\"qname\":\"r{}.example.com\",\"qtype\":\"A\",\"rcode\":\"NOERROR\",\"source\":\"jsonl\"}}\n",
+            i / 1000,
+            (i % 1000) * 1000,
+            i % 31
+        ));
+    }
+    s
+}
+
+/// The events in the stream so far (0 while it does not exist yet).
+fn stream_events(url: &str) -> Vec<(String, Vec<dnsight_model::DnsEvent>)> {
+    std::panic::catch_unwind(|| read_stream(url, "DNSIGHT_EVENTS")).unwrap_or_default()
+}
+
+fn wait_stream(url: &str, n: usize, what: &str) {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: usize = stream_events(url).iter().map(|(_, e)| e.len()).sum();
+        if got >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{what}: {got} of {n} events in JetStream"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sensor_spools_to_disk_while_nats_restarts_and_replays_in_order() {
+    let Some(mut nats) = TestNats::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let events = d.join("ev.jsonl");
+    std::fs::write(&events, "").unwrap();
+    let spool = d.join("spool");
+    std::fs::write(
+        d.join("sensor.toml"),
+        format!(
+            "[bus]\nurl = \"{}\"\nspool_dir = \"{}\"\npartitions = 16\nbatch_events = 50\nmax_delay_ms = 20\nack_timeout_ms = 500\nsensor = \"t2\"\n\n[[source]]\nkind = \"jsonl\"\npath = \"{}\"\n",
+            nats.url(),
+            spool.display(),
+            events.display()
+        ),
+    )
+    .unwrap();
+    let mut s = Proc::spawn(
+        "dnsight sensor",
+        bin()
+            .args(["sensor", "--config"])
+            .arg(d.join("sensor.toml"))
+            .env("RUST_LOG", "info"),
+    );
+    s.wait_line("passive source started");
+    let append = |from: u64, to: u64| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&events)
+            .unwrap();
+        f.write_all(lines(from, to).as_bytes()).unwrap();
+        f.flush().unwrap();
+    };
+    let n = 6000u64;
+    // a third with NATS up
+    append(0, n / 3);
+    wait_stream(&nats.url(), (n / 3) as usize, "live");
+    // NATS goes away; the next third goes to the spool file on disk
+    nats.stop();
+    append(n / 3, 2 * n / 3);
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let len = std::fs::metadata(spool.join("spool.dat"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if len > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "nothing reached the spool file while NATS was down"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // NATS is back: the spool replays while the last third arrives
+    nats.resume();
+    append(2 * n / 3, n);
+    wait_stream(&nats.url(), n as usize, "after the restart");
+    let (status, out) = s.term(Duration::from_secs(60));
+    assert!(status.success(), "sensor: {}", out.join("\n"));
+    let last = out
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("dnsight sensor:"))
+        .unwrap_or_else(|| panic!("no summary line:\n{}", out.join("\n")));
+    let num = |after: &str| -> u64 {
+        let w: Vec<&str> = last.split_whitespace().collect();
+        let i = w
+            .iter()
+            .position(|x| *x == after)
+            .unwrap_or_else(|| panic!("{after:?} in {last}"));
+        w[i - 1].parse().unwrap()
+    };
+    eprintln!("{last}");
+    let (spooled, replayed) = (num("spooled"), num("replayed,"));
+    assert!(spooled > 0 && replayed == spooled, "{last}");
+    assert!(
+        last.contains(" 0 dropped, 0 bytes left in the spool"),
+        "{last}"
+    );
+    // every event exactly once, on its partition's subject, each client's in order
+    let msgs = stream_events(&nats.url());
+    let mut seen = std::collections::HashSet::new();
+    let mut prev = std::collections::HashMap::new();
+    for (subject, evs) in &msgs {
+        for e in evs {
+            assert_eq!(
+                subject,
+                &format!("dnsight.events.{}", dnsight_model::partition(e.client, 16))
+            );
+            assert!(seen.insert(e.ts), "{e:?} twice");
+            if let Some(p) = prev.insert(e.client, e.ts) {
+                assert!(p < e.ts, "{} out of order", e.client);
+            }
+        }
+    }
+    assert_eq!(seen.len() as u64, n, "every event once");
 }

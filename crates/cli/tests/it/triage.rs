@@ -86,6 +86,31 @@ impl Proc {
             }
         }
     }
+    /// SIGTERM, then waits (up to `within`) for the exit; its status and every line printed.
+    pub(crate) fn term(&mut self, within: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let end = Instant::now() + within;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < end,
+                "{} did not stop on SIGTERM; output:\n{}",
+                self.name,
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // the reading threads end at the pipes' end
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(l);
+        }
+        (status, self.seen.clone())
+    }
     fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
