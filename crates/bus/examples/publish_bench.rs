@@ -7,8 +7,6 @@
 
 use dnsight_bus::testing::TestNats;
 use dnsight_bus::{BusConfig, Publisher};
-use dnsight_model::{DnsEvent, Name, Ts};
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -18,31 +16,7 @@ fn main() {
     let nats = TestNats::start().expect("nats-server is needed (apt-get install nats-server)");
     let dir = tempfile::tempdir().unwrap();
     let cfg = BusConfig::new(&nats.url(), dir.path().join("spool"));
-    let names: Vec<Name> = (0..5000)
-        .map(|i| Name::parse(&format!("host{}.site{}.example.com", i % 50, i)).unwrap())
-        .collect();
-    let events: Vec<DnsEvent> = (0..n.min(1_000_000))
-        .map(|i| {
-            let d = (i * 7919) % devices;
-            let mut e = DnsEvent::new(
-                Ts::from_micros(1_800_000_000_000_000 + i as i64 * 10),
-                IpAddr::from([10, (d >> 16) as u8, (d >> 8) as u8, d as u8]),
-                names[(i % 5000) as usize].clone(),
-                1,
-            );
-            e.answers.push(dnsight_model::Answer {
-                name: e.qname.clone(),
-                rtype: 1,
-                ttl: 300,
-                data: dnsight_model::RData::Addr(IpAddr::from([192, 0, 2, (i % 250) as u8])),
-            });
-            e.rcode = Some(0);
-            e.query_size = Some(40);
-            e.response_size = Some(56);
-            e.rtt_us = Some(900);
-            e
-        })
-        .collect();
+    let events = dnsight_bus::testing::synthetic_events(0..n.min(1_000_000), devices);
     let mut p = Publisher::start(cfg).unwrap();
     let st = p.stats();
     let t0 = Instant::now();

@@ -202,3 +202,36 @@ pub fn covered(lasts: &[u64], pos: &[Option<crate::consume::Position>]) -> bool 
         .zip(pos)
         .all(|(&l, p)| l == 0 || p.is_some_and(|p| p.next_seq > l))
 }
+
+/// Synthetic events number `range` (event `i` at 10·i µs after 2027-01-15) from `devices`
+/// devices (10.x.y.z, interleaved), over 5000 names, each with one A answer, sizes and an
+/// RTT: the benchmarks' traffic (`publish_bench`, `scale_bench`).
+pub fn synthetic_events(range: std::ops::Range<u64>, devices: u64) -> Vec<dnsight_model::DnsEvent> {
+    use dnsight_model::{Answer, DnsEvent, Name, RData, Ts};
+    use std::net::IpAddr;
+    let names: Vec<Name> = (0..5000)
+        .map(|i| Name::parse(&format!("host{}.site{}.example.com", i % 50, i)).unwrap())
+        .collect();
+    range
+        .map(|i| {
+            let d = (i * 7919) % devices;
+            let mut e = DnsEvent::new(
+                Ts::from_micros(1_800_000_000_000_000 + i as i64 * 10),
+                IpAddr::from([10, (d >> 16) as u8, (d >> 8) as u8, d as u8]),
+                names[(i % 5000) as usize].clone(),
+                1,
+            );
+            e.answers.push(Answer {
+                name: e.qname.clone(),
+                rtype: 1,
+                ttl: 300,
+                data: RData::Addr(IpAddr::from([192, 0, 2, (i % 250) as u8])),
+            });
+            e.rcode = Some(0);
+            e.query_size = Some(40);
+            e.response_size = Some(56);
+            e.rtt_us = Some(900);
+            e
+        })
+        .collect()
+}
