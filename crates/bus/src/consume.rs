@@ -164,6 +164,8 @@ enum Item {
     Msg {
         seq: u64,
         pending: u64,
+        /// The payload did not decode (no events; counted as a bad batch).
+        bad: bool,
         events: Vec<DnsEvent>,
     },
 }
@@ -296,11 +298,15 @@ impl Reader {
                     Item::Msg {
                         seq,
                         pending,
+                        bad,
                         mut events,
                     } => {
                         part.pending = Some(pending);
                         if seq < part.next.next_seq {
                             continue; // before the position (a reader restarted)
+                        }
+                        if bad {
+                            self.stats.bad_batches.fetch_add(1, Ordering::Relaxed);
                         }
                         let mut offset = 0u32;
                         if let Some(s) = part.skip_first.take() {
@@ -312,6 +318,10 @@ impl Reader {
                                 tracing::warn!(partition = p, position = s.next_seq, first = seq, "the checkpoint's message is no longer in the stream: reading from the next one");
                             }
                         }
+                        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                        self.stats
+                            .events
+                            .fetch_add(events.len() as u64, Ordering::Relaxed);
                         part.queue.push_back((seq, offset, events));
                     }
                 }
@@ -452,11 +462,11 @@ async fn read_partition(
             };
             let Ok(info) = m.info() else { continue };
             let (seq, pending) = (info.stream_sequence, info.pending);
-            let events = match codec::decode(&m.payload) {
-                Ok(e) => e,
+            let (bad, events) = match codec::decode(&m.payload) {
+                Ok(e) => (false, e),
                 Err(e) => {
                     tracing::warn!(subject = %subject, seq, error = %e, "a bus batch did not decode: skipped");
-                    Vec::new()
+                    (true, Vec::new())
                 }
             };
             next = seq + 1;
@@ -464,6 +474,7 @@ async fn read_partition(
                 .send(Item::Msg {
                     seq,
                     pending,
+                    bad,
                     events,
                 })
                 .await

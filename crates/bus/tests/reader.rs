@@ -120,4 +120,10 @@ fn merged_in_time_order_and_resumed_exactly_once() {
     }
     let got: Vec<i64> = first.iter().chain(&rest).map(|e| e.ts.micros()).collect();
     assert_eq!(got, expect, "every event once, in time order");
+    // the readers count what they received (the first one may have read ahead of what it
+    // handed out, so at least every event)
+    use std::sync::atomic::Ordering::Relaxed;
+    assert!(stats.events.load(Relaxed) >= expect.len() as u64);
+    assert!(stats.batches.load(Relaxed) > 0);
+    assert_eq!(stats.bad_batches.load(Relaxed), 0);
 }
