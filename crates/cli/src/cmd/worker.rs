@@ -233,7 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (mut last_tick, mut last_ckpt) = (Instant::now(), Instant::now());
     // the events read so far, every 250 ms while they grow, for benchmarks
     // (`RUST_LOG=info,dnsight_worker_progress=debug`, see bench/scale-bench.sh)
-    let (mut last_progress, mut reported, mut read) = (Instant::now(), 0u64, 0u64);
+    let (mut reported, mut read) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
         let (owned, releasing) = owned_now(&group);
         let want: BTreeSet<u32> = owned.difference(&releasing).copied().collect();
@@ -300,9 +300,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if last_tick.elapsed() >= Duration::from_millis(250) {
             last_tick = Instant::now();
             w.pipeline.tick();
-        }
-        if last_progress.elapsed() >= Duration::from_millis(250) {
-            last_progress = Instant::now();
             if read != reported {
                 reported = read;
                 tracing::debug!(target: "dnsight_worker_progress", events = read, "read");

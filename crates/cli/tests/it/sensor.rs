@@ -109,25 +109,9 @@ fn serve_with_bus_publishes_the_resolvers_events() {
     for _ in 0..5 {
         assert_eq!(dig(addr, "www.usual.example", None).1, "NOERROR");
     }
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got: usize = std::panic::catch_unwind(|| read_stream(&nats.url(), "DNSIGHT_EVENTS"))
-            .map(|m| {
-                m.iter()
-                    .flat_map(|(_, e)| e)
-                    .filter(|e| e.qname.as_str() == "www.usual.example")
-                    .count()
-            })
-            .unwrap_or(0);
-        if got >= 5 {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "the resolver's events did not reach JetStream ({got})"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_stream_where(&nats.url(), 5, "the resolver's events", |e| {
+        e.qname.as_str() == "www.usual.example"
+    });
 }
 
 #[test]
@@ -226,9 +210,23 @@ fn stream_events(url: &str) -> Vec<(String, Vec<dnsight_model::DnsEvent>)> {
 }
 
 fn wait_stream(url: &str, n: usize, what: &str) {
+    wait_stream_where(url, n, what, |_| true)
+}
+
+/// Waits (up to 60 s) until JetStream holds at least `n` events that `keep` accepts.
+fn wait_stream_where(
+    url: &str,
+    n: usize,
+    what: &str,
+    keep: impl Fn(&dnsight_model::DnsEvent) -> bool,
+) {
     let end = Instant::now() + Duration::from_secs(60);
     loop {
-        let got: usize = stream_events(url).iter().map(|(_, e)| e.len()).sum();
+        let got: usize = stream_events(url)
+            .iter()
+            .flat_map(|(_, e)| e)
+            .filter(|e| keep(e))
+            .count();
         if got >= n {
             return;
         }
