@@ -531,6 +531,28 @@ impl AlertBook {
             })
             .collect()
     }
+    /// Every live (kind, device, destination) membership and (kind, None, destination)
+    /// roll-up, as [`drain_touched`](Self::drain_touched) reports them (a worker's snapshot).
+    pub fn live_keys(&self) -> Vec<(Kind, Option<DevId>, CompactString)> {
+        let mut by_slot: HashMap<u32, Vec<DevId>> = HashMap::new();
+        for &(i, d) in &self.members {
+            by_slot.entry(i).or_default().push(d);
+        }
+        let mut out = Vec::new();
+        for ((kind, dev, dest), i) in &self.index {
+            if *dev == ROLLED {
+                out.push((*kind, None, dest.clone()));
+                for &d in by_slot.get(i).map(Vec::as_slice).unwrap_or(&[]) {
+                    out.push((*kind, Some(d), dest.clone()));
+                }
+            } else if self.members.contains(&(*i, *dev)) {
+                out.push((*kind, Some(*dev), dest.clone()));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
     /// Is an alert of this kind open for this destination (for any device when it rolls up)?
     pub fn exists(&self, kind: Kind, dev: DevId, destination: &str) -> bool {
         self.index.contains_key(&Self::key(kind, dev, destination))

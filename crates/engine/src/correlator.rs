@@ -13,6 +13,7 @@ use crate::config::EngineConfig;
 use crate::msg::{DestFacts, FindingMsg, Membership, OrgDelta, OrgUpdate};
 use compact_str::CompactString;
 use dnsight_model::Ts;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
@@ -25,6 +26,29 @@ pub(crate) struct OrgDestState {
     pub last: u32,
     pub devices: u32,
     pub internal: bool,
+}
+
+/// The org facts of a correlator's checkpoint ([`crate::Engine::export_correlator`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Facts {
+    /// (name, first, last, devices, internal), in order of first sighting.
+    pub dests: Vec<(CompactString, u32, u32, u32, bool)>,
+    pub groups: Vec<(CompactString, CompactString, u32)>,
+    pub countries: Vec<([u8; 2], u32)>,
+    pub asns: Vec<(u32, u32)>,
+    pub devices: u32,
+    /// Devices the book knows, in id order.
+    pub devs: Vec<IpAddr>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Saved {
+    pub version: u32,
+    pub org_first: u32,
+    pub last_event: Option<Ts>,
+    pub last_expire: u32,
+    pub facts: Facts,
+    pub alerts: Vec<crate::Alert>,
 }
 
 /// A device the book knows (by address; the shards hold its baseline).
@@ -211,6 +235,88 @@ impl Correlator {
             .collect();
         self.changed_countries = self.countries.keys().copied().collect();
         self.changed_asns = self.asns.keys().copied().collect();
+    }
+
+    pub fn save_facts(&self) -> Facts {
+        let mut groups: Vec<_> = self
+            .groups
+            .iter()
+            .flat_map(|(g, m)| m.iter().map(move |(d, n)| (g.clone(), d.clone(), *n)))
+            .collect();
+        groups.sort();
+        let mut countries: Vec<_> = self.countries.iter().map(|(c, n)| (*c, *n)).collect();
+        countries.sort();
+        let mut asns: Vec<_> = self.asns.iter().map(|(a, n)| (*a, *n)).collect();
+        asns.sort();
+        Facts {
+            dests: self
+                .dests
+                .iter()
+                .map(|d| (d.name.clone(), d.first, d.last, d.devices, d.internal))
+                .collect(),
+            groups,
+            countries,
+            asns,
+            devices: self.devices,
+            devs: self.devs.iter().map(|d| d.ip).collect(),
+        }
+    }
+
+    /// Loads [`save_facts`](Self::save_facts)'s record into an empty correlator (device names
+    /// and groups come from the inventory, as at their first sighting).
+    pub fn load_facts(&mut self, cfg: &EngineConfig, f: Facts) {
+        for (name, first, last, devices, internal) in f.dests {
+            let i = self.dest(&name, first, internal);
+            let d = &mut self.dests[i as usize];
+            d.first = d.first.min(first);
+            d.last = last;
+            d.devices = devices;
+        }
+        for (g, d, n) in f.groups {
+            self.groups.entry(g).or_default().insert(d, n);
+        }
+        self.countries.extend(f.countries);
+        self.asns.extend(f.asns);
+        self.devices = f.devices;
+        for ip in f.devs {
+            self.dev(cfg, ip);
+        }
+        self.saved_dests = 0;
+    }
+
+    /// Everything as one update (org facts, every live membership and roll-up): what a worker
+    /// that starts needs before the updates that follow. Changes nothing.
+    pub fn snapshot(&self) -> OrgUpdate {
+        let mut u = OrgUpdate {
+            devices: self.devices,
+            ..OrgUpdate::default()
+        };
+        u.dests = self
+            .dests
+            .iter()
+            .map(|d| DestFacts {
+                name: d.name.clone(),
+                first: d.first,
+                devices: d.devices,
+                internal: d.internal,
+            })
+            .collect();
+        let f = self.save_facts();
+        u.groups = f.groups;
+        u.countries = f.countries;
+        u.asns = f.asns;
+        for (kind, dev, destination) in self.book.live_keys() {
+            match dev {
+                None => u.rolled.push((kind, destination, true)),
+                Some(d) => u.members.push(Membership {
+                    device: self.devs[d as usize].ip,
+                    kind,
+                    destination,
+                    open: true,
+                }),
+            }
+        }
+        u
     }
 
     /// What changed since the last update, for every shard.

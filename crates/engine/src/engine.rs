@@ -146,6 +146,11 @@ pub struct Engine {
     pending: Option<crate::msg::OrgUpdate>,
     /// Per shard, its run time in the current epoch.
     shard_times: Vec<std::time::Duration>,
+    /// The correlator runs elsewhere (a distributed worker): epochs end in `outbound` instead
+    /// of the local correlator, and org facts come back through
+    /// [`apply_org_update`](Self::apply_org_update).
+    remote: bool,
+    outbound: Vec<crate::msg::EpochOut>,
 }
 
 /// Where an engine's wall time went, for benchmarks: the serial dispatch (placing times,
@@ -231,6 +236,8 @@ impl Engine {
             sequential: false,
             pending: None,
             shard_times: vec![std::time::Duration::ZERO; n],
+            remote: false,
+            outbound: Vec::new(),
         }
     }
 
@@ -474,6 +481,10 @@ impl Engine {
     /// End of an epoch: the correlator takes the shards' deltas and findings, and every
     /// shard takes the correlator's update.
     fn settle(&mut self) {
+        if self.remote {
+            self.settle_remote(true);
+            return;
+        }
         let mut deltas: Vec<crate::msg::OrgDelta> = self
             .shards
             .iter_mut()
@@ -495,6 +506,149 @@ impl Engine {
         // the shards take it at the start of their next run, in parallel
         debug_assert!(self.pending.is_none());
         self.pending = Some(self.corr.update());
+    }
+
+    /// The end of an epoch (or a command's baseline changes) when the correlator runs
+    /// elsewhere: the shards' deltas (and, with `findings`, their findings and the epoch's idle
+    /// sweeps) become one [`EpochOut`](crate::msg::EpochOut) for it.
+    fn settle_remote(&mut self, findings: bool) {
+        let mut out = crate::msg::EpochOut::default();
+        for s in &mut self.shards {
+            let d = &mut s.out;
+            let n = std::mem::take(&mut d.devices);
+            // the device limit counts this worker's own devices
+            self.corr.devices += n;
+            out.delta.devices += n;
+            out.delta.firsts.append(&mut d.firsts);
+            out.delta.entries.append(&mut d.entries);
+            out.delta.countries.append(&mut d.countries);
+            out.delta.asns.append(&mut d.asns);
+            if findings {
+                out.findings.append(&mut s.found);
+            }
+        }
+        if findings {
+            // each event's findings come from one shard, in order: a stable sort keeps them so
+            out.findings.sort_by_key(|f| f.seq);
+            out.expires = std::mem::take(&mut self.expires);
+        }
+        if !out.is_empty() {
+            self.outbound.push(out);
+        }
+    }
+
+    /// Sends this engine's epochs to a correlator elsewhere instead of its own (a distributed
+    /// worker): what its shards find and change org-wide is taken with
+    /// [`take_outbound`](Self::take_outbound), and the correlator's answers are applied with
+    /// [`apply_org_update`](Self::apply_org_update). Its own alert book stays empty.
+    pub fn set_remote_correlator(&mut self, on: bool) {
+        self.sync();
+        self.remote = on;
+    }
+
+    pub fn is_remote_correlator(&self) -> bool {
+        self.remote
+    }
+
+    /// The epochs ended since the last call, for the correlator (remote mode), in order.
+    pub fn take_outbound(&mut self) -> Vec<crate::msg::EpochOut> {
+        std::mem::take(&mut self.outbound)
+    }
+
+    /// An update (or a snapshot) from the correlator elsewhere: every shard takes it now.
+    /// Updates carry absolute values, so a snapshot followed by the updates after it gives
+    /// the correlator's facts.
+    pub fn apply_org_update(&mut self, u: &crate::msg::OrgUpdate) {
+        self.sync();
+        for s in &mut self.shards {
+            s.apply_update(u);
+        }
+    }
+
+    /// The correlator's half of an epoch that a worker elsewhere ran (see
+    /// [`set_remote_correlator`](Self::set_remote_correlator)): merges its delta, folds its
+    /// findings into this engine's alert book in their order with the idle sweeps, and returns
+    /// the update for every worker. The alerts then flow out of this engine as from one that
+    /// saw the events (`drain_updates`, `alerts`, actions).
+    pub fn correlate(&mut self, mut out: crate::msg::EpochOut) -> crate::msg::OrgUpdate {
+        self.sync();
+        let latest = out
+            .findings
+            .iter()
+            .map(|f| f.ts)
+            .chain(out.expires.iter().map(|e| e.1))
+            .max();
+        if let Some(t) = latest {
+            if self.last_event.is_none_or(|l| t > l) {
+                self.last_event = Some(t);
+            }
+            if self.first_event.is_none() {
+                self.first_event = Some(t);
+            }
+        }
+        self.corr.merge(std::slice::from_mut(&mut out.delta));
+        self.corr.apply(&self.cfg, &mut out.findings, &out.expires);
+        self.corr.update()
+    }
+
+    /// The correlator's whole view as one update (org facts, every live membership and
+    /// roll-up), for a worker that starts: applied before the updates that follow it, it gives
+    /// the worker the correlator's facts. Changes nothing.
+    pub fn org_snapshot(&self) -> crate::msg::OrgUpdate {
+        self.corr.snapshot()
+    }
+
+    /// The correlator's state (org facts and the alert book) as one versioned record, for a
+    /// distributed correlator's checkpoint; [`import_correlator`](Self::import_correlator)
+    /// continues from it in another process.
+    pub fn export_correlator(&self) -> Vec<u8> {
+        let st = crate::correlator::Saved {
+            version: 1,
+            org_first: self.org_first,
+            last_event: self.last_event,
+            last_expire: self.last_expire,
+            facts: self.corr.save_facts(),
+            alerts: self.corr.book.sorted(),
+        };
+        serde_json::to_vec(&st).unwrap_or_default()
+    }
+
+    /// Restores [`export_correlator`](Self::export_correlator)'s record into an engine that
+    /// holds nothing yet. A record that does not decode is an error; nothing is applied then.
+    pub fn import_correlator(&mut self, b: &[u8]) -> Result<usize, EngineError> {
+        let st: crate::correlator::Saved = serde_json::from_slice(b)
+            .map_err(|e| EngineError::Store(format!("correlator record: {e}")))?;
+        if st.version != 1 {
+            return Err(EngineError::Store(format!(
+                "correlator record: unknown version {}",
+                st.version
+            )));
+        }
+        self.sync();
+        self.org_first = st.org_first;
+        self.last_event = st.last_event;
+        self.first_event = st.last_event;
+        self.last_expire = st.last_expire;
+        self.corr.load_facts(&self.cfg, st.facts);
+        let n = st.alerts.len();
+        let mut alerts = st.alerts;
+        alerts.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
+        for a in alerts {
+            let ids: HashMap<String, DevId> = a
+                .devices
+                .iter()
+                .filter_map(|s| {
+                    let ip = s.parse::<IpAddr>().ok()?;
+                    Some((s.clone(), self.corr.dev(&self.cfg, ip)))
+                })
+                .collect();
+            self.corr.book.restore(a, |ip| ids.get(ip).copied());
+        }
+        // what it restored is no news: the store has it
+        let mut v = Vec::new();
+        self.corr.book.drain_updates(&mut v);
+        let _ = self.corr.update();
+        Ok(n)
     }
 
     /// Every shard takes the pending update (before a command reads or changes the shards).
@@ -643,6 +797,12 @@ impl Engine {
             if hit && book.close(&id, Status::Acknowledged, None).is_some() {
                 closed.push(id);
             }
+        }
+        if self.remote {
+            // the baseline joins count org-wide at the correlator, whose update brings them
+            // back (this engine's own book is empty: nothing to tell the shards)
+            self.settle_remote(false);
+            return closed;
         }
         let mut deltas: Vec<_> = self
             .shards
@@ -1001,8 +1161,14 @@ impl Engine {
                 }
             }
         }
-        // alerts of the partition's devices alone
-        for a in self.corr.book.sorted() {
+        // alerts of the partition's devices alone (none when the correlator runs elsewhere:
+        // it holds them)
+        let book = if self.remote {
+            Vec::new()
+        } else {
+            self.corr.book.sorted()
+        };
+        for a in book {
             let ps: HashSet<u32> = a
                 .devices
                 .iter()
@@ -1446,6 +1612,78 @@ mod tests {
             flipped[i] ^= 0x5a;
             let _ = Engine::new(cfg()).import_partition(&flipped);
         }
+    }
+
+    #[test]
+    fn workers_with_a_correlator_elsewhere_give_the_alerts_of_one_engine() {
+        // two engines in remote mode, each fed its own partitions' events of every batch, and
+        // a third that correlates their epochs (failing over to a fourth half way, from its
+        // record): the alerts of one engine that saw every batch
+        let (evs, _) = story();
+        let parts = 8;
+        let mut one = Engine::new(cfg());
+        for b in evs.chunks(150) {
+            one.observe_batch(b);
+        }
+        let expected = lines(&one, None);
+        let mut workers: Vec<Engine> = (0..2)
+            .map(|_| {
+                let mut e = Engine::new(cfg());
+                e.set_remote_correlator(true);
+                e
+            })
+            .collect();
+        let mut corr = Engine::new(cfg());
+        let n = evs.chunks(150).count();
+        for (k, b) in evs.chunks(150).enumerate() {
+            let mut updates = Vec::new();
+            for (w, e) in workers.iter_mut().enumerate() {
+                let mine: Vec<DnsEvent> = b
+                    .iter()
+                    .filter(|ev| dnsight_model::partition(ev.client, parts) % 2 == w as u32)
+                    .cloned()
+                    .collect();
+                e.observe_batch(&mine);
+                for out in e.take_outbound() {
+                    // cut in pieces as a bus message limit would: the same result
+                    match out.clone().split() {
+                        Some((a, b)) => {
+                            updates.push(corr.correlate(a));
+                            updates.push(corr.correlate(b));
+                        }
+                        None => updates.push(corr.correlate(out)),
+                    }
+                }
+            }
+            for e in &mut workers {
+                assert!(
+                    e.alerts().is_empty(),
+                    "a remote worker's own book stays empty"
+                );
+                for u in &updates {
+                    e.apply_org_update(u);
+                }
+            }
+            if k == n / 2 {
+                let rec = corr.export_correlator();
+                let mut standby = Engine::new(cfg());
+                standby.import_correlator(&rec).unwrap();
+                assert_eq!(lines(&standby, None), lines(&corr, None));
+                assert_eq!(
+                    format!("{:?}", standby.org_snapshot()),
+                    format!("{:?}", corr.org_snapshot())
+                );
+                corr = standby;
+                // a damaged record is an error, never a panic
+                assert!(Engine::new(cfg())
+                    .import_correlator(&rec[..rec.len() / 2])
+                    .is_err());
+            }
+        }
+        assert_eq!(lines(&corr, None), expected);
+        // a worker that starts from the snapshot knows what the others know
+        let snap = corr.org_snapshot();
+        assert!(snap.devices == 4 && !snap.dests.is_empty() && !snap.members.is_empty());
     }
 
     #[test]

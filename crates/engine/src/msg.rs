@@ -135,6 +135,64 @@ pub struct OrgUpdate {
     pub rolled: Vec<(Kind, CompactString, bool)>,
 }
 
+/// What a worker's shards produced in one epoch when the correlator runs elsewhere
+/// ([`crate::Engine::set_remote_correlator`]): the merged org-wide delta, the findings in
+/// stream order and the hourly idle sweeps (sequence of the first event after the boundary,
+/// its time). The correlator's [`crate::Engine::correlate`] folds it exactly as the settle of
+/// one process does; a large epoch may be cut into several (see [`EpochOut::split`]), folded
+/// one after the other with the same result.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EpochOut {
+    pub delta: OrgDelta,
+    pub findings: Vec<FindingMsg>,
+    pub expires: Vec<(u64, Ts)>,
+}
+
+impl EpochOut {
+    pub fn is_empty(&self) -> bool {
+        self.delta.is_empty() && self.findings.is_empty() && self.expires.is_empty()
+    }
+
+    /// Cuts this epoch in two halves that fold, one after the other, as the whole does: the
+    /// delta's parts are split (merging is commutative), the findings at their middle, and an
+    /// idle sweep goes with the first half when it comes at or before the first half's last
+    /// finding. None when there is nothing left to cut.
+    pub fn split(mut self) -> Option<(EpochOut, EpochOut)> {
+        fn half<T>(v: &mut Vec<T>) -> Vec<T> {
+            let n = v.len() / 2;
+            v.split_off(n)
+        }
+        let pieces = self.delta.firsts.len()
+            + self.delta.entries.len()
+            + self.delta.countries.len()
+            + self.delta.asns.len()
+            + self.findings.len()
+            + self.expires.len();
+        if pieces < 2 {
+            return None;
+        }
+        let mut b = EpochOut::default();
+        b.delta.firsts = half(&mut self.delta.firsts);
+        b.delta.entries = half(&mut self.delta.entries);
+        b.delta.countries = half(&mut self.delta.countries);
+        b.delta.asns = half(&mut self.delta.asns);
+        if self.findings.len() >= 2 {
+            b.findings = half(&mut self.findings);
+            let last = self.findings.last().map_or(0, |f| f.seq);
+            let k = self.expires.partition_point(|e| e.0 <= last);
+            b.expires = self.expires.split_off(k);
+        } else if self.findings.is_empty() {
+            b.expires = half(&mut self.expires);
+        } else {
+            // one finding: the sweeps after it travel with the second half
+            let last = self.findings[0].seq;
+            let k = self.expires.partition_point(|e| e.0 <= last);
+            b.expires = self.expires.split_off(k);
+        }
+        Some((self, b))
+    }
+}
+
 /// One partition's state for a distributed worker's checkpoint: its devices' baseline records
 /// (the state file's device encoding) and the last stream sequence they cover. Detector
 /// windows travel per shard in the state file (`windows` table, one part per shard).
