@@ -111,31 +111,43 @@ impl Checkpoints {
 
     /// The checkpoint of partition `p` (None: never saved, start at the stream's beginning).
     pub async fn load(&self, p: u32) -> Result<Option<(Position, Vec<u8>)>, String> {
-        use tokio::io::AsyncReadExt;
-        let mut obj = match self.store.get(Self::name(p)).await {
-            Ok(o) => o,
-            Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
-                return Ok(None)
-            }
-            Err(e) => return Err(format!("reading the checkpoint of partition {p}: {e}")),
-        };
-        let mut b = Vec::new();
-        obj.read_to_end(&mut b)
-            .await
-            .map_err(|e| format!("reading the checkpoint of partition {p}: {e}"))?;
-        decode_checkpoint(&b)
-            .map(|(pos, state)| Some((pos, state.to_vec())))
-            .ok_or_else(|| format!("the checkpoint of partition {p} is damaged"))
+        self.load_named(&Self::name(p)).await
     }
 
     /// Saves partition `p`'s state with its position (replacing the previous checkpoint).
     pub async fn save(&self, p: u32, pos: Position, state: &[u8]) -> Result<(), String> {
+        self.save_named(&Self::name(p), pos, state).await
+    }
+
+    /// A checkpoint kept under another name than a partition's (the correlator's state, the
+    /// org snapshot for workers): the same format, a position and a state.
+    pub async fn load_named(&self, name: &str) -> Result<Option<(Position, Vec<u8>)>, String> {
+        let p = name;
+        use tokio::io::AsyncReadExt;
+        let mut obj = match self.store.get(name).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
+                return Ok(None)
+            }
+            Err(e) => return Err(format!("reading the checkpoint {p}: {e}")),
+        };
+        let mut b = Vec::new();
+        obj.read_to_end(&mut b)
+            .await
+            .map_err(|e| format!("reading the checkpoint {p}: {e}"))?;
+        decode_checkpoint(&b)
+            .map(|(pos, state)| Some((pos, state.to_vec())))
+            .ok_or_else(|| format!("the checkpoint {p} is damaged"))
+    }
+
+    pub async fn save_named(&self, name: &str, pos: Position, state: &[u8]) -> Result<(), String> {
+        let p = name;
         let b = encode_checkpoint(pos, state);
         self.store
-            .put(Self::name(p).as_str(), &mut &b[..])
+            .put(name, &mut &b[..])
             .await
             .map(|_| ())
-            .map_err(|e| format!("saving the checkpoint of partition {p}: {e}"))
+            .map_err(|e| format!("saving the checkpoint {p}: {e}"))
     }
 }
 

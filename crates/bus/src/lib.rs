@@ -19,13 +19,18 @@
 //! The workers' side: [`lease`] (a group of workers sharing the partitions with leases in a
 //! key-value bucket, and a leader [`lease::Election`]) and [`consume`] (each partition read from
 //! the position of its checkpoint, saved with the partition's engine state in an object store;
-//! events merged in time order).
+//! events merged in time order), and [`topic`] (the streams between the workers and the
+//! correlator).
 
 pub mod codec;
 pub mod consume;
 pub mod lease;
 pub mod spool;
 pub mod testing;
+pub mod topic;
+
+/// A JetStream context (what [`consume::connect`] returns).
+pub use async_nats::jetstream::Context as JetStream;
 
 use dnsight_model::DnsEvent;
 use spool::{Msg, Spool};
@@ -56,6 +61,9 @@ pub struct BusConfig {
     pub duplicate_window: Duration,
     /// Names this sensor in message ids (with the start time, so a restart never reuses one).
     pub sensor: String,
+    /// The workers send their findings and org-wide changes to `dnsight correlator` (which
+    /// writes the alerts) instead of writing alerts themselves.
+    pub correlator: bool,
 }
 
 impl BusConfig {
@@ -72,6 +80,7 @@ impl BusConfig {
             ack_timeout: Duration::from_secs(2),
             duplicate_window: Duration::from_secs(600),
             sensor: std::env::var("HOSTNAME").unwrap_or_else(|_| "sensor".into()),
+            correlator: false,
         }
     }
     /// The subject of partition `p`.

@@ -195,6 +195,34 @@ pub fn stream_coverage(
     })
 }
 
+/// Has the checkpoint `name` of `bucket` read past the last message of `stream` (the
+/// correlator's checkpoint covers every finding published)? Returns (last sequence, the
+/// checkpoint's next sequence).
+pub fn topic_coverage(url: &str, stream: &str, bucket: &str, name: &str) -> (u64, Option<u64>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let c = async_nats::connect(url).await.expect("connecting to NATS");
+        let js = async_nats::jetstream::new(c);
+        let last = match js.get_stream(stream).await {
+            Ok(mut s) => s.info().await.expect("stream info").state.last_sequence,
+            Err(_) => 0,
+        };
+        let pos = match crate::consume::Checkpoints::open(&js, bucket).await {
+            Ok(ck) => ck
+                .load_named(name)
+                .await
+                .ok()
+                .flatten()
+                .map(|(x, _)| x.next_seq),
+            Err(_) => None,
+        };
+        (last, pos)
+    })
+}
+
 /// Do the checkpoints cover every message of the stream ([`stream_coverage`])?
 pub fn covered(lasts: &[u64], pos: &[Option<crate::consume::Position>]) -> bool {
     lasts

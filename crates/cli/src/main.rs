@@ -35,6 +35,8 @@ enum Command {
     Sensor(cmd::sensor::Args),
     /// Read partitions of the event stream from NATS JetStream into an engine (minimal).
     Worker(cmd::worker::Args),
+    /// The organisation-wide half of a scaled-out deployment: one active, standbys ready.
+    Correlator(cmd::correlator::Args),
     /// Retrain the DGA model from labeled name lists.
     #[command(hide = true)]
     TrainDga(cmd::train_dga::Args),
@@ -99,6 +101,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Sensor(a) => cmd::sensor::run(a),
         Command::Worker(a) => cmd::worker::run(a),
+        Command::Correlator(a) => cmd::correlator::run(a),
         Command::TrainDga(a) => cmd::train_dga::run(a),
         Command::CheckConfig(a) => cmd::serve::check_config(a),
         Command::Alerts(a) => cmd::client::alerts(a),

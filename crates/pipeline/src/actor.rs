@@ -243,6 +243,33 @@ impl Pipeline {
         self.stats.batches_in += 1;
     }
 
+    /// The correlator's half of a remote worker's epoch (`dnsight correlator`): its findings
+    /// go into this pipeline's alert book (and from there to the store at the next tick, as
+    /// for events observed here); returns the update for the workers.
+    pub fn correlate(
+        &mut self,
+        out: dnsight_engine::msg::EpochOut,
+    ) -> dnsight_engine::msg::OrgUpdate {
+        self.stats.batches_in += 1;
+        self.engine.correlate(out)
+    }
+
+    /// A remote worker's epochs for the correlator, in order (see
+    /// `Engine::set_remote_correlator`).
+    pub fn take_outbound(&mut self) -> Vec<dnsight_engine::msg::EpochOut> {
+        self.engine.take_outbound()
+    }
+
+    /// The correlator's update (or snapshot) for a remote worker's shards.
+    pub fn apply_org_update(&mut self, u: &dnsight_engine::msg::OrgUpdate) {
+        self.engine.apply_org_update(u);
+    }
+
+    /// The correlator's state and its org snapshot (`dnsight correlator`'s checkpoint).
+    pub fn export_correlator(&mut self) -> (Vec<u8>, dnsight_engine::msg::OrgUpdate) {
+        (self.engine.export_correlator(), self.engine.org_snapshot())
+    }
+
     /// Periodic work: alert updates to the store and outputs, expiry, save, intel reload.
     /// Call on wall time (every [`PipelineConfig::tick`]); the actor does.
     pub fn tick(&mut self) {

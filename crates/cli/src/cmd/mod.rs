@@ -1,6 +1,7 @@
 //! One module per subcommand. Each has `Args` (clap) and `run`.
 pub mod analyze;
 pub mod client;
+pub mod correlator;
 pub mod demo;
 pub mod eval;
 pub mod intel;

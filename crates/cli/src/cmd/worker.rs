@@ -74,7 +74,7 @@ fn ranges(v: &BTreeSet<u32>) -> String {
     }
 }
 
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
@@ -168,6 +168,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
 
+    // with a correlator: the topics to it and back
+    let links = if bus.correlator {
+        let (f, o) = super::correlator::topics(&rt, &js, &group_name)?;
+        Some((f, o))
+    } else {
+        None
+    };
+    let remote = links.is_some();
+    let new_engine = || {
+        let mut e = dnsight_engine::Engine::new(engine_cfg.clone());
+        e.set_remote_correlator(remote);
+        e
+    };
     let make_pipeline =
         |engine: dnsight_engine::Engine| -> anyhow::Result<dnsight_pipeline::Pipeline> {
             let store = crate::wiring::open_store(&state_dir, store_url.as_deref())?;
@@ -204,10 +217,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rt: &rt,
         ckpt: &ckpt,
         partitions: bus.partitions,
-        pipeline: make_pipeline(dnsight_engine::Engine::new(engine_cfg.clone()))?,
+        pipeline: make_pipeline(new_engine())?,
         reader: new_reader(),
         running: BTreeSet::new(),
         saved: 0,
+        links: links.as_ref(),
+        org_reader: None,
+        stop: &stop,
     };
     // the store is open (its schema made) when the worker says it reads
     tracing::info!(
@@ -249,7 +265,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
             w.pipeline.finish();
-            let mut engine = dnsight_engine::Engine::new(engine_cfg.clone());
+            let mut engine = new_engine();
             let mut reader = new_reader();
             let mut devices = 0;
             for &p in &want {
@@ -281,6 +297,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             let started: BTreeSet<u32> = reader.partitions().into_iter().collect();
             w.reader = reader;
+            if let Some((_, org)) = &links {
+                // the correlator's facts: its snapshot, then every update after it
+                let from = match rt.block_on(ckpt.load_named(super::correlator::SNAPSHOT_OBJECT)) {
+                    Ok(Some((pos, b))) => {
+                        match serde_json::from_slice::<dnsight_engine::msg::OrgUpdate>(&b) {
+                            Ok(u) => {
+                                engine.apply_org_update(&u);
+                                pos.next_seq
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "the org snapshot does not decode: reading every update");
+                                1
+                            }
+                        }
+                    }
+                    Ok(None) => 1,
+                    Err(e) => {
+                        tracing::error!(error = %e, "loading the org snapshot failed: reading every update");
+                        1
+                    }
+                };
+                w.org_reader = Some(org.read_from(rt.handle(), from));
+            }
             w.pipeline = make_pipeline(engine)?;
             w.running = started;
             tracing::info!(
@@ -297,9 +336,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             read += batch.len() as u64;
             w.pipeline.observe(&batch);
         }
+        w.exchange();
         if last_tick.elapsed() >= Duration::from_millis(250) {
             last_tick = Instant::now();
             w.pipeline.tick();
+            w.exchange();
             if read != reported {
                 reported = read;
                 tracing::debug!(target: "dnsight_worker_progress", events = read, "read");
@@ -316,6 +357,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let keep: Vec<u32> = w.running.intersection(&owned).copied().collect();
     w.checkpoint(&keep, &group);
     w.pipeline.finish();
+    w.exchange();
     if let Some(g) = group {
         g.leave();
     }
@@ -339,9 +381,34 @@ struct Worker<'a> {
     reader: Reader,
     running: BTreeSet<u32>,
     saved: u64,
+    /// With a correlator: the findings topic and the org topic.
+    links: Option<&'a (dnsight_bus::topic::Topic, dnsight_bus::topic::Topic)>,
+    org_reader: Option<dnsight_bus::topic::TopicReader>,
+    stop: &'a AtomicBool,
 }
 
 impl Worker<'_> {
+    /// With a correlator: sends the epochs ended since the last call (before anything that
+    /// covers them is checkpointed) and applies the org updates that came.
+    fn exchange(&mut self) {
+        let Some((findings, _)) = self.links else {
+            return;
+        };
+        for out in self.pipeline.take_outbound() {
+            super::correlator::publish_epoch(self.rt, findings, out, self.stop);
+        }
+        if let Some(r) = self.org_reader.as_mut() {
+            while let Some((seq, b)) = r.try_next() {
+                match serde_json::from_slice::<dnsight_engine::msg::OrgUpdate>(&b) {
+                    Ok(u) => self.pipeline.apply_org_update(&u),
+                    Err(e) => {
+                        tracing::warn!(seq, error = %e, "an org update did not decode: skipped")
+                    }
+                }
+            }
+        }
+    }
+
     /// Writes the alerts, then saves the checkpoints of `parts` (those whose lease is still
     /// this worker's at the moment of saving); returns what it saved.
     fn checkpoint(
@@ -353,8 +420,10 @@ impl Worker<'_> {
         if parts.is_empty() {
             return out;
         }
-        // the alerts of the events a checkpoint covers are in the store before it
+        // the alerts of the events a checkpoint covers are in the store (or, with a
+        // correlator, their findings in its topic) before it
         self.pipeline.tick();
+        self.exchange();
         let t0 = Instant::now();
         let recs = self
             .pipeline
@@ -390,7 +459,7 @@ impl Worker<'_> {
     }
 }
 
-fn wait_signal() -> std::io::Result<()> {
+pub fn wait_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

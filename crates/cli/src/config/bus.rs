@@ -13,6 +13,8 @@
 //! stream = "DNSIGHT_EVENTS"       # created when missing (subjects PREFIX.>)
 //! subject_prefix = "dnsight.events"
 //! sensor = "site-a"               # names this sensor in message ids (default: $HOSTNAME)
+//! correlator = true               # workers send findings to `dnsight correlator` (default false:
+//!                                 # each worker writes its own alerts, org facts per worker)
 //! ```
 
 use anyhow::{anyhow, bail, Context};
@@ -35,6 +37,7 @@ struct Raw {
     stream: Option<String>,
     subject_prefix: Option<String>,
     sensor: Option<String>,
+    correlator: Option<bool>,
 }
 
 /// Validated `[bus]` (None without the section); `state` gives the default spool directory.
@@ -125,6 +128,7 @@ pub fn load(
         token("sensor", &s, false)?;
         c.sensor = s;
     }
+    c.correlator = raw.correlator.unwrap_or(false);
     Ok(Some(c))
 }
 
