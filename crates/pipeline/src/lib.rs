@@ -126,6 +126,10 @@ pub struct PipelineStats {
     pub saves: u64,
     pub save_errors: u64,
     pub last_save_unix: Option<Secs>,
+    /// Resyncs with the triage store that found something to apply (what other processes,
+    /// or this one, committed since the last).
+    #[serde(default)]
+    pub store_syncs: u64,
     pub store: dnsight_triage::StoreStats,
     /// Threat-intel feeds and GeoIP databases: entries, freshness, last download error.
     #[serde(default)]
@@ -236,7 +240,7 @@ mod actor;
 mod sources;
 pub use actor::{
     now_secs, spawn, Handle, IntelSource, OnAlert, OnBlocks, Outputs, Pipeline, PipelineConfig,
-    Producer, Running,
+    Producer, Running, STORE_SYNC_DEFAULT,
 };
 pub use sources::{Probe, SourceMeter, SourceStatus, Sources};
 
