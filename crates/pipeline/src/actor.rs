@@ -7,11 +7,14 @@
 //!  API, CLI ──► Handle::act(..) ─► commands ►│ store.act (commit) → engine (ack/flag/...)    │
 //!               (reply after commit)         │   → blocks → resolver overrides, RPZ file     │
 //!  wall-clock ticks (1 s) ──────────────────►│ expiry, save every 60 s, intel reload         │
+//!  other processes' commits (shared store) ─►│ resync: their acks/statuses → engine, blocks  │
 //!                                            └──────────────────────────────────────────────┘
 //! ```
 //!
 //! Commands are served before the next event batch, and ticks run on wall time between
-//! batches, so neither waits for the event queue to run empty. Event batches are bounded: a
+//! batches, so neither waits for the event queue to run empty. With a store other processes
+//! write too ([`PipelineConfig::store_sync`]), a tick first reads the audit lines they added
+//! and applies them (see `Pipeline::sync_from_store`). Event batches are bounded: a
 //! producer that outruns the engine blocks (passive sources) or drops and counts on its side
 //! (the resolver, whose answer path never waits).
 
@@ -272,7 +275,9 @@ impl Pipeline {
                             Some(id) => format!("covered by the acknowledgement of {id}"),
                             None => "covered by an acknowledgement".to_string(),
                         };
-                        store.act(
+                        // best effort: the engine has closed it either way, and one alert the
+                        // store refuses must not hold up the rest of the sync
+                        if let Err(e) = store.act(
                             &other,
                             &Act::Ack {
                                 scope: a.scope.clone(),
@@ -281,7 +286,9 @@ impl Pipeline {
                             &a.created_by,
                             Some(&note),
                             now,
-                        )?;
+                        ) {
+                            tracing::warn!(error = %e, alert = %other, "acknowledging an alert covered by an acknowledgement failed");
+                        }
                     }
                 }
             }
@@ -315,6 +322,13 @@ impl Pipeline {
         } else if !caused.is_empty() {
             let ids: HashSet<&str> = caused.iter().map(|a| a.id.as_str()).collect();
             self.updates.retain(|u| !ids.contains(u.id.as_str()));
+        }
+        for a in caused
+            .iter()
+            .filter(|a| !a.status.is_open() && a.status != Status::Blocked)
+        {
+            // closed here on the store's word: no final line will pass the throttle
+            self.throttle.written.remove(&a.id);
         }
         self.push_blocks()?;
         Ok(())

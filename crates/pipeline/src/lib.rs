@@ -4,7 +4,8 @@
 //! event batches (from the resolver, passive sources and file readers: the producers) and one
 //! channel of commands (from the API, the CLI and the notifier, through a [`Handle`]), and runs
 //! its ticks on wall time whatever the load: alert output, store writes, expiry of blocks and
-//! acknowledgements, the periodic save, intel reload.
+//! acknowledgements, the periodic save, intel reload, and — on a store shared with other
+//! processes — the resync that applies what they committed.
 
 use dnsight_engine::views::{DestinationView, DeviceSummary, DeviceView};
 use dnsight_triage::{ActOutcome, AlertFilter, BlockRule, NewBlock, Reason, Secs, TriageError};
