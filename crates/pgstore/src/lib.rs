@@ -1105,6 +1105,20 @@ impl TriageStore for PgStore {
         })
     }
 
+    fn audit_after(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        // every writer holds the write lock from before its first insert to its commit, so
+        // ids are handed out in commit order: none below a seen id can become visible later
+        self.run(Mode::Read, |t| {
+            rows(
+                t.q(
+                    &format!("SELECT {AUDIT_COLS} FROM audit WHERE id > ? ORDER BY id ASC LIMIT ?"),
+                    &vals![after_id, limit],
+                )?,
+                row_audit,
+            )
+        })
+    }
+
     fn active_acks(&self, now: Secs) -> Result<Vec<AckRule>> {
         self.run(Mode::Read, |t| {
             rows(

@@ -7,11 +7,14 @@
 //!  API, CLI ──► Handle::act(..) ─► commands ►│ store.act (commit) → engine (ack/flag/...)    │
 //!               (reply after commit)         │   → blocks → resolver overrides, RPZ file     │
 //!  wall-clock ticks (1 s) ──────────────────►│ expiry, save every 60 s, intel reload         │
+//!  other processes' commits (shared store) ─►│ resync: their acks/statuses → engine, blocks  │
 //!                                            └──────────────────────────────────────────────┘
 //! ```
 //!
 //! Commands are served before the next event batch, and ticks run on wall time between
-//! batches, so neither waits for the event queue to run empty. Event batches are bounded: a
+//! batches, so neither waits for the event queue to run empty. With a store other processes
+//! write too ([`PipelineConfig::store_sync`]), a tick first reads the audit lines they added
+//! and applies them (see `Pipeline::sync_from_store`). Event batches are bounded: a
 //! producer that outruns the engine blocks (passive sources) or drops and counts on its side
 //! (the resolver, whose answer path never waits).
 
@@ -59,7 +62,19 @@ pub struct PipelineConfig {
     pub collect: bool,
     /// Whether the engine has a state directory to save into.
     pub persistent: bool,
+    /// How often to look for what other processes committed to a shared triage store
+    /// (acknowledgements, statuses, blocks), at a tick: None never (the store has one writer,
+    /// this pipeline). One cheap query (the audit log above the last id seen) when nothing
+    /// changed; on a change, what it names is applied to the engine and the blocks go out
+    /// again. See [`Pipeline`]'s resync.
+    pub store_sync: Option<Duration>,
 }
+
+/// The resync interval the binary uses when several processes write one triage store.
+pub const STORE_SYNC_DEFAULT: Duration = Duration::from_secs(2);
+
+/// Audit lines read per resync round (a longer backlog is read at the following ticks).
+const SYNC_BATCH: u32 = 1000;
 
 impl Default for PipelineConfig {
     fn default() -> Self {
@@ -72,6 +87,7 @@ impl Default for PipelineConfig {
             min_output_severity: Severity::Info,
             collect: false,
             persistent: false,
+            store_sync: None,
         }
     }
 }
@@ -162,7 +178,19 @@ pub struct Pipeline {
     last_blocks: Option<Vec<BlockRule>>,
     clock: fn() -> Secs,
     sources: crate::Sources,
+    /// The store's acknowledgements applied to the engine, by id: what a resync compares with
+    /// (new ones are applied, those gone from the store are lifted).
+    acks_applied: HashMap<i64, AckKey>,
+    /// The highest audit id the last sync took in (None: the store's audit log was unreadable
+    /// or empty at start).
+    sync_mark: Option<i64>,
+    last_sync: Instant,
+    /// The last round read a full batch: read on at the next tick.
+    sync_backlog: bool,
 }
+
+/// What identifies an acknowledgement to the engine.
+type AckKey = (dnsight_engine::Kind, String, Scope);
 
 impl Pipeline {
     /// Builds the pipeline and brings the engine up to date with the store: every active
@@ -190,8 +218,12 @@ impl Pipeline {
             last_blocks: None,
             clock: now_secs,
             sources: crate::Sources::default(),
+            acks_applied: HashMap::new(),
+            sync_mark: None,
+            last_sync: Instant::now(),
+            sync_backlog: false,
         };
-        p.sync_from_store()?;
+        p.sync_from_store(None)?;
         Ok(p)
     }
 
@@ -201,16 +233,80 @@ impl Pipeline {
         self
     }
 
-    fn sync_from_store(&mut self) -> Result<(), PipelineError> {
+    /// Brings the engine up to date with the store: at build (`changed` None: every live
+    /// alert is compared) and at each resync that found audit lines (`changed`: the alerts
+    /// they name). Acknowledgements new to this pipeline are applied (alerts of this engine
+    /// they close that the store still has open are acknowledged there too, as an action of
+    /// this pipeline would), those the store no longer has are lifted, live alerts the store
+    /// has closed, flagged or blocked take that status, and the blocks go out when they
+    /// changed.
+    ///
+    /// The engine's reports of these changes are not written back (the store has them): they
+    /// are dropped, with any copy of the same alerts still waiting for the next flush (it
+    /// predates the store's word, and writing an open copy would reopen an alert another
+    /// process closed). Other pending updates stay for the next flush; at build every pending
+    /// update goes, as before.
+    fn sync_from_store(&mut self, changed: Option<&HashSet<String>>) -> Result<(), PipelineError> {
         let now = (self.clock)();
         let Some(store) = self.store.as_mut() else {
             return Ok(());
         };
-        store.expire(now)?;
-        for a in store.active_acks(now)? {
-            self.engine.acknowledge(&engine_ack(&a));
+        let initial = changed.is_none();
+        if initial {
+            // the mark first: what commits while this runs is read again by the first resync
+            self.sync_mark = store.audit(1)?.first().map(|e| e.id);
+            store.expire(now)?;
         }
-        for a in self.engine.alerts() {
+        self.engine.drain_updates(&mut self.updates);
+        let acks = store.active_acks(now)?;
+        let mut applied: HashMap<i64, AckKey> = HashMap::with_capacity(acks.len());
+        for a in &acks {
+            if !self.acks_applied.contains_key(&a.id) {
+                let closed = self.engine.acknowledge(&engine_ack(a));
+                for other in closed
+                    .into_iter()
+                    .filter(|c| a.alert_id.as_deref() != Some(c.as_str()))
+                {
+                    if store
+                        .get_alert(&other)?
+                        .is_some_and(|s| s.alert.status.is_open())
+                    {
+                        let note = match &a.alert_id {
+                            Some(id) => format!("covered by the acknowledgement of {id}"),
+                            None => "covered by an acknowledgement".to_string(),
+                        };
+                        // best effort: the engine has closed it either way, and one alert the
+                        // store refuses must not hold up the rest of the sync
+                        if let Err(e) = store.act(
+                            &other,
+                            &Act::Ack {
+                                scope: a.scope.clone(),
+                                until: a.until,
+                            },
+                            &a.created_by,
+                            Some(&note),
+                            now,
+                        ) {
+                            tracing::warn!(error = %e, alert = %other, "acknowledging an alert covered by an acknowledgement failed");
+                        }
+                    }
+                }
+            }
+            applied.insert(a.id, (a.kind, a.destination.clone(), a.scope.clone()));
+        }
+        let still: HashSet<&AckKey> = applied.values().collect();
+        for (id, k) in &self.acks_applied {
+            if !applied.contains_key(id) && !still.contains(k) {
+                // ended in the store (a reopen, an expiry): its suppression ends here too
+                self.engine.remove_ack(k.0, &k.1, &k.2);
+            }
+        }
+        self.acks_applied = applied;
+        let live: Vec<Alert> = match changed {
+            None => self.engine.alerts(),
+            Some(ids) => ids.iter().filter_map(|id| self.engine.alert(id)).collect(),
+        };
+        for a in live {
             if let Some(s) = store.get_alert(&a.id)? {
                 let st = s.alert.status;
                 if st != a.status && (!st.is_open() || st == Status::Flagged) {
@@ -219,10 +315,44 @@ impl Pipeline {
             }
         }
         // what the engine reports from here on is judged against the store
-        self.engine.drain_updates(&mut self.updates);
-        self.updates.clear();
+        let mut caused = Vec::new();
+        self.engine.drain_updates(&mut caused);
+        if initial {
+            self.updates.clear();
+        } else if !caused.is_empty() {
+            let ids: HashSet<&str> = caused.iter().map(|a| a.id.as_str()).collect();
+            self.updates.retain(|u| !ids.contains(u.id.as_str()));
+        }
+        for a in caused
+            .iter()
+            .filter(|a| !a.status.is_open() && a.status != Status::Blocked)
+        {
+            // closed here on the store's word: no final line will pass the throttle
+            self.throttle.written.remove(&a.id);
+        }
         self.push_blocks()?;
         Ok(())
+    }
+
+    /// The periodic resync ([`PipelineConfig::store_sync`]): audit lines above the mark, and
+    /// when there are some, [`sync_from_store`](Self::sync_from_store) for the alerts they
+    /// name. Returns whether anything was applied.
+    fn resync(&mut self) -> Result<bool, PipelineError> {
+        self.last_sync = Instant::now();
+        let Some(store) = self.store.as_ref() else {
+            return Ok(false);
+        };
+        let lines = store.audit_after(self.sync_mark.unwrap_or(0), SYNC_BATCH)?;
+        self.sync_backlog = lines.len() >= SYNC_BATCH as usize;
+        let Some(last) = lines.last().map(|e| e.id) else {
+            return Ok(false);
+        };
+        let changed: HashSet<String> = lines.into_iter().filter_map(|e| e.alert_id).collect();
+        self.sync_from_store(Some(&changed))?;
+        // only once applied: a failed round is read again at the next one
+        self.sync_mark = Some(last);
+        self.stats.store_syncs += 1;
+        Ok(true)
     }
 
     pub fn engine(&self) -> &Engine {
@@ -275,6 +405,17 @@ impl Pipeline {
     pub fn tick(&mut self) {
         self.stats.ticks += 1;
         let now = (self.clock)();
+        // before the flush: an alert another process closed is closed here first, so this
+        // engine's open copy of it does not reopen it in the store
+        if self
+            .cfg
+            .store_sync
+            .is_some_and(|d| self.sync_backlog || self.last_sync.elapsed() >= d)
+        {
+            if let Err(e) = self.resync() {
+                tracing::error!(error = %e, "reading what other processes changed in the triage store failed; tried again at the next interval");
+            }
+        }
         if let Err(e) = self.flush_alerts(false) {
             tracing::error!(error = %e, "writing alerts to the triage store failed; they are written again at the next tick");
         }

@@ -4,7 +4,8 @@
 //! event batches (from the resolver, passive sources and file readers: the producers) and one
 //! channel of commands (from the API, the CLI and the notifier, through a [`Handle`]), and runs
 //! its ticks on wall time whatever the load: alert output, store writes, expiry of blocks and
-//! acknowledgements, the periodic save, intel reload.
+//! acknowledgements, the periodic save, intel reload, and — on a store shared with other
+//! processes — the resync that applies what they committed.
 
 use dnsight_engine::views::{DestinationView, DeviceSummary, DeviceView};
 use dnsight_triage::{ActOutcome, AlertFilter, BlockRule, NewBlock, Reason, Secs, TriageError};
@@ -126,6 +127,10 @@ pub struct PipelineStats {
     pub saves: u64,
     pub save_errors: u64,
     pub last_save_unix: Option<Secs>,
+    /// Resyncs with the triage store that found something to apply (what other processes,
+    /// or this one, committed since the last).
+    #[serde(default)]
+    pub store_syncs: u64,
     pub store: dnsight_triage::StoreStats,
     /// Threat-intel feeds and GeoIP databases: entries, freshness, last download error.
     #[serde(default)]
@@ -236,7 +241,7 @@ mod actor;
 mod sources;
 pub use actor::{
     now_secs, spawn, Handle, IntelSource, OnAlert, OnBlocks, Outputs, Pipeline, PipelineConfig,
-    Producer, Running,
+    Producer, Running, STORE_SYNC_DEFAULT,
 };
 pub use sources::{Probe, SourceMeter, SourceStatus, Sources};
 

@@ -1126,6 +1126,9 @@ impl TriageStore for Flaky {
     fn audit(&self, limit: u32) -> TResult<Vec<dnsight_triage::AuditEntry>> {
         self.inner.audit(limit)
     }
+    fn audit_after(&self, after_id: i64, limit: u32) -> TResult<Vec<dnsight_triage::AuditEntry>> {
+        self.inner.audit_after(after_id, limit)
+    }
     fn active_acks(&self, now: i64) -> TResult<Vec<dnsight_triage::AckRule>> {
         self.inner.active_acks(now)
     }
@@ -1403,4 +1406,160 @@ fn enrichment_sources_are_checked_on_ticks_and_their_freshness_is_in_stats() {
     let json = serde_json::to_value(&st).unwrap();
     assert_eq!(json["feeds"][0]["last_error"], "the download broke off");
     run.stop();
+}
+
+// ------------------------------------------------------------------------------------------
+// several processes over one store: the periodic resync
+
+/// Outputs that keep the blocks every `on_blocks` call handed out (latest last).
+fn blocks_seen(buf: &Buf, seen: &Seen, blocks: &Arc<Mutex<Vec<Vec<BlockRule>>>>) -> Outputs {
+    let b2 = blocks.clone();
+    Outputs {
+        on_blocks: Some(Box::new(move |b: &[BlockRule]| {
+            b2.lock().unwrap().push(b.to_vec())
+        })),
+        ..recording(buf, seen)
+    }
+}
+
+fn last_blocks(b: &Arc<Mutex<Vec<Vec<BlockRule>>>>) -> Vec<String> {
+    b.lock()
+        .unwrap()
+        .last()
+        .map(|v| v.iter().map(|r| r.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Two pipelines over one store file, as `serve` and a `dnsight worker` over one PostgreSQL
+/// database: B analyses the events, people act through A. What A commits reaches B's engine
+/// and resolver at B's next resync, pending updates of B are not lost on the way, and a
+/// resync with nothing new does nothing.
+#[test]
+fn actions_committed_by_another_pipeline_reach_this_one_at_its_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Pipeline::new(
+        Engine::new(engine_cfg()),
+        Some(store(dir.path())),
+        Outputs::default(),
+        PipelineConfig::default(),
+    )
+    .unwrap();
+    let (buf, seen) = (Buf::default(), Seen::default());
+    let blocks = Arc::new(Mutex::new(Vec::new()));
+    let mut b = Pipeline::new(
+        Engine::new(engine_cfg()),
+        Some(store(dir.path())),
+        blocks_seen(&buf, &seen, &blocks),
+        PipelineConfig {
+            // every tick resyncs
+            store_sync: Some(Duration::ZERO),
+            ..PipelineConfig::default()
+        },
+    )
+    .unwrap();
+    let rd = reader(dir.path());
+    assert!(last_blocks(&blocks).is_empty());
+    let t = now() - 3600;
+    b.observe(&[ev(t, A, "a.evil.example"), ev(t + 1, A, "x.bad.example")]);
+    b.tick();
+    let evil = on_dest(&rd, "evil.example")[0].alert.id.clone();
+    let bad = on_dest(&rd, "bad.example")[0].alert.id.clone();
+    assert!(b.engine().alert(&evil).is_some());
+
+    // acknowledged through A (whose engine never saw the alert) while B has more of it and a
+    // new alert pending
+    ok(a.act(&req(
+        &[&evil],
+        Action::Ack {
+            scope: ScopeSel::Device,
+            until: None,
+        },
+        None,
+    )));
+    b.observe(&[
+        ev(t + 2, A, "a.evil.example"),
+        ev(t + 3, A, "y.other.example"),
+    ]);
+    let syncs = b.stats().store_syncs;
+    b.tick();
+    assert!(b.stats().store_syncs > syncs);
+    assert!(
+        b.engine().alert(&evil).is_none(),
+        "B still holds the alert A acknowledged"
+    );
+    assert_eq!(
+        rd.get_alert(&evil).unwrap().unwrap().alert.status,
+        Status::Acknowledged,
+        "B's copy reopened the alert A acknowledged"
+    );
+    let other = on_dest(&rd, "other.example");
+    assert_eq!(other.len(), 1, "B's pending alert was lost in the resync");
+    // B keeps seeing it: suppressed, no new alert, nothing reopened
+    let lines = buf.lines().len();
+    b.observe(&[ev(t + 4, A, "b.evil.example")]);
+    b.tick();
+    b.tick();
+    let ev_alerts = on_dest(&rd, "evil.example");
+    assert_eq!(ev_alerts.len(), 1, "{ev_alerts:?}");
+    assert_eq!(ev_alerts[0].alert.status, Status::Acknowledged);
+    assert_eq!(buf.lines().len(), lines, "{:?}", buf.lines());
+
+    // nothing new in the store: a resync finds nothing to apply
+    let syncs = b.stats().store_syncs;
+    b.tick();
+    b.tick();
+    assert_eq!(b.stats().store_syncs, syncs);
+
+    // flagged through A: B's live alert is flagged (severity at least high)
+    ok(a.act(&req(&[&bad], Action::Flag, None)));
+    b.tick();
+    let got = b
+        .engine()
+        .alert(&bad)
+        .expect("B still holds the flagged alert");
+    assert_eq!(got.status, Status::Flagged);
+    assert!(got.severity >= Severity::High);
+    assert_eq!(
+        rd.get_alert(&bad).unwrap().unwrap().alert.status,
+        Status::Flagged
+    );
+
+    // a block and its removal through A reach B's resolver
+    let r = a
+        .add_block(
+            &dnsight_triage::NewBlock {
+                name: "c2.example".into(),
+                subdomains: true,
+                scope: Scope::All,
+                allow: false,
+                expires_at: None,
+                note: None,
+                alert_id: None,
+            },
+            "tester",
+        )
+        .unwrap();
+    assert!(last_blocks(&blocks).is_empty());
+    b.tick();
+    assert_eq!(last_blocks(&blocks), vec!["c2.example".to_string()]);
+    a.remove_block(r.id, "tester").unwrap();
+    b.tick();
+    assert!(last_blocks(&blocks).is_empty());
+
+    // reopened through A: the acknowledgement ends, and B raises the alert again
+    ok(a.act(&req(&[&evil], Action::Reopen, None)));
+    b.tick();
+    b.observe(&[ev(t + 5, A, "c.evil.example")]);
+    b.tick();
+    assert!(
+        b.engine()
+            .alerts()
+            .iter()
+            .any(|x| x.destination == "evil.example" && x.status.is_open()),
+        "B still suppresses what A reopened: {:?}",
+        b.engine().alerts()
+    );
+    assert!(on_dest(&rd, "evil.example")
+        .iter()
+        .any(|s| s.alert.status.is_open() && s.alert.last_seen >= Ts::from_secs(t + 5)));
 }

@@ -445,6 +445,12 @@ pub trait TriageStore: Send {
     fn history(&self, alert_id: &str) -> Result<Vec<AuditEntry>>;
     /// The latest audit lines over everything, newest first.
     fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// Audit lines with an id above `after_id`, oldest first, at most `limit`: what changed
+    /// since a high-water mark (every action, block, unblock, expiry and system reopen writes
+    /// one). Ids rise in commit order (writers are serialized), so a reader that remembers the
+    /// last id it saw misses nothing; an empty answer means nothing changed. Used by the
+    /// pipeline's periodic resync with the store other processes write too.
+    fn audit_after(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>>;
 
     // ---- acknowledgements
     /// Active at `now` (no expiry or expiry later than now).

@@ -1305,6 +1305,16 @@ impl TriageStore for SqliteStore {
             .collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    fn audit_after(&self, after_id: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {AUDIT_COLS} FROM audit WHERE id > ? ORDER BY id ASC LIMIT ?"
+            ))?
+            .query_map([after_id, i64::from(limit)], row_audit)?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     fn active_acks(&self, now: Secs) -> Result<Vec<AckRule>> {
         Ok(self
             .conn

@@ -185,6 +185,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 persistent: state.is_some(),
                 // alerts reach the store (and so the API and notifications) within ~¼ s
                 tick: std::time::Duration::from_millis(250),
+                // a PostgreSQL store is shared with other processes (a second resolver,
+                // workers): what they commit reaches this engine and resolver within 2 s
+                store_sync: store_url
+                    .is_some()
+                    .then_some(dnsight_pipeline::STORE_SYNC_DEFAULT),
                 ..Default::default()
             },
         )?;

@@ -199,6 +199,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 dnsight_pipeline::PipelineConfig {
                     persistent: false,
                     tick: Duration::from_millis(250),
+                    // actions are taken through the API of another process (`serve`): they
+                    // reach this engine within 2 s
+                    store_sync: Some(dnsight_pipeline::STORE_SYNC_DEFAULT),
                     ..Default::default()
                 },
             )

@@ -1,12 +1,16 @@
 //! `dnsight serve` with `[store] url` on a real PostgreSQL (started by the test in a temporary
 //! directory on loopback): an alert appears through the API, `dnsight alerts ack` acts on it
 //! through the API, and the rows are in PostgreSQL — not in the local SQLite file, which keeps
-//! only the query log. `dnsight token create --state` finds the same store.
+//! only the query log. `dnsight token create --state` finds the same store. Two `serve`s over
+//! one store: a block added through the API of one reaches the resolver of the other.
 
 use crate::triage::{
-    bin, cli, dig, free_port, id, start_nsd, token, wait_alert, which, Proc, Serve,
+    bin, cli, dig, free_port, id, start_nsd, token, wait_alert, which, Proc, Serve, WAIT,
 };
 use dnsight_pgstore::testing::TestPg;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 #[test]
 fn serve_on_postgres_alert_ack_row_in_postgres() {
@@ -121,4 +125,102 @@ fn rusqlite_alerts(state: &std::path::Path) -> i64 {
     st.list_alerts(&dnsight_triage::AlertFilter::default())
         .unwrap()
         .1 as i64
+}
+
+/// `dnsight serve` with `--config cfg` and its own state directory `state`.
+fn serve_with(cfg: &Path, state: &Path, upstream: SocketAddr) -> Serve {
+    let (dns_port, api_port) = (free_port(), free_port());
+    let mut p = Proc::spawn(
+        "dnsight serve",
+        bin()
+            .args(["serve", "--listen", &format!("127.0.0.1:{dns_port}")])
+            .arg("--upstream")
+            .arg(upstream.to_string())
+            .arg("--config")
+            .arg(cfg)
+            .arg("--state")
+            .arg(state)
+            .args(["--learn-days", "0"])
+            .args(["--api", &format!("127.0.0.1:{api_port}")])
+            .env("RUST_LOG", "info"),
+    );
+    p.wait_line("triage store on PostgreSQL");
+    p.wait_line("API on");
+    Serve {
+        p,
+        dns: format!("127.0.0.1:{dns_port}").parse().unwrap(),
+        api: format!("http://127.0.0.1:{api_port}"),
+    }
+}
+
+/// Asks `s` for `name` until the answer's status is `want` (the other resolver learns the
+/// change at its next resync with the store, every 2 s).
+fn wait_status(s: &Serve, name: &str, want: &str, what: &str) {
+    let end = Instant::now() + WAIT;
+    loop {
+        let got = dig(s.dns, name, None).1;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{what}: {name} still answers {got} (want {want}) after {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn two_serves_on_one_postgres_a_block_through_one_reaches_the_other() {
+    let gone: Vec<_> = ["nsd", "dig"].into_iter().filter(|t| !which(t)).collect();
+    if !gone.is_empty() {
+        eprintln!("SKIP: tools not installed: {gone:?} (scripts/test.sh installs them)");
+        return;
+    }
+    let Some(pg) = TestPg::shared() else { return };
+    let url = pg.fresh_db();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = d.join("dnsight.toml");
+    std::fs::write(&cfg, format!("[store]\nurl = \"{url}\"\n")).unwrap();
+    let nsd = start_nsd(d);
+    // two resolvers of one deployment: their own state directories, one triage store
+    let a = serve_with(&cfg, &d.join("state"), nsd.addr);
+    let b = serve_with(&cfg, &d.join("state-b"), nsd.addr);
+    let t = token(d, "analyst", "pg-two");
+    assert_eq!(dig(b.dns, "www.marker.example", None).1, "NOERROR");
+
+    // blocked through A's API: B answers by the block policy soon after
+    let (ok, out, err) = cli(
+        &a,
+        &t,
+        &["blocks", "add", "www.marker.example", "--scope", "all"],
+    );
+    assert!(ok, "blocks add: {out}{err}");
+    wait_status(
+        &a,
+        "www.marker.example",
+        "NXDOMAIN",
+        "A, which took the block",
+    );
+    wait_status(&b, "www.marker.example", "NXDOMAIN", "B, beside A");
+    assert_eq!(dig(b.dns, "www.usual.example", None).1, "NOERROR");
+
+    // removed through B's API this time: A follows
+    let block_id = out
+        .split_whitespace()
+        .nth(1)
+        .map(|w| w.trim_end_matches(':').to_string())
+        .unwrap_or_default();
+    assert!(block_id.parse::<i64>().is_ok(), "no block id in {out:?}");
+    let (ok, out, err) = cli(&b, &t, &["blocks", "rm", &block_id]);
+    assert!(ok, "blocks rm: {out}{err}");
+    wait_status(
+        &b,
+        "www.marker.example",
+        "NOERROR",
+        "B, which removed the block",
+    );
+    wait_status(&a, "www.marker.example", "NOERROR", "A, beside B");
+    drop((a, b));
 }
