@@ -33,7 +33,7 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Publish the configured sources' events (or files) to NATS JetStream ([bus]); no engine.
     Sensor(cmd::sensor::Args),
-    /// Read partitions of the event stream from NATS JetStream into an engine (minimal).
+    /// Analyse leased partitions of the event stream from NATS JetStream (a scaled-out deployment).
     Worker(cmd::worker::Args),
     /// The organisation-wide half of a scaled-out deployment: one active, standbys ready.
     Correlator(cmd::correlator::Args),

@@ -282,6 +282,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dnsight_pipeline::PipelineConfig {
                 persistent: false,
                 tick: Duration::from_millis(250),
+                // actions taken through any API close what they cover in this book too
+                store_sync: Some(dnsight_pipeline::STORE_SYNC_DEFAULT),
                 ..Default::default()
             },
         )?;

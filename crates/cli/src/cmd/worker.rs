@@ -13,9 +13,12 @@
 //!
 //! When the set of partitions changes, the worker rebuilds its engine from the checkpoints
 //! (the ones it just saved for the partitions it keeps): the engine then holds exactly the
-//! devices of its partitions. Org-wide facts (destination prevalence, the organisation's first
-//! sighting, roll-ups over devices) are those of the worker's own devices until the correlator
-//! exists: alerts of per-device kinds are the same as one process's, see README "Scale out".
+//! devices of its partitions. With `[bus] correlator = true` it writes no alerts: each epoch's
+//! org-wide changes and findings go to `dnsight correlator` (topic GROUP-findings, published
+//! before any checkpoint that covers them) and the correlator's updates (topic GROUP-org, after
+//! its last org snapshot) come back into the shards. Without it, org-wide facts (destination
+//! prevalence, the organisation's first sighting, roll-ups over devices) are those of the
+//! worker's own devices, see README "Scale out".
 //! `--partitions LIST` fixes the partitions instead (no leases: one worker per list, by hand).
 
 use anyhow::{bail, Context};
