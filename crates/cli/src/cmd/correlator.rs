@@ -333,6 +333,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (mut last_tick, mut last_ckpt) = (Instant::now(), Instant::now());
         let mut bad = 0u64;
         let mut lost = false;
+        let mut reported = 0u64;
         while !stop.load(Ordering::Relaxed) {
             if !election.is_leader() {
                 // another is active now: what this one holds is stale; it writes nothing more
@@ -372,6 +373,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if last_tick.elapsed() >= Duration::from_millis(250) {
                 last_tick = Instant::now();
                 pipeline.tick();
+                if next != reported {
+                    // for benchmarks (`RUST_LOG=info,dnsight_worker_progress=debug`)
+                    reported = next;
+                    tracing::debug!(target: "dnsight_worker_progress", next, findings = folded, "folded");
+                }
             }
             if last_ckpt.elapsed() >= every {
                 last_ckpt = Instant::now();
