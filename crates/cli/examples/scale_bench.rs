@@ -365,7 +365,10 @@ fn main() {
     let me_s = secs(c0.me, c1.me);
     let ours = nats_s + pg_s + w_s.iter().sum::<f64>() + me_s + corr_s.unwrap_or(0.0);
     if let Some(c) = corr_s {
-        println!("  with a correlator: its CPU {c:.2} s ({:.0}% of ours)", 100.0 * c / ours);
+        println!(
+            "  with a correlator: its CPU {c:.2} s ({:.0}% of ours)",
+            100.0 * c / ours
+        );
     }
     let busy = secs(c0.machine.0, c1.machine.0);
     let total = secs(c0.machine.1, c1.machine.1);
@@ -454,7 +457,12 @@ fn main() {
         );
     }
     if let Some(c) = &corr {
-        for l in c.seen().lines.iter().filter(|l| l.contains("checkpoint saved")) {
+        for l in c
+            .seen()
+            .lines
+            .iter()
+            .filter(|l| l.contains("checkpoint saved"))
+        {
             println!("  c1: {l}");
         }
     }

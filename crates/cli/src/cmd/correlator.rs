@@ -16,12 +16,11 @@
 //! that wins the election resumes from the checkpoint and reads the findings after it again:
 //! the book is a function of the findings stream, so it ends in the same state.
 
-use anyhow::{bail, Context};
-use dnsight_bus::consume::{Checkpoints, Position};
+use anyhow::bail;
+use dnsight_bus::consume::Position;
 use dnsight_bus::topic::{Topic, MAX_PAYLOAD};
 use dnsight_engine::msg::{EpochOut, OrgUpdate};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The correlator's checkpoint and the workers' org snapshot in GROUP-checkpoints.
@@ -167,77 +166,35 @@ fn is_empty(u: &OrgUpdate) -> bool {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    super::serve::init_logging();
-    let Some(cfg_path) = args.engine.config.clone() else {
-        bail!("dnsight correlator needs --config FILE with a [bus] section");
+    let Some(j) = super::worker::join(
+        "correlator",
+        &args.engine,
+        &args.group,
+        args.name.as_deref(),
+        args.heartbeat_ms,
+        args.lease_ttl_ms,
+    )?
+    else {
+        return Ok(());
     };
-    let text = std::fs::read_to_string(&cfg_path)
-        .with_context(|| format!("cannot read config file {}", cfg_path.display()))?;
-    crate::config::resolver::check_top_level(&text, &cfg_path, crate::config::ALL_SECTIONS)?;
-    let Some(state_dir) = args.engine.state.clone() else {
-        bail!("dnsight correlator needs --state DIR (the triage store unless [store] names one)");
-    };
-    let Some(bus) = crate::config::bus::load(Some(&cfg_path), Some(&state_dir))? else {
-        bail!(
-            "{}: dnsight correlator needs a [bus] section",
-            cfg_path.display()
-        );
-    };
-    if args.lease_ttl_ms < 2 * args.heartbeat_ms {
-        bail!(
-            "--lease-ttl-ms {} must be at least twice --heartbeat-ms {}",
-            args.lease_ttl_ms,
-            args.heartbeat_ms
-        );
-    }
-    let group_name = dnsight_bus::lease::member_name(&args.group);
-    let (engine_cfg, _) = crate::config::engine::build(&args.engine)?;
-    let store_url = crate::config::store::load(Some(&cfg_path))?;
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("creating {}", state_dir.display()))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("dnsight-signals".into())
-            .spawn(move || {
-                let _ = super::worker::wait_signal();
-                stop.store(true, Ordering::Relaxed);
-            })?;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("dnsight-nats")
-        .enable_all()
-        .build()?;
-    let js = rt
-        .block_on(dnsight_bus::consume::connect(&bus.url))
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let ckpt = loop {
-        match rt.block_on(Checkpoints::open(&js, &format!("{group_name}-checkpoints"))) {
-            Ok(c) => break c,
-            Err(e) => {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                tracing::warn!(error = %e, "the checkpoint bucket is not ready yet");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    };
-    let (findings, org) = topics(&rt, &js, &group_name)?;
-    let member = args
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", super::worker::host_name(), std::process::id()));
-    let mut g = dnsight_bus::lease::GroupConfig::new(&bus.url, bus.partitions, &member);
-    g.bucket = format!("{group_name}-leases");
-    g.heartbeat = Duration::from_millis(args.heartbeat_ms);
-    g.ttl = Duration::from_millis(args.lease_ttl_ms);
+    let g = j.group_config(args.heartbeat_ms, args.lease_ttl_ms);
+    let super::worker::Joined {
+        ref state_dir,
+        ref bus,
+        ref engine_cfg,
+        ref store_url,
+        ref group_name,
+        ref member,
+        ref stop,
+        ref rt,
+        ref js,
+        ref ckpt,
+    } = j;
+    let (findings, org) = topics(rt, js, group_name)?;
     let election =
         dnsight_bus::lease::Election::start(&g, "correlator").map_err(|e| anyhow::anyhow!(e))?;
     // the store is open (its schema made) before the correlator says it is ready
-    drop(crate::wiring::open_store(&state_dir, store_url.as_deref())?);
+    drop(crate::wiring::open_store(state_dir, store_url.as_deref())?);
     tracing::info!(url = %bus.url, group = %group_name, member = %member, "dnsight correlator: standing for election (a standby until elected)");
     let every = Duration::from_secs(args.checkpoint_secs);
     let mut folded = 0u64;
@@ -267,7 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         }
-        let store = crate::wiring::open_store(&state_dir, store_url.as_deref())?;
+        let store = crate::wiring::open_store(state_dir, store_url.as_deref())?;
         let mut pipeline = crate::wiring::build_pipeline(
             engine,
             Some(store),
@@ -361,7 +318,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let u = pipeline.correlate(out);
                 if !is_empty(&u) {
                     for b in encode_update(&u) {
-                        if !publish_bytes(&rt, &org, b, &stop) {
+                        if !publish_bytes(rt, &org, b, stop) {
                             break;
                         }
                     }

@@ -86,45 +86,68 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "worker".into())
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+/// What a process of a scaled-out deployment (`worker`, `correlator`) starts from: its config
+/// (with `[bus]`), the signal flag, the NATS runtime and connection, and the group's
+/// checkpoint bucket.
+pub struct Joined {
+    pub state_dir: std::path::PathBuf,
+    pub bus: dnsight_bus::BusConfig,
+    pub engine_cfg: dnsight_engine::EngineConfig,
+    pub store_url: Option<String>,
+    pub group_name: String,
+    pub member: String,
+    pub stop: Arc<AtomicBool>,
+    pub rt: tokio::runtime::Runtime,
+    pub js: dnsight_bus::JetStream,
+    pub ckpt: Checkpoints,
+}
+
+impl Joined {
+    /// The lease settings of this member in the group's bucket.
+    pub fn group_config(&self, heartbeat_ms: u64, ttl_ms: u64) -> dnsight_bus::lease::GroupConfig {
+        let mut g =
+            dnsight_bus::lease::GroupConfig::new(&self.bus.url, self.bus.partitions, &self.member);
+        g.bucket = format!("{}-leases", self.group_name);
+        g.heartbeat = Duration::from_millis(heartbeat_ms);
+        g.ttl = Duration::from_millis(ttl_ms);
+        g
+    }
+}
+
+/// Reads the config of `dnsight CMD`, checks the lease timing, starts the signal thread,
+/// connects to NATS and opens the checkpoint bucket (None: stopped by a signal before).
+pub fn join(
+    cmd: &str,
+    engine: &crate::config::engine::EngineFlags,
+    group: &str,
+    name: Option<&str>,
+    heartbeat_ms: u64,
+    lease_ttl_ms: u64,
+) -> anyhow::Result<Option<Joined>> {
     super::serve::init_logging();
-    let Some(cfg_path) = args.engine.config.clone() else {
-        bail!("dnsight worker needs --config FILE with a [bus] section");
+    let Some(cfg_path) = engine.config.clone() else {
+        bail!("dnsight {cmd} needs --config FILE with a [bus] section");
     };
     let text = std::fs::read_to_string(&cfg_path)
         .with_context(|| format!("cannot read config file {}", cfg_path.display()))?;
     crate::config::resolver::check_top_level(&text, &cfg_path, crate::config::ALL_SECTIONS)?;
-    let Some(state_dir) = args.engine.state.clone() else {
-        bail!("dnsight worker needs --state DIR (the triage store unless [store] names one)");
+    let Some(state_dir) = engine.state.clone() else {
+        bail!("dnsight {cmd} needs --state DIR (the triage store unless [store] names one)");
     };
     let Some(bus) = crate::config::bus::load(Some(&cfg_path), Some(&state_dir))? else {
         bail!(
-            "{}: dnsight worker needs a [bus] section",
+            "{}: dnsight {cmd} needs a [bus] section",
             cfg_path.display()
         );
     };
-    let fixed: Option<BTreeSet<u32>> = match &args.partitions {
-        Some(s) => Some(
-            dnsight_bus::consume::parse_partitions(s, bus.partitions)
-                .map_err(|e| anyhow::anyhow!("--partitions {s}: {e}"))?
-                .into_iter()
-                .collect(),
-        ),
-        None => None,
-    };
-    if args.lease_ttl_ms < 2 * args.heartbeat_ms {
-        bail!(
-            "--lease-ttl-ms {} must be at least twice --heartbeat-ms {}",
-            args.lease_ttl_ms,
-            args.heartbeat_ms
-        );
+    if lease_ttl_ms < 2 * heartbeat_ms {
+        bail!("--lease-ttl-ms {lease_ttl_ms} must be at least twice --heartbeat-ms {heartbeat_ms}");
     }
-    let group_name = dnsight_bus::lease::member_name(&args.group);
-    let (engine_cfg, _) = crate::config::engine::build(&args.engine)?;
+    let group_name = dnsight_bus::lease::member_name(group);
+    let (engine_cfg, _) = crate::config::engine::build(engine)?;
     let store_url = crate::config::store::load(Some(&cfg_path))?;
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
-
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -149,31 +172,75 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(c) => break c,
             Err(e) => {
                 if stop.load(Ordering::Relaxed) {
-                    return Ok(());
+                    return Ok(None);
                 }
                 tracing::warn!(error = %e, "the checkpoint bucket is not ready yet");
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
     };
-    let member = args
-        .name
-        .clone()
+    let member = name
+        .map(str::to_string)
         .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
+    Ok(Some(Joined {
+        state_dir,
+        bus,
+        engine_cfg,
+        store_url,
+        group_name,
+        member,
+        stop,
+        rt,
+        js,
+        ckpt,
+    }))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Some(j) = join(
+        "worker",
+        &args.engine,
+        &args.group,
+        args.name.as_deref(),
+        args.heartbeat_ms,
+        args.lease_ttl_ms,
+    )?
+    else {
+        return Ok(());
+    };
+    let Joined {
+        ref state_dir,
+        ref bus,
+        ref engine_cfg,
+        ref store_url,
+        ref group_name,
+        ref member,
+        ref stop,
+        ref rt,
+        ref js,
+        ref ckpt,
+        ..
+    } = j;
+    let fixed: Option<BTreeSet<u32>> = match &args.partitions {
+        Some(s) => Some(
+            dnsight_bus::consume::parse_partitions(s, bus.partitions)
+                .map_err(|e| anyhow::anyhow!("--partitions {s}: {e}"))?
+                .into_iter()
+                .collect(),
+        ),
+        None => None,
+    };
     let group = match &fixed {
         Some(_) => None,
         None => {
-            let mut g = dnsight_bus::lease::GroupConfig::new(&bus.url, bus.partitions, &member);
-            g.bucket = format!("{group_name}-leases");
-            g.heartbeat = Duration::from_millis(args.heartbeat_ms);
-            g.ttl = Duration::from_millis(args.lease_ttl_ms);
+            let g = j.group_config(args.heartbeat_ms, args.lease_ttl_ms);
             Some(dnsight_bus::lease::Group::join(g).map_err(|e| anyhow::anyhow!(e))?)
         }
     };
 
     // with a correlator: the topics to it and back
     let links = if bus.correlator {
-        let (f, o) = super::correlator::topics(&rt, &js, &group_name)?;
+        let (f, o) = super::correlator::topics(rt, js, group_name)?;
         Some((f, o))
     } else {
         None
@@ -186,7 +253,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let make_pipeline =
         |engine: dnsight_engine::Engine| -> anyhow::Result<dnsight_pipeline::Pipeline> {
-            let store = crate::wiring::open_store(&state_dir, store_url.as_deref())?;
+            let store = crate::wiring::open_store(state_dir, store_url.as_deref())?;
             let out = dnsight_pipeline::Outputs {
                 alert_lines: match &args.engine.alerts_out {
                     Some(p) => Some(crate::wiring::open_alerts_out(p)?),
@@ -220,8 +287,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     };
     let mut w = Worker {
-        rt: &rt,
-        ckpt: &ckpt,
+        rt,
+        ckpt,
         partitions: bus.partitions,
         pipeline: make_pipeline(new_engine())?,
         reader: new_reader(),
@@ -229,7 +296,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         saved: 0,
         links: links.as_ref(),
         org_reader: None,
-        stop: &stop,
+        stop,
     };
     // the store is open (its schema made) when the worker says it reads
     tracing::info!(
