@@ -220,7 +220,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Ok(n) => alerts = n,
                 Err(e) => {
                     // never make up a state: a damaged checkpoint needs a person
-                    bail!("the correlator's checkpoint does not decode: {e}");
+                    bail!(
+                        "the correlator's checkpoint (object {STATE_OBJECT} of {group_name}-checkpoints) does not decode: {e}. Fix: restore it, or delete it (`nats object del {group_name}-checkpoints {STATE_OBJECT}`) to rebuild the alerts from the findings still in {group_name}-findings"
+                    );
                 }
             }
         }
